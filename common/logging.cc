@@ -5,7 +5,6 @@
 #include <string>
 
 #include "absl/time/clock.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
 namespace portico {
@@ -45,7 +44,8 @@ bool logEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load
 
 void logLine(LogLevel level, std::string_view component, std::string_view message) {
   std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
-  absl::StrAppend(&line, " ", levelName(level), " [", component, "] ", message, "\n");
+  line.append(" ").append(levelName(level)).append(" [").append(component).append("] ");
+  line.append(message).append("\n");
   // One fwrite per line: stdio locks the stream, so lines from threads never interleave.
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
