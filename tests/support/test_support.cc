@@ -1,1 +1,632 @@
 #include "tests/support/test_support.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace portico::testing {
+namespace {
+
+constexpr const char* kPgBin = "/usr/lib/postgresql/15/bin";
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string shellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// Runs a shell command, returns (exit status, combined output).
+std::pair<int, std::string> run(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    return {-1, "popen failed"};
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
+    output.append(buf, n);
+  }
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::string randomSuffix() {
+  static std::atomic<int> counter{0};
+  std::random_device rd;
+  return std::to_string(getpid()) + "_" + std::to_string(counter++) + "_" +
+         std::to_string(rd() % 100000);
+}
+
+std::string makeTempDir(const std::string& prefix) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "XXXXXX")).string();
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
+  }
+  return tmpl;
+}
+
+std::string replaceDbname(const std::string& dsn, const std::string& dbname) {
+  std::istringstream in(dsn);
+  std::string part, out;
+  bool replaced = false;
+  while (in >> part) {
+    if (part.rfind("dbname=", 0) == 0) {
+      part = "dbname=" + dbname;
+      replaced = true;
+    }
+    out += (out.empty() ? "" : " ") + part;
+  }
+  if (!replaced) {
+    out += " dbname=" + dbname;
+  }
+  return out;
+}
+
+bool writeAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Decodes a chunked body; returns false on malformed input.
+bool dechunk(const std::string& in, std::string* out) {
+  size_t pos = 0;
+  while (true) {
+    size_t eol = in.find("\r\n", pos);
+    if (eol == std::string::npos) {
+      return false;
+    }
+    size_t size = std::strtoul(in.substr(pos, eol - pos).c_str(), nullptr, 16);
+    pos = eol + 2;
+    if (size == 0) {
+      return true;
+    }
+    if (pos + size > in.size()) {
+      return false;
+    }
+    out->append(in, pos, size);
+    pos += size + 2;
+  }
+}
+
+std::string jsonEscape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int freePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    throw std::runtime_error("freePort: bind failed");
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string buildDir() {
+  const char* dir = std::getenv("PORTICO_BUILD_DIR");
+  return dir != nullptr ? dir : std::filesystem::current_path().string();
+}
+
+std::string sourceDir() {
+  const char* dir = std::getenv("PORTICO_SOURCE_DIR");
+  return dir != nullptr ? dir : std::filesystem::current_path().string();
+}
+
+// ---------------------------------------------------------------------------------------------
+// TestPostgres
+
+struct TestPostgres::Server {
+  std::string dir;
+  int port = 0;
+  bool as_postgres_user = false;
+
+  std::string asUser(const std::string& cmd) const {
+    return as_postgres_user ? "runuser -u postgres -- " + cmd : cmd;
+  }
+
+  Server() {
+    dir = makeTempDir("portico-pg-");
+    as_postgres_user = (geteuid() == 0);
+    if (as_postgres_user) {
+      run("chown postgres " + shellQuote(dir));
+    }
+    port = freePort();
+    auto [rc, out] = run(asUser(std::string(kPgBin) + "/initdb -D " + shellQuote(dir + "/data") +
+                                " -U postgres --auth=trust -E UTF8 --no-sync"));
+    if (rc != 0) {
+      throw std::runtime_error("initdb failed: " + out);
+    }
+    std::string opts = "-p " + std::to_string(port) + " -k " + dir +
+                       " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+                       " -c full_page_writes=off";
+    auto [rc2, out2] = run(asUser(std::string(kPgBin) + "/pg_ctl -D " + shellQuote(dir + "/data") +
+                                  " -o " + shellQuote(opts) + " -l " +
+                                  shellQuote(dir + "/server.log") + " -w start"));
+    if (rc2 != 0) {
+      throw std::runtime_error("pg_ctl start failed: " + out2);
+    }
+  }
+
+  ~Server() {
+    run(asUser(std::string(kPgBin) + "/pg_ctl -D " + shellQuote(dir + "/data") +
+               " -m immediate -w stop"));
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+TestPostgres::TestPostgres() {
+  const char* shared = std::getenv("PORTICO_TEST_PG_DSN");
+  if (shared != nullptr && *shared != '\0') {
+    admin_dsn_ = shared;
+  } else {
+    own_server_ = std::make_unique<Server>();
+    admin_dsn_ = "host=127.0.0.1 port=" + std::to_string(own_server_->port) +
+                 " user=postgres dbname=postgres";
+  }
+  database_ = "portico_test_" + randomSuffix();
+  auto [rc, out] = run("psql " + shellQuote(admin_dsn_) + " -v ON_ERROR_STOP=1 -qAt -c " +
+                       shellQuote("CREATE DATABASE " + database_));
+  if (rc != 0) {
+    throw std::runtime_error("CREATE DATABASE failed: " + out);
+  }
+  dsn_ = replaceDbname(admin_dsn_, database_);
+}
+
+TestPostgres::~TestPostgres() {
+  if (own_server_ == nullptr) {
+    run("psql " + shellQuote(admin_dsn_) + " -qAt -c " +
+        shellQuote("DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)"));
+  }
+}
+
+std::string TestPostgres::psql(const std::string& sql) const {
+  auto [rc, out] =
+      run("psql " + shellQuote(dsn_) + " -v ON_ERROR_STOP=1 -qAt -c " + shellQuote(sql));
+  if (rc != 0) {
+    throw std::runtime_error("psql failed: " + out);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process
+
+Process::Process(std::string binary, std::vector<std::string> args,
+                 std::map<std::string, std::string> env) {
+  static std::atomic<int> counter{0};
+  log_path_ = (std::filesystem::temp_directory_path() /
+               ("portico-proc-" + std::to_string(getpid()) + "-" +
+                std::to_string(counter++) + ".log"))
+                  .string();
+  std::vector<std::string> argv_storage;
+  argv_storage.push_back(binary);
+  for (auto& a : args) {
+    argv_storage.push_back(a);
+  }
+  // Signals stay blocked across fork until the child has reset the handlers it inherited
+  // (e.g. Catch2's), so an early SIGTERM kills the child instead of running a test handler.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_ = ::fork();
+  if (pid_ != 0) {
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  if (pid_ < 0) {
+    throw std::runtime_error("fork failed");
+  }
+  if (pid_ == 0) {
+    for (int sig = 1; sig < NSIG; ++sig) {
+      ::signal(sig, SIG_DFL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::close(fd);
+    }
+    for (auto& [k, v] : env) {
+      ::setenv(k.c_str(), v.c_str(), 1);
+    }
+    std::vector<char*> argv;
+    for (auto& a : argv_storage) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    std::fprintf(stderr, "exec %s failed: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+}
+
+Process::~Process() {
+  if (running()) {
+    stop(std::chrono::seconds(5));
+  }
+  std::error_code ec;
+  if (std::getenv("PORTICO_KEEP_LOGS") == nullptr) {
+    std::filesystem::remove(log_path_, ec);
+  }
+}
+
+bool Process::running() {
+  if (pid_ <= 0 || exit_status_ != -1000) {
+    return false;
+  }
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    return false;
+  }
+  return r == 0;
+}
+
+int Process::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return -1000;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return exit_status_;
+}
+
+int Process::stop(std::chrono::milliseconds timeout) {
+  if (!running()) {
+    return exit_status_;
+  }
+  ::kill(pid_, SIGTERM);
+  if (wait(timeout) == -1000) {
+    ::kill(pid_, SIGKILL);
+    wait(std::chrono::seconds(5));
+  }
+  return exit_status_;
+}
+
+std::string Process::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP client
+
+HttpResponse httpRequest(const std::string& host, int port, const std::string& method,
+                         const std::string& target, const std::string& body,
+                         std::map<std::string, std::string> headers) {
+  HttpResponse response;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    return response;
+  }
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return response;
+  }
+  bool has_host = false, has_ct = false;
+  for (auto& [k, v] : headers) {
+    has_host |= lower(k) == "host";
+    has_ct |= lower(k) == "content-type";
+  }
+  std::string req = method + " " + target + " HTTP/1.1\r\n";
+  if (!has_host) {
+    req += "Host: " + host + ":" + std::to_string(port) + "\r\n";
+  }
+  if (!body.empty() && !has_ct) {
+    req += "Content-Type: application/json\r\n";
+  }
+  for (auto& [k, v] : headers) {
+    req += k + ": " + v + "\r\n";
+  }
+  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  req += "Connection: close\r\n\r\n" + body;
+  if (!writeAll(fd, req)) {
+    ::close(fd);
+    return response;
+  }
+  std::string raw;
+  char buf[16384];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) {
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  size_t head_end = raw.find("\r\n\r\n");
+  if (head_end == std::string::npos || raw.size() < 12) {
+    return response;
+  }
+  response.status = std::atoi(raw.substr(9, 3).c_str());
+  std::istringstream head(raw.substr(0, head_end));
+  std::string line;
+  std::getline(head, line);
+  while (std::getline(head, line)) {
+    if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    auto colon = line.find(':');
+    if (colon == std::string::npos) {
+      continue;
+    }
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    response.headers[lower(line.substr(0, colon))] = value;
+  }
+  std::string rest = raw.substr(head_end + 4);
+  if (lower(response.headers["transfer-encoding"]) == "chunked") {
+    dechunk(rest, &response.body);
+  } else {
+    response.body = rest;
+  }
+  return response;
+}
+
+bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// EchoUpstream: one thread per connection is plenty for tests.
+
+struct EchoUpstream::Impl {
+  int listen_fd = -1;
+  std::thread acceptor;
+  std::mutex mu;
+  std::vector<Received> received;
+  std::vector<std::thread> connections;
+  std::vector<int> connection_fds;
+  std::atomic<bool> stopping{false};
+
+  void serve(int fd) {
+    std::string buffer;
+    char buf[16384];
+    while (!stopping) {
+      size_t head_end;
+      while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+          return;
+        }
+        buffer.append(buf, static_cast<size_t>(n));
+      }
+      Received r;
+      std::istringstream head(buffer.substr(0, head_end));
+      std::string line;
+      std::getline(head, line);
+      if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+      }
+      std::istringstream request_line(line);
+      std::string version;
+      request_line >> r.method >> r.target >> version;
+      while (std::getline(head, line)) {
+        if (!line.empty() && line.back() == '\r') {
+          line.pop_back();
+        }
+        auto colon = line.find(':');
+        if (colon == std::string::npos) {
+          continue;
+        }
+        std::string value = line.substr(colon + 1);
+        value.erase(0, value.find_first_not_of(" \t"));
+        std::string name = lower(line.substr(0, colon));
+        if (r.headers.count(name) != 0) {
+          r.headers[name] += ", " + value;
+        } else {
+          r.headers[name] = value;
+        }
+      }
+      buffer.erase(0, head_end + 4);
+      if (r.headers.count("content-length") != 0) {
+        size_t len = std::strtoul(r.headers["content-length"].c_str(), nullptr, 10);
+        while (buffer.size() < len) {
+          ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+          if (n <= 0) {
+            return;
+          }
+          buffer.append(buf, static_cast<size_t>(n));
+        }
+        r.body = buffer.substr(0, len);
+        buffer.erase(0, len);
+      } else if (lower(r.headers["transfer-encoding"]) == "chunked") {
+        while (buffer.find("\r\n0\r\n\r\n") == std::string::npos &&
+               buffer.rfind("0\r\n\r\n", 0) != 0) {
+          ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+          if (n <= 0) {
+            return;
+          }
+          buffer.append(buf, static_cast<size_t>(n));
+        }
+        size_t end = buffer.rfind("0\r\n\r\n", 0) == 0 ? 5 : buffer.find("\r\n0\r\n\r\n") + 7;
+        dechunk(buffer.substr(0, end), &r.body);
+        buffer.erase(0, end);
+      }
+      std::string headers_json;
+      for (auto& [k, v] : r.headers) {
+        headers_json += (headers_json.empty() ? "" : ",") + std::string("\"") + jsonEscape(k) +
+                        "\":\"" + jsonEscape(v) + "\"";
+      }
+      std::string body = "{\"method\":\"" + jsonEscape(r.method) + "\",\"path\":\"" +
+                         jsonEscape(r.target) + "\",\"headers\":{" + headers_json +
+                         "},\"body_size\":" + std::to_string(r.body.size()) + "}\n";
+      bool close_after = lower(r.headers["connection"]) == "close";
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        received.push_back(std::move(r));
+      }
+      std::string response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             "Content-Length: " +
+                             std::to_string(body.size()) + "\r\n" +
+                             (close_after ? "Connection: close\r\n" : "") + "\r\n" + body;
+      if (!writeAll(fd, response) || close_after) {
+        return;
+      }
+    }
+  }
+};
+
+EchoUpstream::EchoUpstream(int port) : impl_(std::make_unique<Impl>()) {
+  impl_->listen_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(impl_->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::bind(impl_->listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(impl_->listen_fd, 128) != 0) {
+    throw std::runtime_error("EchoUpstream: cannot listen on port " + std::to_string(port) +
+                             ": " + std::strerror(errno));
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(impl_->listen_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  Impl* impl = impl_.get();
+  impl_->acceptor = std::thread([impl] {
+    while (!impl->stopping) {
+      int fd = ::accept(impl->listen_fd, nullptr, nullptr);
+      if (fd < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        return;
+      }
+      int nodelay = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay));
+      std::lock_guard<std::mutex> lock(impl->mu);
+      impl->connection_fds.push_back(fd);
+      impl->connections.emplace_back([impl, fd] { impl->serve(fd); });
+    }
+  });
+}
+
+EchoUpstream::~EchoUpstream() {
+  impl_->stopping = true;
+  ::shutdown(impl_->listen_fd, SHUT_RDWR);
+  ::close(impl_->listen_fd);
+  impl_->acceptor.join();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (int fd : impl_->connection_fds) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+    threads.swap(impl_->connections);
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (int fd : impl_->connection_fds) {
+    ::close(fd);
+  }
+}
+
+std::vector<EchoUpstream::Received> EchoUpstream::received() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->received;
+}
+
+}  // namespace portico::testing

@@ -84,11 +84,11 @@ HttpResponse httpRequest(const std::string& host, int port, const std::string& m
 // Polls `condition` every 20 ms until it returns true or `timeout` passes.
 bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
-// A minimal HTTP/1.1 upstream on 127.0.0.1 for tests: answers every request with 200 and a
+// A minimal HTTP/1.1 upstream on 127.0.0.1 for tests and the quickstart demo: answers every request with 200 and a
 // JSON body echoing the method, path, Host and headers it received, and records each request.
 class EchoUpstream {
  public:
-  EchoUpstream();
+  explicit EchoUpstream(int port = 0);  // 0 = a free port
   ~EchoUpstream();
   int port() const { return port_; }
   struct Received {

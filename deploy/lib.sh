@@ -1,0 +1,54 @@
+# Shell helpers shared by deploy/quickstart.sh and tests/run.sh. Source it; it defines
+# functions only.
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on.
+portico_free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+}
+
+# portico_build <build dir> [extra cmake args...]: configures (once) and builds everything.
+portico_build() {
+  local dir=$1
+  shift
+  if [[ ! -f $dir/build.ninja ]]; then
+    cmake -S "$PORTICO_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  fi
+  cmake --build "$dir" -j "$(nproc)"
+}
+
+# portico_pg_start <folder> <port>: a private PostgreSQL 15 server with its data in <folder>,
+# listening on 127.0.0.1:<port>, run as the `postgres` user when we are root. Trust auth on
+# loopback only: this is a developer/test instance.
+portico_pg_start() {
+  local dir=$1 port=$2 bin=/usr/lib/postgresql/15/bin
+  local as=()
+  if [[ $(id -u) -eq 0 ]]; then
+    as=(runuser -u postgres --)
+  fi
+  mkdir -p "$dir"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres "$dir"; fi
+  if [[ ! -f $dir/data/PG_VERSION ]]; then
+    "${as[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 ||
+      { cat "$dir/initdb.log" >&2; return 1; }
+  fi
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $PORTICO_PG_EXTRA_OPTS" start >/dev/null ||
+    { tail -n 20 "$dir/server.log" >&2; return 1; }
+}
+
+# portico_pg_stop <folder>
+portico_pg_stop() {
+  local dir=$1 bin=/usr/lib/postgresql/15/bin
+  local as=()
+  if [[ $(id -u) -eq 0 ]]; then as=(runuser -u postgres --); fi
+  if [[ -f $dir/data/postmaster.pid ]]; then
+    "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
