@@ -191,6 +191,8 @@ std::string sourceDir() {
   return dir != nullptr ? dir : std::filesystem::current_path().string();
 }
 
+std::string binaryPath(const std::string& name) { return buildDir() + "/bin/" + name; }
+
 // ---------------------------------------------------------------------------------------------
 // TestPostgres
 

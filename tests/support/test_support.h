@@ -18,6 +18,8 @@ int freePort();
 // Where the build tree is (PORTICO_BUILD_DIR, set by CTest) and the source tree.
 std::string buildDir();
 std::string sourceDir();
+// Path of one of our executables ("portico-cp", "portico-dp", "portico-echo"): <build>/bin/<name>.
+std::string binaryPath(const std::string& name);
 
 // A PostgreSQL database for one test. If PORTICO_TEST_PG_DSN names a running server (as
 // tests/run.sh arranges), a fresh database is created on it and dropped afterwards; otherwise

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# README command 1: installs what is missing, builds, and starts a private PostgreSQL, a
+# control plane, a data plane and a demo upstream on this machine, loads a demo service and
+# route through the Admin API, proves it with one proxied request, and prints what to curl.
+#
+#   deploy/quickstart.sh          start (again); stops what an earlier run left first
+#   deploy/quickstart.sh stop     stop everything it started (PostgreSQL data is kept)
+#   deploy/quickstart.sh status   show what is running
+#
+# Everything lives in .portico/ at the top of the checkout (git-ignored): the PostgreSQL
+# data folder, logs, pid files and the chosen ports.
+set -euo pipefail
+
+PORTICO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PORTICO_ROOT
+source "$PORTICO_ROOT/deploy/lib.sh"
+
+STATE=$PORTICO_ROOT/.portico
+BUILD=${PORTICO_BUILD_DIR:-$PORTICO_ROOT/build}
+CP_BIN=$BUILD/bin/portico-cp
+DP_BIN=$BUILD/bin/portico-dp
+ECHO_BIN=$BUILD/bin/portico-echo
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+die() {
+  printf 'quickstart: %s\n' "$*" >&2
+  exit 1
+}
+
+pid_alive() { [[ -f $STATE/$1.pid ]] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+
+stop_one() {
+  local name=$1
+  if pid_alive "$name"; then
+    local pid
+    pid=$(cat "$STATE/$name.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$STATE/$name.pid"
+}
+
+stop_all() {
+  stop_one dp
+  stop_one cp
+  stop_one upstream
+  portico_pg_stop "$STATE/pg"
+}
+
+# A port for `name`: the default if it is free, else any free one.
+pick_port() {
+  local default=$1
+  if (exec 3<>"/dev/tcp/127.0.0.1/$default") 2>/dev/null; then
+    portico_free_port
+  else
+    echo "$default"
+  fi
+}
+
+# start_bg <name> <command...>: runs a command in the background with its log in .portico/.
+start_bg() {
+  local name=$1
+  shift
+  setsid "$@" >"$STATE/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/$name.pid"
+}
+
+wait_http() {
+  local url=$1 what=$2 log=$3
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  tail -n 20 "$log" >&2 || true
+  die "$what did not come up at $url (log: $log)"
+}
+
+case ${1:-start} in
+  stop)
+    stop_all
+    say "stopped (PostgreSQL data kept in $STATE/pg; delete $STATE to start from scratch)"
+    exit 0
+    ;;
+  status)
+    for n in upstream cp dp; do
+      if pid_alive $n; then echo "$n: running (pid $(cat "$STATE/$n.pid"))"; else echo "$n: stopped"; fi
+    done
+    if [[ -f $STATE/pg/data/postmaster.pid ]]; then echo "postgres: running"; else echo "postgres: stopped"; fi
+    exit 0
+    ;;
+  start) ;;
+  *) die "usage: deploy/quickstart.sh [start|stop|status]" ;;
+esac
+
+mkdir -p "$STATE"
+stop_all
+
+say "installing missing Debian packages (deploy/install-deps.sh)"
+"$PORTICO_ROOT/deploy/install-deps.sh"
+
+say "building (cmake + ninja in $BUILD)"
+portico_build "$BUILD" >"$STATE/build.log" 2>&1 || { tail -n 40 "$STATE/build.log" >&2; die "build failed (full log: $STATE/build.log)"; }
+
+pg_port=$(portico_free_port)
+say "starting PostgreSQL 15 on 127.0.0.1:$pg_port (data in $STATE/pg)"
+portico_pg_start "$STATE/pg" "$pg_port"
+psql "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" -qAt \
+  -c "SELECT 1 FROM pg_database WHERE datname = 'portico'" | grep -q 1 ||
+  psql "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" -q -c "CREATE DATABASE portico"
+export PORTICO_PG_DSN="host=127.0.0.1 port=$pg_port user=postgres dbname=portico"
+
+say "applying migrations (portico-cp migrations up)"
+"$CP_BIN" migrations up
+
+admin_port=$(pick_port 8001)
+cluster_port=$(pick_port 8005)
+proxy_port=$(pick_port 8000)
+status_port=$(pick_port 8100)
+upstream_port=$(portico_free_port)
+
+say "starting the demo upstream on 127.0.0.1:$upstream_port"
+start_bg upstream "$ECHO_BIN" --port="$upstream_port"
+
+say "starting portico-cp (Admin API 127.0.0.1:$admin_port, cluster 127.0.0.1:$cluster_port)"
+start_bg cp "$CP_BIN" --admin_listen="127.0.0.1:$admin_port" \
+  --cluster_listen="127.0.0.1:$cluster_port" --cluster_insecure
+wait_http "http://127.0.0.1:$admin_port/status" "portico-cp" "$STATE/cp.log"
+
+say "starting portico-dp (proxy 127.0.0.1:$proxy_port, status 127.0.0.1:$status_port)"
+start_bg dp "$DP_BIN" --proxy_listen="127.0.0.1:$proxy_port" \
+  --status_listen="127.0.0.1:$status_port" --cp_address="127.0.0.1:$cluster_port" \
+  --cluster_insecure --config_cache_path="$STATE/dp-config.cache"
+
+admin=http://127.0.0.1:$admin_port
+say "loading the demo config: service 'demo' -> 127.0.0.1:$upstream_port, route 'demo' on /demo"
+curl -fsS -o /dev/null -X PUT "$admin/services/demo" -H 'Content-Type: application/json' \
+  -d "{\"url\":\"http://127.0.0.1:$upstream_port\"}" || die "could not create the demo service"
+curl -fsS -o /dev/null -X PUT "$admin/routes/demo" -H 'Content-Type: application/json' \
+  -d '{"paths":["/demo"],"service":{"name":"demo"}}' || die "could not create the demo route"
+
+wait_http "http://127.0.0.1:$status_port/status/ready" "portico-dp" "$STATE/dp.log"
+ok=0
+for _ in $(seq 1 50); do
+  if curl -fsS "http://127.0.0.1:$proxy_port/demo/hello" 2>/dev/null | grep -q '"path":"/hello"'; then
+    ok=1
+    break
+  fi
+  sleep 0.1
+done
+[[ $ok == 1 ]] || die "the proxied request did not reach the demo upstream (logs in $STATE)"
+
+cat >"$STATE/ports" <<EOF
+pg=$pg_port admin=$admin_port cluster=$cluster_port proxy=$proxy_port status=$status_port upstream=$upstream_port
+EOF
+
+say "Portico is running. The demo route works:"
+cat <<EOF
+
+  Proxy (data plane):   http://127.0.0.1:$proxy_port
+  Admin API (control):  http://127.0.0.1:$admin_port
+  DP status:            http://127.0.0.1:$status_port/status
+
+  curl -i http://127.0.0.1:$proxy_port/demo/hello            # proxied to the demo upstream
+  curl -s http://127.0.0.1:$admin_port/services              # what the control plane holds
+  curl -s http://127.0.0.1:$admin_port/routes
+  curl -s -X POST http://127.0.0.1:$admin_port/services -H 'Content-Type: application/json' \\
+       -d '{"name":"echo2","url":"http://127.0.0.1:$upstream_port/v2"}'
+  curl -s -X POST http://127.0.0.1:$admin_port/services/echo2/routes -H 'Content-Type: application/json' \\
+       -d '{"paths":["/v2"]}'
+  curl -i http://127.0.0.1:$proxy_port/v2/anything           # live within milliseconds
+  curl -s http://127.0.0.1:$status_port/status               # the DP's applied generation
+
+  Logs: $STATE/*.log    Stop: deploy/quickstart.sh stop
+EOF
