@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "portico/config/v1/config.pb.h"
@@ -28,5 +29,18 @@ FieldErrors validateRoute(const v1::Route& route);
 // Every entity, plus what ties them together (unique ids and names, routes naming services
 // that exist). Empty means the snapshot may be applied.
 FieldErrors validateSnapshot(const v1::Snapshot& snapshot);
+
+// Reusable field rules (Kong's typedefs). Each returns the Kong reason text, empty if valid.
+std::string checkUuid(const std::string& value);          // "expected a valid UUID"
+std::string checkUtf8Name(const std::string& value);      // typedefs.utf8_name
+std::string checkHost(const std::string& value);          // typedefs.host: no port/wildcard
+std::string checkServicePath(const std::string& value);   // typedefs.path
+std::string checkRouterPath(const std::string& value);    // typedefs.router_path (+ RE2)
+std::string checkWildcardHost(const std::string& value);  // route hosts (optional :port)
+std::string checkTag(const std::string& value);
+bool isUuid(const std::string& value);
+// Kong's normalization of a prefix path (percent-decoding of unreserved characters,
+// upper-case hex, dot-segment removal), as used for the "non-normalized path" check.
+std::string normalizePath(const std::string& path);
 
 }  // namespace portico::config

@@ -1,0 +1,807 @@
+#include "common/config/validate.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "re2/re2.h"
+
+namespace portico::config {
+namespace {
+
+// Kong's protocol enum, sorted as it appears in "expected one of: ..." messages.
+const char* const kProtocols[] = {"grpc", "grpcs", "http", "https",
+                                  "tcp",  "tls",   "tls_passthrough", "udp"};
+constexpr char kProtocolsList[] = "grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp";
+
+bool isProtocol(const std::string& p) {
+  return std::find(std::begin(kProtocols), std::end(kProtocols), p) != std::end(kProtocols);
+}
+
+std::string between(int64_t lo, int64_t hi) {
+  return "value should be between " + std::to_string(lo) + " and " + std::to_string(hi);
+}
+
+// Collects errors for one entity, so every rule only names the field and the reason.
+class Errors {
+ public:
+  Errors(std::string type, std::string id) : type_(std::move(type)), id_(std::move(id)) {}
+  void add(std::string field, std::string reason) {
+    FieldError e{type_, id_, std::move(field), std::move(reason)};
+    if (std::find(errors_.begin(), errors_.end(), e) == errors_.end()) {
+      errors_.push_back(std::move(e));
+    }
+  }
+  void addIf(const std::string& field, const std::string& reason) {
+    if (!reason.empty()) {
+      add(field, reason);
+    }
+  }
+  // True if `field` or anything below it ("paths.1") already has an error.
+  bool has(std::string_view field) const {
+    for (const auto& e : errors_) {
+      if (e.field == field ||
+          (e.field.size() > field.size() && e.field.compare(0, field.size(), field) == 0 &&
+           e.field[field.size()] == '.')) {
+        return true;
+      }
+    }
+    return false;
+  }
+  FieldErrors take() { return std::move(errors_); }
+
+ private:
+  std::string type_, id_;
+  FieldErrors errors_;
+};
+
+std::string index(const std::string& field, int i) { return field + "." + std::to_string(i + 1); }
+
+bool isHexDigit(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+bool isAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+bool validUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int n = 0;
+    if (c < 0x80) {
+      n = 0;
+    } else if ((c & 0xE0) == 0xC0 && c >= 0xC2) {
+      n = 1;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+    } else if ((c & 0xF8) == 0xF0 && c <= 0xF4) {
+      n = 3;
+    } else {
+      return false;
+    }
+    if (n > 0 && i + n >= s.size()) {
+      return false;
+    }
+    for (int k = 1; k <= n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) {
+        return false;
+      }
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// Kong's utils.check_hostname on a name without port: [A-Za-z0-9-._]+, no label ending in
+// '-', no empty label except a trailing one (FQDN).
+bool validHostname(std::string_view name) {
+  if (name.empty()) {
+    return false;
+  }
+  for (char c : name) {
+    if (!isAlnum(c) && c != '-' && c != '.' && c != '_') {
+      return false;
+    }
+  }
+  size_t start = 0;
+  while (true) {
+    const size_t dot = name.find('.', start);
+    const std::string_view label =
+        name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    const bool last = dot == std::string_view::npos;
+    if (label.empty() && !last) {
+      return false;
+    }
+    if (!label.empty() && label.back() == '-') {
+      return false;
+    }
+    if (last) {
+      break;
+    }
+    start = dot + 1;
+  }
+  return true;
+}
+
+bool validIpv4(std::string_view s) {
+  int parts = 0;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = i;
+    int value = 0;
+    while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) {
+      value = value * 10 + (s[j] - '0');
+      if (value > 255 || j - i > 2) {
+        return false;
+      }
+      ++j;
+    }
+    if (j == i) {
+      return false;
+    }
+    ++parts;
+    if (j == s.size()) {
+      break;
+    }
+    if (s[j] != '.') {
+      return false;
+    }
+    i = j + 1;
+  }
+  return parts == 4;
+}
+
+bool looksLikeIpv4(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+  });
+}
+
+bool validIpv6(std::string_view s) {
+  if (s.empty() || s.size() > 39) {
+    return false;
+  }
+  int groups = 0;
+  bool double_colon = false;
+  for (size_t i = 0; i < s.size();) {
+    if (s[i] == ':') {
+      if (i + 1 < s.size() && s[i + 1] == ':') {
+        if (double_colon) {
+          return false;
+        }
+        double_colon = true;
+        i += 2;
+        continue;
+      }
+      if (i == 0) {
+        return false;
+      }
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < s.size() && isHexDigit(s[j])) {
+      ++j;
+    }
+    if (j == i || j - i > 4) {
+      return false;
+    }
+    ++groups;
+    i = j;
+  }
+  return double_colon ? groups < 8 : groups == 8;
+}
+
+enum class HostKind { kName, kIpv4, kIpv6, kInvalid };
+struct ParsedHost {
+  HostKind kind = HostKind::kInvalid;
+  bool has_port = false;
+  bool bad_port = false;
+};
+
+// Kong's utils.normalize_ip: a name or IP with an optional ":port".
+ParsedHost parseHost(std::string_view in) {
+  ParsedHost out;
+  std::string_view host = in;
+  auto takePort = [&](std::string_view port) {
+    out.has_port = true;
+    if (port.empty() || port.size() > 6 ||
+        !std::all_of(port.begin(), port.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      out.bad_port = true;
+      return;
+    }
+    if (std::stoi(std::string(port)) > 65535) {
+      out.bad_port = true;
+    }
+  };
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos) {
+      return out;
+    }
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        return out;
+      }
+      takePort(rest.substr(1));
+    }
+    out.kind = validIpv6(host.substr(1, close - 1)) ? HostKind::kIpv6 : HostKind::kInvalid;
+    return out;
+  }
+  if (std::count(host.begin(), host.end(), ':') > 1) {
+    out.kind = validIpv6(host) ? HostKind::kIpv6 : HostKind::kInvalid;
+    return out;
+  }
+  const size_t colon = host.find(':');
+  if (colon != std::string_view::npos) {
+    takePort(host.substr(colon + 1));
+    host = host.substr(0, colon);
+  }
+  if (looksLikeIpv4(host)) {
+    out.kind = validIpv4(host) ? HostKind::kIpv4 : HostKind::kInvalid;
+  } else {
+    out.kind = validHostname(host) ? HostKind::kName : HostKind::kInvalid;
+  }
+  return out;
+}
+
+void checkTags(Errors& errors, const google::protobuf::RepeatedPtrField<std::string>& tags) {
+  for (int i = 0; i < tags.size(); ++i) {
+    errors.addIf(index("tags", i), checkTag(tags[i]));
+  }
+}
+
+std::string checkSni(const std::string& value) {
+  if (value.empty()) {
+    return "length must be at least 1";
+  }
+  std::string host = value;
+  const size_t star = host.find('*');
+  if (star != std::string::npos) {
+    std::string reason = checkWildcardHost(value);
+    if (!reason.empty()) {
+      return reason;
+    }
+    host.replace(star, 1, "wildcard");
+  }
+  const ParsedHost parsed = parseHost(host);
+  if (parsed.kind == HostKind::kInvalid) {
+    return "invalid value: " + value;
+  }
+  if (parsed.kind != HostKind::kName) {
+    return "must not be an IP";
+  }
+  if (parsed.has_port) {
+    return "must not have a port";
+  }
+  return "";
+}
+
+bool contains(const google::protobuf::RepeatedPtrField<std::string>& set, std::string_view v) {
+  return std::find(set.begin(), set.end(), v) != set.end();
+}
+
+// "must set one of 'a', 'b' when ..." for Kong's conditional_at_least_one_of.
+std::string quotedList(std::initializer_list<const char*> names) {
+  std::string out;
+  for (const char* n : names) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out.append("'").append(n).append("'");
+  }
+  return out;
+}
+
+}  // namespace
+
+bool isUuid(const std::string& v) {
+  static const LazyRE2 kRe = {
+      "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"};
+  return RE2::FullMatch(v, *kRe);
+}
+
+std::string checkUuid(const std::string& value) {
+  return isUuid(value) ? "" : "expected a valid UUID";
+}
+
+std::string checkUtf8Name(const std::string& value) {
+  if (value.empty()) {
+    return "length must be at least 1";
+  }
+  if (!validUtf8(value)) {
+    return "invalid utf-8 character sequence detected";
+  }
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80 || isAlnum(c) || c == '.' || c == '-' || c == '_' || c == '~') {
+      continue;
+    }
+    return "invalid value '" + value +
+           "': the only accepted ascii characters are alphanumerics or ., -, _, and ~";
+  }
+  return "";
+}
+
+std::string checkHost(const std::string& value) {
+  if (value.empty()) {
+    return "length must be at least 1";
+  }
+  const ParsedHost parsed = parseHost(value);
+  if (parsed.kind == HostKind::kInvalid && !parsed.bad_port) {
+    return "invalid value: " + value;
+  }
+  if (parsed.has_port) {
+    return "must not have a port";
+  }
+  return "";
+}
+
+namespace {
+
+// typedefs.path's custom validator; `code` tells Kong's two failure kinds apart.
+enum class PathError { kNone, kRfc3986, kPercent };
+PathError rawPathCheck(const std::string& path, std::string* reason) {
+  bool rfc_ok = !path.empty() && path[0] == '/';
+  for (char c : path) {
+    if (!rfc_ok) {
+      break;
+    }
+    if (isAlnum(c) || std::string_view(".-_~/%:@!$&'()*+,;=").find(c) != std::string_view::npos) {
+      continue;
+    }
+    rfc_ok = false;
+  }
+  if (!rfc_ok) {
+    *reason = "invalid path: '" + path +
+              "' (characters outside of the reserved list of RFC 3986 found)";
+    return PathError::kRfc3986;
+  }
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      continue;
+    }
+    if (i + 2 < path.size() && isHexDigit(path[i + 1]) && isHexDigit(path[i + 2])) {
+      i += 2;
+      continue;
+    }
+    *reason = "invalid url-encoded value: '" + path.substr(i, 3) + "'";
+    return PathError::kPercent;
+  }
+  return PathError::kNone;
+}
+
+}  // namespace
+
+std::string checkServicePath(const std::string& value) {
+  if (value.empty()) {
+    return "length must be at least 1";
+  }
+  if (value.find("//") != std::string::npos) {
+    return "must not have empty segments";
+  }
+  if (value[0] != '/') {
+    return "should start with: /";
+  }
+  std::string reason;
+  rawPathCheck(value, &reason);
+  return reason;
+}
+
+std::string normalizePath(const std::string& path) {
+  // 1. Decode %XX of unreserved characters, upper-case the hex of the others.
+  std::string decoded;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '%' && i + 2 < path.size() && isHexDigit(path[i + 1]) &&
+        isHexDigit(path[i + 2])) {
+      const int v = std::stoi(path.substr(i + 1, 2), nullptr, 16);
+      const char c = static_cast<char>(v);
+      if (isAlnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+        decoded.push_back(c);
+      } else {
+        decoded.push_back('%');
+        decoded.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(path[i + 1]))));
+        decoded.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(path[i + 2]))));
+      }
+      i += 2;
+    } else {
+      decoded.push_back(path[i]);
+    }
+  }
+  // 2. Remove dot segments (RFC 3986 5.2.4) and merge repeated slashes.
+  std::vector<std::string> segments;
+  size_t start = 1;
+  const bool trailing_slash = decoded.size() > 1 && decoded.back() == '/';
+  while (start <= decoded.size()) {
+    size_t slash = decoded.find('/', start);
+    if (slash == std::string::npos) {
+      slash = decoded.size();
+    }
+    const std::string seg = decoded.substr(start, slash - start);
+    if (seg == "..") {
+      if (!segments.empty()) {
+        segments.pop_back();
+      }
+    } else if (!seg.empty() && seg != ".") {
+      segments.push_back(seg);
+    }
+    start = slash + 1;
+  }
+  std::string out;
+  for (const auto& s : segments) {
+    out += "/" + s;
+  }
+  const bool dir_like = trailing_slash || decoded.ends_with("/.") || decoded.ends_with("/..");
+  if (out.empty() || dir_like) {
+    out += "/";
+  }
+  return out;
+}
+
+std::string checkRouterPath(const std::string& value) {
+  if (value.empty()) {
+    return "length must be at least 1";
+  }
+  if (value.find("//") != std::string::npos) {
+    return "must not have empty segments";
+  }
+  if (!(value.starts_with("/") || value.starts_with("~/"))) {
+    return "should start with: / (fixed path) or ~/ (regex path)";
+  }
+  std::string reason;
+  if (rawPathCheck(value, &reason) == PathError::kPercent) {
+    return reason;
+  }
+  if (value[0] != '~') {
+    const std::string normalized = normalizePath(value);
+    if (normalized != value) {
+      return "non-normalized path, consider use '" + normalized + "' instead";
+    }
+    return "";
+  }
+  const std::string re = value.substr(1);
+  RE2::Options options;
+  options.set_log_errors(false);
+  const RE2 compiled(re, options);
+  if (!compiled.ok()) {
+    // Kong's text names PCRE; we keep the prefix so clients matching on it keep working.
+    return "invalid regex: '" + re + "' (PCRE returned: " + compiled.error() + ")";
+  }
+  return "";
+}
+
+std::string checkWildcardHost(const std::string& value) {
+  if (value.empty()) {
+    return "length must be at least 1";
+  }
+  std::string host = value;
+  const size_t star = host.find('*');
+  if (star != std::string::npos) {
+    const size_t colon = host.find(':');
+    const std::string name = colon == std::string::npos ? host : host.substr(0, colon);
+    const bool leftmost = star == 0 && name.size() > 1 && name[1] == '.';
+    const bool rightmost = star == name.size() - 1 && name.size() > 1 && name[star - 1] == '.';
+    if (!leftmost && !rightmost) {
+      return "invalid wildcard: must be placed at leftmost or rightmost label";
+    }
+    if (std::count(host.begin(), host.end(), '*') > 1) {
+      return "invalid wildcard: must have at most one wildcard";
+    }
+    host.replace(star, 1, "wildcard");
+  }
+  const ParsedHost parsed = parseHost(host);
+  if (parsed.bad_port) {
+    return "invalid port number";
+  }
+  if (parsed.kind == HostKind::kInvalid) {
+    return "invalid hostname: " + value;
+  }
+  return "";
+}
+
+std::string checkTag(const std::string& value) {
+  if (value.empty()) {
+    return "length must be at least 1";
+  }
+  bool ok = validUtf8(value);
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x80 && (u < 0x20 || u > 0x7E || c == ',' || c == '/')) {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    return "invalid tag '" + value +
+           "': expected printable ascii (except `,` and `/`) or valid utf-8 sequences";
+  }
+  return "";
+}
+
+FieldErrors validateService(const v1::Service& s) {
+  Errors errors("services", s.id());
+  if (!s.id().empty()) {
+    errors.addIf("id", checkUuid(s.id()));
+  }
+  if (s.has_name()) {
+    errors.addIf("name", checkUtf8Name(s.name()));
+  }
+  if (s.retries() < 0 || s.retries() > 32767) {
+    errors.add("retries", between(0, 32767));
+  }
+  if (s.protocol().empty()) {
+    errors.add("protocol", "required field missing");
+  } else if (!isProtocol(s.protocol())) {
+    errors.add("protocol", std::string("expected one of: ") + kProtocolsList);
+  }
+  if (s.host().empty()) {
+    errors.add("host", "required field missing");
+  } else {
+    errors.addIf("host", checkHost(s.host()));
+  }
+  if (s.port() < 0 || s.port() > 65535) {
+    errors.add("port", between(0, 65535));
+  }
+  if (s.has_path()) {
+    errors.addIf("path", checkServicePath(s.path()));
+  }
+  const std::pair<const char*, int32_t> timeouts[] = {{"connect_timeout", s.connect_timeout()},
+                                                      {"write_timeout", s.write_timeout()},
+                                                      {"read_timeout", s.read_timeout()}};
+  for (const auto& [name, value] : timeouts) {
+    if (value < 1 || value > 2147483646) {
+      errors.add(name, between(1, 2147483646));
+    }
+  }
+  checkTags(errors, s.tags());
+  if (s.has_tls_verify_depth() && (s.tls_verify_depth() < 0 || s.tls_verify_depth() > 64)) {
+    errors.add("tls_verify_depth", between(0, 64));
+  }
+  for (int i = 0; i < s.ca_certificates_size(); ++i) {
+    errors.addIf(index("ca_certificates", i), checkUuid(s.ca_certificates(i)));
+  }
+  if (s.has_client_certificate()) {
+    errors.addIf("client_certificate.id", checkUuid(s.client_certificate()));
+  }
+
+  // Entity checks (Kong's `conditional` on protocol); skipped when protocol itself is bad.
+  if (!errors.has("protocol")) {
+    const std::string& p = s.protocol();
+    const bool pathless =
+        p == "tcp" || p == "tls" || p == "udp" || p == "grpc" || p == "grpcs";
+    const char* kConditional = "failed conditional validation given value of field 'protocol'";
+    if (pathless && s.has_path() && !errors.has("path")) {
+      errors.add("path", "value must be null");
+      errors.add("@entity", kConditional);
+    }
+    if (p != "https" && p != "tls") {
+      const std::pair<const char*, bool> tls_fields[] = {
+          {"client_certificate", s.has_client_certificate()},
+          {"tls_verify", s.has_tls_verify()},
+          {"tls_verify_depth", s.has_tls_verify_depth()},
+          {"ca_certificates", s.ca_certificates_size() > 0}};
+      for (const auto& [name, set] : tls_fields) {
+        if (set && !errors.has(name)) {
+          errors.add(name, "value must be null");
+          errors.add("@entity", kConditional);
+        }
+      }
+    }
+  }
+  return errors.take();
+}
+
+FieldErrors validateRoute(const v1::Route& r) {
+  Errors errors("routes", r.id());
+  if (!r.id().empty()) {
+    errors.addIf("id", checkUuid(r.id()));
+  }
+  if (r.has_name()) {
+    errors.addIf("name", checkUtf8Name(r.name()));
+  }
+
+  // protocols: a non-empty set of known protocols from one mutually exclusive family.
+  const auto& protocols = r.protocols();
+  if (protocols.empty()) {
+    errors.add("protocols", "length must be at least 1");
+  }
+  for (int i = 0; i < protocols.size(); ++i) {
+    if (!isProtocol(protocols[i])) {
+      errors.add(index("protocols", i), std::string("expected one of: ") + kProtocolsList);
+    }
+  }
+  if (!errors.has("protocols")) {
+    static const std::vector<std::vector<std::string>> kFamilies = {
+        {"http", "https"}, {"tcp", "tls", "udp"}, {"tls_passthrough"}, {"grpc", "grpcs"}};
+    std::vector<const std::vector<std::string>*> used;
+    for (const auto& family : kFamilies) {
+      for (const auto& p : family) {
+        if (contains(protocols, p)) {
+          used.push_back(&family);
+          break;
+        }
+      }
+    }
+    if (used.size() > 1) {
+      std::string msg = "these sets are mutually exclusive: ";
+      for (size_t i = 0; i < used.size(); ++i) {
+        msg += i == 0 ? "(" : ", (";
+        for (size_t k = 0; k < used[i]->size(); ++k) {
+          msg += (k == 0 ? "'" : ", '") + (*used[i])[k] + "'";
+        }
+        msg += ")";
+      }
+      errors.add("protocols", msg);
+    }
+  }
+
+  static const LazyRE2 kMethodRe = {"[A-Z]+"};
+  for (int i = 0; i < r.methods_size(); ++i) {
+    if (r.methods(i).empty()) {
+      errors.add(index("methods", i), "length must be at least 1");
+    } else if (!RE2::FullMatch(r.methods(i), *kMethodRe)) {
+      errors.add(index("methods", i), "invalid value: " + r.methods(i));
+    }
+  }
+  for (int i = 0; i < r.hosts_size(); ++i) {
+    errors.addIf(index("hosts", i), checkWildcardHost(r.hosts(i)));
+  }
+  for (int i = 0; i < r.paths_size(); ++i) {
+    errors.addIf(index("paths", i), checkRouterPath(r.paths(i)));
+  }
+  static const LazyRE2 kHeaderNameRe = {"[A-Za-z0-9_-]+"};
+  for (const auto& h : r.headers()) {
+    if (h.name().empty()) {
+      errors.add("headers", "length must be at least 1");
+    } else if (!RE2::FullMatch(h.name(), *kHeaderNameRe)) {
+      errors.add("headers", "bad header name '" + h.name() +
+                                "', allowed characters are A-Z, a-z, 0-9, '_', and '-'");
+    } else if (RE2::FullMatch(h.name(), "(?i)host")) {
+      errors.add("headers",
+                 "cannot contain 'host' header, which must be specified in the 'hosts' attribute");
+    }
+    for (int i = 0; i < h.values_size(); ++i) {
+      if (h.values(i).empty()) {
+        errors.add(index("headers." + h.name(), i), "length must be at least 1");
+      }
+    }
+  }
+  for (int i = 0; i < r.snis_size(); ++i) {
+    errors.addIf(index("snis", i), checkSni(r.snis(i)));
+  }
+  const int32_t code = r.https_redirect_status_code();
+  if (code != 426 && code != 301 && code != 302 && code != 307 && code != 308) {
+    errors.add("https_redirect_status_code", "expected one of: 426, 301, 302, 307, 308");
+  }
+  if (r.path_handling().empty()) {
+    errors.add("path_handling", "required field missing");
+  } else if (r.path_handling() != "v0" && r.path_handling() != "v1") {
+    errors.add("path_handling", "expected one of: v0, v1");
+  }
+  if (r.has_service_id()) {
+    errors.addIf("service.id", checkUuid(r.service_id()));
+  }
+  checkTags(errors, r.tags());
+
+  if (errors.has("protocols")) {
+    return errors.take();
+  }
+  // Subschema (selected by the first protocol) field rules.
+  const std::string& first = protocols[0];
+  const bool grpc = first == "grpc" || first == "grpcs";
+  const bool stream =
+      first == "tcp" || first == "tls" || first == "udp" || first == "tls_passthrough";
+  if (grpc) {
+    if (r.strip_path()) {
+      errors.add("strip_path", "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'");
+    }
+    if (r.methods_size() > 0) {
+      errors.add("methods", "cannot set 'methods' when 'protocols' is 'grpc' or 'grpcs'");
+    }
+  }
+  if (stream) {
+    const char* kSuffix = "' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp'";
+    const std::pair<const char*, bool> forbidden[] = {{"methods", r.methods_size() > 0},
+                                                      {"hosts", r.hosts_size() > 0},
+                                                      {"paths", r.paths_size() > 0},
+                                                      {"headers", r.headers_size() > 0}};
+    for (const auto& [name, set] : forbidden) {
+      if (set) {
+        errors.add(name, std::string("cannot set '") + name + kSuffix);
+      }
+    }
+  }
+
+  // Entity checks.
+  const bool sni_capable = contains(protocols, "grpcs") || contains(protocols, "https") ||
+                           contains(protocols, "tls") || contains(protocols, "tls_passthrough");
+  if (!sni_capable && r.snis_size() > 0) {
+    errors.add("@entity",
+               "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or "
+               "'tls_passthrough'");
+    errors.add("snis", "length must be 0");
+  }
+  const bool has_methods = r.methods_size() > 0, has_hosts = r.hosts_size() > 0,
+             has_headers = r.headers_size() > 0, has_paths = r.paths_size() > 0,
+             has_snis = r.snis_size() > 0;
+  if (contains(protocols, "https")) {
+    if (!(has_methods || has_hosts || has_headers || has_paths || has_snis)) {
+      errors.add("@entity", "must set one of " +
+                                quotedList({"methods", "hosts", "headers", "paths", "snis"}) +
+                                " when 'protocols' is 'https'");
+    }
+  } else if (contains(protocols, "http")) {
+    if (!(has_methods || has_hosts || has_headers || has_paths)) {
+      errors.add("@entity", "must set one of " +
+                                quotedList({"methods", "hosts", "headers", "paths"}) +
+                                " when 'protocols' is 'http'");
+    }
+  }
+  if (contains(protocols, "grpcs")) {
+    if (!(has_hosts || has_headers || has_paths || has_snis)) {
+      errors.add("@entity", "must set one of " +
+                                quotedList({"hosts", "headers", "paths", "snis"}) +
+                                " when 'protocols' is 'grpcs'");
+    }
+  } else if (contains(protocols, "grpc")) {
+    if (!(has_hosts || has_headers || has_paths)) {
+      errors.add("@entity", "must set one of " + quotedList({"hosts", "headers", "paths"}) +
+                                " when 'protocols' is 'grpc'");
+    }
+  }
+  if (stream) {
+    // sources/destinations are not modelled yet, so snis is the only way to satisfy this.
+    // TODO(portico): add sources/destinations to config.proto for stream routes.
+    if (first == "tls_passthrough") {
+      if (!has_snis) {
+        errors.add("@entity", "must set snis when 'protocols' is 'tls_passthrough'");
+      }
+    } else if (!has_snis) {
+      errors.add("@entity", "must set one of " +
+                                quotedList({"sources", "destinations", "snis"}) +
+                                " when 'protocols' is 'tcp', 'tls' or 'udp'");
+    }
+  }
+  return errors.take();
+}
+
+FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
+  FieldErrors out;
+  auto append = [&out](FieldErrors&& more) {
+    out.insert(out.end(), std::make_move_iterator(more.begin()),
+               std::make_move_iterator(more.end()));
+  };
+  std::set<std::string> service_ids, service_names, route_ids, route_names;
+  for (const auto& s : snapshot.services()) {
+    append(validateService(s));
+    if (s.id().empty()) {
+      out.push_back({"services", s.id(), "id", "required field missing"});
+    } else if (!service_ids.insert(s.id()).second) {
+      out.push_back({"services", s.id(), "id", "duplicate id: " + s.id()});
+    }
+    if (s.has_name() && !service_names.insert(s.name()).second) {
+      out.push_back({"services", s.id(), "name", "duplicate name: " + s.name()});
+    }
+  }
+  for (const auto& r : snapshot.routes()) {
+    append(validateRoute(r));
+    if (r.id().empty()) {
+      out.push_back({"routes", r.id(), "id", "required field missing"});
+    } else if (!route_ids.insert(r.id()).second) {
+      out.push_back({"routes", r.id(), "id", "duplicate id: " + r.id()});
+    }
+    if (r.has_name() && !route_names.insert(r.name()).second) {
+      out.push_back({"routes", r.id(), "name", "duplicate name: " + r.name()});
+    }
+    if (r.has_service_id() && service_ids.count(r.service_id()) == 0) {
+      out.push_back({"routes", r.id(), "service.id",
+                     "the foreign key '{id=\"" + r.service_id() +
+                         "\"}' does not reference an existing 'services' entity."});
+    }
+  }
+  return out;
+}
+
+}  // namespace portico::config

@@ -1,0 +1,225 @@
+#include "control_plane/admin_api/http_server.h"
+
+#include <optional>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/logging.h"
+
+namespace portico::cp {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+constexpr char kServerHeader[] = "portico/0.1.0";
+constexpr char kJsonType[] = "application/json; charset=utf-8";
+constexpr auto kIdleTimeout = std::chrono::seconds(60);
+
+// What every session needs; owned by the server and outlives all sessions (the io_context,
+// which holds the sessions' pending handlers, is destroyed first).
+struct ServerState {
+  AdminServerOptions options;
+  ServerCounters counters;
+  std::unique_ptr<AdminApi> api;
+  std::unique_ptr<net::thread_pool> workers;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, ServerState& state) : stream_(std::move(socket)), state_(state) {
+    state_.counters.connections_accepted++;
+    state_.counters.connections_active++;
+  }
+  ~Session() { state_.counters.connections_active--; }
+
+  void start() { read(); }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(state_.options.max_body_bytes);
+    stream_.expires_after(kIdleTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->onRead(ec);
+                     });
+  }
+
+  void onRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset) {
+      close();
+      return;
+    }
+    if (ec == http::error::body_limit) {
+      write({413, R"({"message":"Request size limit exceeded"})"}, false);
+      return;
+    }
+    if (ec) {
+      write({400, R"({"message":"Bad request"})"}, false);
+      return;
+    }
+    http::request<http::string_body> req = parser_->release();
+    state_.counters.total_requests++;
+    ApiRequest api_req{std::string(req.method_string()), std::string(req.target()),
+                       std::string(req[http::field::content_type]), std::move(req.body())};
+    const bool keep_alive = req.keep_alive();
+    version_ = req.version();
+    // Blocking DB work leaves the I/O thread; the response comes back to it to be written.
+    net::post(*state_.workers, [self = shared_from_this(), api_req = std::move(api_req),
+                                keep_alive]() {
+      ApiResponse resp = self->state_.api->handle(api_req);
+      net::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive]() {
+        self->write(resp, keep_alive);
+      });
+    });
+  }
+
+  void write(const ApiResponse& resp, bool keep_alive) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(resp.status), version_ == 0 ? 11 : version_);
+    res->set(http::field::server, kServerHeader);
+    if (resp.status != 204) {
+      res->set(http::field::content_type, kJsonType);
+      res->body() = resp.body;
+    }
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    stream_.expires_after(kIdleTimeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+                        if (ec || !keep_alive) {
+                          self->close();
+                          return;
+                        }
+                        self->read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  ServerState& state_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  unsigned version_ = 11;
+};
+
+class AdminHttpServerImpl final : public AdminHttpServer {
+ public:
+  AdminHttpServerImpl(PgConfigStore& store, const AdminServerOptions& options) {
+    state_.options = options;
+    state_.api = std::make_unique<AdminApi>(store, state_.counters);
+    state_.workers = std::make_unique<net::thread_pool>(
+        static_cast<size_t>(options.db_workers < 1 ? 1 : options.db_workers));
+  }
+  ~AdminHttpServerImpl() override { shutdown(); }
+
+  absl::Status listen(const std::string& address) {
+    const size_t colon = address.rfind(':');
+    if (colon == std::string::npos) {
+      return absl::InvalidArgumentError("--admin_listen must be host:port, got '" + address + "'");
+    }
+    std::string host = address.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    int port = 0;
+    try {
+      port = std::stoi(address.substr(colon + 1));
+    } catch (const std::exception&) {
+      return absl::InvalidArgumentError("--admin_listen has a bad port: '" + address + "'");
+    }
+    beast::error_code ec;
+    const net::ip::address ip = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+    if (ec || port < 0 || port > 65535) {
+      return absl::InvalidArgumentError("--admin_listen must be ip:port, got '" + address + "'");
+    }
+    const tcp::endpoint endpoint(ip, static_cast<unsigned short>(port));
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) {
+      acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+      acceptor_.bind(endpoint, ec);
+    }
+    if (!ec) {
+      acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+      return absl::UnavailableError("cannot listen on " + address + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint().port();
+    accept();
+    io_thread_ = std::thread([this] { ioc_.run(); });
+    return absl::OkStatus();
+  }
+
+  int port() const override { return port_; }
+
+  void shutdown() override {
+    if (stopped_.exchange(true)) {
+      return;
+    }
+    // Stop I/O first so no new request reaches the workers, then let the running handlers
+    // finish; their responses are posted to the stopped io_context and dropped with it.
+    ioc_.stop();
+    if (io_thread_.joinable()) {
+      io_thread_.join();
+    }
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    state_.workers->join();
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
+      if (ec) {
+        if (ec != net::error::operation_aborted) {
+          LOG_WARN("admin", "accept failed: %s", ec.message());
+          accept();
+        }
+        return;
+      }
+      std::make_shared<Session>(std::move(s), state_)->start();
+      accept();
+    });
+  }
+
+  // Declaration order is destruction order in reverse: the io_context (and the sessions its
+  // handlers own) goes before the state they point to.
+  ServerState state_;
+  net::io_context ioc_{1};
+  tcp::acceptor acceptor_{ioc_};
+  std::thread io_thread_;
+  int port_ = 0;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AdminHttpServer>> AdminHttpServer::start(
+    PgConfigStore& store, const AdminServerOptions& options) {
+  auto server = std::make_unique<AdminHttpServerImpl>(store, options);
+  const absl::Status st = server->listen(options.listen_address);
+  if (!st.ok()) {
+    return st;
+  }
+  LOG_INFO("admin", "Admin API listening on %s (port %d)", options.listen_address,
+           server->port());
+  return server;
+}
+
+}  // namespace portico::cp

@@ -1,0 +1,35 @@
+// AdminHttpServer: HTTP/1.1 (keep-alive) transport of the Admin API on Boost.Beast. One I/O
+// thread owns every socket; each request's handling (which blocks on PostgreSQL) runs on a
+// separate pool of DB worker threads, and the response is posted back to the I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "control_plane/admin_api/admin_api.h"
+
+namespace portico::cp {
+
+struct AdminServerOptions {
+  std::string listen_address = "127.0.0.1:8001";  // host:port; port 0 picks a free one
+  int db_workers = 4;                             // threads running AdminApi::handle
+  uint64_t max_body_bytes = 1 << 20;              // larger bodies answer 413
+};
+
+class AdminHttpServer {
+ public:
+  virtual ~AdminHttpServer() = default;
+
+  // Binds and starts serving. `store` must outlive the server. kInvalidArgument for a bad
+  // address, kUnavailable if it cannot be bound.
+  static absl::StatusOr<std::unique_ptr<AdminHttpServer>> start(PgConfigStore& store,
+                                                                const AdminServerOptions& options);
+
+  virtual int port() const = 0;
+  // Stops accepting, closes connections, joins every thread; idempotent.
+  virtual void shutdown() = 0;
+};
+
+}  // namespace portico::cp
