@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "control_plane/store/store.h"
+#include "control_plane/sync/node_registry.h"
 
 namespace portico::cp {
 
@@ -16,6 +18,22 @@ struct SyncServerOptions {
   bool insecure = false;                         // plain text (--cluster_insecure)
   std::string cert_path, key_path, ca_path;      // mTLS material (--cluster_cert/_key/_ca)
   uint32_t heartbeat_interval_ms = 5000;
+  // Retry schedule for store reads that fail (exponential, full jitter).
+  uint32_t store_retry_initial_ms = 200;
+  uint32_t store_retry_max_ms = 5000;
+};
+
+// Counters since start; for tests, metrics and the status API.
+struct SyncServerStats {
+  uint64_t streams_active = 0;
+  uint64_t streams_total = 0;
+  uint64_t snapshot_loads = 0;    // successful store reads
+  uint64_t load_failures = 0;     // failed store reads (retried)
+  uint64_t encodes = 0;           // generations encoded (once each, whatever the DP count)
+  uint64_t pushes = 0;            // snapshots started on a stream
+  uint64_t chunks_sent = 0;
+  uint64_t acks = 0;
+  uint64_t nacks = 0;
 };
 
 class SyncServer {
@@ -32,6 +50,10 @@ class SyncServer {
   virtual int port() const = 0;
   // Ends every stream and stops the listener; idempotent. Called from main on SIGTERM.
   virtual void shutdown() = 0;
+
+  // Every DP seen since start (connected or not), and the counters. Thread-safe.
+  virtual std::vector<NodeStatus> nodes() const = 0;
+  virtual SyncServerStats stats() const = 0;
 };
 
 }  // namespace portico::cp

@@ -1,0 +1,117 @@
+#include "control_plane/sync/node_registry.h"
+
+#include <utility>
+
+#include "absl/time/clock.h"
+
+namespace portico::cp {
+
+std::optional<NodeStatus> NodeRegistry::onHello(uint64_t session, const std::string& node_id,
+                                                const std::string& hostname,
+                                                const std::string& version,
+                                                const std::string& group, uint64_t generation,
+                                                const std::string& hash) {
+  absl::MutexLock lock(&mu_);
+  std::optional<NodeStatus> before;
+  auto it = nodes_.find(node_id);
+  if (it != nodes_.end()) {
+    before = it->second.status;
+  } else {
+    it = nodes_.emplace(node_id, Entry{}).first;
+  }
+  Entry& e = it->second;
+  e.session = session;
+  NodeStatus& s = e.status;
+  const absl::Time now = absl::Now();
+  s.node_id = node_id;
+  s.hostname = hostname;
+  s.version = version;
+  if (s.group != group) {
+    // A node that moved groups carries no rejection across.
+    s.rejected_generation = 0;
+    s.rejected_hash.clear();
+    s.rejected_message.clear();
+    s.rejected_errors.clear();
+  }
+  s.group = group;
+  s.connected = true;
+  s.connected_at = now;
+  s.last_seen = now;
+  s.applied_generation = generation;
+  s.applied_hash = hash;
+  return before;
+}
+
+void NodeRegistry::onAck(const std::string& node_id, uint64_t generation,
+                         const std::string& hash) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) {
+    return;
+  }
+  NodeStatus& s = it->second.status;
+  s.last_seen = absl::Now();
+  s.applied_generation = generation;
+  s.applied_hash = hash;
+  ++s.acks;
+}
+
+void NodeRegistry::onNack(const std::string& node_id, uint64_t generation,
+                          const std::string& hash, const std::string& message,
+                          config::FieldErrors errors) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) {
+    return;
+  }
+  NodeStatus& s = it->second.status;
+  s.last_seen = absl::Now();
+  s.rejected_generation = generation;
+  s.rejected_hash = hash;
+  s.rejected_message = message;
+  s.rejected_errors = std::move(errors);
+  ++s.nacks;
+}
+
+void NodeRegistry::onHeartbeat(const std::string& node_id, uint64_t generation,
+                               const std::string& hash) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) {
+    return;
+  }
+  NodeStatus& s = it->second.status;
+  s.last_seen = absl::Now();
+  s.applied_generation = generation;
+  s.applied_hash = hash;
+}
+
+void NodeRegistry::onDisconnect(uint64_t session, const std::string& node_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end() || it->second.session != session) {
+    return;
+  }
+  it->second.status.connected = false;
+}
+
+std::optional<NodeStatus> NodeRegistry::get(const std::string& node_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) {
+    return std::nullopt;
+  }
+  return it->second.status;
+}
+
+std::vector<NodeStatus> NodeRegistry::list() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<NodeStatus> out;
+  out.reserve(nodes_.size());
+  for (const auto& [id, e] : nodes_) {
+    out.push_back(e.status);
+  }
+  return out;
+}
+
+}  // namespace portico::cp

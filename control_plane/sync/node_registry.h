@@ -1,0 +1,67 @@
+// NodeRegistry: what the control plane knows about each connected (or recently connected) data
+// plane, fed by the sync streams: identity from Hello, applied config from Ack/Heartbeat, the
+// last rejection from Nack. In memory only for now; the fleet registry (a later issue) batches
+// it to PostgreSQL and serves it over the Admin API.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/config/validate.h"
+
+namespace portico::cp {
+
+struct NodeStatus {
+  std::string node_id;
+  std::string hostname;
+  std::string version;
+  std::string group;
+  bool connected = false;
+  absl::Time connected_at;
+  absl::Time last_seen;                 // last message of any kind
+  uint64_t applied_generation = 0;      // from Hello, Ack and Heartbeat
+  std::string applied_hash;
+  // The last push this node rejected; the CP never sends it that (generation, hash) again.
+  uint64_t rejected_generation = 0;
+  std::string rejected_hash;
+  std::string rejected_message;
+  config::FieldErrors rejected_errors;
+  uint64_t acks = 0;
+  uint64_t nacks = 0;
+};
+
+// Thread-safe; called from gRPC reaction threads.
+class NodeRegistry {
+ public:
+  // A stream said Hello. Returns the node's record as it was before (its last rejection is
+  // what the stream must not resend). `session` identifies the stream, so a stale stream's
+  // disconnect does not mark a reconnected node offline.
+  std::optional<NodeStatus> onHello(uint64_t session, const std::string& node_id,
+                                    const std::string& hostname, const std::string& version,
+                                    const std::string& group, uint64_t generation,
+                                    const std::string& hash);
+  void onAck(const std::string& node_id, uint64_t generation, const std::string& hash);
+  void onNack(const std::string& node_id, uint64_t generation, const std::string& hash,
+              const std::string& message, config::FieldErrors errors);
+  void onHeartbeat(const std::string& node_id, uint64_t generation, const std::string& hash);
+  void onDisconnect(uint64_t session, const std::string& node_id);
+
+  std::optional<NodeStatus> get(const std::string& node_id) const;
+  std::vector<NodeStatus> list() const;
+
+ private:
+  struct Entry {
+    NodeStatus status;
+    uint64_t session = 0;
+  };
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> nodes_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace portico::cp

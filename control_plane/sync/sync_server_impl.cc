@@ -1,0 +1,580 @@
+#include "control_plane/sync/sync_server_impl.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/sync/grpc_status.h"
+
+namespace portico::cp {
+namespace {
+
+using sync::v1::ControlPlaneMessage;
+using sync::v1::DataPlaneMessage;
+
+constexpr char kLog[] = "sync";
+constexpr char kDefaultGroup[] = "default";
+// A NACK with every error of a huge config could be large; chunks are CP->DP only.
+constexpr int kMaxReceiveMessageBytes = 4 << 20;
+
+std::string groupName(const std::string& g) { return g.empty() ? kDefaultGroup : g; }
+
+absl::StatusOr<std::string> readFile(const std::string& what, const std::string& path) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " path is required for mTLS"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " ", path));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string shortHash(const std::string& h) { return h.substr(0, 12); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// SyncStream
+
+SyncStream::SyncStream(SyncServerImpl* server, uint64_t session)
+    : server_(server), session_(session) {}
+
+void SyncStream::begin(bool refuse) {
+  if (refuse) {
+    finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "control plane is shutting down"));
+    return;
+  }
+  StartRead(&in_);
+}
+
+void SyncStream::offer(sync::EncodedSnapshotConstSharedPtr snapshot) {
+  {
+    absl::MutexLock lock(&mu_);
+    push_.offer(std::move(snapshot));
+  }
+  pump();
+}
+
+void SyncStream::finish(grpc::Status status) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finish_requested_) {
+      return;
+    }
+    finish_requested_ = true;
+    final_status_ = status;
+    // gRPC must not see Finish while a write is outstanding; OnWriteDone finishes instead.
+    if (write_in_progress_) {
+      return;
+    }
+    finished_ = true;
+  }
+  Finish(std::move(status));
+}
+
+void SyncStream::pump() {
+  const ControlPlaneMessage* next = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (write_in_progress_ || finish_requested_) {
+      return;
+    }
+    if (!control_.empty()) {
+      next = &control_.front();
+      writing_control_ = true;
+    } else {
+      if (sending_ == nullptr) {
+        sending_ = push_.takeNext();
+        next_chunk_ = 0;
+        if (sending_ != nullptr) {
+          server_->counters().pushes++;
+          LOG_DEBUG(kLog, "pushing generation %d (%s, %d bytes) to node %s", sending_->generation,
+                   shortHash(sending_->config_hash), sending_->encoded_size, node_id_);
+        }
+      }
+      if (sending_ != nullptr) {
+        next = &sending_->messages[next_chunk_];
+        writing_control_ = false;
+      }
+    }
+    if (next == nullptr) {
+      return;
+    }
+    write_in_progress_ = true;
+  }
+  // Outside our lock: a reaction may run on another thread as soon as this is called. The
+  // message stays alive: control_ is only popped, and sending_ only dropped, in OnWriteDone.
+  StartWrite(next);
+}
+
+void SyncStream::OnWriteDone(bool ok) {
+  grpc::Status status;
+  bool do_finish = false;
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_progress_ = false;
+    if (!ok) {
+      // The stream is broken (peer gone or cancelled); nothing more can be written.
+      if (!finish_requested_) {
+        finish_requested_ = true;
+        final_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
+      }
+    } else if (writing_control_) {
+      control_.pop_front();
+    } else {
+      server_->counters().chunks_sent++;
+      if (++next_chunk_ >= sending_->messages.size()) {
+        sending_.reset();  // all chunks out; push_ keeps it in flight until Ack/Nack
+        next_chunk_ = 0;
+      }
+    }
+    if (finish_requested_ && !finished_) {
+      finished_ = true;
+      do_finish = true;
+      status = final_status_;
+    }
+  }
+  if (do_finish) {
+    Finish(std::move(status));
+    return;
+  }
+  pump();
+}
+
+void SyncStream::OnReadDone(bool ok) {
+  if (!ok) {
+    // Half-close or cancellation: either way the stream is over.
+    finish(grpc::Status::OK);
+    return;
+  }
+  handle(in_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (finish_requested_) {
+      return;
+    }
+  }
+  StartRead(&in_);
+}
+
+void SyncStream::handle(const DataPlaneMessage& message) {
+  if (!hello_seen_ && message.kind_case() != DataPlaneMessage::kHello) {
+    finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first message must be Hello"));
+    return;
+  }
+  switch (message.kind_case()) {
+    case DataPlaneMessage::kHello:
+      if (hello_seen_) {
+        finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "duplicate Hello"));
+        return;
+      }
+      onHello(message.hello());
+      return;
+    case DataPlaneMessage::kAck:
+      onAck(message.ack());
+      return;
+    case DataPlaneMessage::kNack:
+      onNack(message.nack());
+      return;
+    case DataPlaneMessage::kHeartbeat:
+      server_->registry().onHeartbeat(node_id_, message.heartbeat().generation(),
+                                      message.heartbeat().config_hash());
+      return;
+    case DataPlaneMessage::KIND_NOT_SET:
+      // A newer DP may send kinds we don't know yet; ignoring them keeps it compatible.
+      return;
+  }
+}
+
+void SyncStream::onHello(const sync::v1::Hello& hello) {
+  if (hello.node_id().empty()) {
+    finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hello.node_id is required"));
+    return;
+  }
+  hello_seen_ = true;
+  node_id_ = hello.node_id();
+  group_ = groupName(hello.group());
+  std::optional<NodeStatus> before =
+      server_->registry().onHello(session_, node_id_, hello.hostname(), hello.version(), group_,
+                                  hello.generation(), hello.config_hash());
+  LOG_INFO(kLog, "node %s (%s, version %s) connected to group %s at generation %d (%s)",
+           node_id_, hello.hostname(), hello.version(), group_, hello.generation(),
+           shortHash(hello.config_hash()));
+  {
+    absl::MutexLock lock(&mu_);
+    push_.setApplied(hello.generation(), hello.config_hash());
+    // The node rejected this on an earlier stream: a reconnect must not bring it back.
+    if (before.has_value() && before->group == group_ && !before->rejected_hash.empty()) {
+      push_.addRejected(before->rejected_generation, before->rejected_hash);
+    }
+    ControlPlaneMessage reply;
+    reply.mutable_hello_reply()->set_heartbeat_interval_ms(server_->heartbeatIntervalMs());
+    reply.mutable_hello_reply()->set_cp_version(PORTICO_VERSION);
+    control_.push_back(std::move(reply));
+  }
+  server_->attach(this);
+  pump();
+}
+
+void SyncStream::onAck(const sync::v1::Ack& ack) {
+  server_->counters().acks++;
+  server_->registry().onAck(node_id_, ack.generation(), ack.config_hash());
+  bool closed;
+  {
+    absl::MutexLock lock(&mu_);
+    closed = push_.onAck(ack.generation(), ack.config_hash());
+  }
+  LOG_DEBUG(kLog, "node %s acked generation %d%s", node_id_, ack.generation(),
+            closed ? "" : " (not the push in flight)");
+  pump();
+}
+
+void SyncStream::onNack(const sync::v1::Nack& nack) {
+  server_->counters().nacks++;
+  config::FieldErrors errors;
+  errors.reserve(nack.errors_size());
+  for (const auto& e : nack.errors()) {
+    errors.push_back({e.entity_type(), e.entity_id(), e.field(), e.reason()});
+  }
+  std::string first;
+  if (!errors.empty()) {
+    first = absl::StrCat(" first error: ", errors[0].entity_type, " ", errors[0].entity_id, " ",
+                         errors[0].field, ": ", errors[0].reason);
+  }
+  LOG_WARN(kLog, "node %s rejected generation %d (%s): %s (%d errors)%s; not resending it",
+           node_id_, nack.generation(), shortHash(nack.config_hash()), nack.message(),
+           errors.size(), first);
+  server_->registry().onNack(node_id_, nack.generation(), nack.config_hash(), nack.message(),
+                             std::move(errors));
+  {
+    absl::MutexLock lock(&mu_);
+    push_.onNack(nack.generation(), nack.config_hash());
+  }
+  pump();
+}
+
+void SyncStream::OnDone() {
+  server_->detach(this);
+  delete this;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SyncServerImpl
+
+class SyncServerImpl::Service final : public sync::v1::ConfigSync::CallbackService {
+ public:
+  explicit Service(SyncServerImpl* server) : server_(server) {}
+
+  grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* Sync(
+      grpc::CallbackServerContext* /*context*/) override {
+    return server_->newStream();
+  }
+
+ private:
+  SyncServerImpl* const server_;
+};
+
+SyncServerImpl::SyncServerImpl(ConfigStore& store, SyncServerOptions options)
+    : store_(store),
+      options_(std::move(options)),
+      sink_(std::make_shared<ChangeSink>()),
+      rng_(std::random_device{}()) {}
+
+SyncServerImpl::~SyncServerImpl() { shutdown(); }
+
+absl::Status SyncServerImpl::init() {
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (options_.insecure) {
+    creds = grpc::InsecureServerCredentials();
+  } else {
+    auto cert = readFile("cluster certificate", options_.cert_path);
+    if (!cert.ok()) {
+      return cert.status();
+    }
+    auto key = readFile("cluster key", options_.key_path);
+    if (!key.ok()) {
+      return key.status();
+    }
+    auto ca = readFile("cluster CA", options_.ca_path);
+    if (!ca.ok()) {
+      return ca.status();
+    }
+    // TODO(portico): shared-cert pinning and PKI/CN modes (Kong's cluster_mtls) come with
+    // the fleet work; for now every DP must present a cert signed by the cluster CA.
+    grpc::SslServerCredentialsOptions ssl(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = *ca;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+
+  service_ = std::make_unique<Service>(this);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen_address, creds, &port_);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  // Detect dead DPs at the transport level, and accept the DPs' own keepalive pings.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.listen_address, " for cluster sync"));
+  }
+
+  {
+    absl::MutexLock lock(&sink_->mu);
+    sink_->target = this;
+  }
+  std::shared_ptr<ChangeSink> sink = sink_;
+  store_.setChangeCallback([sink](const std::string& group, uint64_t generation) {
+    absl::MutexLock lock(&sink->mu);
+    if (sink->target != nullptr) {
+      sink->target->onStoreChange(group, generation);
+    }
+  });
+  {
+    absl::MutexLock lock(&mu_);
+    // Warm the default group so the first DP does not wait for a store read.
+    requestLoadLocked(kDefaultGroup, 0);
+  }
+  config_thread_ = std::thread([this] { configLoop(); });
+  LOG_INFO(kLog, "cluster sync listening on port %d (%s)", port_,
+           options_.insecure ? "insecure" : "mTLS");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SyncServer>> SyncServer::start(ConfigStore& store,
+                                                              const SyncServerOptions& options) {
+  auto server = std::make_unique<SyncServerImpl>(store, options);
+  if (absl::Status st = server->init(); !st.ok()) {
+    return st;
+  }
+  return std::unique_ptr<SyncServer>(std::move(server));
+}
+
+SyncServerStats SyncServerImpl::stats() const {
+  SyncServerStats s;
+  {
+    absl::MutexLock lock(&mu_);
+    s.streams_active = streams_.size();
+  }
+  s.streams_total = counters_.streams_total.load();
+  s.snapshot_loads = counters_.snapshot_loads.load();
+  s.load_failures = counters_.load_failures.load();
+  s.encodes = counters_.encodes.load();
+  s.pushes = counters_.pushes.load();
+  s.chunks_sent = counters_.chunks_sent.load();
+  s.acks = counters_.acks.load();
+  s.nacks = counters_.nacks.load();
+  return s;
+}
+
+grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* SyncServerImpl::newStream() {
+  absl::MutexLock lock(&mu_);
+  auto* stream = new SyncStream(this, next_session_++);
+  streams_.insert(stream);
+  counters_.streams_total++;
+  // Under mu_, so shutdown() either sees this stream in streams_ or we see shutting_down_.
+  stream->begin(shutting_down_);
+  return stream;
+}
+
+void SyncServerImpl::attach(SyncStream* stream) {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) {
+    return;
+  }
+  GroupState& g = groups_[stream->group()];
+  g.streams.insert(stream);
+  if (g.current != nullptr) {
+    stream->offer(g.current);
+  } else {
+    requestLoadLocked(stream->group(), 0);
+  }
+}
+
+void SyncServerImpl::detach(SyncStream* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(stream);
+  if (!stream->group().empty()) {
+    auto it = groups_.find(stream->group());
+    if (it != groups_.end()) {
+      it->second.streams.erase(stream);
+    }
+    registry_.onDisconnect(stream->session(), stream->nodeId());
+    LOG_INFO(kLog, "node %s disconnected", stream->nodeId());
+  }
+}
+
+void SyncServerImpl::onStoreChange(const std::string& group, uint64_t generation) {
+  absl::MutexLock lock(&mu_);
+  requestLoadLocked(groupName(group), generation);
+}
+
+void SyncServerImpl::requestLoadLocked(const std::string& group, uint64_t generation) {
+  if (stop_) {
+    return;
+  }
+  auto g = groups_.find(group);
+  if (g != groups_.end() && g->second.current != nullptr &&
+      g->second.current->generation >= generation) {
+    return;  // already have it (a late or duplicate notification, or a Hello)
+  }
+  auto [it, inserted] = loads_.try_emplace(group);
+  it->second.wanted_generation = std::max(it->second.wanted_generation, generation);
+  // An entry already waiting out a retry delay keeps it: the store is still down.
+  cv_.Signal();
+}
+
+absl::Duration SyncServerImpl::retryDelay(uint32_t attempts) {
+  const uint64_t cap = options_.store_retry_max_ms;
+  const uint64_t base = std::max<uint64_t>(1, options_.store_retry_initial_ms);
+  const uint64_t ceiling = std::min<uint64_t>(cap, base << std::min<uint32_t>(attempts, 20));
+  // Full jitter, but never below the base: a down database is not hammered.
+  std::uniform_int_distribution<uint64_t> dist(base, std::max(base, ceiling));
+  return absl::Milliseconds(dist(rng_));
+}
+
+void SyncServerImpl::configLoop() {
+  while (true) {
+    std::string group;
+    LoadRequest request;
+    {
+      absl::MutexLock lock(&mu_);
+      while (true) {
+        if (stop_) {
+          return;
+        }
+        const absl::Time now = absl::Now();
+        absl::Time earliest = absl::InfiniteFuture();
+        auto due = loads_.end();
+        for (auto it = loads_.begin(); it != loads_.end(); ++it) {
+          if (it->second.not_before <= now) {
+            due = it;
+            break;
+          }
+          earliest = std::min(earliest, it->second.not_before);
+        }
+        if (due != loads_.end()) {
+          group = due->first;
+          request = due->second;
+          loads_.erase(due);
+          break;
+        }
+        cv_.WaitWithDeadline(&mu_, earliest);
+      }
+    }
+
+    // Store read and encoding happen without any lock: streams keep flowing meanwhile.
+    absl::StatusOr<config::v1::Snapshot> snapshot = store_.loadSnapshot(group);
+    if (!snapshot.ok()) {
+      counters_.load_failures++;
+      absl::MutexLock lock(&mu_);
+      if (snapshot.status().code() == absl::StatusCode::kNotFound) {
+        LOG_WARN(kLog, "group %s: %s; waiting for a change notification", group,
+                 std::string(snapshot.status().message()));
+        continue;
+      }
+      const uint32_t attempts = request.attempts + 1;
+      const absl::Duration delay = retryDelay(attempts);
+      if (attempts == 1 || attempts % 10 == 0) {
+        LOG_WARN(kLog, "cannot load group %s (attempt %d): %s; retrying in %s", group, attempts,
+                 snapshot.status().ToString(), absl::FormatDuration(delay));
+      }
+      auto [it, inserted] = loads_.try_emplace(group);
+      it->second.wanted_generation =
+          std::max(it->second.wanted_generation, request.wanted_generation);
+      it->second.attempts = attempts;
+      it->second.not_before = absl::Now() + delay;
+      continue;
+    }
+    counters_.snapshot_loads++;
+    if (request.attempts > 0) {
+      LOG_INFO(kLog, "loaded group %s after %d failed attempts", group, request.attempts);
+    }
+    if (snapshot->group().empty()) {
+      snapshot->set_group(group);
+    }
+    const absl::Time start = absl::Now();
+    auto encoded = sync::encodeSnapshot(*snapshot);
+    if (!encoded.ok()) {
+      LOG_ERROR(kLog, "cannot encode group %s generation %d: %s", group, snapshot->generation(),
+                encoded.status().ToString());
+      continue;
+    }
+    counters_.encodes++;
+    LOG_INFO(kLog, "group %s generation %d: %d bytes, %d compressed, %d chunks, hash %s (%s)",
+             group, (*encoded)->generation, (*encoded)->payload_size, (*encoded)->encoded_size,
+             (*encoded)->messages.size(), shortHash((*encoded)->config_hash),
+             absl::FormatDuration(absl::Now() - start));
+    absl::MutexLock lock(&mu_);
+    publishLocked(group, std::move(*encoded));
+  }
+}
+
+void SyncServerImpl::publishLocked(const std::string& group,
+                                   sync::EncodedSnapshotConstSharedPtr encoded) {
+  GroupState& g = groups_[group];
+  if (g.current != nullptr) {
+    if (encoded->generation < g.current->generation) {
+      return;  // an older read finished late
+    }
+    if (encoded->generation == g.current->generation &&
+        encoded->config_hash == g.current->config_hash) {
+      return;
+    }
+  }
+  g.current = encoded;
+  LOG_INFO(kLog, "group %s now at generation %d; offering it to %d streams", group,
+           encoded->generation, g.streams.size());
+  for (SyncStream* stream : g.streams) {
+    stream->offer(encoded);
+  }
+}
+
+void SyncServerImpl::shutdown() {
+  {
+    absl::MutexLock lock(&sink_->mu);
+    sink_->target = nullptr;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) {
+      return;
+    }
+    shutting_down_ = true;
+    stop_ = true;
+    cv_.SignalAll();
+    // Tell every DP now, so it reconnects (to another replica) instead of timing out.
+    for (SyncStream* stream : streams_) {
+      stream->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "control plane shutting down"));
+    }
+  }
+  if (config_thread_.joinable()) {
+    config_thread_.join();
+  }
+  if (server_ != nullptr) {
+    // Streams whose peer does not read any more are cancelled at the deadline.
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  absl::MutexLock lock(&mu_);
+  auto no_streams = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&no_streams), absl::Seconds(5))) {
+    LOG_ERROR(kLog, "%d streams still open after shutdown", streams_.size());
+  }
+  LOG_INFO(kLog, "cluster sync stopped");
+}
+
+}  // namespace portico::cp

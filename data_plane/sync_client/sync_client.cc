@@ -1,0 +1,497 @@
+#include "data_plane/sync_client/sync_client.h"
+
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/sync/grpc_status.h"
+#include "data_plane/sync_client/backoff.h"
+#include "data_plane/sync_client/snapshot_cache.h"
+#include "grpcpp/grpcpp.h"
+#include "portico/sync/v1/sync.grpc.pb.h"
+
+namespace portico::dp {
+namespace {
+
+using sync::v1::ControlPlaneMessage;
+using sync::v1::DataPlaneMessage;
+
+constexpr char kLog[] = "sync";
+constexpr int kMaxErrorsInNack = 1000;  // keeps a NACK far below the CP's 4 MiB receive limit
+constexpr uint32_t kMinHeartbeatMs = 100;
+constexpr uint32_t kDefaultHeartbeatMs = 5000;
+
+absl::StatusOr<std::string> readFile(const std::string& what, const std::string& path) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " path is required for mTLS"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " ", path));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string localHostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) {
+    return "unknown";
+  }
+  return buf;
+}
+
+std::string shortHash(const std::string& h) { return h.substr(0, 12); }
+
+}  // namespace
+
+std::string generateUuid() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1) {
+    // OpenSSL's CSPRNG failing is near impossible; fall back to a seeded PRNG, not a crash.
+    std::random_device rd;
+    for (auto& x : b) {
+      x = static_cast<unsigned char>(rd());
+    }
+  }
+  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      out.push_back('-');
+    }
+    out.push_back(kHex[b[i] >> 4]);
+    out.push_back(kHex[b[i] & 0xf]);
+  }
+  return out;
+}
+
+class SyncClient::Impl {
+ public:
+  Impl(Options options, ApplyFn apply) : options_(std::move(options)), apply_(std::move(apply)) {
+    if (options_.node_id.empty()) {
+      options_.node_id = generateUuid();
+    }
+    if (options_.hostname.empty()) {
+      options_.hostname = localHostname();
+    }
+  }
+
+  ~Impl() { stop(); }
+
+  absl::Status start() {
+    if (options_.cp_address.empty()) {
+      return absl::InvalidArgumentError("cp_address is required");
+    }
+    if (options_.insecure) {
+      creds_ = grpc::InsecureChannelCredentials();
+    } else {
+      auto ca = readFile("cluster CA", options_.ca_path);
+      if (!ca.ok()) {
+        return ca.status();
+      }
+      auto cert = readFile("cluster certificate", options_.cert_path);
+      if (!cert.ok()) {
+        return cert.status();
+      }
+      auto key = readFile("cluster key", options_.key_path);
+      if (!key.ok()) {
+        return key.status();
+      }
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = *ca;
+      ssl.pem_cert_chain = *cert;
+      ssl.pem_private_key = *key;
+      creds_ = grpc::SslCredentials(ssl);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (started_) {
+        return absl::FailedPreconditionError("SyncClient already started");
+      }
+      started_ = true;
+    }
+    applyCache();
+    thread_ = std::thread([this] { run(); });
+    return absl::OkStatus();
+  }
+
+  void stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      if (context_ != nullptr) {
+        context_->TryCancel();
+      }
+    }
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+
+  const std::string& nodeId() const { return options_.node_id; }
+
+  State state() const {
+    absl::MutexLock lock(&mu_);
+    return state_;
+  }
+
+ private:
+  // Per-stream state shared by the sync thread (reads, ACK/NACK) and the heartbeat thread.
+  struct Session {
+    grpc::ClientReaderWriter<DataPlaneMessage, ControlPlaneMessage>* stream = nullptr;
+    absl::Mutex write_mu;  // one Write at a time; a Read may run concurrently
+    absl::Mutex mu;
+    bool over ABSL_GUARDED_BY(mu) = false;
+    uint32_t interval_ms ABSL_GUARDED_BY(mu) = kDefaultHeartbeatMs;
+  };
+
+  void applyCache() {
+    if (options_.cache_path.empty()) {
+      return;
+    }
+    auto cached = loadSnapshotCache(options_.cache_path, options_.max_snapshot_bytes);
+    if (!cached.ok()) {
+      if (cached.status().code() != absl::StatusCode::kNotFound) {
+        LOG_WARN(kLog, "ignoring config cache: %s", cached.status().ToString());
+      }
+      return;
+    }
+    config::FieldErrors errors;
+    absl::Status st = callApply(cached->snapshot, cached->config_hash, &errors);
+    if (!st.ok()) {
+      LOG_WARN(kLog, "cached generation %d does not apply (%s); waiting for the control plane",
+               cached->generation, st.ToString());
+      return;
+    }
+    LOG_INFO(kLog, "serving cached generation %d (%s) from %s", cached->generation,
+             shortHash(cached->config_hash), options_.cache_path);
+    absl::MutexLock lock(&mu_);
+    state_.generation = cached->generation;
+    state_.config_hash = cached->config_hash;
+    state_.from_cache = true;
+    state_.applies++;
+  }
+
+  // ApplyFn is the embedder's code; a throw there must not take the sync thread down.
+  absl::Status callApply(const config::v1::Snapshot& snapshot, const std::string& hash,
+                         config::FieldErrors* errors) {
+    try {
+      return apply_(snapshot, hash, errors);
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("apply threw: ", e.what()));
+    } catch (...) {
+      return absl::InternalError("apply threw");
+    }
+  }
+
+  void run() {
+    Backoff backoff(absl::Milliseconds(options_.backoff_initial_ms),
+                    absl::Milliseconds(options_.backoff_max_ms));
+    bool in_outage = false;  // the current burst of failures has been logged
+    uint64_t failed_attempts = 0;
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) {
+          return;
+        }
+      }
+      bool connected = false;
+      const grpc::Status status = session(&connected, in_outage, failed_attempts);
+      {
+        absl::MutexLock lock(&mu_);
+        state_.connected = false;
+        if (stopping_) {
+          return;
+        }
+        if (!connected) {
+          state_.connect_failures++;
+        }
+      }
+      if (connected) {
+        backoff.reset();
+        in_outage = true;
+        failed_attempts = 0;
+        LOG_WARN(kLog, "stream to control plane %s ended (code %d: %s); reconnecting",
+                 options_.cp_address, static_cast<int>(status.error_code()),
+                 status.error_message());
+      } else {
+        ++failed_attempts;
+        if (!in_outage) {
+          // Logged once per burst of attempts; the recovery line reports how many it took.
+          LOG_WARN(kLog, "cannot reach control plane %s: %s; retrying with backoff",
+                   options_.cp_address, status.error_message());
+          in_outage = true;
+        }
+      }
+      const absl::Duration delay = backoff.next();
+      absl::MutexLock lock(&mu_);
+      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), delay);
+    }
+  }
+
+  // One stream, from Hello to its end. Sets *connected once the CP answered Hello.
+  grpc::Status session(bool* connected, bool& in_outage, uint64_t failed_attempts) {
+    grpc::ChannelArguments args;
+    // A private subchannel per attempt: our backoff decides when to dial, not a subchannel
+    // shared with (and backing off for) an earlier, failed channel.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetMaxReceiveMessageSize(4 << 20);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    if (!options_.server_name.empty()) {
+      args.SetSslTargetNameOverride(options_.server_name);
+    }
+    auto channel = grpc::CreateCustomChannel(options_.cp_address, creds_, args);
+    auto stub = sync::v1::ConfigSync::NewStub(channel);
+    grpc::ClientContext context;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        return grpc::Status::CANCELLED;
+      }
+      context_ = &context;
+    }
+    auto stream = stub->Sync(&context);
+    Session session;
+    session.stream = stream.get();
+
+    DataPlaneMessage hello_msg;
+    {
+      sync::v1::Hello* hello = hello_msg.mutable_hello();
+      hello->set_node_id(options_.node_id);
+      hello->set_hostname(options_.hostname);
+      hello->set_group(options_.group);
+      hello->set_version(options_.version);
+      hello->add_capabilities("zstd");
+      for (const auto& [k, v] : options_.labels) {
+        (*hello->mutable_labels())[k] = v;
+      }
+      absl::MutexLock lock(&mu_);
+      hello->set_generation(state_.generation);
+      hello->set_config_hash(state_.config_hash);
+    }
+    std::thread heartbeat;
+    if (write(session, hello_msg)) {
+      sync::Reassembler reassembler(sync::ReassemblerOptions{options_.max_snapshot_bytes});
+      ControlPlaneMessage msg;
+      while (stream->Read(&msg)) {
+        switch (msg.kind_case()) {
+          case ControlPlaneMessage::kHelloReply: {
+            const uint32_t interval =
+                std::max(kMinHeartbeatMs, msg.hello_reply().heartbeat_interval_ms());
+            {
+              absl::MutexLock lock(&session.mu);
+              session.interval_ms = interval;
+            }
+            if (!*connected) {
+              *connected = true;
+              if (in_outage) {
+                LOG_INFO(kLog, "connected to control plane %s after %d failed attempts",
+                         options_.cp_address, failed_attempts);
+                in_outage = false;
+              } else {
+                LOG_INFO(kLog, "connected to control plane %s (version %s) as node %s",
+                         options_.cp_address, msg.hello_reply().cp_version(), options_.node_id);
+              }
+              {
+                absl::MutexLock lock(&mu_);
+                state_.connected = true;
+                state_.connects++;
+                state_.heartbeat_interval_ms = interval;
+              }
+              heartbeat = std::thread([this, &session] { heartbeatLoop(session); });
+            }
+            break;
+          }
+          case ControlPlaneMessage::kChunk:
+            onChunk(session, reassembler, msg.chunk());
+            break;
+          case ControlPlaneMessage::KIND_NOT_SET:
+            break;  // a newer CP's message kind; ignored for compatibility
+        }
+      }
+    }
+    {
+      absl::MutexLock lock(&session.mu);
+      session.over = true;
+    }
+    if (heartbeat.joinable()) {
+      heartbeat.join();
+    }
+    grpc::Status status = stream->Finish();
+    absl::MutexLock lock(&mu_);
+    context_ = nullptr;
+    return status;
+  }
+
+  bool write(Session& session, const DataPlaneMessage& msg) {
+    absl::MutexLock lock(&session.write_mu);
+    return session.stream->Write(msg);
+  }
+
+  void heartbeatLoop(Session& session) {
+    while (true) {
+      {
+        absl::MutexLock lock(&session.mu);
+        auto over = [&session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu) {
+          return session.over;
+        };
+        session.mu.AwaitWithTimeout(absl::Condition(&over),
+                                    absl::Milliseconds(session.interval_ms));
+        if (session.over) {
+          return;
+        }
+      }
+      DataPlaneMessage msg;
+      {
+        absl::MutexLock lock(&mu_);
+        msg.mutable_heartbeat()->set_generation(state_.generation);
+        msg.mutable_heartbeat()->set_config_hash(state_.config_hash);
+      }
+      if (!write(session, msg)) {
+        return;  // the stream is gone; the read loop will notice
+      }
+      absl::MutexLock lock(&mu_);
+      state_.heartbeats++;
+    }
+  }
+
+  void onChunk(Session& session, sync::Reassembler& reassembler,
+               const sync::v1::ConfigChunk& chunk) {
+    auto result = reassembler.add(chunk);
+    if (!result.ok()) {
+      // A push we cannot even decode is rejected like an invalid one: keep serving and tell
+      // the CP, which will not resend it (a reconnect would only fetch the same bytes again).
+      LOG_WARN(kLog, "rejecting generation %d: %s", chunk.generation(),
+               result.status().ToString());
+      sendNack(session, chunk.generation(), chunk.config_hash(), result.status(), {});
+      return;
+    }
+    if (!result->has_value()) {
+      return;
+    }
+    handleSnapshot(session, std::move(**result));
+  }
+
+  void handleSnapshot(Session& session, sync::AssembledSnapshot assembled) {
+    uint64_t running_generation;
+    std::string running_hash;
+    {
+      absl::MutexLock lock(&mu_);
+      running_generation = state_.generation;
+      running_hash = state_.config_hash;
+    }
+    if (assembled.config_hash == running_hash) {
+      sendAck(session, assembled.generation, assembled.config_hash);  // already serving it
+      return;
+    }
+    if (assembled.generation < running_generation) {
+      sendNack(session, assembled.generation, assembled.config_hash,
+               absl::FailedPreconditionError(absl::StrCat(
+                   "generation ", assembled.generation, " is older than the applied ",
+                   running_generation)),
+               {});
+      return;
+    }
+    config::FieldErrors errors;
+    const absl::Time start = absl::Now();
+    absl::Status st = callApply(assembled.snapshot, assembled.config_hash, &errors);
+    if (!st.ok()) {
+      LOG_WARN(kLog, "generation %d (%s) rejected: %s (%d errors); still serving generation %d",
+               assembled.generation, shortHash(assembled.config_hash), st.ToString(),
+               errors.size(), running_generation);
+      sendNack(session, assembled.generation, assembled.config_hash, st, errors);
+      return;
+    }
+    LOG_INFO(kLog, "applied generation %d (%s) in %s", assembled.generation,
+             shortHash(assembled.config_hash), absl::FormatDuration(absl::Now() - start));
+    {
+      absl::MutexLock lock(&mu_);
+      state_.generation = assembled.generation;
+      state_.config_hash = assembled.config_hash;
+      state_.from_cache = false;
+      state_.applies++;
+    }
+    if (!options_.cache_path.empty()) {
+      // The config already serves traffic, so the ACK stays truthful even if this fails; the
+      // cost is a stale cache on the next cold start, which the log says.
+      if (absl::Status cst = saveSnapshotCache(options_.cache_path, assembled); !cst.ok()) {
+        LOG_ERROR(kLog, "cannot persist generation %d: %s", assembled.generation,
+                  cst.ToString());
+      }
+    }
+    sendAck(session, assembled.generation, assembled.config_hash);
+  }
+
+  void sendAck(Session& session, uint64_t generation, const std::string& hash) {
+    DataPlaneMessage msg;
+    msg.mutable_ack()->set_generation(generation);
+    msg.mutable_ack()->set_config_hash(hash);
+    if (write(session, msg)) {
+      absl::MutexLock lock(&mu_);
+      state_.acks++;
+    }
+  }
+
+  void sendNack(Session& session, uint64_t generation, const std::string& hash,
+                const absl::Status& status, const config::FieldErrors& errors) {
+    DataPlaneMessage msg;
+    sync::v1::Nack* nack = msg.mutable_nack();
+    nack->set_generation(generation);
+    nack->set_config_hash(hash);
+    nack->set_code(static_cast<int32_t>(status.code()));
+    nack->set_message(std::string(status.message().data(), status.message().size()));
+    const size_t n = std::min<size_t>(errors.size(), kMaxErrorsInNack);
+    for (size_t i = 0; i < n; ++i) {
+      sync::v1::ConfigError* e = nack->add_errors();
+      e->set_entity_type(errors[i].entity_type);
+      e->set_entity_id(errors[i].entity_id);
+      e->set_field(errors[i].field);
+      e->set_reason(errors[i].reason);
+    }
+    if (write(session, msg)) {
+      absl::MutexLock lock(&mu_);
+      state_.nacks++;
+    }
+  }
+
+  Options options_;
+  const ApplyFn apply_;
+  std::shared_ptr<grpc::ChannelCredentials> creds_;
+  std::thread thread_;
+
+  mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;  // the live stream's
+  State state_ ABSL_GUARDED_BY(mu_);
+};
+
+SyncClient::SyncClient(Options options, ApplyFn apply)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(apply))) {}
+
+SyncClient::~SyncClient() = default;
+
+absl::Status SyncClient::start() { return impl_->start(); }
+void SyncClient::stop() { impl_->stop(); }
+const std::string& SyncClient::nodeId() const { return impl_->nodeId(); }
+SyncClient::State SyncClient::state() const { return impl_->state(); }
+
+}  // namespace portico::dp

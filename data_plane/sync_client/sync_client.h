@@ -1,0 +1,85 @@
+// SyncClient: the data plane's side of ConfigSync. On its own thread it keeps one stream to
+// the control plane, says Hello with the config it runs, reassembles pushed snapshots, hands
+// each to the ApplyFn (validate, build, swap: provided by main), persists what applied, and
+// answers every push with an Ack or a structured Nack. Reconnects with exponential backoff
+// and full jitter; serves the cached snapshot when started while the CP is unreachable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/config/validate.h"
+#include "common/sync/codec.h"
+#include "portico/config/v1/config.pb.h"
+
+namespace portico::dp {
+
+class SyncClient {
+ public:
+  struct Options {
+    std::string cp_address;              // host:port (--cp_address)
+    bool insecure = false;               // plain text instead of mTLS
+    std::string cert_path, key_path, ca_path;  // this DP's cert and key; CA of the CP's cert
+    std::string server_name;             // expected CP cert name if not the address' host
+    std::string node_id;                 // generated (UUID v4) if empty
+    std::string hostname;                // gethostname() if empty
+    std::string group;                   // "" = default
+    std::string version;                 // of this binary
+    std::map<std::string, std::string> labels;
+    std::string cache_path;              // "" = no cache (--config_cache_path)
+    uint64_t max_snapshot_bytes = sync::kDefaultMaxSnapshotBytes;
+    uint32_t backoff_initial_ms = 100;
+    uint32_t backoff_max_ms = 10000;
+  };
+
+  // Called on the sync thread with a reassembled, hash-checked snapshot. Validates, builds and
+  // publishes it; returns OK once the new config serves traffic, or an error (with per-entity
+  // details in `errors`) after which the DP must still serve its previous config.
+  using ApplyFn = std::function<absl::Status(const config::v1::Snapshot&,
+                                             const std::string& hash,
+                                             config::FieldErrors* errors)>;
+
+  // What the client is doing; for /status, metrics and tests.
+  struct State {
+    bool connected = false;              // a stream is up and the CP answered Hello
+    uint64_t generation = 0;             // the config applied and served
+    std::string config_hash;
+    bool from_cache = false;             // that config came from cache_path
+    uint32_t heartbeat_interval_ms = 0;
+    uint64_t connects = 0;               // streams the CP answered
+    uint64_t connect_failures = 0;
+    uint64_t applies = 0;                // successful ApplyFn calls (cache included)
+    uint64_t acks = 0;
+    uint64_t nacks = 0;
+    uint64_t heartbeats = 0;
+  };
+
+  SyncClient(Options options, ApplyFn apply);
+  ~SyncClient();  // stop()s
+  SyncClient(const SyncClient&) = delete;
+  SyncClient& operator=(const SyncClient&) = delete;
+
+  // Applies the cached snapshot, if cache_path holds a valid one, on the calling thread (so
+  // the DP serves it as soon as start() returns), then starts the sync thread. Fails with
+  // kInvalidArgument on unreadable TLS material or a missing address; a bad cache is only
+  // logged. Call once.
+  absl::Status start();
+  // Cancels the stream and joins the thread; prompt (no waiting on the network). Idempotent.
+  void stop();
+
+  const std::string& nodeId() const;
+  State state() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A random (version 4) UUID in lower-case 8-4-4-4-12 form.
+std::string generateUuid();
+
+}  // namespace portico::dp
