@@ -11,8 +11,12 @@
 #include "control_plane/admin_api/http_server.h"
 #include "control_plane/store/migrations.h"
 #include "control_plane/store/pg_store_impl.h"
+#include "control_plane/store/pg_changes.h"
 #ifdef PORTICO_HAVE_CP_SYNC
 #include "control_plane/sync/sync_server.h"
+#endif
+#ifdef PORTICO_HAVE_CP_FLEET
+#include "control_plane/fleet/fleet_registry.h"
 #endif
 
 ABSL_FLAG(std::string, pg_dsn, "host=127.0.0.1 port=5432 dbname=portico user=postgres",
@@ -24,6 +28,12 @@ ABSL_FLAG(std::string, cluster_cert, "", "cluster listener certificate (PEM)");
 ABSL_FLAG(std::string, cluster_key, "", "cluster listener private key (PEM)");
 ABSL_FLAG(std::string, cluster_ca, "", "CA that signs data-plane client certificates (PEM)");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
+ABSL_FLAG(int32_t, cluster_heartbeat_interval_ms, 5000,
+          "heartbeat cadence the CP asks of data planes; 3 missed heartbeats = offline");
+ABSL_FLAG(int64_t, cluster_data_plane_purge_delay, 1209600,
+          "seconds after which a data plane not seen is removed from the fleet registry");
+ABSL_FLAG(int32_t, cluster_delta_window, 128,
+          "generations kept for deltas (0 = always send full snapshots)");
 ABSL_FLAG(int32_t, admin_workers, 4,
           "threads (and PostgreSQL connections) serving Admin API requests");
 
@@ -109,10 +119,26 @@ int serve(const std::string& dsn) {
   sync_options.cert_path = absl::GetFlag(FLAGS_cluster_cert);
   sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
   sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
-  auto sync = SyncServer::start(**store, sync_options);  // registers the change callback
+  sync_options.heartbeat_interval_ms =
+      static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_cluster_heartbeat_interval_ms)));
+  sync_options.delta_window =
+      static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_cluster_delta_window)));
+  // Deltas read the change log through their own small pool; the rest is the PgConfigStore.
+  PgChangeLogStore change_log_store(**store, dsn);
+  auto sync = SyncServer::start(change_log_store, sync_options);  // registers the callback
   if (!sync.ok()) {
     return fail(std::string(sync.status().message()));
   }
+#ifdef PORTICO_HAVE_CP_FLEET
+  fleet::FleetOptions fleet_options;
+  fleet_options.dsn = dsn;
+  fleet_options.purge_delay =
+      absl::Seconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_cluster_data_plane_purge_delay)));
+  fleet_options.offline_after = absl::Milliseconds(3 * sync_options.heartbeat_interval_ms);
+  fleet::FleetRegistry fleet_registry((*sync)->registry(), fleet_options);
+  fleet_registry.start();
+  fleet::installedFleetEndpoints().store(&fleet_registry);
+#endif
 #else
   (*store)->setChangeCallback([](const std::string& group, uint64_t generation) {
     LOG_DEBUG("cp", "group %s is at generation %d", group, generation);
@@ -135,6 +161,10 @@ int serve(const std::string& dsn) {
   (*admin)->shutdown();
 #ifdef PORTICO_HAVE_CP_SYNC
   (*sync)->shutdown();
+#ifdef PORTICO_HAVE_CP_FLEET
+  fleet::installedFleetEndpoints().store(nullptr);
+  fleet_registry.stop();  // after the streams ended: their disconnects are written too
+#endif
 #endif
   (*store)->stop();
   LOG_INFO("cp", "stopped");

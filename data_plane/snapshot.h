@@ -6,17 +6,35 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/versioned.h"
+#include "data_plane/router/router.h"
 #include "portico/config/v1/config.pb.h"
 
 namespace portico::dp {
+
+// What the proxy needs per service, precomputed at build time so the hot path only reads.
+struct ServiceTarget {
+  const config::v1::Service* service = nullptr;
+  bool resolved = false;         // false: answer 503 "name resolution failed"
+  std::string address;           // IP literal the host resolved to (at build time)
+  uint16_t port = 80;
+  std::string pool_key;          // "address|port": the worker keep-alive pools' key
+  std::string host_header;       // "host" or "host:port" when the port is not the default
+  std::string base_path;         // service.path, or "/" when null
+  uint32_t connect_timeout_ms = 60000;
+  uint32_t read_timeout_ms = 60000;
+  uint32_t write_timeout_ms = 60000;
+};
 
 class Snapshot {
  public:
   // Builds router and service tables. The caller has already run config::validateSnapshot();
   // build() still fails cleanly (never crashes) on anything it cannot compile.
+  // Service hosts that are names are resolved here (blocking; this runs on the config thread).
+  // TODO(portico): DNS TTLs and upstreams/targets move to the balancer.
   static absl::StatusOr<std::shared_ptr<const Snapshot>> build(config::v1::Snapshot config,
                                                                std::string hash);
 
@@ -24,11 +42,19 @@ class Snapshot {
   const std::string& hash() const { return hash_; }
   const config::v1::Snapshot& config() const { return config_; }
 
-  // (router, services, ... : defined by the proxy work)
+  const router::Router& router() const { return *router_; }
+  // Indexed like config().services(); valid for a Match's service_index.
+  const ServiceTarget& target(int32_t service_index) const {
+    return targets_[static_cast<size_t>(service_index)];
+  }
 
  private:
+  Snapshot() = default;
+
   config::v1::Snapshot config_;
   std::string hash_;
+  std::unique_ptr<const router::Router> router_;  // points into config_
+  std::vector<ServiceTarget> targets_;
 };
 
 using SnapshotConstSharedPtr = std::shared_ptr<const Snapshot>;

@@ -33,7 +33,19 @@ portico_pg_start() {
     as=(runuser -u postgres --)
   fi
   mkdir -p "$dir"
-  if [[ $(id -u) -eq 0 ]]; then chown postgres "$dir"; fi
+  if [[ $(id -u) -eq 0 ]]; then
+    chown postgres "$dir"
+    # The server runs as `postgres`, which must be able to traverse every folder above its
+    # data folder (a checkout under /root, a mktemp folder). Grant search (x) only, no read.
+    local up=$dir
+    while [[ $up != / ]]; do
+      up=$(dirname "$up")
+      if ! runuser -u postgres -- test -x "$up"; then
+        echo "note: allowing the postgres user to traverse $up (chmod o+x)" >&2
+        chmod o+x "$up"
+      fi
+    done
+  fi
   if [[ ! -f $dir/data/PG_VERSION ]]; then
     "${as[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; return 1; }

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/config/entities.h"
 #include "re2/re2.h"
 
 namespace portico::config {
@@ -254,6 +256,8 @@ void checkTags(Errors& errors, const google::protobuf::RepeatedPtrField<std::str
   }
 }
 
+}  // namespace
+
 std::string checkSni(const std::string& value) {
   if (value.empty()) {
     return "length must be at least 1";
@@ -279,6 +283,8 @@ std::string checkSni(const std::string& value) {
   }
   return "";
 }
+
+namespace {
 
 bool contains(const google::protobuf::RepeatedPtrField<std::string>& set, std::string_view v) {
   return std::find(set.begin(), set.end(), v) != set.end();
@@ -336,6 +342,27 @@ std::string checkHost(const std::string& value) {
   }
   if (parsed.has_port) {
     return "must not have a port";
+  }
+  return "";
+}
+
+std::string classifyHost(const std::string& value, bool* has_port) {
+  const ParsedHost parsed = parseHost(value);
+  if (has_port != nullptr) {
+    *has_port = parsed.has_port;
+  }
+  if (parsed.bad_port) {
+    return "";
+  }
+  switch (parsed.kind) {
+    case HostKind::kName:
+      return "name";
+    case HostKind::kIpv4:
+      return "ipv4";
+    case HostKind::kIpv6:
+      return "ipv6";
+    case HostKind::kInvalid:
+      break;
   }
   return "";
 }
@@ -799,6 +826,80 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
       out.push_back({"routes", r.id(), "service.id",
                      "the foreign key '{id=\"" + r.service_id() +
                          "\"}' does not reference an existing 'services' entity."});
+    }
+  }
+  // The schema-driven entities (Snapshot fields named after them, in dependency order):
+  // the same processing the CP's Admin API ran on write, plus ids, unique keys and foreign
+  // keys across the snapshot.
+  std::map<std::string, std::set<std::string>> ids;
+  ids["services"] = service_ids;
+  ids["routes"] = route_ids;
+  const google::protobuf::Descriptor* d = snapshot.GetDescriptor();
+  const google::protobuf::Reflection* refl = snapshot.GetReflection();
+  std::vector<std::pair<const EntitySchema*, Json>> entities;
+  for (const EntitySchema* schema : allEntitySchemas()) {
+    if (schema->name == "services" || schema->name == "routes") {
+      continue;
+    }
+    const google::protobuf::FieldDescriptor* f = d->FindFieldByName(schema->name);
+    if (f == nullptr) {
+      continue;
+    }
+    for (int i = 0; i < refl->FieldSize(snapshot, f); ++i) {
+      entities.emplace_back(schema, protoToJson(refl->GetRepeatedMessage(snapshot, f, i)));
+      const std::string id = entities.back().second.value("id", "");
+      if (!id.empty()) {
+        ids[schema->name].insert(id);
+      }
+    }
+  }
+  std::map<std::string, std::set<std::string>> seen_ids;
+  std::map<std::string, std::set<std::string>> unique_values;
+  for (const auto& [schema, entity] : entities) {
+    std::set<std::string>& seen = seen_ids[schema->name];
+    {
+      const std::string id = entity.value("id", "");
+      Json normalized;
+      for (auto& e : processEntityJson(schema->name, entity, &normalized)) {
+        e.entity_type = schema->name;
+        e.entity_id = id;
+        out.push_back(std::move(e));
+      }
+      if (id.empty()) {
+        out.push_back({schema->name, id, "id", "required field missing"});
+      } else if (!seen.insert(id).second) {
+        out.push_back({schema->name, id, "id", "duplicate id: " + id});
+      }
+      for (const UniqueKey& key : schema->allUniqueKeys()) {
+        Json values = Json::object();
+        for (const auto& name : key.fields) {
+          values[name] = entity.value(name, Json());
+        }
+        for (const auto& name : key.scope) {
+          values[name] = entity.value(name, Json());
+        }
+        bool all_null = true;
+        for (const auto& name : key.fields) {
+          all_null = all_null && values[name].is_null();
+        }
+        if (!all_null && !unique_values[schema->name].insert(values.dump()).second) {
+          out.push_back({schema->name, id, key.fields.front(),
+                         "duplicate value: " + luaTable(values)});
+        }
+      }
+      for (const Field* fk : schema->foreignFields()) {
+        const Json& ref = entity.value(fk->name, Json());
+        if (!ref.is_object() || !ref.contains("id")) {
+          continue;
+        }
+        const std::string ref_id = ref["id"].get<std::string>();
+        if (ids[fk->reference].count(ref_id) == 0) {
+          out.push_back({schema->name, id, fk->name + ".id",
+                         "the foreign key '{id=\"" + ref_id +
+                             "\"}' does not reference an existing '" + fk->reference +
+                             "' entity."});
+        }
+      }
     }
   }
   return out;

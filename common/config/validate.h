@@ -38,6 +38,10 @@ std::string checkServicePath(const std::string& value);   // typedefs.path
 std::string checkRouterPath(const std::string& value);    // typedefs.router_path (+ RE2)
 std::string checkWildcardHost(const std::string& value);  // route hosts (optional :port)
 std::string checkTag(const std::string& value);
+std::string checkSni(const std::string& value);           // typedefs.wildcard_host, no port/IP
+// "name", "ipv4", "ipv6" for a host with optional ":port" (Kong's utils.normalize_ip), ""
+// when it is neither; `has_port` tells whether a port was given.
+std::string classifyHost(const std::string& value, bool* has_port);
 bool isUuid(const std::string& value);
 // Kong's normalization of a prefix path (percent-decoding of unreserved characters,
 // upper-case hex, dot-segment removal), as used for the "non-normalized path" check.

@@ -18,25 +18,12 @@ using sync::v1::Encoding;
 
 constexpr uint64_t kMaxChunkCount = uint64_t{1} << 20;
 
-absl::StatusOr<std::string> serializeDeterministic(const config::v1::Snapshot& snapshot) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    // Map order would otherwise depend on hash-table iteration; the hash must not.
-    coded.SetSerializationDeterministic(true);
-    if (!snapshot.SerializeToCodedStream(&coded) || coded.HadError()) {
-      return absl::InternalError("cannot serialize snapshot");
-    }
-  }
-  return out;
-}
-
 bool sameHeader(const ConfigChunk& a, const ConfigChunk& b) {
   return a.generation() == b.generation() && a.config_hash() == b.config_hash() &&
          a.kind() == b.kind() && a.encoding() == b.encoding() &&
          a.chunk_count() == b.chunk_count() && a.total_size() == b.total_size() &&
-         a.base_generation() == b.base_generation();
+         a.base_generation() == b.base_generation() && a.base_hash() == b.base_hash() &&
+         a.payload_hash() == b.payload_hash();
 }
 
 // The largest encoded payload that can decompress to at most `max_payload` bytes.
@@ -47,7 +34,83 @@ uint64_t maxEncodedBytes(Encoding encoding, uint64_t max_payload) {
   return max_payload;
 }
 
+// Compresses and chunks `serialized` into `encoded` (whose header fields are already set).
+absl::Status packPayload(std::string serialized, const EncodeOptions& options,
+                         EncodedSnapshot* encoded) {
+  if (options.chunk_data_bytes == 0) {
+    return absl::InvalidArgumentError("chunk_data_bytes must be at least 1");
+  }
+  encoded->payload_size = serialized.size();
+  std::string payload;
+  if (options.compress) {
+    payload.resize(ZSTD_compressBound(serialized.size()));
+    const size_t n = ZSTD_compress(payload.data(), payload.size(), serialized.data(),
+                                   serialized.size(), options.zstd_level);
+    if (ZSTD_isError(n)) {
+      return absl::InternalError(absl::StrCat("zstd: ", ZSTD_getErrorName(n)));
+    }
+    payload.resize(n);
+    encoded->encoding = sync::v1::ENCODING_ZSTD;
+  } else {
+    payload = std::move(serialized);
+    encoded->encoding = sync::v1::ENCODING_UNSPECIFIED;
+  }
+  encoded->encoded_size = payload.size();
+
+  const uint64_t step = options.chunk_data_bytes;
+  const uint64_t count = payload.empty() ? 1 : (payload.size() + step - 1) / step;
+  if (count > kMaxChunkCount) {
+    return absl::InvalidArgumentError("snapshot needs too many chunks");
+  }
+  encoded->messages.resize(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    ConfigChunk* c = encoded->messages[i].mutable_chunk();
+    c->set_generation(encoded->generation);
+    c->set_config_hash(encoded->config_hash);
+    c->set_kind(encoded->kind);
+    c->set_encoding(encoded->encoding);
+    c->set_chunk_index(static_cast<uint32_t>(i));
+    c->set_chunk_count(static_cast<uint32_t>(count));
+    c->set_total_size(encoded->encoded_size);
+    if (encoded->kind == sync::v1::PAYLOAD_KIND_DELTA) {
+      c->set_base_generation(encoded->base_generation);
+      c->set_base_hash(encoded->base_hash);
+      c->set_payload_hash(encoded->payload_hash);
+    }
+    const uint64_t begin = i * step;
+    if (begin < payload.size()) {
+      c->set_data(payload.substr(begin, step));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> compressPayload(std::string_view raw, int zstd_level) {
+  std::string out;
+  out.resize(ZSTD_compressBound(raw.size()));
+  const size_t n = ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), zstd_level);
+  if (ZSTD_isError(n)) {
+    return absl::InternalError(absl::StrCat("zstd: ", ZSTD_getErrorName(n)));
+  }
+  out.resize(n);
+  return out;
+}
+
+absl::StatusOr<std::string> serializeDeterministic(const google::protobuf::Message& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    // Map order would otherwise depend on hash-table iteration; the hash must not.
+    coded.SetSerializationDeterministic(true);
+    if (!message.SerializeToCodedStream(&coded) || coded.HadError()) {
+      return absl::InternalError("cannot serialize snapshot");
+    }
+  }
+  return out;
+}
 
 std::string sha256Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -76,9 +139,6 @@ std::string EncodedSnapshot::encodedPayload() const {
 
 absl::StatusOr<EncodedSnapshotConstSharedPtr> encodeSnapshot(const config::v1::Snapshot& snapshot,
                                                               const EncodeOptions& options) {
-  if (options.chunk_data_bytes == 0) {
-    return absl::InvalidArgumentError("chunk_data_bytes must be at least 1");
-  }
   auto serialized = serializeDeterministic(snapshot);
   if (!serialized.ok()) {
     return serialized.status();
@@ -87,43 +147,31 @@ absl::StatusOr<EncodedSnapshotConstSharedPtr> encodeSnapshot(const config::v1::S
   encoded->generation = snapshot.generation();
   encoded->group = snapshot.group();
   encoded->config_hash = sha256Hex(*serialized);
-  encoded->payload_size = serialized->size();
-
-  std::string payload;
-  if (options.compress) {
-    payload.resize(ZSTD_compressBound(serialized->size()));
-    const size_t n = ZSTD_compress(payload.data(), payload.size(), serialized->data(),
-                                   serialized->size(), options.zstd_level);
-    if (ZSTD_isError(n)) {
-      return absl::InternalError(absl::StrCat("zstd: ", ZSTD_getErrorName(n)));
-    }
-    payload.resize(n);
-    encoded->encoding = sync::v1::ENCODING_ZSTD;
-  } else {
-    payload = std::move(*serialized);
-    encoded->encoding = sync::v1::ENCODING_UNSPECIFIED;
+  encoded->kind = sync::v1::PAYLOAD_KIND_SNAPSHOT;
+  if (absl::Status st = packPayload(std::move(*serialized), options, encoded.get()); !st.ok()) {
+    return st;
   }
-  encoded->encoded_size = payload.size();
+  return EncodedSnapshotConstSharedPtr(std::move(encoded));
+}
 
-  const uint64_t step = options.chunk_data_bytes;
-  const uint64_t count = payload.empty() ? 1 : (payload.size() + step - 1) / step;
-  if (count > kMaxChunkCount) {
-    return absl::InvalidArgumentError("snapshot needs too many chunks");
+absl::StatusOr<EncodedSnapshotConstSharedPtr> encodeDelta(const sync::v1::SnapshotDelta& delta,
+                                                           const std::string& base_hash,
+                                                           const std::string& target_hash,
+                                                           const EncodeOptions& options) {
+  auto serialized = serializeDeterministic(delta);
+  if (!serialized.ok()) {
+    return serialized.status();
   }
-  encoded->messages.resize(count);
-  for (uint64_t i = 0; i < count; ++i) {
-    ConfigChunk* c = encoded->messages[i].mutable_chunk();
-    c->set_generation(encoded->generation);
-    c->set_config_hash(encoded->config_hash);
-    c->set_kind(sync::v1::PAYLOAD_KIND_SNAPSHOT);
-    c->set_encoding(encoded->encoding);
-    c->set_chunk_index(static_cast<uint32_t>(i));
-    c->set_chunk_count(static_cast<uint32_t>(count));
-    c->set_total_size(encoded->encoded_size);
-    const uint64_t begin = i * step;
-    if (begin < payload.size()) {
-      c->set_data(payload.substr(begin, step));
-    }
+  auto encoded = std::make_shared<EncodedSnapshot>();
+  encoded->generation = delta.generation();
+  encoded->group = delta.group();
+  encoded->config_hash = target_hash;
+  encoded->kind = sync::v1::PAYLOAD_KIND_DELTA;
+  encoded->base_generation = delta.base_generation();
+  encoded->base_hash = base_hash;
+  encoded->payload_hash = sha256Hex(*serialized);
+  if (absl::Status st = packPayload(std::move(*serialized), options, encoded.get()); !st.ok()) {
+    return st;
   }
   return EncodedSnapshotConstSharedPtr(std::move(encoded));
 }
@@ -131,6 +179,20 @@ absl::StatusOr<EncodedSnapshotConstSharedPtr> encodeSnapshot(const config::v1::S
 absl::StatusOr<config::v1::Snapshot> decodePayload(Encoding encoding, std::string_view payload,
                                                    std::string_view expected_hash,
                                                    uint64_t max_payload_bytes) {
+  auto raw = decompressPayload(encoding, payload, expected_hash, max_payload_bytes);
+  if (!raw.ok()) {
+    return raw.status();
+  }
+  config::v1::Snapshot snapshot;
+  if (!snapshot.ParseFromArray(raw->data(), static_cast<int>(raw->size()))) {
+    return absl::InvalidArgumentError("payload is not a valid portico.config.v1.Snapshot");
+  }
+  return snapshot;
+}
+
+absl::StatusOr<std::string> decompressPayload(Encoding encoding, std::string_view payload,
+                                              std::string_view expected_hash,
+                                              uint64_t max_payload_bytes) {
   std::string decompressed;
   std::string_view raw;
   switch (encoding) {
@@ -177,11 +239,10 @@ absl::StatusOr<config::v1::Snapshot> decodePayload(Encoding encoding, std::strin
     return absl::DataLossError(
         absl::StrCat("config hash mismatch: expected ", std::string(expected_hash), ", got ", actual));
   }
-  config::v1::Snapshot snapshot;
-  if (!snapshot.ParseFromArray(raw.data(), static_cast<int>(raw.size()))) {
-    return absl::InvalidArgumentError("payload is not a valid portico.config.v1.Snapshot");
+  if (decompressed.empty()) {
+    return std::string(raw);
   }
-  return snapshot;
+  return decompressed;
 }
 
 Reassembler::Reassembler(ReassemblerOptions options) : options_(options) {}
@@ -205,7 +266,8 @@ absl::Status Reassembler::fail(const ConfigChunk& chunk, absl::Status status) {
 }
 
 absl::Status Reassembler::startPush(const ConfigChunk& chunk) {
-  if (chunk.kind() != sync::v1::PAYLOAD_KIND_SNAPSHOT) {
+  if (chunk.kind() != sync::v1::PAYLOAD_KIND_SNAPSHOT &&
+      chunk.kind() != sync::v1::PAYLOAD_KIND_DELTA) {
     return absl::UnimplementedError(
         absl::StrFormat("unsupported payload kind %d", static_cast<int>(chunk.kind())));
   }
@@ -287,6 +349,37 @@ absl::StatusOr<std::optional<AssembledSnapshot>> Reassembler::add(const ConfigCh
                            absl::StrFormat("push truncated: %d of %d bytes", buffer_.size(),
                                            header_.total_size())));
   }
+  AssembledSnapshot out;
+  if (header_.kind() == sync::v1::PAYLOAD_KIND_DELTA) {
+    auto raw = decompressPayload(header_.encoding(), buffer_, header_.payload_hash(),
+                                 options_.max_snapshot_bytes);
+    if (!raw.ok()) {
+      return fail(chunk, raw.status());
+    }
+    sync::v1::SnapshotDelta delta;
+    if (!delta.ParseFromArray(raw->data(), static_cast<int>(raw->size()))) {
+      return fail(chunk, absl::InvalidArgumentError(
+                             "payload is not a valid portico.sync.v1.SnapshotDelta"));
+    }
+    if (delta.generation() != header_.generation() ||
+        delta.base_generation() != header_.base_generation()) {
+      return fail(chunk, absl::InvalidArgumentError(absl::StrFormat(
+                             "delta is %d->%d but the push says %d->%d", delta.base_generation(),
+                             delta.generation(), header_.base_generation(),
+                             header_.generation())));
+    }
+    out.generation = header_.generation();
+    out.config_hash = header_.config_hash();
+    out.base_generation = header_.base_generation();
+    out.base_hash = header_.base_hash();
+    out.payload_size = raw->size();
+    out.delta = std::move(delta);
+    in_progress_ = false;
+    buffer_.clear();
+    header_.Clear();
+    next_index_ = 0;
+    return std::optional<AssembledSnapshot>(std::move(out));
+  }
   auto snapshot = decodePayload(header_.encoding(), buffer_, header_.config_hash(),
                                 options_.max_snapshot_bytes);
   if (!snapshot.ok()) {
@@ -297,7 +390,6 @@ absl::StatusOr<std::optional<AssembledSnapshot>> Reassembler::add(const ConfigCh
                            "payload is generation %d but the push says %d",
                            snapshot->generation(), header_.generation())));
   }
-  AssembledSnapshot out;
   out.generation = header_.generation();
   out.config_hash = header_.config_hash();
   out.snapshot = std::move(*snapshot);

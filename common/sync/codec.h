@@ -28,6 +28,10 @@ inline constexpr uint64_t kDefaultMaxSnapshotBytes = uint64_t{256} << 20;
 // Lower-case hex SHA-256 of `data` (64 characters).
 std::string sha256Hex(std::string_view data);
 
+// Deterministic serialization of any message (map order fixed); the bytes config_hash and
+// payload_hash are computed over. kInternal only if serialization fails.
+absl::StatusOr<std::string> serializeDeterministic(const google::protobuf::Message& message);
+
 struct EncodeOptions {
   uint64_t chunk_data_bytes = kDefaultChunkDataBytes;  // payload bytes per chunk, ≥ 1
   int zstd_level = 3;
@@ -42,6 +46,12 @@ struct EncodedSnapshot {
   uint64_t payload_size = 0;     // serialized Snapshot size
   uint64_t encoded_size = 0;     // compressed size = ConfigChunk.total_size
   sync::v1::Encoding encoding = sync::v1::ENCODING_UNSPECIFIED;
+  // PAYLOAD_KIND_SNAPSHOT, or PAYLOAD_KIND_DELTA from (base_generation, base_hash) to
+  // (generation, config_hash); payload_hash is the delta's own hash.
+  sync::v1::PayloadKind kind = sync::v1::PAYLOAD_KIND_SNAPSHOT;
+  uint64_t base_generation = 0;
+  std::string base_hash;
+  std::string payload_hash;
   // The encoded payload, pre-split: messages[i].chunk() is chunk i of messages.size(). The
   // chunk data is the only copy of the compressed bytes (no second buffer is kept), and
   // streams write these messages as they are, so fan-out copies nothing.
@@ -57,6 +67,23 @@ using EncodedSnapshotConstSharedPtr = std::shared_ptr<const EncodedSnapshot>;
 absl::StatusOr<EncodedSnapshotConstSharedPtr> encodeSnapshot(const config::v1::Snapshot& snapshot,
                                                               const EncodeOptions& options = {});
 
+// Encodes a delta whose application to the snapshot (base_generation, base_hash) gives the
+// snapshot (delta.generation(), target_hash). Same chunking and compression as snapshots.
+absl::StatusOr<EncodedSnapshotConstSharedPtr> encodeDelta(const sync::v1::SnapshotDelta& delta,
+                                                           const std::string& base_hash,
+                                                           const std::string& target_hash,
+                                                           const EncodeOptions& options = {});
+
+// zstd-compresses `raw` as one frame that declares its size (what decompressPayload reads).
+absl::StatusOr<std::string> compressPayload(std::string_view raw, int zstd_level = 3);
+
+// Decompresses one whole payload (refusing more than `max_payload_bytes`) and checks its hex
+// SHA-256 against `expected_hash`; returns the raw serialized bytes. Errors as decodePayload.
+absl::StatusOr<std::string> decompressPayload(sync::v1::Encoding encoding,
+                                              std::string_view payload,
+                                              std::string_view expected_hash,
+                                              uint64_t max_payload_bytes);
+
 // Decodes one whole payload: decompresses (refusing more than `max_payload_bytes`), checks
 // the hex SHA-256 against `expected_hash`, and parses. Used by the Reassembler and to load
 // the DP's cache file. Errors: kInvalidArgument (corrupt), kDataLoss (hash mismatch),
@@ -66,11 +93,15 @@ absl::StatusOr<config::v1::Snapshot> decodePayload(sync::v1::Encoding encoding,
                                                    std::string_view expected_hash,
                                                    uint64_t max_payload_bytes);
 
-// What a completed push yields on the DP.
+// What a completed push yields on the DP. For a delta push, `delta` is set and `snapshot`
+// is empty until the DP applied the delta to what it runs (common/sync/delta.h).
 struct AssembledSnapshot {
   uint64_t generation = 0;
   std::string config_hash;
   config::v1::Snapshot snapshot;
+  std::optional<sync::v1::SnapshotDelta> delta;
+  uint64_t base_generation = 0;
+  std::string base_hash;
   // The encoded payload as received, kept so the DP can cache it without re-encoding.
   sync::v1::Encoding encoding = sync::v1::ENCODING_UNSPECIFIED;
   std::string encoded_payload;

@@ -7,9 +7,11 @@
 #include <random>
 #include <vector>
 
+#include "common/config/entities.h"
 #include "common/config/kong_json.h"
 #include "common/config/validate.h"
 #include "common/logging.h"
+#include "control_plane/fleet/fleet_endpoints.h"
 
 namespace portico::cp {
 namespace {
@@ -259,28 +261,6 @@ std::optional<ApiResponse> parsePage(const ParsedTarget& t, PageRequest* page) {
   return std::nullopt;
 }
 
-template <class T, class Encode>
-ApiResponse pageResponse(const Page<T>& page, const std::string& base_path,
-                         const PageRequest& req, bool nested, Encode encode) {
-  Json data = Json::array();
-  for (const auto& item : page.items) {
-    data.push_back(encode(item));
-  }
-  Json body{{"data", std::move(data)}};
-  if (page.next_after_id) {
-    const std::string offset = encodeOffset(*page.next_after_id);
-    body["offset"] = offset;
-    std::string next = base_path + "?offset=" + uriEscape(offset);
-    if (req.size_given && !nested) {
-      next += "&size=" + std::to_string(req.size);
-    }
-    body["next"] = next;
-  } else {
-    body["next"] = nullptr;
-  }
-  return json(200, body);
-}
-
 // The body as JSON; an empty body is an empty object.
 std::optional<Json> parseBody(const ApiRequest& req) {
   if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) {
@@ -293,33 +273,575 @@ std::optional<Json> parseBody(const ApiRequest& req) {
   return j;
 }
 
-std::string luaQuote(const std::string& s) { return "\"" + s + "\""; }
+// ---- request bodies ---------------------------------------------------------------------
 
-ApiResponse uniqueViolation(const std::string& column, const std::string& value) {
-  return kongError(kUniqueViolation, "unique constraint violation",
-                   "UNIQUE violation detected on '{" + column + "=" + luaQuote(value) + "}'",
-                   Json{{column, value}});
+// Sets `value` at a form key: dotted keys build records, `a[]` appends, `a[2]` indexes and a
+// repeated plain key turns into an array (Kong's Admin API form handling).
+void setFormValue(Json& root, const std::string& key, const std::string& value) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = key.find('.', start);
+    parts.push_back(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) {
+      break;
+    }
+    start = dot + 1;
+  }
+  Json* node = &root;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    std::string part = parts[i];
+    const bool last = i + 1 == parts.size();
+    std::optional<size_t> index;
+    bool append = false;
+    if (const size_t br = part.find('['); br != std::string::npos && part.back() == ']') {
+      const std::string inner = part.substr(br + 1, part.size() - br - 2);
+      part = part.substr(0, br);
+      if (inner.empty()) {
+        append = true;
+      } else if (std::all_of(inner.begin(), inner.end(), ::isdigit)) {
+        index = std::stoul(inner);
+      }
+    }
+    if (!node->is_object()) {
+      *node = Json::object();
+    }
+    Json& slot = (*node)[part];
+    if (append || index) {
+      if (!slot.is_array()) {
+        slot = Json::array();
+      }
+      if (append) {
+        slot.push_back(last ? Json(value) : Json::object());
+        node = &slot.back();
+      } else {
+        const size_t idx = *index > 0 ? *index - 1 : 0;
+        while (slot.size() <= idx) {
+          slot.push_back(nullptr);
+        }
+        if (last) {
+          slot[idx] = value;
+        }
+        node = &slot[idx];
+      }
+      continue;
+    }
+    if (last) {
+      if (slot.is_null()) {
+        slot = value;
+      } else if (slot.is_array()) {
+        slot.push_back(value);
+      } else {
+        slot = Json::array({slot, value});
+      }
+    }
+    node = &slot;
+  }
 }
 
-ApiResponse primaryKeyViolation(const std::string& id) {
-  return kongError(kPrimaryKeyViolation, "primary key violation",
-                   "primary key violation on key '{id=" + luaQuote(id) + "}'", Json{{"id", id}});
+Json parseForm(const std::string& body) {
+  Json out = Json::object();
+  size_t pos = 0;
+  while (pos <= body.size()) {
+    size_t amp = body.find('&', pos);
+    if (amp == std::string::npos) {
+      amp = body.size();
+    }
+    const std::string pair = body.substr(pos, amp - pos);
+    if (!pair.empty()) {
+      const size_t eq = pair.find('=');
+      setFormValue(out, urlDecode(pair.substr(0, eq), true),
+                   eq == std::string::npos ? "" : urlDecode(pair.substr(eq + 1), true));
+    }
+    pos = amp + 1;
+  }
+  return out;
 }
 
-ApiResponse serviceFkViolation(const std::string& service_id) {
-  return kongError(kForeignKeyViolation, "foreign key violation",
-                   "the foreign key '{id=" + luaQuote(service_id) +
-                       "}' does not reference an existing 'services' entity.",
-                   Json{{"service", {{"id", service_id}}}});
+enum class BodyKind { kJson, kForm, kUnsupported, kInvalid };
+
+struct Body {
+  BodyKind kind = BodyKind::kJson;
+  Json value = Json::object();
+};
+
+Body readBody(const ApiRequest& req) {
+  Body b;
+  std::string ct = req.content_type;
+  std::transform(ct.begin(), ct.end(), ct.begin(), ::tolower);
+  if (ct.find("application/x-www-form-urlencoded") != std::string::npos) {
+    b.kind = BodyKind::kForm;
+    b.value = parseForm(req.body);
+    return b;
+  }
+  if (!ct.empty() && ct.find("application/json") == std::string::npos) {
+    b.kind = BodyKind::kUnsupported;
+    return b;
+  }
+  std::optional<Json> j = parseBody(req);
+  if (!j) {
+    b.kind = BodyKind::kInvalid;
+    return b;
+  }
+  b.value = std::move(*j);
+  return b;
 }
 
-ApiResponse serviceUnresolved(const std::string& name) {
-  const std::string reason = "the foreign key cannot be resolved with '{name=" + luaQuote(name) +
-                             "}' for an existing 'services' entity";
-  return kongError(kForeignKeysUnresolved, "foreign keys unresolved",
-                   "foreign key unresolved (service.name: " + reason + ")",
-                   Json{{"service", {{"name", reason}}}});
+// ---- the entity routes -------------------------------------------------------------------
+
+constexpr int kInvalidOptions = 11;
+constexpr int kMaxTags = 5;
+
+struct Collection {
+  const char* path;
+  const char* type;
+};
+// Top-level collections (Kong's Admin API names); `targets` only exist under an upstream.
+const Collection kCollections[] = {
+    {"services", "services"},         {"routes", "routes"},
+    {"consumers", "consumers"},       {"plugins", "plugins"},
+    {"upstreams", "upstreams"},       {"certificates", "certificates"},
+    {"snis", "snis"},                 {"ca_certificates", "ca_certificates"},
+    {"key-auths", "keyauth_credentials"}, {"basic-auths", "basicauth_credentials"},
+    {"jwts", "jwt_secrets"},          {"hmac-auths", "hmacauth_credentials"},
+    {"acls", "acls"}};
+
+struct Nested {
+  const char* parent;   // parent entity type
+  const char* segment;  // /<parent>/{p}/<segment>
+  const char* type;     // child entity type
+  const char* field;    // child's foreign field naming the parent
+};
+const Nested kNested[] = {
+    {"services", "routes", "routes", "service"},
+    {"services", "plugins", "plugins", "service"},
+    {"routes", "plugins", "plugins", "route"},
+    {"consumers", "plugins", "plugins", "consumer"},
+    {"consumers", "key-auth", "keyauth_credentials", "consumer"},
+    {"consumers", "basic-auth", "basicauth_credentials", "consumer"},
+    {"consumers", "jwt", "jwt_secrets", "consumer"},
+    {"consumers", "hmac-auth", "hmacauth_credentials", "consumer"},
+    {"consumers", "acls", "acls", "consumer"},
+    {"upstreams", "targets", "targets", "upstream"},
+    {"certificates", "snis", "snis", "certificate"}};
+
+const char* typeForPath(const std::string& path) {
+  for (const auto& c : kCollections) {
+    if (path == c.path) {
+      return c.type;
+    }
+  }
+  return nullptr;
 }
+
+const Nested* findNested(const std::string& parent, const std::string& segment) {
+  for (const auto& n : kNested) {
+    if (parent == n.parent && segment == n.segment) {
+      return &n;
+    }
+  }
+  return nullptr;
+}
+
+// The owner of a nested request: /<parent>/{key}/<child>.
+struct Owner {
+  std::string field;  // the child's foreign field ("consumer")
+  std::string id;     // the parent's id
+  std::string base;   // "/consumers/bob/key-auth", for `next`
+};
+
+// Parses the body of the JSON message a store conflict status carries.
+Json conflictDetail(const absl::Status& st) {
+  Json j = Json::parse(std::string(st.message()), nullptr, false);
+  return j.is_discarded() ? Json::object() : j;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+class Handler {
+ public:
+  Handler(PgConfigStore& store, std::string group) : store_(store), group_(std::move(group)) {}
+
+  // Translates a store error into Kong's error bodies.
+  ApiResponse storeError(const absl::Status& st, const std::string& type) {
+    if (absl::IsAlreadyExists(st)) {
+      const Json d = conflictDetail(st);
+      if (d.contains("unique")) {
+        return kongError(kUniqueViolation, "unique constraint violation",
+                         "UNIQUE violation detected on '" + config::luaTable(d["unique"]) + "'",
+                         d["unique"]);
+      }
+      const std::string id = d.value("primary_key", "");
+      return kongError(kPrimaryKeyViolation, "primary key violation",
+                       "primary key violation on key '{id=" + quoted(id) + "}'", Json{{"id", id}});
+    }
+    if (absl::IsFailedPrecondition(st)) {
+      const Json d = conflictDetail(st);
+      if (d.contains("referenced_by")) {
+        const std::string by = d["referenced_by"];
+        return kongError(kForeignKeyViolation, "foreign key violation",
+                         "an existing '" + by + "' entity references this '" + type + "' entity",
+                         Json{{"@referenced_by", by}});
+      }
+      const std::string id = d.value("id", "");
+      return kongError(kForeignKeyViolation, "foreign key violation",
+                       "the foreign key '{id=" + quoted(id) + "}' does not reference an existing '" +
+                           d.value("reference", "") + "' entity.",
+                       Json{{d.value("foreign_key", ""), {{"id", id}}}});
+    }
+    return statusResponse(st);
+  }
+
+  // Adds what Kong returns beside the stored JSON (a certificate's SNI names).
+  Json decorate(const std::string& type, Json entity) {
+    if (type == "certificates" && entity.contains("id")) {
+      ListQuery q;
+      q.size = 1000;
+      q.foreign_field = "certificate";
+      q.foreign_id = entity["id"].get<std::string>();
+      Json names = Json::array();
+      if (auto page = store_.listJson(group_, "snis", q); page.ok()) {
+        for (const auto& sni : page->items) {
+          names.push_back(sni["name"]);
+        }
+      }
+      std::sort(names.begin(), names.end());
+      entity["snis"] = std::move(names);
+    }
+    return entity;
+  }
+
+  // Resolves the parent of a nested request; a response if it does not exist.
+  std::optional<ApiResponse> owner(const Nested& n, const std::string& parent_key, Owner* out) {
+    auto parent = store_.getJson(group_, n.parent, parent_key);
+    if (!parent.ok()) {
+      return statusResponse(parent.status());
+    }
+    out->field = n.field;
+    out->id = (*parent)["id"].get<std::string>();
+    out->base = std::string("/") + pathFor(n.parent) + "/" + uriEscape(parent_key) + "/" + n.segment;
+    return std::nullopt;
+  }
+
+  static const char* pathFor(const std::string& type) {
+    for (const auto& c : kCollections) {
+      if (type == c.type) {
+        return c.path;
+      }
+    }
+    return type == "targets" ? "targets" : "";
+  }
+
+  ApiResponse list(const std::string& type, const ParsedTarget& t, const Owner* o) {
+    PageRequest page;
+    if (auto err = parsePage(t, &page)) {
+      return *err;
+    }
+    ListQuery q;
+    q.size = page.size;
+    q.after_id = page.after_id;
+    std::string tags_param;
+    if (o != nullptr) {
+      q.foreign_field = o->field;
+      q.foreign_id = o->id;
+    } else if (auto it = t.query.find("tags"); it != t.query.end()) {
+      tags_param = it->second;
+      const bool has_and = tags_param.find(',') != std::string::npos;
+      const bool has_or = tags_param.find('/') != std::string::npos;
+      if (tags_param.empty()) {
+        Json body{{"code", kInvalidOptions},
+                  {"name", "invalid options"},
+                  {"message", "invalid option (tags: cannot be null)"},
+                  {"options", {{"tags", "cannot be null"}}}};
+        return json(400, body);
+      }
+      if (has_and && has_or) {
+        Json body{{"code", kInvalidOptions},
+                  {"name", "invalid options"},
+                  {"message", "invalid option (tags: invalid filter syntax)"},
+                  {"options", {{"tags", "invalid filter syntax"}}}};
+        return json(400, body);
+      }
+      q.tags_or = has_or;
+      std::string cur;
+      for (char c : tags_param + (has_or ? "/" : ",")) {
+        if (c == ',' || c == '/') {
+          q.tags.push_back(cur);
+          cur.clear();
+        } else {
+          cur.push_back(c);
+        }
+      }
+      if (q.tags.size() > kMaxTags) {
+        Json body{{"code", kInvalidOptions},
+                  {"name", "invalid options"},
+                  {"message", "invalid option (tags: cannot query more than 5 tags)"},
+                  {"options", {{"tags", "cannot query more than 5 tags"}}}};
+        return json(400, body);
+      }
+    }
+    if (type == "consumers" && o == nullptr) {
+      if (auto it = t.query.find("custom_id"); it != t.query.end()) {
+        if (it->second.empty()) {
+          return message(400, "custom_id must be an unempty string");
+        }
+        q.equals_field = "custom_id";
+        q.equals_value = it->second;
+      }
+    }
+    auto result = store_.listJson(group_, type, q);
+    if (!result.ok()) {
+      return statusResponse(result.status());
+    }
+    Json data = Json::array();
+    for (auto& item : result->items) {
+      data.push_back(decorate(type, std::move(item)));
+    }
+    Json body{{"data", std::move(data)}};
+    if (result->next_after_id) {
+      const std::string offset = encodeOffset(*result->next_after_id);
+      body["offset"] = offset;
+      std::string next = (o != nullptr ? o->base : std::string("/") + pathFor(type)) +
+                         "?offset=" + uriEscape(offset);
+      if (o == nullptr && !tags_param.empty()) {
+        next += "&tags=" + uriEscape(tags_param);
+      }
+      if (o == nullptr && page.size_given) {
+        next += "&size=" + std::to_string(page.size);
+      }
+      body["next"] = next;
+    } else {
+      body["next"] = nullptr;
+    }
+    return json(200, body);
+  }
+
+  ApiResponse get(const std::string& type, const std::string& key, const Owner* o) {
+    auto e = o != nullptr ? store_.getJson(group_, type, key, o->field, o->id)
+                          : store_.getJson(group_, type, key);
+    if (!e.ok()) {
+      return statusResponse(e.status());
+    }
+    return json(200, decorate(type, std::move(*e)));
+  }
+
+  // Resolves foreign keys given by endpoint key ({"name": "x"}) to {"id"}; code 13 if absent.
+  std::optional<ApiResponse> resolveForeign(const config::EntitySchema& schema, Json& input) {
+    if (!input.is_object()) {
+      return std::nullopt;
+    }
+    for (const config::Field* fk : schema.foreignFields()) {
+      auto it = input.find(fk->name);
+      if (it == input.end() || !it->is_object() || it->contains("id")) {
+        continue;
+      }
+      const config::EntitySchema* ref = config::findEntitySchema(fk->reference);
+      if (ref == nullptr || ref->endpoint_key.empty() || !it->contains(ref->endpoint_key) ||
+          !(*it)[ref->endpoint_key].is_string()) {
+        continue;
+      }
+      const std::string value = (*it)[ref->endpoint_key];
+      auto found = store_.getJson(group_, fk->reference, value);
+      if (absl::IsNotFound(found.status()) || (found.ok() && config::isUuid(value))) {
+        const std::string reason = "the foreign key cannot be resolved with '{" +
+                                   ref->endpoint_key + "=" + quoted(value) +
+                                   "}' for an existing '" + fk->reference + "' entity";
+        return kongError(kForeignKeysUnresolved, "foreign keys unresolved",
+                         "foreign key unresolved (" + fk->name + "." + ref->endpoint_key + ": " +
+                             reason + ")",
+                         Json{{fk->name, {{ref->endpoint_key, reason}}}});
+      }
+      if (!found.ok()) {
+        return statusResponse(found.status());
+      }
+      *it = Json{{"id", (*found)["id"]}};
+    }
+    return std::nullopt;
+  }
+
+  static Json merge(Json current, const Json& patch, const std::string& type) {
+    if (type == "services" || type == "routes") {
+      return config::mergePatch(std::move(current), patch, type == "services");
+    }
+    if (!patch.is_object()) {
+      return patch;
+    }
+    for (auto it = patch.begin(); it != patch.end(); ++it) {
+      Json& slot = current[it.key()];
+      // Records merge field by field, as Kong's PATCH does for a plugin's config.
+      if ((it.key() == "config" || it.key() == "healthchecks") && slot.is_object() &&
+          it->is_object()) {
+        slot = merge(slot, *it, "");
+      } else {
+        slot = *it;
+      }
+    }
+    return current;
+  }
+
+  // POST (key empty), PUT (upsert) and PATCH (merge).
+  ApiResponse write(const std::string& type, const std::string& method, const std::string& key,
+                    const Body& body, const Owner* o) {
+    const config::EntitySchema* schema = config::findEntitySchema(type);
+    if (schema == nullptr) {
+      return message(404, kNotFound);
+    }
+    Json input = body.kind == BodyKind::kForm ? config::coerceFormValues(type, body.value)
+                                              : body.value;
+    const Json request_body = input;
+    std::optional<Json> existing;
+    if (!key.empty()) {
+      auto found = o != nullptr ? store_.getJson(group_, type, key, o->field, o->id)
+                                : store_.getJson(group_, type, key);
+      if (found.ok()) {
+        existing = std::move(*found);
+      } else if (!absl::IsNotFound(found.status())) {
+        return statusResponse(found.status());
+      } else if (method == "PATCH") {
+        return message(404, kNotFound);
+      } else if (o != nullptr && config::isUuid(key) && store_.getJson(group_, type, key).ok()) {
+        return message(404, kNotFound);  // exists, but belongs to another parent
+      }
+    }
+    if (method == "PATCH") {
+      existing->erase("snis");
+      input = merge(*existing, input, type);
+    } else if (method == "PUT" && input.is_object()) {
+      input.erase("id");
+      input.erase("created_at");
+      input.erase("updated_at");
+      if (!config::isUuid(key) && !schema->endpoint_key.empty() && type != "certificates") {
+        input[schema->endpoint_key] = key;
+      }
+    }
+    if (o != nullptr && input.is_object()) {
+      input[o->field] = Json{{"id", o->id}};
+    }
+    if (auto err = resolveForeign(*schema, input)) {
+      return *err;
+    }
+    Json entity;
+    config::FieldErrors errors = config::processEntityJson(type, input, &entity);
+    if (!errors.empty()) {
+      return json(400, config::schemaViolationBody(errors));
+    }
+    if (existing) {
+      entity["id"] = (*existing)["id"];
+    } else if (method == "PUT" && config::isUuid(key)) {
+      entity["id"] = key;
+    } else if (!entity["id"].is_string()) {
+      entity["id"] = newUuid();
+    }
+    if (type == "basicauth_credentials" && request_body.is_object() &&
+        request_body.contains("password") && entity["password"].is_string()) {
+      entity["password"] = config::basicAuthHash(entity["password"].get<std::string>(),
+                                                 entity["consumer"]["id"].get<std::string>());
+    }
+    std::optional<ChildReplace> children;
+    if (type == "certificates" && input.is_object() && input.contains("snis") &&
+        input["snis"].is_array()) {
+      children = ChildReplace{"snis", "certificate", {}};
+      for (const auto& name : input["snis"]) {
+        Json sni;
+        config::FieldErrors sni_errors = config::processEntityJson(
+            "snis", Json{{"name", name}, {"certificate", {{"id", entity["id"]}}}}, &sni);
+        if (!sni_errors.empty()) {
+          return json(400, config::schemaViolationBody(sni_errors));
+        }
+        sni["id"] = newUuid();
+        children->entities.push_back(std::move(sni));
+      }
+    }
+    const WriteMode mode = method == "POST"  ? WriteMode::kCreate
+                           : method == "PUT" ? WriteMode::kUpsert
+                                             : WriteMode::kUpdate;
+    auto written = store_.writeJson(group_, type, std::move(entity), mode, children);
+    if (!written.ok()) {
+      return storeError(written.status(), type);
+    }
+    return json(method == "POST" ? 201 : 200, decorate(type, std::move(written->entity)));
+  }
+
+  ApiResponse remove(const std::string& type, const std::string& key, const Owner* o) {
+    auto found = o != nullptr ? store_.getJson(group_, type, key, o->field, o->id)
+                              : store_.getJson(group_, type, key);
+    if (absl::IsNotFound(found.status())) {
+      return o != nullptr ? message(404, kNotFound) : ApiResponse{204, ""};
+    }
+    if (!found.ok()) {
+      return statusResponse(found.status());
+    }
+    auto deleted = store_.deleteJson(group_, type, (*found)["id"].get<std::string>());
+    if (!deleted.ok()) {
+      return storeError(deleted.status(), type);
+    }
+    return {204, ""};
+  }
+
+  // /<type>/{key}/<field>: the entity a foreign key points at (GET, PUT, PATCH).
+  ApiResponse parentOf(const std::string& type, const std::string& key, const config::Field& fk,
+                       const std::string& method, const Body& body) {
+    auto child = store_.getJson(group_, type, key);
+    if (!child.ok()) {
+      return statusResponse(child.status());
+    }
+    const Json& ref = (*child)[fk.name];
+    if (!ref.is_object() || !ref.contains("id")) {
+      return message(404, kNotFound);
+    }
+    const std::string parent_id = ref["id"];
+    if (method == "GET") {
+      return get(fk.reference, parent_id, nullptr);
+    }
+    return write(fk.reference, method, parent_id, body, nullptr);
+  }
+
+  // GET /tags and /tags/{tag}: offsets are positions (base64 of [n]).
+  ApiResponse tags(const ParsedTarget& t, const std::string& tag) {
+    PageRequest page;
+    int64_t offset = 0;
+    ParsedTarget without_offset = t;
+    without_offset.query.erase("offset");
+    if (auto err = parsePage(without_offset, &page)) {
+      return *err;
+    }
+    if (auto it = t.query.find("offset"); it != t.query.end()) {
+      const std::optional<std::string> raw = base64Decode(it->second);
+      const Json parsed = raw ? Json::parse(*raw, nullptr, false) : Json();
+      if (!parsed.is_array() || parsed.size() != 1 || !parsed[0].is_number_integer()) {
+        return kongError(kInvalidOffset, "invalid offset",
+                         "'" + it->second + "' is not a valid offset");
+      }
+      offset = parsed[0].get<int64_t>();
+    }
+    auto rows = store_.listTags(group_, tag, offset, page.size + 1);
+    if (!rows.ok()) {
+      return statusResponse(rows.status());
+    }
+    const bool more = static_cast<int>(rows->size()) > page.size;
+    if (more) {
+      rows->pop_back();
+    }
+    Json body{{"data", *rows}};
+    if (more) {
+      const std::string next_offset = base64Encode(Json::array({offset + page.size}).dump());
+      body["offset"] = next_offset;
+      body["next"] = (tag.empty() ? std::string("/tags") : "/tags/" + uriEscape(tag)) +
+                     "?offset=" + uriEscape(next_offset) +
+                     (page.size_given ? "&size=" + std::to_string(page.size) : "");
+    } else {
+      body["next"] = nullptr;
+    }
+    if (body["data"].empty()) {
+      body["data"] = Json::array();
+    }
+    return json(200, body);
+  }
+
+ private:
+  PgConfigStore& store_;
+  const std::string group_;
+};
 
 }  // namespace
 
@@ -350,246 +872,6 @@ int toHttpStatus(absl::StatusCode code) {
 
 namespace {
 
-// The handlers for one request; `group` is the config group the path addresses.
-class Handler {
- public:
-  Handler(PgConfigStore& store, std::string group) : store_(store), group_(std::move(group)) {}
-
-  // ---- services ------------------------------------------------------------------------
-  ApiResponse listServices(const ParsedTarget& t) {
-    PageRequest page;
-    if (auto err = parsePage(t, &page)) {
-      return *err;
-    }
-    auto result = store_.listServices(group_, page.after_id, page.size);
-    if (!result.ok()) {
-      return statusResponse(result.status());
-    }
-    return pageResponse(*result, "/services", page, false, config::encodeService);
-  }
-
-  ApiResponse getService(const std::string& key) {
-    auto s = store_.getService(group_, key);
-    if (!s.ok()) {
-      return statusResponse(s.status());
-    }
-    return json(200, config::encodeService(*s));
-  }
-
-  // POST (create), PUT (upsert by id or name) and PATCH (merge) share decoding and writing.
-  ApiResponse writeService(const std::string& method, const std::string& key, const Json& body) {
-    Json input = body;
-    std::optional<v1::Service> existing;
-    if (!key.empty()) {
-      auto found = store_.getService(group_, key);
-      if (found.ok()) {
-        existing = *found;
-      } else if (!absl::IsNotFound(found.status())) {
-        return statusResponse(found.status());
-      } else if (method == "PATCH") {
-        return message(404, kNotFound);
-      }
-    }
-    if (method == "PATCH") {
-      input = config::mergePatch(config::encodeService(*existing), body, true);
-    } else if (method == "PUT" && input.is_object()) {
-      input.erase("id");
-      input.erase("created_at");
-      if (!config::isUuid(key)) {
-        input["name"] = key;  // the endpoint key in the URL names the entity
-      }
-    }
-    v1::Service service;
-    config::FieldErrors errors = config::decodeService(input, &service);
-    if (!errors.empty()) {
-      return json(400, config::schemaViolationBody(errors));
-    }
-    if (existing) {
-      service.set_id(existing->id());
-      service.set_created_at(existing->created_at());
-    } else if (method == "PUT" && config::isUuid(key)) {
-      service.set_id(key);
-    } else if (service.id().empty()) {
-      service.set_id(newUuid());
-    }
-    absl::StatusOr<Written<v1::Service>> written =
-        method == "POST"  ? store_.createService(group_, service)
-        : method == "PUT" ? store_.upsertService(group_, service)
-                          : store_.updateService(group_, service);
-    if (!written.ok()) {
-      if (absl::IsAlreadyExists(written.status())) {
-        return written.status().message() == "name" ? uniqueViolation("name", service.name())
-                                                    : primaryKeyViolation(service.id());
-      }
-      return statusResponse(written.status());
-    }
-    return json(method == "POST" ? 201 : 200, config::encodeService(written->entity));
-  }
-
-  ApiResponse deleteService(const std::string& key) {
-    std::string id = key;
-    if (!config::isUuid(key)) {
-      auto found = store_.getService(group_, key);
-      if (absl::IsNotFound(found.status())) {
-        return {204, ""};
-      }
-      if (!found.ok()) {
-        return statusResponse(found.status());
-      }
-      id = found->id();
-    }
-    auto deleted = store_.deleteService(group_, id);
-    if (absl::IsFailedPrecondition(deleted.status())) {
-      return kongError(kForeignKeyViolation, "foreign key violation",
-                       "an existing 'routes' entity references this 'services' entity",
-                       Json{{"@referenced_by", "routes"}});
-    }
-    if (!deleted.ok()) {
-      return statusResponse(deleted.status());
-    }
-    return {204, ""};
-  }
-
-  // ---- routes --------------------------------------------------------------------------
-  // `service_key` set: /services/{service_key}/routes (the service must exist).
-  ApiResponse listRoutes(const ParsedTarget& t, const std::string& service_key) {
-    PageRequest page;
-    if (auto err = parsePage(t, &page)) {
-      return *err;
-    }
-    std::string service_id;
-    std::string base = "/routes";
-    if (!service_key.empty()) {
-      auto s = store_.getService(group_, service_key);
-      if (!s.ok()) {
-        return statusResponse(s.status());
-      }
-      service_id = s->id();
-      base = "/services/" + uriEscape(service_key) + "/routes";
-    }
-    auto result = store_.listRoutes(group_, service_id, page.after_id, page.size);
-    if (!result.ok()) {
-      return statusResponse(result.status());
-    }
-    return pageResponse(*result, base, page, !service_key.empty(), config::encodeRoute);
-  }
-
-  ApiResponse getRoute(const std::string& key) {
-    auto r = store_.getRoute(group_, key);
-    if (!r.ok()) {
-      return statusResponse(r.status());
-    }
-    return json(200, config::encodeRoute(*r));
-  }
-
-  ApiResponse getRouteService(const std::string& key) {
-    auto r = store_.getRoute(group_, key);
-    if (!r.ok()) {
-      return statusResponse(r.status());
-    }
-    if (!r->has_service_id()) {
-      return message(404, kNotFound);
-    }
-    return getService(r->service_id());
-  }
-
-  ApiResponse writeRoute(const std::string& method, const std::string& key, Json body,
-                         const std::string& parent_service_key) {
-    if (!parent_service_key.empty()) {
-      auto parent = store_.getService(group_, parent_service_key);
-      if (!parent.ok()) {
-        return statusResponse(parent.status());
-      }
-      if (body.is_object()) {
-        body["service"] = Json{{"id", parent->id()}};
-      }
-    }
-    Json input = body;
-    std::optional<v1::Route> existing;
-    if (!key.empty()) {
-      auto found = store_.getRoute(group_, key);
-      if (found.ok()) {
-        existing = *found;
-      } else if (!absl::IsNotFound(found.status())) {
-        return statusResponse(found.status());
-      } else if (method == "PATCH") {
-        return message(404, kNotFound);
-      }
-    }
-    if (method == "PATCH") {
-      input = config::mergePatch(config::encodeRoute(*existing), body, false);
-    } else if (method == "PUT" && input.is_object()) {
-      input.erase("id");
-      input.erase("created_at");
-      if (!config::isUuid(key)) {
-        input["name"] = key;
-      }
-    }
-    v1::Route route;
-    std::optional<std::string> service_name;
-    config::FieldErrors errors = config::decodeRoute(input, &route, &service_name);
-    if (!errors.empty()) {
-      return json(400, config::schemaViolationBody(errors));
-    }
-    if (service_name) {
-      auto s = store_.getService(group_, *service_name);
-      if (absl::IsNotFound(s.status())) {
-        return serviceUnresolved(*service_name);
-      }
-      if (!s.ok()) {
-        return statusResponse(s.status());
-      }
-      route.set_service_id(s->id());
-    }
-    if (existing) {
-      route.set_id(existing->id());
-      route.set_created_at(existing->created_at());
-    } else if (method == "PUT" && config::isUuid(key)) {
-      route.set_id(key);
-    } else if (route.id().empty()) {
-      route.set_id(newUuid());
-    }
-    absl::StatusOr<Written<v1::Route>> written =
-        method == "POST"  ? store_.createRoute(group_, route)
-        : method == "PUT" ? store_.upsertRoute(group_, route)
-                          : store_.updateRoute(group_, route);
-    if (!written.ok()) {
-      if (absl::IsAlreadyExists(written.status())) {
-        return written.status().message() == "name" ? uniqueViolation("name", route.name())
-                                                    : primaryKeyViolation(route.id());
-      }
-      if (absl::IsFailedPrecondition(written.status())) {
-        return serviceFkViolation(route.service_id());
-      }
-      return statusResponse(written.status());
-    }
-    return json(method == "POST" ? 201 : 200, config::encodeRoute(written->entity));
-  }
-
-  ApiResponse deleteRoute(const std::string& key) {
-    std::string id = key;
-    if (!config::isUuid(key)) {
-      auto found = store_.getRoute(group_, key);
-      if (absl::IsNotFound(found.status())) {
-        return {204, ""};
-      }
-      if (!found.ok()) {
-        return statusResponse(found.status());
-      }
-      id = found->id();
-    }
-    auto deleted = store_.deleteRoute(group_, id);
-    if (!deleted.ok()) {
-      return statusResponse(deleted.status());
-    }
-    return {204, ""};
-  }
-
- private:
-  PgConfigStore& store_;
-  const std::string group_;
-};
-
 std::string hostName() {
   char buf[256] = {0};
   if (gethostname(buf, sizeof(buf) - 1) != 0) {
@@ -609,96 +891,209 @@ ApiResponse AdminApi::handle(const ApiRequest& req) {
   const std::string& m = req.method;
   const bool is_write = m == "POST" || m == "PUT" || m == "PATCH";
   Handler h(store_, kDefaultGroup);
-
-  std::optional<Json> body;
-  if (is_write) {
-    body = parseBody(req);
-  }
-  // Parsed lazily per endpoint so a bad body on an unknown path still answers 404.
-  auto badBody = [&]() { return message(400, kCannotParseJson); };
+  const auto notAllowed = [] { return message(405, kMethodNotAllowed); };
 
   if (seg.empty()) {
     if (m != "GET") {
-      return message(405, kMethodNotAllowed);
+      return notAllowed();
+    }
+    Json enabled = Json::array();
+    Json available = Json::object();
+    for (const auto& p : config::pluginSchemas()) {
+      enabled.push_back(p.name);
+      available[p.name] = Json{{"version", "0.1.0"}, {"priority", 0}};
     }
     return json(200, Json{{"tagline", "Welcome to portico"},
                           {"version", "0.1.0"},
                           {"hostname", hostName()},
                           {"node_id", node_id_},
+                          {"plugins",
+                           {{"available_on_server", available}, {"enabled_in_cluster", enabled}}},
                           {"configuration",
-                           {{"database", "postgres"}, {"role", "control_plane"}}}});
+                           {{"database", "postgres"}, {"role", "control_plane"},
+                            {"plugins", enabled}}}});
   }
   if (seg.size() == 1 && seg[0] == "status") {
     if (m != "GET") {
-      return message(405, kMethodNotAllowed);
+      return notAllowed();
     }
     const bool reachable = store_.currentGeneration(kDefaultGroup).ok();
     return json(200, Json{{"database", {{"reachable", reachable}}},
                           {"server",
                            {{"connections_accepted", counters_.connections_accepted.load()},
                             {"connections_active", counters_.connections_active.load()},
+                            {"connections_handled", counters_.connections_accepted.load()},
                             {"total_requests", counters_.total_requests.load()}}}});
   }
-
-  if (seg[0] == "services") {
-    if (seg.size() == 1) {
-      if (m == "GET") {
-        return h.listServices(t);
-      }
-      if (m == "POST") {
-        return body ? h.writeService(m, "", *body) : badBody();
-      }
-      return message(405, kMethodNotAllowed);
-    }
-    if (seg.size() == 2) {
-      if (m == "GET") {
-        return h.getService(seg[1]);
-      }
-      if (m == "PUT" || m == "PATCH") {
-        return body ? h.writeService(m, seg[1], *body) : badBody();
-      }
-      if (m == "DELETE") {
-        return h.deleteService(seg[1]);
-      }
-      return message(405, kMethodNotAllowed);
-    }
-    if (seg.size() == 3 && seg[2] == "routes") {
-      if (m == "GET") {
-        return h.listRoutes(t, seg[1]);
-      }
-      if (m == "POST") {
-        return body ? h.writeRoute(m, "", *body, seg[1]) : badBody();
-      }
-      return message(405, kMethodNotAllowed);
+  // The fleet registry (control_plane/fleet/): /clustering/*, /control-planes/{id}/nodes.
+  if (fleet::FleetEndpoints* fleet = fleet::installedFleetEndpoints().load(); fleet != nullptr) {
+    if (std::optional<fleet::FleetResponse> r = fleet->handle(m, seg, t.query); r.has_value()) {
+      return {r->status, std::move(r->body)};
     }
   }
-  if (seg[0] == "routes") {
-    if (seg.size() == 1) {
+
+  Body body;
+  if (is_write) {
+    body = readBody(req);
+  }
+  // Checked per endpoint so a bad body on an unknown path still answers 404.
+  const auto bodyError = [&]() -> std::optional<ApiResponse> {
+    if (body.kind == BodyKind::kInvalid) {
+      return message(400, kCannotParseJson);
+    }
+    if (body.kind == BodyKind::kUnsupported) {
+      return message(415, "Unsupported Media Type");
+    }
+    return std::nullopt;
+  };
+
+  if (seg[0] == "plugins" && seg.size() == 2 && seg[1] == "enabled") {
+    if (m != "GET") {
+      return notAllowed();
+    }
+    Json enabled = Json::array();
+    for (const auto& p : config::pluginSchemas()) {
+      enabled.push_back(p.name);
+    }
+    return json(200, Json{{"enabled_plugins", enabled}});
+  }
+  if (seg[0] == "tags" && seg.size() <= 2) {
+    if (m != "GET") {
+      return notAllowed();
+    }
+    return h.tags(t, seg.size() == 2 ? seg[1] : "");
+  }
+  if (seg[0] == "schemas" && seg.size() >= 2) {
+    const bool plugins = seg[1] == "plugins" && seg.size() >= 3;
+    const std::string name = plugins ? seg[2] : seg[1];
+    const bool validate = seg.size() == (plugins ? 4u : 3u) && seg.back() == "validate";
+    if (plugins && seg[2] == "validate" && seg.size() == 3) {
+      if (m != "POST") {
+        return notAllowed();
+      }
+      if (auto err = bodyError()) {
+        return *err;
+      }
+      Json out;
+      const config::FieldErrors errors = config::processEntityJson("plugins", body.value, &out);
+      if (!errors.empty()) {
+        return json(400, config::schemaViolationBody(errors));
+      }
+      return json(200, Json{{"message", "schema validation successful"}});
+    }
+    if (validate) {
+      if (m != "POST") {
+        return notAllowed();
+      }
+      if (config::findEntitySchema(name) == nullptr) {
+        return message(404, "No entity named '" + name + "'");
+      }
+      if (auto err = bodyError()) {
+        return *err;
+      }
+      Json out;
+      Json input = body.kind == BodyKind::kForm ? config::coerceFormValues(name, body.value)
+                                                : body.value;
+      const config::FieldErrors errors = config::processEntityJson(name, input, &out);
+      if (!errors.empty()) {
+        return json(400, config::schemaViolationBody(errors));
+      }
+      return json(200, Json{{"message", "schema validation successful"}});
+    }
+    if (seg.size() == (plugins ? 3u : 2u)) {
+      if (m != "GET") {
+        return notAllowed();
+      }
+      if (plugins) {
+        const config::PluginSchema* p = config::findPluginSchema(name);
+        if (p == nullptr) {
+          return message(404, "No plugin named '" + name + "'");
+        }
+        return json(200, config::pluginSchemaToJson(*p));
+      }
+      const config::EntitySchema* s = config::findEntitySchema(name);
+      if (s == nullptr) {
+        return message(404, "No entity named '" + name + "'");
+      }
+      return json(200, config::schemaToJson(*s));
+    }
+    return message(404, kNotFound);
+  }
+
+  const char* type_ptr = typeForPath(seg[0]);
+  if (type_ptr == nullptr) {
+    return message(404, kNotFound);
+  }
+  const std::string type = type_ptr;
+  if (seg.size() == 1) {
+    if (m == "GET") {
+      return h.list(type, t, nullptr);
+    }
+    if (m == "POST") {
+      if (auto err = bodyError()) {
+        return *err;
+      }
+      return h.write(type, m, "", body, nullptr);
+    }
+    return notAllowed();
+  }
+  if (seg.size() == 2) {
+    if (m == "GET") {
+      return h.get(type, seg[1], nullptr);
+    }
+    if (m == "PUT" || m == "PATCH") {
+      if (auto err = bodyError()) {
+        return *err;
+      }
+      return h.write(type, m, seg[1], body, nullptr);
+    }
+    if (m == "DELETE") {
+      return h.remove(type, seg[1], nullptr);
+    }
+    return notAllowed();
+  }
+  if (const Nested* n = findNested(type, seg[2]); n != nullptr && seg.size() <= 4) {
+    Owner o;
+    if (auto err = h.owner(*n, seg[1], &o)) {
+      return *err;
+    }
+    if (seg.size() == 3) {
       if (m == "GET") {
-        return h.listRoutes(t, "");
+        return h.list(n->type, t, &o);
       }
       if (m == "POST") {
-        return body ? h.writeRoute(m, "", *body, "") : badBody();
+        if (auto err = bodyError()) {
+          return *err;
+        }
+        return h.write(n->type, m, "", body, &o);
       }
-      return message(405, kMethodNotAllowed);
+      return notAllowed();
     }
-    if (seg.size() == 2) {
-      if (m == "GET") {
-        return h.getRoute(seg[1]);
-      }
-      if (m == "PUT" || m == "PATCH") {
-        return body ? h.writeRoute(m, seg[1], *body, "") : badBody();
-      }
-      if (m == "DELETE") {
-        return h.deleteRoute(seg[1]);
-      }
-      return message(405, kMethodNotAllowed);
+    if (m == "GET") {
+      return h.get(n->type, seg[3], &o);
     }
-    if (seg.size() == 3 && seg[2] == "service") {
-      if (m == "GET") {
-        return h.getRouteService(seg[1]);
+    if (m == "PUT" || m == "PATCH") {
+      if (auto err = bodyError()) {
+        return *err;
       }
-      return message(405, kMethodNotAllowed);
+      return h.write(n->type, m, seg[3], body, &o);
+    }
+    if (m == "DELETE") {
+      return h.remove(n->type, seg[3], &o);
+    }
+    return notAllowed();
+  }
+  if (seg.size() == 3) {
+    const config::EntitySchema* schema = config::findEntitySchema(type);
+    const config::Field* fk = schema != nullptr ? schema->field(seg[2]) : nullptr;
+    if (fk != nullptr && fk->type == config::FieldType::kForeign) {
+      if (m == "GET" || m == "PUT" || m == "PATCH") {
+        if (auto err = is_write ? bodyError() : std::nullopt) {
+          return *err;
+        }
+        return h.parentOf(type, seg[1], *fk, m, body);
+      }
+      return notAllowed();
     }
   }
   return message(404, kNotFound);

@@ -5,16 +5,47 @@
 #include "common/config/kong_json.h"
 #include "common/config/validate.h"
 #include "common/logging.h"
+#include "control_plane/store/pg_store_internal.h"
 
 namespace portico::cp {
 namespace {
+constexpr char kChannel[] = "portico_config";
+}  // namespace
+
+namespace detail {
+
+// Bumps and returns the group's generation; first statement of every write transaction, so
+// writers of a group queue on its row in one order (no deadlocks) and generation order is
+// commit order.
+std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group) {
+  const pqxx::result r = txn.exec_params(
+      "UPDATE groups SET generation = generation + 1 WHERE name = $1 RETURNING generation",
+      group);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  return r[0][0].as<uint64_t>();
+}
+
+void logChangeAndNotify(pqxx::work& txn, const std::string& group, uint64_t generation,
+                        const char* type, const std::string& id, const char* op) {
+  txn.exec_params(
+      "INSERT INTO change_log (group_name, generation, entity_type, entity_id, op) "
+      "VALUES ($1, $2, $3, $4::uuid, $5)",
+      group, generation, type, id, op);
+  // pg_notify is transactional: delivered to listeners only if and when this commits.
+  txn.exec_params("SELECT pg_notify($1, $2)", kChannel, group + ":" + std::to_string(generation));
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::bumpGeneration;
+using detail::logChangeAndNotify;
 
 namespace v1 = config::v1;
 using config::Json;
-
-constexpr char kChannel[] = "portico_config";
-
-enum class WriteMode { kCreate, kUpsert, kUpdate };
 
 // What differs between entity tables; everything else is shared below.
 template <class T>
@@ -59,29 +90,6 @@ struct Entity<v1::Route> {
     return r;
   }
 };
-
-// Bumps and returns the group's generation; first statement of every write transaction, so
-// writers of a group queue on its row in one order (no deadlocks) and generation order is
-// commit order.
-std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group) {
-  const pqxx::result r = txn.exec_params(
-      "UPDATE groups SET generation = generation + 1 WHERE name = $1 RETURNING generation",
-      group);
-  if (r.empty()) {
-    return std::nullopt;
-  }
-  return r[0][0].as<uint64_t>();
-}
-
-void logChangeAndNotify(pqxx::work& txn, const std::string& group, uint64_t generation,
-                        const char* type, const std::string& id, const char* op) {
-  txn.exec_params(
-      "INSERT INTO change_log (group_name, generation, entity_type, entity_id, op) "
-      "VALUES ($1, $2, $3, $4::uuid, $5)",
-      group, generation, type, id, op);
-  // pg_notify is transactional: delivered to listeners only if and when this commits.
-  txn.exec_params("SELECT pg_notify($1, $2)", kChannel, group + ":" + std::to_string(generation));
-}
 
 absl::Status groupNotFound(const std::string& group) {
   return absl::NotFoundError("group '" + group + "' not found");
@@ -185,33 +193,6 @@ absl::StatusOr<Page<T>> listEntities(PgPool& pool, const std::string& group,
   return page;
 }
 
-absl::StatusOr<std::optional<uint64_t>> deleteEntity(PgPool& pool, const std::string& group,
-                                                     const char* table, const std::string& id) {
-  std::optional<uint64_t> out;
-  const absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
-    pqxx::work txn(conn);
-    const std::optional<uint64_t> generation = bumpGeneration(txn, group);
-    if (!generation) {
-      return groupNotFound(group);
-    }
-    const pqxx::result r = txn.exec_params(std::string("DELETE FROM ") + table +
-                                               " WHERE group_name = $1 AND id = $2::uuid "
-                                               "RETURNING id",
-                                           group, id);
-    if (r.empty()) {
-      return absl::OkStatus();  // nothing deleted: the transaction (and bump) is rolled back
-    }
-    logChangeAndNotify(txn, group, *generation, table, id, "delete");
-    txn.commit();
-    out = *generation;
-    return absl::OkStatus();
-  });
-  if (!st.ok()) {
-    return st;
-  }
-  return out;
-}
-
 class Receiver final : public pqxx::notification_receiver {
  public:
   Receiver(pqxx::connection_base& conn, std::function<void(const std::string&)> fn)
@@ -261,6 +242,7 @@ absl::StatusOr<v1::Snapshot> PgConfigStore::loadSnapshot(const std::string& grou
          txn.exec_params("SELECT entity FROM routes WHERE group_name = $1 ORDER BY id", group)) {
       *snap.add_routes() = Entity<v1::Route>::decode(Json::parse(row[0].c_str()));
     }
+    detail::loadSchemaEntities(txn, group, &snap);
     txn.commit();
     return absl::OkStatus();
   });
@@ -393,7 +375,7 @@ absl::StatusOr<Written<v1::Service>> PgConfigStore::updateService(const std::str
 
 absl::StatusOr<std::optional<uint64_t>> PgConfigStore::deleteService(const std::string& group,
                                                                      const std::string& id) {
-  return deleteEntity(pool_, group, "services", id);
+  return deleteJson(group, "services", id);
 }
 
 absl::StatusOr<v1::Route> PgConfigStore::getRoute(const std::string& group,
@@ -424,7 +406,7 @@ absl::StatusOr<Written<v1::Route>> PgConfigStore::updateRoute(const std::string&
 
 absl::StatusOr<std::optional<uint64_t>> PgConfigStore::deleteRoute(const std::string& group,
                                                                    const std::string& id) {
-  return deleteEntity(pool_, group, "routes", id);
+  return deleteJson(group, "routes", id);
 }
 
 }  // namespace portico::cp

@@ -17,10 +17,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/config/schema.h"
 #include "control_plane/store/pg_pool.h"
 #include "control_plane/store/store.h"
 
 namespace portico::cp {
+
+enum class WriteMode { kCreate, kUpsert, kUpdate };
 
 template <class T>
 struct Page {
@@ -34,6 +37,44 @@ struct Written {
   T entity;             // as stored: timestamps set
   uint64_t generation;  // the group's generation this write produced
 };
+
+// Generic entity access over Kong JSON, for every entity type of common/config/entities.h.
+// Filters of a list; empty strings mean "no filter".
+struct ListQuery {
+  std::string after_id;            // keyset pagination: ids greater than this one
+  int size = 100;
+  std::string foreign_field;       // with foreign_id: only entities whose <field>.id matches
+  std::string foreign_id;
+  std::vector<std::string> tags;   // Kong's ?tags=: all of them, or any with tags_or
+  bool tags_or = false;
+  std::string equals_field;        // with equals_value: entity-><field> equals the string
+  std::string equals_value;
+};
+
+struct JsonPage {
+  std::vector<config::Json> items;
+  std::optional<std::string> next_after_id;
+};
+
+struct JsonWritten {
+  config::Json entity;  // as stored: id and timestamps set
+  uint64_t generation;
+};
+
+// Children written in the write's own transaction, replacing every existing `type` entity
+// whose `foreign_field` references the written entity (a certificate's `snis`).
+struct ChildReplace {
+  std::string type;
+  std::string foreign_field;
+  std::vector<config::Json> entities;  // processed entities, ids set, foreign key filled in
+};
+
+// Kong-level conflicts come back as Status codes with a JSON message the Admin API turns
+// into Kong's error bodies (and nothing else reads):
+//   kAlreadyExists       {"primary_key": "<id>"} or {"unique": {<field>: <value>, ...}}
+//   kFailedPrecondition  {"foreign_key": "<field>", "id": "<id>", "reference": "<entities>"}
+//                        or {"referenced_by": "<entities>"} (delete of a referenced parent)
+//   kNotFound            update of an entity that does not exist
 
 class PgConfigStore final : public ConfigStore {
  public:
@@ -94,6 +135,31 @@ class PgConfigStore final : public ConfigStore {
                                                          config::v1::Route route);
   absl::StatusOr<std::optional<uint64_t>> deleteRoute(const std::string& group,
                                                       const std::string& id);
+
+  // ---- generic entity access (all entity types, Kong JSON) ---------------------------------
+  // By id, or by the type's endpoint key (certificates: an SNI name). With `owner_field`
+  // set, the entity must reference `owner_id` through it (nested endpoints): else kNotFound.
+  absl::StatusOr<config::Json> getJson(const std::string& group, const std::string& type,
+                                       const std::string& id_or_key,
+                                       const std::string& owner_field = "",
+                                       const std::string& owner_id = "");
+  absl::StatusOr<JsonPage> listJson(const std::string& group, const std::string& type,
+                                    const ListQuery& query);
+  // One transaction: unique and foreign-key checks, insert/replace, generation bump,
+  // change_log rows, NOTIFY. `entity` is processed Kong JSON with its id set.
+  absl::StatusOr<JsonWritten> writeJson(const std::string& group, const std::string& type,
+                                        config::Json entity, WriteMode mode,
+                                        const std::optional<ChildReplace>& children = {});
+  // Deletes the entity and, in the same transaction, every entity that cascades from it
+  // (one change_log row each). kFailedPrecondition {"referenced_by"} if a non-cascading
+  // reference holds it. nullopt when nothing was deleted.
+  absl::StatusOr<std::optional<uint64_t>> deleteJson(const std::string& group,
+                                                     const std::string& type,
+                                                     const std::string& id);
+  // GET /tags[/{tag}]: {entity_name, entity_id, tag} rows ordered by tag, entity, id.
+  absl::StatusOr<std::vector<config::Json>> listTags(const std::string& group,
+                                                     const std::string& tag, int64_t offset,
+                                                     int size);
 
  private:
   explicit PgConfigStore(const Options& options);

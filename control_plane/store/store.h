@@ -6,11 +6,21 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "portico/config/v1/config.pb.h"
 
 namespace portico::cp {
+
+// A group's changes after some generation, read in one consistent transaction with the
+// generation they lead to (for deltas; see docs/sync-protocol.md).
+struct ChangeSet {
+  uint64_t generation = 0;       // the group's generation these changes lead to
+  config::v1::Snapshot upserts;  // each changed entity as stored at `generation`
+  std::vector<std::pair<std::string, std::string>> deletes;  // (entity_type, id)
+};
 
 class ConfigStore {
  public:
@@ -28,6 +38,20 @@ class ConfigStore {
   // thread; keep it short. Set once before start-up.
   using ChangeCallback = std::function<void(const std::string& group, uint64_t generation)>;
   virtual void setChangeCallback(ChangeCallback callback) = 0;
+
+  // The changes of `group` after `after_generation` up to its current generation, each
+  // entity once (its last state). kOutOfRange when the change log does not cover every
+  // generation of that range (pruned, or a write that logged nothing) or it touches more
+  // than `max_entities` entities: the caller sends a full snapshot instead. Stores without a
+  // change log answer kUnimplemented (the default). Thread-safe; blocks.
+  virtual absl::StatusOr<ChangeSet> loadChanges(const std::string& group,
+                                                uint64_t after_generation,
+                                                uint64_t max_entities) {
+    (void)group;
+    (void)after_generation;
+    (void)max_entities;
+    return absl::UnimplementedError("this store keeps no change log");
+  }
 };
 
 }  // namespace portico::cp

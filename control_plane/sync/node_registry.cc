@@ -10,7 +10,8 @@ std::optional<NodeStatus> NodeRegistry::onHello(uint64_t session, const std::str
                                                 const std::string& hostname,
                                                 const std::string& version,
                                                 const std::string& group, uint64_t generation,
-                                                const std::string& hash) {
+                                                const std::string& hash, const std::string& ip,
+                                                const std::map<std::string, std::string>& labels) {
   absl::MutexLock lock(&mu_);
   std::optional<NodeStatus> before;
   auto it = nodes_.find(node_id);
@@ -34,12 +35,49 @@ std::optional<NodeStatus> NodeRegistry::onHello(uint64_t session, const std::str
     s.rejected_errors.clear();
   }
   s.group = group;
+  s.ip = ip;
+  s.labels = labels;
+  s.sync_status = "normal";
+  s.compatibility_issues.clear();
   s.connected = true;
   s.connected_at = now;
   s.last_seen = now;
   s.applied_generation = generation;
   s.applied_hash = hash;
+  dirty(node_id);
   return before;
+}
+
+void NodeRegistry::onRefused(const std::string& node_id, const std::string& hostname,
+                             const std::string& version, const std::string& group,
+                             const std::string& ip, std::string sync_status,
+                             std::vector<CompatibilityIssue> issues) {
+  absl::MutexLock lock(&mu_);
+  NodeStatus& s = nodes_[node_id].status;
+  s.node_id = node_id;
+  s.hostname = hostname;
+  s.version = version;
+  s.group = group;
+  s.ip = ip;
+  s.connected = false;
+  s.last_seen = absl::Now();
+  s.sync_status = std::move(sync_status);
+  s.compatibility_issues = std::move(issues);
+  dirty(node_id);
+}
+
+std::vector<NodeStatus> NodeRegistry::takeDirty() {
+  absl::MutexLock lock(&mu_);
+  std::vector<NodeStatus> out;
+  out.reserve(dirty_.size());
+  for (const auto& id : dirty_) {
+    auto it = nodes_.find(id);
+    if (it != nodes_.end()) {
+      out.push_back(it->second.status);
+    }
+  }
+  dirty_.clear();
+  return out;
 }
 
 void NodeRegistry::onAck(const std::string& node_id, uint64_t generation,
@@ -54,6 +92,7 @@ void NodeRegistry::onAck(const std::string& node_id, uint64_t generation,
   s.applied_generation = generation;
   s.applied_hash = hash;
   ++s.acks;
+  dirty(node_id);
 }
 
 void NodeRegistry::onNack(const std::string& node_id, uint64_t generation,
@@ -71,6 +110,7 @@ void NodeRegistry::onNack(const std::string& node_id, uint64_t generation,
   s.rejected_message = message;
   s.rejected_errors = std::move(errors);
   ++s.nacks;
+  dirty(node_id);
 }
 
 void NodeRegistry::onHeartbeat(const std::string& node_id, uint64_t generation,
@@ -84,6 +124,7 @@ void NodeRegistry::onHeartbeat(const std::string& node_id, uint64_t generation,
   s.last_seen = absl::Now();
   s.applied_generation = generation;
   s.applied_hash = hash;
+  dirty(node_id);
 }
 
 void NodeRegistry::onDisconnect(uint64_t session, const std::string& node_id) {
@@ -93,6 +134,7 @@ void NodeRegistry::onDisconnect(uint64_t session, const std::string& node_id) {
     return;
   }
   it->second.status.connected = false;
+  dirty(node_id);
 }
 
 std::optional<NodeStatus> NodeRegistry::get(const std::string& node_id) const {

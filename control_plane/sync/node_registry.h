@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,22 @@
 
 namespace portico::cp {
 
+struct CompatibilityIssue {
+  std::string id;           // stable rule id
+  std::string severity;     // "warning" | "error"
+  std::string description;
+};
+
 struct NodeStatus {
   std::string node_id;
   std::string hostname;
   std::string version;
   std::string group;
+  std::string ip;                       // peer address of its stream
+  std::map<std::string, std::string> labels;
+  // Kong's sync_status: "normal", "version_incompatible" (refused), or "unknown".
+  std::string sync_status = "unknown";
+  std::vector<CompatibilityIssue> compatibility_issues;
   bool connected = false;
   absl::Time connected_at;
   absl::Time last_seen;                 // last message of any kind
@@ -45,7 +57,12 @@ class NodeRegistry {
   std::optional<NodeStatus> onHello(uint64_t session, const std::string& node_id,
                                     const std::string& hostname, const std::string& version,
                                     const std::string& group, uint64_t generation,
-                                    const std::string& hash);
+                                    const std::string& hash, const std::string& ip = "",
+                                    const std::map<std::string, std::string>& labels = {});
+  // The node's Hello was refused (e.g. incompatible version); it is recorded, not connected.
+  void onRefused(const std::string& node_id, const std::string& hostname,
+                 const std::string& version, const std::string& group, const std::string& ip,
+                 std::string sync_status, std::vector<CompatibilityIssue> issues);
   void onAck(const std::string& node_id, uint64_t generation, const std::string& hash);
   void onNack(const std::string& node_id, uint64_t generation, const std::string& hash,
               const std::string& message, config::FieldErrors errors);
@@ -54,12 +71,18 @@ class NodeRegistry {
 
   std::optional<NodeStatus> get(const std::string& node_id) const;
   std::vector<NodeStatus> list() const;
+  // The records changed since the last call (for the batched PostgreSQL writer).
+  std::vector<NodeStatus> takeDirty();
 
  private:
   struct Entry {
     NodeStatus status;
     uint64_t session = 0;
   };
+  void dirty(const std::string& node_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    dirty_.insert(node_id);
+  }
+  std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> nodes_ ABSL_GUARDED_BY(mu_);
 };

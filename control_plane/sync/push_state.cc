@@ -4,6 +4,48 @@
 
 namespace portico::cp {
 
+void Target::setFull(sync::EncodedSnapshotConstSharedPtr full) {
+  absl::MutexLock lock(&mu_);
+  full_ = std::move(full);
+}
+
+void Target::addDelta(sync::EncodedSnapshotConstSharedPtr delta) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t base = delta->base_generation;
+  deltas_[base] = std::move(delta);
+}
+
+void Target::markNoDelta(uint64_t base_generation) {
+  absl::MutexLock lock(&mu_);
+  no_delta_.insert(base_generation);
+}
+
+Target::Choice Target::choose(uint64_t applied_generation, const std::string& applied_hash,
+                              bool allow_delta) const {
+  absl::MutexLock lock(&mu_);
+  Choice c;
+  if (allow_delta && applied_generation > 0 && applied_generation < generation_ &&
+      !applied_hash.empty() && no_delta_.count(applied_generation) == 0) {
+    auto it = deltas_.find(applied_generation);
+    if (it != deltas_.end()) {
+      if (it->second->base_hash == applied_hash) {
+        c.payload = it->second;
+        return c;
+      }
+      // The DP runs another content under that generation number: only a full one helps.
+    } else {
+      c.need_delta = true;
+      return c;
+    }
+  }
+  if (full_ != nullptr) {
+    c.payload = full_;
+  } else {
+    c.need_full = true;
+  }
+  return c;
+}
+
 void PushState::setApplied(uint64_t generation, std::string hash) {
   applied_generation_ = generation;
   applied_hash_ = std::move(hash);
@@ -19,64 +61,85 @@ void PushState::addRejected(uint64_t generation, std::string hash) {
   }
 }
 
-bool PushState::matches(const sync::EncodedSnapshotConstSharedPtr& s, uint64_t generation,
-                        const std::string& hash) {
-  return s != nullptr && s->generation == generation && s->config_hash == hash;
-}
-
 bool PushState::isRejected(uint64_t generation, const std::string& hash) const {
   return std::any_of(rejected_.begin(), rejected_.end(), [&](const auto& r) {
     return r.first == generation && r.second == hash;
   });
 }
 
-bool PushState::worthSending(const sync::EncodedSnapshot& s) const {
-  if (s.config_hash == applied_hash_ && s.generation == applied_generation_) {
+bool PushState::worthSending(const Target& t) const {
+  if (t.hash() == applied_hash_ && t.generation() == applied_generation_) {
     return false;  // already running it
   }
-  if (s.generation < applied_generation_) {
+  if (t.generation() < applied_generation_) {
     return false;  // the DP runs something newer (e.g. from another CP replica); it would NACK
   }
-  return !isRejected(s.generation, s.config_hash);
+  return !isRejected(t.generation(), t.hash());
 }
 
-void PushState::offer(sync::EncodedSnapshotConstSharedPtr snapshot) {
-  if (snapshot == nullptr) {
+void PushState::offer(TargetConstSharedPtr target) {
+  if (target == nullptr) {
     return;
   }
-  if (matches(in_flight_, snapshot->generation, snapshot->config_hash)) {
+  if (in_flight_target_ != nullptr && in_flight_target_->generation() == target->generation() &&
+      in_flight_target_->hash() == target->hash()) {
     queued_.reset();  // what is in flight is already the newest
     return;
   }
-  queued_ = std::move(snapshot);
+  queued_ = std::move(target);
 }
 
-sync::EncodedSnapshotConstSharedPtr PushState::takeNext() {
+PushState::Next PushState::takeNext() {
+  Next next;
   if (in_flight_ != nullptr || queued_ == nullptr) {
-    return nullptr;
+    return next;
   }
-  sync::EncodedSnapshotConstSharedPtr next = std::move(queued_);
+  if (!worthSending(*queued_)) {
+    queued_.reset();
+    return next;
+  }
+  const Target::Choice c =
+      queued_->choose(applied_generation_, applied_hash_, delta_capable_ && !needs_full_);
+  if (c.payload == nullptr) {
+    next.waiting_for = queued_;  // stays queued; a newer offer may still replace it
+    next.need_full = c.need_full;
+    return next;
+  }
+  in_flight_ = c.payload;
+  in_flight_target_ = std::move(queued_);
   queued_.reset();
-  if (!worthSending(*next)) {
-    return nullptr;
-  }
-  in_flight_ = next;
+  next.payload = in_flight_;
   return next;
 }
 
 bool PushState::onAck(uint64_t generation, const std::string& hash) {
   setApplied(generation, hash);
-  if (matches(in_flight_, generation, hash)) {
+  needs_full_ = false;
+  if (in_flight_ != nullptr && in_flight_->generation == generation &&
+      in_flight_->config_hash == hash) {
     in_flight_.reset();
+    in_flight_target_.reset();
     return true;
   }
   return false;
 }
 
 bool PushState::onNack(uint64_t generation, const std::string& hash) {
-  addRejected(generation, hash);
-  if (matches(in_flight_, generation, hash)) {
+  const bool matches = in_flight_ != nullptr && in_flight_->generation == generation &&
+                       in_flight_->config_hash == hash;
+  if (matches && in_flight_->kind == sync::v1::PAYLOAD_KIND_DELTA) {
+    // The DP could not use the delta (its base differed, or the result did not match): the
+    // same generation goes out once more, in full. Only a NACKed full push is final.
+    needs_full_ = true;
+    if (queued_ == nullptr) {
+      queued_ = in_flight_target_;
+    }
+  } else {
+    addRejected(generation, hash);
+  }
+  if (matches) {
     in_flight_.reset();
+    in_flight_target_.reset();
     return true;
   }
   return false;

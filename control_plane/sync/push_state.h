@@ -1,17 +1,62 @@
 // PushState: the push rules for one DP stream, as plain logic without gRPC so they can be
 // tested exhaustively. At most one unacknowledged push; a newer generation replaces a queued
 // one; a (generation, hash) the DP rejected is never offered to it again; nothing is sent
-// that the DP already runs or that is older than what it runs.
+// that the DP already runs or that is older than what it runs. What is sent for a target is
+// chosen when it goes out: a delta from what the DP runs if the target has one, else the
+// full snapshot; a NACKed delta falls back to the full snapshot of the same generation.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/sync/codec.h"
 
 namespace portico::cp {
+
+// One generation of one group, as offered to its streams. The encoded payloads are filled
+// in by the server's config thread (the full snapshot lazily, deltas per base generation)
+// and shared by every stream. Thread-safe.
+class Target {
+ public:
+  Target(std::string group, uint64_t generation, std::string hash)
+      : group_(std::move(group)), generation_(generation), hash_(std::move(hash)) {}
+
+  const std::string& group() const { return group_; }
+  uint64_t generation() const { return generation_; }
+  const std::string& hash() const { return hash_; }
+
+  void setFull(sync::EncodedSnapshotConstSharedPtr full);
+  void addDelta(sync::EncodedSnapshotConstSharedPtr delta);  // keyed by its base generation
+  // The server found no delta possible from `base_generation` (outside the window).
+  void markNoDelta(uint64_t base_generation);
+
+  struct Choice {
+    sync::EncodedSnapshotConstSharedPtr payload;  // set: send this
+    bool need_full = false;                       // else: ask the server for the full one
+    bool need_delta = false;                      // else: ask for a delta from applied
+  };
+  // What to send a DP running (applied_generation, applied_hash).
+  Choice choose(uint64_t applied_generation, const std::string& applied_hash,
+                bool allow_delta) const;
+
+ private:
+  const std::string group_;
+  const uint64_t generation_;
+  const std::string hash_;
+  mutable absl::Mutex mu_;
+  sync::EncodedSnapshotConstSharedPtr full_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, sync::EncodedSnapshotConstSharedPtr> deltas_ ABSL_GUARDED_BY(mu_);
+  std::set<uint64_t> no_delta_ ABSL_GUARDED_BY(mu_);
+};
+using TargetConstSharedPtr = std::shared_ptr<const Target>;
+using TargetSharedPtr = std::shared_ptr<Target>;
 
 // Not thread-safe: owned by one stream, used under that stream's lock.
 class PushState {
@@ -20,35 +65,46 @@ class PushState {
   void setApplied(uint64_t generation, std::string hash);
   // A (generation, hash) this DP rejected, possibly on an earlier stream.
   void addRejected(uint64_t generation, std::string hash);
+  // Whether the DP announced the "delta" capability.
+  void setDeltaCapable(bool capable) { delta_capable_ = capable; }
 
   // A new target for this DP. Replaces any queued, not yet started push.
-  void offer(sync::EncodedSnapshotConstSharedPtr snapshot);
+  void offer(TargetConstSharedPtr target);
 
-  // If nothing is in flight and a queued push is still worth sending, makes it the in-flight
-  // push and returns it; the caller writes all its chunks and waits for the DP's answer.
-  sync::EncodedSnapshotConstSharedPtr takeNext();
+  struct Next {
+    sync::EncodedSnapshotConstSharedPtr payload;  // write all its chunks, await the answer
+    TargetConstSharedPtr waiting_for;             // a payload the server must prepare first
+    bool need_full = false;
+  };
+  // If nothing is in flight and a queued target is still worth sending, picks its payload
+  // and makes it the in-flight push. If the payload is not encoded yet, the target stays
+  // queued and `waiting_for` says what to ask the server for.
+  Next takeNext();
 
   // The DP's answers. Return true if the answer closed the in-flight push.
   bool onAck(uint64_t generation, const std::string& hash);
   bool onNack(uint64_t generation, const std::string& hash);
 
   bool inFlight() const { return in_flight_ != nullptr; }
-  const sync::EncodedSnapshotConstSharedPtr& queued() const { return queued_; }
+  const sync::EncodedSnapshotConstSharedPtr& inFlightPayload() const { return in_flight_; }
+  const TargetConstSharedPtr& queued() const { return queued_; }
   uint64_t appliedGeneration() const { return applied_generation_; }
   const std::string& appliedHash() const { return applied_hash_; }
+  bool needsFull() const { return needs_full_; }
 
  private:
-  bool worthSending(const sync::EncodedSnapshot& s) const;
+  bool worthSending(const Target& t) const;
   bool isRejected(uint64_t generation, const std::string& hash) const;
-  static bool matches(const sync::EncodedSnapshotConstSharedPtr& s, uint64_t generation,
-                      const std::string& hash);
 
   static constexpr size_t kMaxRejected = 16;
 
   uint64_t applied_generation_ = 0;
   std::string applied_hash_;
+  bool delta_capable_ = false;
+  bool needs_full_ = false;  // a delta was NACKed: full snapshots until the next ACK
   sync::EncodedSnapshotConstSharedPtr in_flight_;
-  sync::EncodedSnapshotConstSharedPtr queued_;
+  TargetConstSharedPtr in_flight_target_;
+  TargetConstSharedPtr queued_;
   std::deque<std::pair<uint64_t, std::string>> rejected_;  // newest last, bounded
 };
 

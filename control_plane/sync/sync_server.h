@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,11 +14,27 @@
 
 namespace portico::cp {
 
+struct SemVer {
+  uint32_t major = 0, minor = 0, patch = 0;
+};
+std::optional<SemVer> parseSemVer(const std::string& version);
+// Kong's rule: a DP is served if its major equals the CP's and its minor is not newer.
+// Returns why not, or nullopt when compatible.
+std::optional<std::string> versionIncompatibility(const std::string& cp_version,
+                                                  const std::string& dp_version);
+
 struct SyncServerOptions {
   std::string listen_address = "0.0.0.0:8005";  // host:port; port 0 picks a free one
   bool insecure = false;                         // plain text (--cluster_insecure)
   std::string cert_path, key_path, ca_path;      // mTLS material (--cluster_cert/_key/_ca)
+  std::string cp_version;                        // "" = this build's version
   uint32_t heartbeat_interval_ms = 5000;
+  // A stream that sent nothing for this many heartbeat intervals is dropped (node offline).
+  uint32_t missed_heartbeats_offline = 3;
+  // Deltas: generations kept in the retained window, and the most changed entities a delta
+  // may carry before a full snapshot is cheaper. delta_window 0 disables deltas.
+  uint32_t delta_window = 128;
+  uint64_t max_delta_entities = 5000;
   // Retry schedule for store reads that fail (exponential, full jitter).
   uint32_t store_retry_initial_ms = 200;
   uint32_t store_retry_max_ms = 5000;
@@ -34,6 +51,13 @@ struct SyncServerStats {
   uint64_t chunks_sent = 0;
   uint64_t acks = 0;
   uint64_t nacks = 0;
+  uint64_t delta_loads = 0;       // change-log reads (one per generation, plus older bases)
+  uint64_t delta_encodes = 0;     // deltas encoded (once each, whatever the DP count)
+  uint64_t delta_pushes = 0;
+  uint64_t full_pushes = 0;
+  uint64_t bytes_sent = 0;        // chunk message bytes written, all streams
+  uint64_t liveness_drops = 0;    // streams ended after missed heartbeats
+  uint64_t refused = 0;           // streams refused (version, admission)
 };
 
 class SyncServer {
@@ -54,6 +78,8 @@ class SyncServer {
   // Every DP seen since start (connected or not), and the counters. Thread-safe.
   virtual std::vector<NodeStatus> nodes() const = 0;
   virtual SyncServerStats stats() const = 0;
+  // The live registry (for the fleet registry's batched writer). Lives as long as the server.
+  virtual NodeRegistry& registry() = 0;
 };
 
 }  // namespace portico::cp

@@ -1,6 +1,7 @@
 #include "control_plane/sync/sync_server_impl.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/sync/delta.h"
 #include "common/sync/grpc_status.h"
 
 namespace portico::cp {
@@ -39,13 +41,62 @@ absl::StatusOr<std::string> readFile(const std::string& what, const std::string&
 
 std::string shortHash(const std::string& h) { return h.substr(0, 12); }
 
+// "ipv4:10.0.0.1:5000" / "ipv6:[::1]:5000" -> the address without port.
+std::string peerIp(const std::string& peer) {
+  std::string s = peer;
+  const size_t colon = s.find(':');
+  if (colon != std::string::npos && (s.rfind("ipv4", 0) == 0 || s.rfind("ipv6", 0) == 0)) {
+    s = s.substr(colon + 1);
+  }
+  const size_t port = s.rfind(':');
+  if (port != std::string::npos) {
+    s = s.substr(0, port);
+  }
+  if (s.size() >= 2 && s.front() == '[' && s.back() == ']') {
+    s = s.substr(1, s.size() - 2);
+  }
+  return s;
+}
+
 }  // namespace
+
+std::optional<SemVer> parseSemVer(const std::string& version) {
+  SemVer v;
+  char rest = 0;
+  // "1.2.3", "1.2.3-dev", "1.2"; anything else is not a version.
+  const int n = std::sscanf(version.c_str(), "%u.%u.%u%c", &v.major, &v.minor, &v.patch, &rest);
+  if (n < 2 || (n == 4 && rest != '-' && rest != '+')) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<std::string> versionIncompatibility(const std::string& cp_version,
+                                                  const std::string& dp_version) {
+  const std::optional<SemVer> cp = parseSemVer(cp_version);
+  const std::optional<SemVer> dp = parseSemVer(dp_version);
+  if (!dp.has_value()) {
+    return absl::StrCat("data plane version '", dp_version, "' is not a semantic version");
+  }
+  if (!cp.has_value()) {
+    return std::nullopt;  // a development CP build serves everyone
+  }
+  if (dp->major != cp->major) {
+    return absl::StrCat("data plane version ", dp_version, " has another major than the control ",
+                        "plane's ", cp_version, " (the major must match)");
+  }
+  if (dp->minor > cp->minor) {
+    return absl::StrCat("data plane version ", dp_version, " is newer than the control plane's ",
+                        cp_version, " (a data plane's minor must not exceed the control plane's)");
+  }
+  return std::nullopt;
+}
 
 // ---------------------------------------------------------------------------------------------
 // SyncStream
 
-SyncStream::SyncStream(SyncServerImpl* server, uint64_t session)
-    : server_(server), session_(session) {}
+SyncStream::SyncStream(SyncServerImpl* server, uint64_t session, std::string peer)
+    : server_(server), session_(session), peer_(std::move(peer)) {}
 
 void SyncStream::begin(bool refuse) {
   if (refuse) {
@@ -55,12 +106,29 @@ void SyncStream::begin(bool refuse) {
   StartRead(&in_);
 }
 
-void SyncStream::offer(sync::EncodedSnapshotConstSharedPtr snapshot) {
+void SyncStream::offer(TargetConstSharedPtr target) {
   {
     absl::MutexLock lock(&mu_);
-    push_.offer(std::move(snapshot));
+    push_.offer(std::move(target));
   }
-  pump();
+  repump();
+}
+
+void SyncStream::repump() {
+  if (std::optional<Prep> prep = pump(); prep.has_value()) {
+    server_->requestPayloadLocked(*prep);
+  }
+}
+
+void SyncStream::pumpAndRequest() {
+  if (std::optional<Prep> prep = pump(); prep.has_value()) {
+    server_->requestPayload(*prep);
+  }
+}
+
+absl::Time SyncStream::lastSeen() const {
+  absl::MutexLock lock(&mu_);
+  return last_seen_;
 }
 
 void SyncStream::finish(grpc::Status status) {
@@ -80,24 +148,36 @@ void SyncStream::finish(grpc::Status status) {
   Finish(std::move(status));
 }
 
-void SyncStream::pump() {
+std::optional<SyncStream::Prep> SyncStream::pump() {
   const ControlPlaneMessage* next = nullptr;
+  std::optional<Prep> prep;
   {
     absl::MutexLock lock(&mu_);
     if (write_in_progress_ || finish_requested_) {
-      return;
+      return prep;
     }
     if (!control_.empty()) {
       next = &control_.front();
       writing_control_ = true;
     } else {
       if (sending_ == nullptr) {
-        sending_ = push_.takeNext();
+        PushState::Next n = push_.takeNext();
+        if (n.waiting_for != nullptr) {
+          prep = Prep{n.waiting_for, n.need_full, n.need_full ? 0 : push_.appliedGeneration()};
+        }
+        sending_ = std::move(n.payload);
         next_chunk_ = 0;
         if (sending_ != nullptr) {
           server_->counters().pushes++;
-          LOG_DEBUG(kLog, "pushing generation %d (%s, %d bytes) to node %s", sending_->generation,
-                   shortHash(sending_->config_hash), sending_->encoded_size, node_id_);
+          if (sending_->kind == sync::v1::PAYLOAD_KIND_DELTA) {
+            server_->counters().delta_pushes++;
+          } else {
+            server_->counters().full_pushes++;
+          }
+          LOG_DEBUG(kLog, "pushing generation %d (%s, %s from %d, %d bytes) to node %s",
+                    sending_->generation, shortHash(sending_->config_hash),
+                    sending_->kind == sync::v1::PAYLOAD_KIND_DELTA ? "delta" : "full",
+                    sending_->base_generation, sending_->encoded_size, node_id_);
         }
       }
       if (sending_ != nullptr) {
@@ -106,13 +186,14 @@ void SyncStream::pump() {
       }
     }
     if (next == nullptr) {
-      return;
+      return prep;
     }
     write_in_progress_ = true;
   }
   // Outside our lock: a reaction may run on another thread as soon as this is called. The
   // message stays alive: control_ is only popped, and sending_ only dropped, in OnWriteDone.
   StartWrite(next);
+  return prep;
 }
 
 void SyncStream::OnWriteDone(bool ok) {
@@ -131,6 +212,7 @@ void SyncStream::OnWriteDone(bool ok) {
       control_.pop_front();
     } else {
       server_->counters().chunks_sent++;
+      server_->counters().bytes_sent += sending_->messages[next_chunk_].ByteSizeLong();
       if (++next_chunk_ >= sending_->messages.size()) {
         sending_.reset();  // all chunks out; push_ keeps it in flight until Ack/Nack
         next_chunk_ = 0;
@@ -146,7 +228,7 @@ void SyncStream::OnWriteDone(bool ok) {
     Finish(std::move(status));
     return;
   }
-  pump();
+  pumpAndRequest();
 }
 
 void SyncStream::OnReadDone(bool ok) {
@@ -166,6 +248,10 @@ void SyncStream::OnReadDone(bool ok) {
 }
 
 void SyncStream::handle(const DataPlaneMessage& message) {
+  {
+    absl::MutexLock lock(&mu_);
+    last_seen_ = absl::Now();
+  }
   if (!hello_seen_ && message.kind_case() != DataPlaneMessage::kHello) {
     finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first message must be Hello"));
     return;
@@ -199,29 +285,47 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hello.node_id is required"));
     return;
   }
+  const std::string ip = peerIp(peer_);
+  if (std::optional<std::string> why =
+          versionIncompatibility(server_->options().cp_version, hello.version());
+      why.has_value()) {
+    // Kong's kong_version_incompatible: the node is listed with the reason, and gets nothing.
+    server_->counters().refused++;
+    server_->registry().onRefused(hello.node_id(), hello.hostname(), hello.version(),
+                                  groupName(hello.group()), ip, "version_incompatible",
+                                  {{"version", "error", *why}});
+    LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
+             *why);
+    finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, *why));
+    return;
+  }
   hello_seen_ = true;
   node_id_ = hello.node_id();
   group_ = groupName(hello.group());
+  std::map<std::string, std::string> labels(hello.labels().begin(), hello.labels().end());
   std::optional<NodeStatus> before =
       server_->registry().onHello(session_, node_id_, hello.hostname(), hello.version(), group_,
-                                  hello.generation(), hello.config_hash());
+                                  hello.generation(), hello.config_hash(), ip, labels);
   LOG_INFO(kLog, "node %s (%s, version %s) connected to group %s at generation %d (%s)",
            node_id_, hello.hostname(), hello.version(), group_, hello.generation(),
            shortHash(hello.config_hash()));
   {
     absl::MutexLock lock(&mu_);
     push_.setApplied(hello.generation(), hello.config_hash());
+    push_.setDeltaCapable(server_->options().delta_window > 0 &&
+                          std::find(hello.capabilities().begin(), hello.capabilities().end(),
+                                    "delta") != hello.capabilities().end());
     // The node rejected this on an earlier stream: a reconnect must not bring it back.
     if (before.has_value() && before->group == group_ && !before->rejected_hash.empty()) {
       push_.addRejected(before->rejected_generation, before->rejected_hash);
     }
     ControlPlaneMessage reply;
     reply.mutable_hello_reply()->set_heartbeat_interval_ms(server_->heartbeatIntervalMs());
-    reply.mutable_hello_reply()->set_cp_version(PORTICO_VERSION);
+    reply.mutable_hello_reply()->set_cp_version(server_->options().cp_version);
     control_.push_back(std::move(reply));
   }
   server_->attach(this);
-  pump();
+  pumpAndRequest();
 }
 
 void SyncStream::onAck(const sync::v1::Ack& ack) {
@@ -234,7 +338,7 @@ void SyncStream::onAck(const sync::v1::Ack& ack) {
   }
   LOG_DEBUG(kLog, "node %s acked generation %d%s", node_id_, ack.generation(),
             closed ? "" : " (not the push in flight)");
-  pump();
+  pumpAndRequest();
 }
 
 void SyncStream::onNack(const sync::v1::Nack& nack) {
@@ -258,7 +362,7 @@ void SyncStream::onNack(const sync::v1::Nack& nack) {
     absl::MutexLock lock(&mu_);
     push_.onNack(nack.generation(), nack.config_hash());
   }
-  pump();
+  pumpAndRequest();
 }
 
 void SyncStream::OnDone() {
@@ -274,8 +378,8 @@ class SyncServerImpl::Service final : public sync::v1::ConfigSync::CallbackServi
   explicit Service(SyncServerImpl* server) : server_(server) {}
 
   grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* Sync(
-      grpc::CallbackServerContext* /*context*/) override {
-    return server_->newStream();
+      grpc::CallbackServerContext* context) override {
+    return server_->newStream(context->peer());
   }
 
  private:
@@ -284,7 +388,12 @@ class SyncServerImpl::Service final : public sync::v1::ConfigSync::CallbackServi
 
 SyncServerImpl::SyncServerImpl(ConfigStore& store, SyncServerOptions options)
     : store_(store),
-      options_(std::move(options)),
+      options_([&] {
+        if (options.cp_version.empty()) {
+          options.cp_version = PORTICO_VERSION;
+        }
+        return std::move(options);
+      }()),
       sink_(std::make_shared<ChangeSink>()),
       rng_(std::random_device{}()) {}
 
@@ -378,12 +487,20 @@ SyncServerStats SyncServerImpl::stats() const {
   s.chunks_sent = counters_.chunks_sent.load();
   s.acks = counters_.acks.load();
   s.nacks = counters_.nacks.load();
+  s.delta_loads = counters_.delta_loads.load();
+  s.delta_encodes = counters_.delta_encodes.load();
+  s.delta_pushes = counters_.delta_pushes.load();
+  s.full_pushes = counters_.full_pushes.load();
+  s.bytes_sent = counters_.bytes_sent.load();
+  s.liveness_drops = counters_.liveness_drops.load();
+  s.refused = counters_.refused.load();
   return s;
 }
 
-grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* SyncServerImpl::newStream() {
+grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* SyncServerImpl::newStream(
+    std::string peer) {
   absl::MutexLock lock(&mu_);
-  auto* stream = new SyncStream(this, next_session_++);
+  auto* stream = new SyncStream(this, next_session_++, std::move(peer));
   streams_.insert(stream);
   counters_.streams_total++;
   // Under mu_, so shutdown() either sees this stream in streams_ or we see shutting_down_.
@@ -429,12 +546,26 @@ void SyncServerImpl::requestLoadLocked(const std::string& group, uint64_t genera
   }
   auto g = groups_.find(group);
   if (g != groups_.end() && g->second.current != nullptr &&
-      g->second.current->generation >= generation) {
+      g->second.current->generation() >= generation) {
     return;  // already have it (a late or duplicate notification, or a Hello)
   }
   auto [it, inserted] = loads_.try_emplace(group);
   it->second.wanted_generation = std::max(it->second.wanted_generation, generation);
   // An entry already waiting out a retry delay keeps it: the store is still down.
+  cv_.Signal();
+}
+
+void SyncServerImpl::requestPayload(const SyncStream::Prep& prep) {
+  absl::MutexLock lock(&mu_);
+  requestPayloadLocked(prep);
+}
+
+void SyncServerImpl::requestPayloadLocked(const SyncStream::Prep& prep) {
+  if (stop_) {
+    return;
+  }
+  preps_.insert(PrepKey{prep.target->group(), prep.target->generation(),
+                        prep.full ? 0 : prep.base_generation});
   cv_.Signal();
 }
 
@@ -448,9 +579,12 @@ absl::Duration SyncServerImpl::retryDelay(uint32_t attempts) {
 }
 
 void SyncServerImpl::configLoop() {
+  const absl::Duration sweep_every =
+      absl::Milliseconds(std::max<uint32_t>(50, options_.heartbeat_interval_ms / 2));
   while (true) {
     std::string group;
     LoadRequest request;
+    std::optional<PrepKey> prep;
     {
       absl::MutexLock lock(&mu_);
       while (true) {
@@ -458,7 +592,12 @@ void SyncServerImpl::configLoop() {
           return;
         }
         const absl::Time now = absl::Now();
-        absl::Time earliest = absl::InfiniteFuture();
+        if (now >= next_sweep_) {
+          break;  // liveness sweep below, without mu_
+        }
+        // Loads (new generations) go before payload preparation: a prepared payload of an
+        // outdated generation would be wasted.
+        absl::Time earliest = next_sweep_;
         auto due = loads_.end();
         for (auto it = loads_.begin(); it != loads_.end(); ++it) {
           if (it->second.not_before <= now) {
@@ -473,25 +612,41 @@ void SyncServerImpl::configLoop() {
           loads_.erase(due);
           break;
         }
+        if (!preps_.empty()) {
+          prep = *preps_.begin();
+          preps_.erase(preps_.begin());
+          break;
+        }
         cv_.WaitWithDeadline(&mu_, earliest);
       }
     }
+    if (absl::Now() >= next_sweep_) {
+      next_sweep_ = absl::Now() + sweep_every;
+      sweepLiveness();
+      if (group.empty() && !prep.has_value()) {
+        continue;
+      }
+    }
+    if (prep.has_value()) {
+      prepare(*prep);
+      continue;
+    }
 
-    // Store read and encoding happen without any lock: streams keep flowing meanwhile.
-    absl::StatusOr<config::v1::Snapshot> snapshot = store_.loadSnapshot(group);
-    if (!snapshot.ok()) {
+    // Store reads and encoding happen without any lock: streams keep flowing meanwhile.
+    const absl::Status st = loadGroup(group);
+    if (!st.ok()) {
       counters_.load_failures++;
       absl::MutexLock lock(&mu_);
-      if (snapshot.status().code() == absl::StatusCode::kNotFound) {
+      if (st.code() == absl::StatusCode::kNotFound) {
         LOG_WARN(kLog, "group %s: %s; waiting for a change notification", group,
-                 std::string(snapshot.status().message()));
+                 std::string(st.message()));
         continue;
       }
       const uint32_t attempts = request.attempts + 1;
       const absl::Duration delay = retryDelay(attempts);
       if (attempts == 1 || attempts % 10 == 0) {
         LOG_WARN(kLog, "cannot load group %s (attempt %d): %s; retrying in %s", group, attempts,
-                 snapshot.status().ToString(), absl::FormatDuration(delay));
+                 st.ToString(), absl::FormatDuration(delay));
       }
       auto [it, inserted] = loads_.try_emplace(group);
       it->second.wanted_generation =
@@ -500,47 +655,233 @@ void SyncServerImpl::configLoop() {
       it->second.not_before = absl::Now() + delay;
       continue;
     }
-    counters_.snapshot_loads++;
     if (request.attempts > 0) {
       LOG_INFO(kLog, "loaded group %s after %d failed attempts", group, request.attempts);
     }
-    if (snapshot->group().empty()) {
-      snapshot->set_group(group);
-    }
-    const absl::Time start = absl::Now();
-    auto encoded = sync::encodeSnapshot(*snapshot);
-    if (!encoded.ok()) {
-      LOG_ERROR(kLog, "cannot encode group %s generation %d: %s", group, snapshot->generation(),
-                encoded.status().ToString());
-      continue;
-    }
-    counters_.encodes++;
-    LOG_INFO(kLog, "group %s generation %d: %d bytes, %d compressed, %d chunks, hash %s (%s)",
-             group, (*encoded)->generation, (*encoded)->payload_size, (*encoded)->encoded_size,
-             (*encoded)->messages.size(), shortHash((*encoded)->config_hash),
-             absl::FormatDuration(absl::Now() - start));
-    absl::MutexLock lock(&mu_);
-    publishLocked(group, std::move(*encoded));
   }
 }
 
-void SyncServerImpl::publishLocked(const std::string& group,
-                                   sync::EncodedSnapshotConstSharedPtr encoded) {
+absl::Status SyncServerImpl::loadGroup(const std::string& group) {
+  auto snap = snapshots_.find(group);
+  if (snap == snapshots_.end() || options_.delta_window == 0) {
+    return loadFull(group);
+  }
+  config::v1::Snapshot& current = *snap->second;
+  const uint64_t base_generation = current.generation();
+  std::string base_hash;
+  {
+    absl::MutexLock lock(&mu_);
+    const GroupState& g = groups_[group];
+    if (g.current == nullptr || g.current->generation() != base_generation) {
+      base_hash.clear();
+    } else {
+      base_hash = g.current->hash();
+    }
+  }
+  if (base_hash.empty()) {
+    return loadFull(group);
+  }
+  const absl::Time start = absl::Now();
+  absl::StatusOr<ChangeSet> changes =
+      store_.loadChanges(group, base_generation, options_.max_delta_entities);
+  if (!changes.ok()) {
+    const absl::StatusCode code = changes.status().code();
+    if (code == absl::StatusCode::kOutOfRange || code == absl::StatusCode::kUnimplemented) {
+      if (code == absl::StatusCode::kOutOfRange) {
+        LOG_INFO(kLog, "group %s: no delta from generation %d (%s); reading it in full", group,
+                 base_generation, std::string(changes.status().message()));
+      }
+      return loadFull(group);
+    }
+    return changes.status();
+  }
+  counters_.delta_loads++;
+  if (changes->generation <= base_generation) {
+    return absl::OkStatus();  // a late or duplicate notification
+  }
+  sync::v1::SnapshotDelta delta;
+  delta.set_base_generation(base_generation);
+  delta.set_generation(changes->generation);
+  delta.set_group(group);
+  *delta.mutable_upserts() = std::move(changes->upserts);
+  for (auto& [type, id] : changes->deletes) {
+    sync::v1::EntityRef* ref = delta.add_deletes();
+    ref->set_entity_type(type);
+    ref->set_entity_id(id);
+  }
+  // The same code the DP runs: our in-memory copy stays exactly a fresh read.
+  sync::canonicalize(delta.mutable_upserts());
+  if (absl::Status st = sync::applyDelta(&current, delta); !st.ok()) {
+    LOG_ERROR(kLog, "group %s: cannot apply delta %d->%d (%s); reading it in full", group,
+              base_generation, changes->generation, st.ToString());
+    snapshots_.erase(snap);
+    return loadFull(group);
+  }
+  auto hash = sync::hashSnapshot(current);
+  if (!hash.ok()) {
+    snapshots_.erase(snap);
+    return hash.status();
+  }
+  auto encoded = sync::encodeDelta(delta, base_hash, *hash);
+  if (!encoded.ok()) {
+    snapshots_.erase(snap);
+    return encoded.status();
+  }
+  counters_.delta_encodes++;
+  LOG_INFO(kLog, "group %s generation %d: delta from %d, %d entities changed, %d bytes (%s)",
+           group, changes->generation, base_generation,
+           sync::entityCount(delta.upserts()) + delta.deletes_size(), (*encoded)->encoded_size,
+           absl::FormatDuration(absl::Now() - start));
+  auto target = std::make_shared<Target>(group, changes->generation, *hash);
+  target->addDelta(std::move(*encoded));
+  absl::MutexLock lock(&mu_);
+  publishLocked(group, std::move(target));
+  return absl::OkStatus();
+}
+
+absl::Status SyncServerImpl::loadFull(const std::string& group) {
+  absl::StatusOr<config::v1::Snapshot> snapshot = store_.loadSnapshot(group);
+  if (!snapshot.ok()) {
+    return snapshot.status();
+  }
+  counters_.snapshot_loads++;
+  if (snapshot->group().empty()) {
+    snapshot->set_group(group);
+  }
+  sync::canonicalize(&*snapshot);
+  const absl::Time start = absl::Now();
+  auto encoded = sync::encodeSnapshot(*snapshot);
+  if (!encoded.ok()) {
+    LOG_ERROR(kLog, "cannot encode group %s generation %d: %s", group, snapshot->generation(),
+              encoded.status().ToString());
+    return absl::OkStatus();  // not retryable; the next change tries again
+  }
+  counters_.encodes++;
+  LOG_INFO(kLog, "group %s generation %d: %d bytes, %d compressed, %d chunks, hash %s (%s)",
+           group, (*encoded)->generation, (*encoded)->payload_size, (*encoded)->encoded_size,
+           (*encoded)->messages.size(), shortHash((*encoded)->config_hash),
+           absl::FormatDuration(absl::Now() - start));
+  auto target =
+      std::make_shared<Target>(group, (*encoded)->generation, (*encoded)->config_hash);
+  target->setFull(*encoded);
+  snapshots_[group] = std::make_unique<config::v1::Snapshot>(std::move(*snapshot));
+  absl::MutexLock lock(&mu_);
+  publishLocked(group, std::move(target));
+  return absl::OkStatus();
+}
+
+void SyncServerImpl::prepare(const PrepKey& key) {
+  TargetSharedPtr target;
+  std::string base_hash;
+  {
+    absl::MutexLock lock(&mu_);
+    GroupState& g = groups_[key.group];
+    if (g.current == nullptr || g.current->generation() != key.generation) {
+      return;  // outdated: the streams were offered the newer target
+    }
+    target = g.current;
+    if (key.base != 0) {
+      for (const auto& [gen, hash] : g.window) {
+        if (gen == key.base) {
+          base_hash = hash;
+        }
+      }
+    }
+  }
+  auto snap = snapshots_.find(key.group);
+  if (key.base == 0) {
+    if (snap == snapshots_.end() || snap->second->generation() != key.generation) {
+      return;
+    }
+    auto encoded = sync::encodeSnapshot(*snap->second);
+    if (!encoded.ok() || (*encoded)->config_hash != target->hash()) {
+      LOG_ERROR(kLog, "group %s generation %d: full encoding failed or differs from its hash",
+                key.group, key.generation);
+      return;
+    }
+    counters_.encodes++;
+    target->setFull(std::move(*encoded));
+  } else if (base_hash.empty()) {
+    target->markNoDelta(key.base);  // outside the retained window
+  } else {
+    absl::StatusOr<ChangeSet> changes =
+        store_.loadChanges(key.group, key.base, options_.max_delta_entities);
+    if (!changes.ok() || changes->generation != key.generation) {
+      // Out of range, store trouble or the group moved on: a full snapshot is always right.
+      target->markNoDelta(key.base);
+    } else {
+      counters_.delta_loads++;
+      sync::v1::SnapshotDelta delta;
+      delta.set_base_generation(key.base);
+      delta.set_generation(changes->generation);
+      delta.set_group(key.group);
+      *delta.mutable_upserts() = std::move(changes->upserts);
+      sync::canonicalize(delta.mutable_upserts());
+      for (auto& [type, id] : changes->deletes) {
+        sync::v1::EntityRef* ref = delta.add_deletes();
+        ref->set_entity_type(type);
+        ref->set_entity_id(id);
+      }
+      auto encoded = sync::encodeDelta(delta, base_hash, target->hash());
+      if (encoded.ok()) {
+        counters_.delta_encodes++;
+        target->addDelta(std::move(*encoded));
+      } else {
+        target->markNoDelta(key.base);
+      }
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  repumpGroupLocked(key.group);
+}
+
+void SyncServerImpl::repumpGroupLocked(const std::string& group) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) {
+    return;
+  }
+  for (SyncStream* stream : it->second.streams) {
+    stream->repump();
+  }
+}
+
+void SyncServerImpl::publishLocked(const std::string& group, TargetSharedPtr target) {
   GroupState& g = groups_[group];
   if (g.current != nullptr) {
-    if (encoded->generation < g.current->generation) {
+    if (target->generation() < g.current->generation()) {
       return;  // an older read finished late
     }
-    if (encoded->generation == g.current->generation &&
-        encoded->config_hash == g.current->config_hash) {
+    if (target->generation() == g.current->generation() &&
+        target->hash() == g.current->hash()) {
       return;
     }
   }
-  g.current = encoded;
+  g.current = target;
+  g.window.emplace_back(target->generation(), target->hash());
+  while (g.window.size() > std::max<uint32_t>(1, options_.delta_window)) {
+    g.window.pop_front();
+  }
   LOG_INFO(kLog, "group %s now at generation %d; offering it to %d streams", group,
-           encoded->generation, g.streams.size());
+           target->generation(), g.streams.size());
   for (SyncStream* stream : g.streams) {
-    stream->offer(encoded);
+    stream->offer(target);
+  }
+}
+
+void SyncServerImpl::sweepLiveness() {
+  const absl::Duration limit =
+      absl::Milliseconds(uint64_t{options_.heartbeat_interval_ms} *
+                         std::max<uint32_t>(1, options_.missed_heartbeats_offline));
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  for (SyncStream* stream : streams_) {
+    if (now - stream->lastSeen() > limit) {
+      counters_.liveness_drops++;
+      LOG_WARN(kLog, "node %s missed %d heartbeats; dropping its stream (offline)",
+               stream->nodeId().empty() ? "(no hello)" : stream->nodeId(),
+               options_.missed_heartbeats_offline);
+      stream->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "missed heartbeats"));
+    }
   }
 }
 

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
+#include <tuple>
 #include <memory>
 #include <random>
 #include <set>
@@ -24,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/sync/codec.h"
 #include "control_plane/sync/node_registry.h"
+#include "portico/config/v1/config.pb.h"
 #include "control_plane/sync/push_state.h"
 #include "control_plane/sync/sync_server.h"
 #include "grpcpp/grpcpp.h"
@@ -38,12 +41,23 @@ class SyncServerImpl;
 class SyncStream final
     : public grpc::ServerBidiReactor<sync::v1::DataPlaneMessage, sync::v1::ControlPlaneMessage> {
  public:
-  SyncStream(SyncServerImpl* server, uint64_t session);
+  SyncStream(SyncServerImpl* server, uint64_t session, std::string peer);
+
+  // A payload a stream waits for (see pump()).
+  struct Prep {
+    TargetConstSharedPtr target;
+    bool full = false;
+    uint64_t base_generation = 0;
+  };
 
   // Starts reading, or refuses the stream at once if the server is shutting down.
   void begin(bool refuse);
-  // A new generation of this stream's group. Caller holds the server's mu_.
-  void offer(sync::EncodedSnapshotConstSharedPtr snapshot);
+  // A new generation of this stream's group, or a payload of the current one became ready.
+  // Caller holds the server's mu_.
+  void offer(TargetConstSharedPtr target);
+  void repump();
+  // The last time the DP sent anything (for the liveness sweep). Thread-safe.
+  absl::Time lastSeen() const;
   // Ends the stream with `status` once any write in progress completes. Idempotent.
   void finish(grpc::Status status);
 
@@ -63,18 +77,23 @@ class SyncStream final
   void onAck(const sync::v1::Ack& ack);
   void onNack(const sync::v1::Nack& nack);
   // Starts the next write if none is in progress: control messages first, then the chunks
-  // of the in-flight push, then (once the DP answered) the next queued push.
-  void pump();
+  // of the in-flight push, then (once the DP answered) the next queued push. Returns a
+  // payload the server must prepare first (the caller passes it on, with or without the
+  // server's mu_ as it holds it).
+  std::optional<Prep> pump();
+  void pumpAndRequest();  // pump() from a reaction, which holds no server lock
 
   SyncServerImpl* const server_;
   const uint64_t session_;
+  const std::string peer_;  // gRPC peer URI of the DP
   sync::v1::DataPlaneMessage in_;  // the one outstanding read
   bool hello_seen_ = false;        // reaction-thread only (reads are serialized)
   std::string group_;
   std::string node_id_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   PushState push_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_seen_ ABSL_GUARDED_BY(mu_) = absl::Now();
   // Messages written before any chunk (HelloReply). A deque keeps each element's address
   // stable while gRPC writes it.
   std::deque<sync::v1::ControlPlaneMessage> control_ ABSL_GUARDED_BY(mu_);
@@ -101,11 +120,16 @@ class SyncServerImpl final : public SyncServer {
   std::vector<NodeStatus> nodes() const override { return registry_.list(); }
   SyncServerStats stats() const override;
 
+  NodeRegistry& registry() override { return registry_; }
   // For SyncStream (any thread).
-  NodeRegistry& registry() { return registry_; }
   uint32_t heartbeatIntervalMs() const { return options_.heartbeat_interval_ms; }
+  const SyncServerOptions& options() const { return options_; }
   grpc::ServerBidiReactor<sync::v1::DataPlaneMessage, sync::v1::ControlPlaneMessage>*
-  newStream();
+  newStream(std::string peer);
+  // A stream needs a payload that is not encoded yet; the config thread prepares it and
+  // re-pumps the group's streams.
+  void requestPayload(const SyncStream::Prep& prep) ABSL_LOCKS_EXCLUDED(mu_);
+  void requestPayloadLocked(const SyncStream::Prep& prep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After Hello: joins the stream's group and offers it the group's current snapshot (or
   // asks the config thread to load one).
   void attach(SyncStream* stream) ABSL_LOCKS_EXCLUDED(mu_);
@@ -114,7 +138,8 @@ class SyncServerImpl final : public SyncServer {
 
   struct Counters {
     std::atomic<uint64_t> streams_total{0}, snapshot_loads{0}, load_failures{0}, encodes{0},
-        pushes{0}, chunks_sent{0}, acks{0}, nacks{0};
+        pushes{0}, chunks_sent{0}, acks{0}, nacks{0}, delta_loads{0}, delta_encodes{0},
+        delta_pushes{0}, full_pushes{0}, bytes_sent{0}, liveness_drops{0}, refused{0};
   };
   Counters& counters() { return counters_; }
 
@@ -127,8 +152,19 @@ class SyncServerImpl final : public SyncServer {
     SyncServerImpl* target ABSL_GUARDED_BY(mu) = nullptr;
   };
   struct GroupState {
-    sync::EncodedSnapshotConstSharedPtr current;
+    TargetSharedPtr current;
+    // Generations whose (generation, hash) this CP produced: a DP running one of them can
+    // get a delta. Newest last, at most options_.delta_window entries.
+    std::deque<std::pair<uint64_t, std::string>> window;
     std::set<SyncStream*> streams;
+  };
+  struct PrepKey {
+    std::string group;
+    uint64_t generation;
+    uint64_t base;  // 0 = the full snapshot
+    bool operator<(const PrepKey& o) const {
+      return std::tie(group, generation, base) < std::tie(o.group, o.generation, o.base);
+    }
   };
   struct LoadRequest {
     uint64_t wanted_generation = 0;
@@ -139,9 +175,15 @@ class SyncServerImpl final : public SyncServer {
   void onStoreChange(const std::string& group, uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
   void requestLoadLocked(const std::string& group, uint64_t generation)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void publishLocked(const std::string& group, sync::EncodedSnapshotConstSharedPtr encoded)
+  void publishLocked(const std::string& group, TargetSharedPtr target)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void repumpGroupLocked(const std::string& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void configLoop();
+  // Config-thread steps; each returns false when the store failed and the load must retry.
+  absl::Status loadGroup(const std::string& group);
+  absl::Status loadFull(const std::string& group);
+  void prepare(const PrepKey& key);
+  void sweepLiveness();
   absl::Duration retryDelay(uint32_t attempts);
 
   ConfigStore& store_;
@@ -163,6 +205,11 @@ class SyncServerImpl final : public SyncServer {
   std::set<SyncStream*> streams_ ABSL_GUARDED_BY(mu_);  // every live stream, Hello or not
   std::map<std::string, GroupState> groups_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, LoadRequest> loads_ ABSL_GUARDED_BY(mu_);
+  std::set<PrepKey> preps_ ABSL_GUARDED_BY(mu_);
+  // Each group's current config, canonical; deltas are applied to it in place. Config
+  // thread only.
+  std::map<std::string, std::unique_ptr<config::v1::Snapshot>> snapshots_;
+  absl::Time next_sweep_ = absl::InfinitePast();  // config thread only
 };
 
 }  // namespace portico::cp

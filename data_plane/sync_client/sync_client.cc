@@ -15,6 +15,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/sync/delta.h"
 #include "common/sync/grpc_status.h"
 #include "data_plane/sync_client/backoff.h"
 #include "data_plane/sync_client/snapshot_cache.h"
@@ -180,6 +182,7 @@ class SyncClient::Impl {
     }
     LOG_INFO(kLog, "serving cached generation %d (%s) from %s", cached->generation,
              shortHash(cached->config_hash), options_.cache_path);
+    current_ = std::make_unique<config::v1::Snapshot>(std::move(cached->snapshot));
     absl::MutexLock lock(&mu_);
     state_.generation = cached->generation;
     state_.config_hash = cached->config_hash;
@@ -280,6 +283,9 @@ class SyncClient::Impl {
       hello->set_group(options_.group);
       hello->set_version(options_.version);
       hello->add_capabilities("zstd");
+      if (options_.deltas) {
+        hello->add_capabilities("delta");
+      }
       for (const auto& [k, v] : options_.labels) {
         (*hello->mutable_labels())[k] = v;
       }
@@ -402,6 +408,15 @@ class SyncClient::Impl {
       sendAck(session, assembled.generation, assembled.config_hash);  // already serving it
       return;
     }
+    if (assembled.delta.has_value()) {
+      if (absl::Status st = materializeDelta(running_generation, running_hash, &assembled);
+          !st.ok()) {
+        LOG_WARN(kLog, "cannot use delta %d->%d: %s", assembled.base_generation,
+                 assembled.generation, st.ToString());
+        sendNack(session, assembled.generation, assembled.config_hash, st, {});
+        return;
+      }
+    }
     if (assembled.generation < running_generation) {
       sendNack(session, assembled.generation, assembled.config_hash,
                absl::FailedPreconditionError(absl::StrCat(
@@ -432,12 +447,57 @@ class SyncClient::Impl {
     if (!options_.cache_path.empty()) {
       // The config already serves traffic, so the ACK stays truthful even if this fails; the
       // cost is a stale cache on the next cold start, which the log says.
-      if (absl::Status cst = saveSnapshotCache(options_.cache_path, assembled); !cst.ok()) {
+      if (absl::Status cst = persist(&assembled); !cst.ok()) {
         LOG_ERROR(kLog, "cannot persist generation %d: %s", assembled.generation,
                   cst.ToString());
       }
     }
+    current_ = std::make_unique<config::v1::Snapshot>(std::move(assembled.snapshot));
     sendAck(session, assembled.generation, assembled.config_hash);
+  }
+
+  // Turns a delta push into the full snapshot it leads to: the base must be what we run,
+  // and the result must hash to the push's config_hash (exactly a full snapshot's state).
+  absl::Status materializeDelta(uint64_t running_generation, const std::string& running_hash,
+                                sync::AssembledSnapshot* assembled) {
+    if (current_ == nullptr || assembled->base_generation != running_generation ||
+        assembled->base_hash != running_hash) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "delta base ", assembled->base_generation, " is not the applied generation ",
+          running_generation));
+    }
+    config::v1::Snapshot next = *current_;  // a copy: a failure leaves what we run intact
+    RETURN_IF_ERROR(sync::applyDelta(&next, *assembled->delta));
+    auto raw = sync::serializeDeterministic(next);
+    if (!raw.ok()) {
+      return raw.status();
+    }
+    if (max_snapshot_bytes_ < raw->size()) {
+      return absl::ResourceExhaustedError("snapshot after delta exceeds the size limit");
+    }
+    const std::string hash = sync::sha256Hex(*raw);
+    if (hash != assembled->config_hash) {
+      return absl::DataLossError(absl::StrCat("delta result hash ", shortHash(hash),
+                                              " differs from the pushed ",
+                                              shortHash(assembled->config_hash)));
+    }
+    assembled->snapshot = std::move(next);
+    assembled->payload_size = raw->size();
+    assembled->encoding = sync::v1::ENCODING_UNSPECIFIED;
+    assembled->encoded_payload = std::move(*raw);  // compressed only if persisted
+    assembled->delta.reset();
+    return absl::OkStatus();
+  }
+
+  absl::Status persist(sync::AssembledSnapshot* assembled) {
+    if (assembled->encoding == sync::v1::ENCODING_UNSPECIFIED) {
+      auto compressed = sync::compressPayload(assembled->encoded_payload, 1);
+      if (compressed.ok()) {
+        assembled->encoded_payload = std::move(*compressed);
+        assembled->encoding = sync::v1::ENCODING_ZSTD;
+      }
+    }
+    return saveSnapshotCache(options_.cache_path, *assembled);
   }
 
   void sendAck(Session& session, uint64_t generation, const std::string& hash) {
@@ -473,7 +533,11 @@ class SyncClient::Impl {
   }
 
   Options options_;
+  const uint64_t max_snapshot_bytes_ = options_.max_snapshot_bytes;
   const ApplyFn apply_;
+  // The snapshot applied last (canonical), the base for deltas. Sync thread only (and
+  // start() before the thread exists).
+  std::unique_ptr<config::v1::Snapshot> current_;
   std::shared_ptr<grpc::ChannelCredentials> creds_;
   std::thread thread_;
 

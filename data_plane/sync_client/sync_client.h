@@ -34,6 +34,7 @@ class SyncClient {
     uint64_t max_snapshot_bytes = sync::kDefaultMaxSnapshotBytes;
     uint32_t backoff_initial_ms = 100;
     uint32_t backoff_max_ms = 10000;
+    bool deltas = true;                  // announce the "delta" capability
   };
 
   // Called on the sync thread with a reassembled, hash-checked snapshot. Validates, builds and

@@ -1,0 +1,57 @@
+// Kong 3.x entity schemas for the schema engine (schema.h), the bundled plugins' config
+// schemas, and the one entry point that validates and normalizes any entity's Kong JSON
+// (services and routes keep their hand-written codec in kong_json.h). Also the mapping
+// between an entity's Kong JSON and its config.proto message, so the DP can run the same
+// validation on what it receives.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+
+#include "common/config/schema.h"
+
+namespace portico::config {
+
+// Every entity type in dependency order (parents before children): services, routes,
+// consumers, plugins, upstreams, targets, certificates, snis, ca_certificates,
+// keyauth_credentials, basicauth_credentials, jwt_secrets, hmacauth_credentials, acls.
+const std::vector<const EntitySchema*>& allEntitySchemas();
+// By entity name ("consumers"); nullptr if unknown.
+const EntitySchema* findEntitySchema(const std::string& name);
+
+// A bundled plugin: its config record and the scopes it refuses.
+struct PluginSchema {
+  std::string name;
+  Field config;                    // a record named "config"
+  bool no_consumer = false;        // typedefs.no_consumer: `consumer` must be null
+  std::vector<Json> protocols;     // allowed protocols (and the default set)
+  std::vector<EntityCheck> checks; // on the whole plugin entity ("config.allow", ...)
+};
+// The enabled plugins, sorted by name.
+const std::vector<PluginSchema>& pluginSchemas();
+const PluginSchema* findPluginSchema(const std::string& name);
+// The plugin entity schema specialized for one plugin (config record, scope rules).
+const EntitySchema& pluginEntitySchema(const PluginSchema& plugin);
+// GET /schemas/plugins/{name}.
+Json pluginSchemaToJson(const PluginSchema& plugin);
+
+// Validates and normalizes `input` as entity `entity` (every field present, unset = null,
+// defaults filled, derived fields such as a CA certificate's cert_digest computed). Foreign
+// keys must already be {"id": ...}. Credentials' auto fields (key, secret) are generated when
+// absent. `id`, `created_at` and `updated_at` are kept when given, else null for the caller.
+FieldErrors processEntityJson(const std::string& entity, const Json& input, Json* out);
+
+// Form bodies: turns string values into numbers/booleans/arrays where the schema says so.
+Json coerceFormValues(const std::string& entity, const Json& input);
+
+// Kong JSON <-> the entity's config.proto message (field names are identical; JSON-valued
+// string fields such as a plugin's `config` hold JSON text). Unset = null on the way out.
+bool jsonToProto(const Json& entity, google::protobuf::Message* out);
+Json protoToJson(const google::protobuf::Message& message);
+
+// Kong's basic-auth password hash: hex(sha1(password .. consumer_id)).
+std::string basicAuthHash(const std::string& password, const std::string& consumer_id);
+
+}  // namespace portico::config

@@ -1,0 +1,633 @@
+#include "common/config/schema.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+
+#include "re2/re2.h"
+
+namespace portico::config {
+
+Field Field::make(std::string name, FieldType type) {
+  Field f;
+  f.name = std::move(name);
+  f.type = type;
+  return f;
+}
+Field Field::array(std::string name, Field elements) {
+  Field f = make(std::move(name), FieldType::kArray);
+  f.elements = std::make_shared<const Field>(std::move(elements));
+  return f;
+}
+Field Field::set(std::string name, Field elements) {
+  Field f = make(std::move(name), FieldType::kSet);
+  f.elements = std::make_shared<const Field>(std::move(elements));
+  return f;
+}
+Field Field::map(std::string name, Field keys, Field values) {
+  Field f = make(std::move(name), FieldType::kMap);
+  f.keys = std::make_shared<const Field>(std::move(keys));
+  f.elements = std::make_shared<const Field>(std::move(values));
+  return f;
+}
+Field Field::record(std::string name, std::vector<Field> fields) {
+  Field f = make(std::move(name), FieldType::kRecord);
+  f.fields = std::move(fields);
+  return f;
+}
+Field Field::foreign(std::string name, std::string reference) {
+  Field f = make(std::move(name), FieldType::kForeign);
+  f.reference = std::move(reference);
+  return f;
+}
+
+#define PORTICO_FIELD_SETTER(method, args, stmt) \
+  Field Field::method(args) const {              \
+    Field f = *this;                             \
+    stmt;                                        \
+    return f;                                    \
+  }
+PORTICO_FIELD_SETTER(req, , f.required = true)
+PORTICO_FIELD_SETTER(def, Json value, f.default_value = std::move(value))
+PORTICO_FIELD_SETTER(oneOf, std::vector<Json> values, f.one_of = std::move(values))
+Field Field::range(double lo, double hi) const {
+  Field f = *this;
+  f.between = std::make_pair(lo, hi);
+  return f;
+}
+PORTICO_FIELD_SETTER(lenMin, int64_t n, f.len_min = n)
+PORTICO_FIELD_SETTER(lenMax, int64_t n, f.len_max = n)
+PORTICO_FIELD_SETTER(matches, std::string re, f.match = std::move(re))
+PORTICO_FIELD_SETTER(validator, CustomValidator fn, f.custom = std::move(fn))
+PORTICO_FIELD_SETTER(isUnique, , f.unique = true)
+PORTICO_FIELD_SETTER(cascade, , f.on_delete_cascade = true)
+PORTICO_FIELD_SETTER(isNull, , f.must_be_null = true)
+PORTICO_FIELD_SETTER(autoRandom, , f.auto_random = true)
+PORTICO_FIELD_SETTER(isTransient, , f.transient = true)
+#undef PORTICO_FIELD_SETTER
+
+const Field* EntitySchema::field(const std::string& n) const {
+  for (const auto& f : fields) {
+    if (f.name == n) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<const Field*> EntitySchema::foreignFields() const {
+  std::vector<const Field*> out;
+  for (const auto& f : fields) {
+    if (f.type == FieldType::kForeign) {
+      out.push_back(&f);
+    }
+  }
+  return out;
+}
+
+std::vector<UniqueKey> EntitySchema::allUniqueKeys() const {
+  std::vector<UniqueKey> out;
+  for (const auto& f : fields) {
+    if (f.unique) {
+      out.push_back({{f.name}, {}});
+    }
+  }
+  out.insert(out.end(), unique_keys.begin(), unique_keys.end());
+  return out;
+}
+
+namespace {
+
+std::string formatNumber(double v) {
+  if (std::floor(v) == v && std::fabs(v) < 1e15) {
+    return std::to_string(static_cast<int64_t>(v));
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
+std::string scalarText(const Json& v) {
+  if (v.is_string()) {
+    return v.get<std::string>();
+  }
+  if (v.is_number()) {
+    return formatNumber(v.get<double>());
+  }
+  return v.dump();
+}
+
+bool isEmptyValue(const Json& v) {
+  return v.is_null() || (v.is_array() && v.empty()) || (v.is_string() && v.get<std::string>().empty());
+}
+
+class Processor {
+ public:
+  Processor(const ProcessOptions& options, FieldErrors* errors)
+      : options_(options), errors_(errors) {}
+
+  void error(const std::string& path, const std::string& reason) {
+    FieldError e{"", "", path, reason};
+    if (std::find(errors_->begin(), errors_->end(), e) == errors_->end()) {
+      errors_->push_back(std::move(e));
+    }
+  }
+
+  bool hasError(const std::string& path) const {
+    for (const auto& e : *errors_) {
+      if (e.field == path || (e.field.size() > path.size() && e.field.compare(0, path.size(), path) == 0 &&
+                              e.field[path.size()] == '.')) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Form values arrive as strings; turn them into the field's type when they parse.
+  Json coerce(const Field& f, const Json& v) {
+    if (!options_.coerce_strings || !v.is_string()) {
+      if (options_.coerce_strings && (f.type == FieldType::kArray || f.type == FieldType::kSet) &&
+          !v.is_array() && !v.is_object() && !v.is_null()) {
+        return Json::array({v});
+      }
+      return v;
+    }
+    const std::string s = v.get<std::string>();
+    switch (f.type) {
+      case FieldType::kInteger:
+      case FieldType::kNumber: {
+        char* end = nullptr;
+        const double d = std::strtod(s.c_str(), &end);
+        if (!s.empty() && end != nullptr && *end == '\0') {
+          return std::floor(d) == d && std::fabs(d) < 9e15 ? Json(static_cast<int64_t>(d))
+                                                           : Json(d);
+        }
+        return v;
+      }
+      case FieldType::kBoolean:
+        if (s == "true") return true;
+        if (s == "false") return false;
+        return v;
+      case FieldType::kArray:
+      case FieldType::kSet:
+        return Json::array({v});
+      default:
+        return v;
+    }
+  }
+
+  // Processes a present, non-null value. Returns the normalized value.
+  Json value(const Field& f, const Json& raw, const std::string& path) {
+    Json v = coerce(f, raw);
+    if (f.must_be_null) {
+      error(path, "value must be null");
+      return v;
+    }
+    switch (f.type) {
+      case FieldType::kString: {
+        if (!v.is_string()) {
+          error(path, "expected a string");
+          return v;
+        }
+        const std::string s = v.get<std::string>();
+        const int64_t len_min = f.len_min.value_or(1);
+        if (static_cast<int64_t>(s.size()) < len_min) {
+          error(path, "length must be at least " + std::to_string(len_min));
+          return v;
+        }
+        if (f.len_max && static_cast<int64_t>(s.size()) > *f.len_max) {
+          error(path, "length must be at most " + std::to_string(*f.len_max));
+          return v;
+        }
+        if (f.uuid && !isUuid(s)) {
+          error(path, "expected a valid UUID");
+          return v;
+        }
+        break;
+      }
+      case FieldType::kInteger:
+        if (!v.is_number() || std::floor(v.get<double>()) != v.get<double>()) {
+          error(path, "expected an integer");
+          return v;
+        }
+        if (v.is_number_float()) {
+          v = static_cast<int64_t>(v.get<double>());
+        }
+        break;
+      case FieldType::kNumber:
+        if (!v.is_number()) {
+          error(path, "expected a number");
+          return v;
+        }
+        break;
+      case FieldType::kBoolean:
+        if (!v.is_boolean()) {
+          error(path, "expected a boolean");
+          return v;
+        }
+        break;
+      case FieldType::kArray:
+      case FieldType::kSet: {
+        const bool is_set = f.type == FieldType::kSet;
+        if (v.is_object() && v.empty()) {
+          v = Json::array();  // Lua's cjson encodes an empty array as {}
+        }
+        if (!v.is_array()) {
+          error(path, is_set ? "expected a set" : "expected an array");
+          return v;
+        }
+        Json out = Json::array();
+        for (size_t i = 0; i < v.size(); ++i) {
+          const std::string epath = path + "." + std::to_string(i + 1);
+          if (v[i].is_null()) {
+            error(epath, "required field missing");
+            continue;
+          }
+          Json e = value(*f.elements, v[i], epath);
+          if (is_set && std::find(out.begin(), out.end(), e) != out.end()) {
+            continue;
+          }
+          out.push_back(std::move(e));
+        }
+        v = std::move(out);
+        if (f.len_min && static_cast<int64_t>(v.size()) < *f.len_min) {
+          error(path, "length must be at least " + std::to_string(*f.len_min));
+        }
+        if (f.len_max && static_cast<int64_t>(v.size()) > *f.len_max) {
+          error(path, "length must be at most " + std::to_string(*f.len_max));
+        }
+        break;
+      }
+      case FieldType::kMap: {
+        if (!v.is_object()) {
+          error(path, "expected a map");
+          return v;
+        }
+        Json out = Json::object();
+        for (auto it = v.begin(); it != v.end(); ++it) {
+          const std::string kpath = path + "." + it.key();
+          Json key = it.key();
+          if (f.keys) {
+            value(*f.keys, key, path);
+          }
+          out[it.key()] = it->is_null() ? Json() : value(*f.elements, *it, kpath);
+        }
+        v = std::move(out);
+        break;
+      }
+      case FieldType::kRecord: {
+        if (!v.is_object()) {
+          error(path, "expected a record");
+          return v;
+        }
+        v = record(f.fields, v, path + ".");
+        break;
+      }
+      case FieldType::kForeign: {
+        if (!v.is_object()) {
+          error(path, "expected a record");
+          return v;
+        }
+        auto id = v.find("id");
+        if (id == v.end() || id->is_null()) {
+          error(path + ".id", "missing primary key");
+          return v;
+        }
+        if (!id->is_string()) {
+          error(path + ".id", "expected a string");
+          return v;
+        }
+        if (!isUuid(id->get<std::string>())) {
+          error(path + ".id", "expected a valid UUID");
+          return v;
+        }
+        v = Json{{"id", *id}};
+        break;
+      }
+      case FieldType::kJson:
+        break;
+    }
+    if (!f.one_of.empty() && std::find(f.one_of.begin(), f.one_of.end(), v) == f.one_of.end()) {
+      std::string list;
+      for (const auto& o : f.one_of) {
+        list += (list.empty() ? "" : ", ") + scalarText(o);
+      }
+      error(path, "expected one of: " + list);
+      return v;
+    }
+    if (f.between && v.is_number() &&
+        (v.get<double>() < f.between->first || v.get<double>() > f.between->second)) {
+      error(path, "value should be between " + formatNumber(f.between->first) + " and " +
+                      formatNumber(f.between->second));
+      return v;
+    }
+    if (!f.match.empty() && v.is_string()) {
+      RE2 re(f.match);
+      if (!RE2::FullMatch(v.get<std::string>(), re)) {
+        error(path, "invalid value: " + v.get<std::string>());
+        return v;
+      }
+    }
+    if (f.custom) {
+      const std::string reason = f.custom(v);
+      if (!reason.empty()) {
+        error(path, reason);
+      }
+    }
+    return v;
+  }
+
+  // The value of field `f` given the input object (absent -> default, null -> null).
+  Json fieldValue(const Field& f, const Json& in, const std::string& path) {
+    auto it = in.find(f.name);
+    const bool absent = it == in.end();
+    if (absent || it->is_null()) {
+      if (absent && f.default_value) {
+        return f.type == FieldType::kRecord && f.default_value->is_object()
+                   ? record(f.fields, *f.default_value, path + ".")
+                   : *f.default_value;
+      }
+      if (absent && f.type == FieldType::kRecord && f.required) {
+        return record(f.fields, Json::object(), path + ".");
+      }
+      if (f.required && !f.auto_value && !f.auto_random) {
+        error(path, "required field missing");
+      }
+      return nullptr;
+    }
+    return value(f, *it, path);
+  }
+
+  Json record(const std::vector<Field>& fields, const Json& in, const std::string& prefix) {
+    Json out = Json::object();
+    std::set<std::string> known;
+    for (const auto& f : fields) {
+      known.insert(f.name);
+    }
+    for (auto it = in.begin(); it != in.end(); ++it) {
+      if (known.count(it.key()) == 0) {
+        error(prefix + it.key(), "unknown field");
+      }
+    }
+    for (const auto& f : fields) {
+      Json v = fieldValue(f, in, prefix + f.name);
+      if (!f.transient) {
+        out[f.name] = std::move(v);
+      }
+    }
+    return out;
+  }
+
+  void checks(const std::vector<EntityCheck>& checks, const Json& entity, const Json& input) {
+    for (const auto& c : checks) {
+      std::vector<std::string> involved = c.fields;
+      if (!c.if_field.empty()) {
+        involved.push_back(c.if_field);
+        involved.push_back(c.then_field);
+      }
+      bool skip = false;
+      for (const auto& name : involved) {
+        skip = skip || hasError(name);
+      }
+      if (skip) {
+        continue;
+      }
+      auto get = [&](const std::string& name) -> Json {
+        if (entity.contains(name)) {
+          return entity[name];
+        }
+        return input.contains(name) ? input[name] : Json();
+      };
+      auto quoted = [&]() {
+        std::string out;
+        for (const auto& name : c.fields) {
+          out += (out.empty() ? "'" : ", '") + name + "'";
+        }
+        return out;
+      };
+      switch (c.kind) {
+        case EntityCheck::Kind::kAtLeastOneOf: {
+          bool any = false;
+          for (const auto& name : c.fields) {
+            any = any || !isEmptyValue(get(name));
+          }
+          if (!any) {
+            error("@entity", "at least one of these fields must be non-empty: " + quoted());
+          }
+          break;
+        }
+        case EntityCheck::Kind::kMutuallyRequired: {
+          size_t set = 0;
+          for (const auto& name : c.fields) {
+            set += isEmptyValue(get(name)) ? 0 : 1;
+          }
+          if (set != 0 && set != c.fields.size()) {
+            error("@entity", "all or none of these fields must be set: " + quoted());
+          }
+          break;
+        }
+        case EntityCheck::Kind::kMutuallyExclusive: {
+          size_t set = 0;
+          for (const auto& name : c.fields) {
+            set += isEmptyValue(get(name)) ? 0 : 1;
+          }
+          if (set > 1) {
+            error("@entity", "only one or none of these fields must be set: " + quoted());
+          }
+          break;
+        }
+        case EntityCheck::Kind::kConditional: {
+          const Json v = get(c.if_field);
+          if (std::find(c.if_one_of.begin(), c.if_one_of.end(), v) != c.if_one_of.end() &&
+              isEmptyValue(get(c.then_field))) {
+            error(c.then_field, "required field missing");
+            error("@entity", "failed conditional validation given value of field '" +
+                                 c.if_field + "'");
+          }
+          break;
+        }
+        case EntityCheck::Kind::kCustom: {
+          bool all_set = true;
+          for (const auto& name : c.fields) {
+            all_set = all_set && !isEmptyValue(get(name));
+          }
+          if (!all_set && !c.fields.empty()) {
+            break;  // Kong runs a custom check only when its field_sources are set
+          }
+          const std::string reason = c.fn(entity);
+          if (!reason.empty()) {
+            error("@entity", reason);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+ private:
+  const ProcessOptions& options_;
+  FieldErrors* errors_;
+};
+
+}  // namespace
+
+FieldErrors processEntity(const EntitySchema& schema, const Json& input, Json* out,
+                          const ProcessOptions& options) {
+  FieldErrors errors;
+  Processor p(options, &errors);
+  if (!input.is_object()) {
+    p.error("@entity", "expected a record");
+    *out = Json::object();
+    return errors;
+  }
+  *out = p.record(schema.fields, input, "");
+  p.checks(schema.checks, *out, input);
+  for (auto& e : errors) {
+    e.entity_type = schema.name;
+    if (out->contains("id") && (*out)["id"].is_string()) {
+      e.entity_id = (*out)["id"].get<std::string>();
+    }
+  }
+  return errors;
+}
+
+FieldErrors processRecord(const Field& record, const Json& input, Json* out,
+                          const std::string& path, const ProcessOptions& options) {
+  FieldErrors errors;
+  Processor p(options, &errors);
+  if (!input.is_object()) {
+    p.error(path, "expected a record");
+    *out = input;
+    return errors;
+  }
+  *out = p.record(record.fields, input, path.empty() ? "" : path + ".");
+  return errors;
+}
+
+namespace {
+
+const char* typeName(FieldType t) {
+  switch (t) {
+    case FieldType::kString: return "string";
+    case FieldType::kInteger: return "integer";
+    case FieldType::kNumber: return "number";
+    case FieldType::kBoolean: return "boolean";
+    case FieldType::kArray: return "array";
+    case FieldType::kSet: return "set";
+    case FieldType::kMap: return "map";
+    case FieldType::kRecord: return "record";
+    case FieldType::kForeign: return "foreign";
+    case FieldType::kJson: return "json";
+  }
+  return "string";
+}
+
+}  // namespace
+
+Json fieldToJson(const Field& f) {
+  Json j{{"type", typeName(f.type)}};
+  if (f.required) j["required"] = true;
+  if (f.default_value) j["default"] = *f.default_value;
+  if (f.auto_value || f.auto_random) j["auto"] = true;
+  if (f.uuid) j["uuid"] = true;
+  if (f.unique) j["unique"] = true;
+  if (f.must_be_null) j["eq"] = nullptr;
+  if (!f.one_of.empty()) j["one_of"] = f.one_of;
+  if (f.between) j["between"] = Json::array({f.between->first, f.between->second});
+  if (f.len_min) j["len_min"] = *f.len_min;
+  if (f.len_max) j["len_max"] = *f.len_max;
+  if (!f.match.empty()) j["match"] = f.match;
+  if (f.elements) j[f.type == FieldType::kMap ? "values" : "elements"] = fieldToJson(*f.elements);
+  if (f.keys) j["keys"] = fieldToJson(*f.keys);
+  if (f.type == FieldType::kRecord) {
+    Json fields = Json::array();
+    for (const auto& sub : f.fields) {
+      fields.push_back(Json{{sub.name, fieldToJson(sub)}});
+    }
+    j["fields"] = std::move(fields);
+  }
+  if (f.type == FieldType::kForeign) {
+    j["reference"] = f.reference;
+    if (f.on_delete_cascade) j["on_delete"] = "cascade";
+  }
+  return j;
+}
+
+Json schemaToJson(const EntitySchema& schema) {
+  Json fields = Json::array();
+  for (const auto& f : schema.fields) {
+    fields.push_back(Json{{f.name, fieldToJson(f)}});
+  }
+  Json checks = Json::array();
+  for (const auto& c : schema.checks) {
+    switch (c.kind) {
+      case EntityCheck::Kind::kAtLeastOneOf:
+        checks.push_back(Json{{"at_least_one_of", c.fields}});
+        break;
+      case EntityCheck::Kind::kMutuallyRequired:
+        checks.push_back(Json{{"mutually_required", c.fields}});
+        break;
+      case EntityCheck::Kind::kMutuallyExclusive:
+        checks.push_back(Json{{"mutually_exclusive", c.fields}});
+        break;
+      case EntityCheck::Kind::kConditional:
+        checks.push_back(Json{{"conditional",
+                               {{"if_field", c.if_field},
+                                {"if_match", {{"one_of", c.if_one_of}}},
+                                {"then_field", c.then_field},
+                                {"then_match", {{"required", true}}}}}});
+        break;
+      case EntityCheck::Kind::kCustom:
+        checks.push_back(Json{{"custom_entity_check", {{"field_sources", c.fields}}}});
+        break;
+    }
+  }
+  Json out{{"fields", std::move(fields)}};
+  if (!checks.empty()) {
+    out["entity_checks"] = std::move(checks);
+  }
+  return out;
+}
+
+std::string luaTable(const Json& object) {
+  std::vector<std::string> keys;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    keys.push_back(it.key());
+  }
+  std::sort(keys.begin(), keys.end());
+  std::string out = "{";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Json& v = object[keys[i]];
+    out += (i == 0 ? "" : ",") + keys[i] + "=";
+    if (v.is_null()) {
+      out += "null";
+    } else if (v.is_string()) {
+      out += "\"" + v.get<std::string>() + "\"";
+    } else if (v.is_object()) {
+      out += luaTable(v);
+    } else {
+      out += v.dump();
+    }
+  }
+  return out + "}";
+}
+
+std::string randomHex32() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    std::abort();  // no entropy: refuse to mint guessable credentials
+  }
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+}  // namespace portico::config

@@ -1,0 +1,389 @@
+// PgConfigStore's generic entity access: one implementation for every entity type, driven by
+// the entity schemas in common/config/entities.h (table = entity name, unique keys, foreign
+// keys and their on-delete behaviour).
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+#include "common/config/entities.h"
+#include "common/config/validate.h"
+#include "control_plane/store/pg_store_impl.h"
+#include "control_plane/store/pg_store_internal.h"
+
+namespace portico::cp {
+namespace {
+
+using config::EntitySchema;
+using config::Json;
+
+absl::Status conflict(absl::StatusCode code, const Json& detail) {
+  return absl::Status(code, detail.dump());
+}
+
+const EntitySchema* schemaOrNull(const std::string& type) {
+  return config::findEntitySchema(type);
+}
+
+// The column holding a type's endpoint key lookups go through (JSON, so every type alike).
+std::string keyField(const EntitySchema& schema) { return schema.endpoint_key; }
+
+// SQL to insert or replace one row. services and routes (migration 0001) keep key columns
+// beside the JSON; later tables derive theirs as generated columns.
+std::string upsertSql(const std::string& table) {
+  if (table == "services") {
+    return "INSERT INTO services (group_name, id, name, entity, created_at, updated_at) "
+           "VALUES ($1, $2::uuid, $3::jsonb->>'name', $3::jsonb, $4, $5) "
+           "ON CONFLICT (group_name, id) DO UPDATE SET name = EXCLUDED.name, "
+           "entity = EXCLUDED.entity, updated_at = EXCLUDED.updated_at";
+  }
+  if (table == "routes") {
+    return "INSERT INTO routes (group_name, id, name, service_id, entity, created_at, "
+           "updated_at) VALUES ($1, $2::uuid, $3::jsonb->>'name', "
+           "($3::jsonb->'service'->>'id')::uuid, $3::jsonb, $4, $5) "
+           "ON CONFLICT (group_name, id) DO UPDATE SET name = EXCLUDED.name, "
+           "service_id = EXCLUDED.service_id, entity = EXCLUDED.entity, "
+           "updated_at = EXCLUDED.updated_at";
+  }
+  return "INSERT INTO " + table +
+         " (group_name, id, entity, created_at, updated_at) VALUES ($1, $2::uuid, $3::jsonb, "
+         "$4, $5) ON CONFLICT (group_name, id) DO UPDATE SET entity = EXCLUDED.entity, "
+         "updated_at = EXCLUDED.updated_at";
+}
+
+// Checks and writes one entity inside `txn`; sets id-independent timestamps.
+absl::Status writeOne(pqxx::work& txn, const std::string& group, uint64_t generation,
+                      const EntitySchema& schema, Json& entity, WriteMode mode) {
+  const std::string table = schema.name;
+  const std::string id = entity["id"].get<std::string>();
+  const pqxx::result existing = txn.exec_params(
+      "SELECT created_at FROM " + table + " WHERE group_name = $1 AND id = $2::uuid FOR UPDATE",
+      group, id);
+  if (mode == WriteMode::kUpdate && existing.empty()) {
+    return absl::NotFoundError("not found");
+  }
+  if (mode == WriteMode::kCreate && !existing.empty()) {
+    return conflict(absl::StatusCode::kAlreadyExists, Json{{"primary_key", id}});
+  }
+  for (const config::UniqueKey& key : schema.allUniqueKeys()) {
+    bool all_null = true;
+    Json values = Json::object();
+    std::string sql = "SELECT 1 FROM " + table + " WHERE group_name = $1 AND id <> $2::uuid";
+    for (const auto& f : key.fields) {
+      const Json v = entity.value(f, Json());
+      all_null = all_null && v.is_null();
+      values[f] = v;
+      sql += " AND entity->" + txn.quote(f) + " = " + txn.quote(v.dump()) + "::jsonb";
+    }
+    for (const auto& f : key.scope) {
+      sql += " AND entity->" + txn.quote(f) + " = " +
+             txn.quote(entity.value(f, Json()).dump()) + "::jsonb";
+    }
+    if (all_null) {
+      continue;
+    }
+    if (!txn.exec_params(sql + " LIMIT 1", group, id).empty()) {
+      return conflict(absl::StatusCode::kAlreadyExists, Json{{"unique", values}});
+    }
+  }
+  for (const config::Field* fk : schema.foreignFields()) {
+    const Json& ref = entity[fk->name];
+    if (!ref.is_object() || !ref.contains("id")) {
+      continue;
+    }
+    const std::string ref_id = ref["id"].get<std::string>();
+    if (txn.exec_params("SELECT 1 FROM " + fk->reference +
+                            " WHERE group_name = $1 AND id = $2::uuid",
+                        group, ref_id)
+            .empty()) {
+      return conflict(absl::StatusCode::kFailedPrecondition,
+                      Json{{"foreign_key", fk->name}, {"id", ref_id}, {"reference", fk->reference}});
+    }
+  }
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  Json now_value;
+  if (schema.float_timestamps) {
+    now_value = std::floor(std::chrono::duration<double>(now).count() * 1000) / 1000;
+  } else {
+    now_value = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(now).count());
+  }
+  if (!existing.empty()) {
+    entity["created_at"] = schema.float_timestamps ? Json(existing[0][0].as<double>())
+                                                   : Json(existing[0][0].as<int64_t>());
+  } else if (!entity["created_at"].is_number()) {
+    entity["created_at"] = now_value;
+  }
+  if (entity.contains("updated_at") || schema.name == "services" || schema.name == "routes") {
+    entity["updated_at"] = now_value;
+  }
+  const Json updated_at = entity.contains("updated_at") ? entity["updated_at"] : now_value;
+  txn.exec_params(upsertSql(table), group, id, entity.dump(), entity["created_at"].dump(),
+                  updated_at.dump());
+  detail::logChangeAndNotify(txn, group, generation, table.c_str(), id, "upsert");
+  return absl::OkStatus();
+}
+
+// Everything deleting (type, id) takes with it, children first; or {"referenced_by"}.
+absl::Status collectDeletes(pqxx::work& txn, const std::string& group, const std::string& type,
+                            const std::string& id,
+                            std::vector<std::pair<std::string, std::string>>* out) {
+  for (const EntitySchema* schema : config::allEntitySchemas()) {
+    for (const config::Field* fk : schema->foreignFields()) {
+      if (fk->reference != type) {
+        continue;
+      }
+      const pqxx::result rows = txn.exec_params(
+          "SELECT id::text FROM " + schema->name + " WHERE group_name = $1 AND entity->" +
+              txn.quote(fk->name) + "->>'id' = $2 ORDER BY id",
+          group, id);
+      if (rows.empty()) {
+        continue;
+      }
+      if (!fk->on_delete_cascade) {
+        return conflict(absl::StatusCode::kFailedPrecondition,
+                        Json{{"referenced_by", schema->name}});
+      }
+      for (const auto& row : rows) {
+        const absl::Status st = collectDeletes(txn, group, schema->name,
+                                               row[0].as<std::string>(), out);
+        if (!st.ok()) {
+          return st;
+        }
+      }
+    }
+  }
+  out->emplace_back(type, id);
+  return absl::OkStatus();
+}
+
+absl::Status groupNotFound(const std::string& group) {
+  return absl::NotFoundError("group '" + group + "' not found");
+}
+
+}  // namespace
+
+namespace detail {
+
+void loadSchemaEntities(pqxx::transaction_base& txn, const std::string& group,
+                        config::v1::Snapshot* snapshot) {
+  const google::protobuf::Descriptor* d = snapshot->GetDescriptor();
+  const google::protobuf::Reflection* refl = snapshot->GetReflection();
+  for (const EntitySchema* schema : config::allEntitySchemas()) {
+    if (schema->name == "services" || schema->name == "routes") {
+      continue;  // typed columns, loaded by the caller
+    }
+    const google::protobuf::FieldDescriptor* f = d->FindFieldByName(schema->name);
+    if (f == nullptr) {
+      continue;
+    }
+    for (const auto& row : txn.exec_params(
+             "SELECT entity::text FROM " + schema->name + " WHERE group_name = $1 ORDER BY id",
+             group)) {
+      config::jsonToProto(Json::parse(row[0].c_str()), refl->AddMessage(snapshot, f));
+    }
+  }
+}
+
+}  // namespace detail
+
+absl::StatusOr<Json> PgConfigStore::getJson(const std::string& group, const std::string& type,
+                                            const std::string& id_or_key,
+                                            const std::string& owner_field,
+                                            const std::string& owner_id) {
+  const EntitySchema* schema = schemaOrNull(type);
+  if (schema == nullptr) {
+    return absl::NotFoundError("not found");
+  }
+  Json out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    std::string where;
+    if (config::isUuid(id_or_key)) {
+      where = "id = $2::uuid";
+    } else if (type == "certificates") {
+      where = "id = (SELECT (entity->'certificate'->>'id')::uuid FROM snis WHERE group_name = $1 "
+              "AND entity->>'name' = $2)";
+    } else if (!keyField(*schema).empty()) {
+      where = "entity->>" + txn.quote(keyField(*schema)) + " = $2";
+    } else {
+      return absl::NotFoundError("not found");
+    }
+    std::string sql = "SELECT entity::text FROM " + type + " WHERE group_name = $1 AND " + where;
+    if (!owner_field.empty()) {
+      sql += " AND entity->" + txn.quote(owner_field) + "->>'id' = $3";
+    } else {
+      sql += " AND $3::text IS NULL";
+    }
+    const pqxx::result r = txn.exec_params(sql + " ORDER BY id LIMIT 1", group, id_or_key,
+                                           owner_field.empty() ? nullptr : owner_id.c_str());
+    if (r.empty()) {
+      return absl::NotFoundError("not found");
+    }
+    out = Json::parse(r[0][0].c_str());
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return out;
+}
+
+absl::StatusOr<JsonPage> PgConfigStore::listJson(const std::string& group,
+                                                 const std::string& type,
+                                                 const ListQuery& q) {
+  if (schemaOrNull(type) == nullptr) {
+    return absl::NotFoundError("not found");
+  }
+  JsonPage page;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    std::string sql = "SELECT entity::text, id::text FROM " + type +
+                      " WHERE group_name = $1 AND ($2::uuid IS NULL OR id > $2::uuid)";
+    if (!q.foreign_field.empty()) {
+      sql += " AND entity->" + txn.quote(q.foreign_field) + "->>'id' = " + txn.quote(q.foreign_id);
+    }
+    if (!q.equals_field.empty()) {
+      sql += " AND entity->>" + txn.quote(q.equals_field) + " = " + txn.quote(q.equals_value);
+    }
+    if (!q.tags.empty()) {
+      const std::string tags = txn.quote(Json(q.tags).dump());
+      sql += q.tags_or ? " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(" + tags +
+                             "::jsonb) t WHERE jsonb_typeof(entity->'tags') = 'array' AND "
+                             "entity->'tags' ? t)"
+                       : " AND entity->'tags' @> " + tags + "::jsonb";
+    }
+    sql += " ORDER BY id LIMIT $3";
+    const pqxx::result r = txn.exec_params(
+        sql, group, q.after_id.empty() ? nullptr : q.after_id.c_str(), q.size + 1);
+    for (int i = 0; i < static_cast<int>(r.size()) && i < q.size; ++i) {
+      page.items.push_back(Json::parse(r[i][0].c_str()));
+    }
+    if (static_cast<int>(r.size()) > q.size && q.size > 0) {
+      page.next_after_id = r[q.size - 1][1].as<std::string>();
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return page;
+}
+
+absl::StatusOr<JsonWritten> PgConfigStore::writeJson(const std::string& group,
+                                                     const std::string& type, Json entity,
+                                                     WriteMode mode,
+                                                     const std::optional<ChildReplace>& children) {
+  const EntitySchema* schema = schemaOrNull(type);
+  if (schema == nullptr) {
+    return absl::NotFoundError("not found");
+  }
+  JsonWritten out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    const std::optional<uint64_t> generation = detail::bumpGeneration(txn, group);
+    if (!generation) {
+      return groupNotFound(group);
+    }
+    Json written = entity;
+    absl::Status s = writeOne(txn, group, *generation, *schema, written, mode);
+    if (!s.ok()) {
+      return s;
+    }
+    if (children) {
+      const EntitySchema* child_schema = schemaOrNull(children->type);
+      const std::string id = written["id"].get<std::string>();
+      for (const auto& row : txn.exec_params(
+               "SELECT id::text FROM " + children->type + " WHERE group_name = $1 AND entity->" +
+                   txn.quote(children->foreign_field) + "->>'id' = $2",
+               group, id)) {
+        txn.exec_params("DELETE FROM " + children->type + " WHERE group_name = $1 AND id = $2::uuid",
+                        group, row[0].as<std::string>());
+        detail::logChangeAndNotify(txn, group, *generation, children->type.c_str(),
+                                   row[0].as<std::string>(), "delete");
+      }
+      for (Json child : children->entities) {
+        child[children->foreign_field] = Json{{"id", id}};
+        s = writeOne(txn, group, *generation, *child_schema, child, WriteMode::kCreate);
+        if (!s.ok()) {
+          return s;
+        }
+      }
+    }
+    txn.commit();
+    out.entity = std::move(written);
+    out.generation = *generation;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<uint64_t>> PgConfigStore::deleteJson(const std::string& group,
+                                                                  const std::string& type,
+                                                                  const std::string& id) {
+  if (schemaOrNull(type) == nullptr) {
+    return absl::NotFoundError("not found");
+  }
+  std::optional<uint64_t> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    const std::optional<uint64_t> generation = detail::bumpGeneration(txn, group);
+    if (!generation) {
+      return groupNotFound(group);
+    }
+    if (txn.exec_params("SELECT 1 FROM " + type + " WHERE group_name = $1 AND id = $2::uuid",
+                        group, id)
+            .empty()) {
+      return absl::OkStatus();  // nothing to delete: rolled back, no generation bump
+    }
+    std::vector<std::pair<std::string, std::string>> doomed;
+    const absl::Status s = collectDeletes(txn, group, type, id, &doomed);
+    if (!s.ok()) {
+      return s;
+    }
+    for (const auto& [t, i] : doomed) {
+      txn.exec_params("DELETE FROM " + t + " WHERE group_name = $1 AND id = $2::uuid", group, i);
+      detail::logChangeAndNotify(txn, group, *generation, t.c_str(), i, "delete");
+    }
+    txn.commit();
+    out = *generation;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Json>> PgConfigStore::listTags(const std::string& group,
+                                                          const std::string& tag, int64_t offset,
+                                                          int size) {
+  std::vector<Json> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    std::string sql;
+    for (const EntitySchema* schema : config::allEntitySchemas()) {
+      sql += std::string(sql.empty() ? "" : " UNION ALL ") + "SELECT " + txn.quote(schema->name) +
+             " AS entity_name, id::text AS entity_id, jsonb_array_elements_text(entity->'tags') "
+             "AS tag FROM " + schema->name +
+             " WHERE group_name = $1 AND jsonb_typeof(entity->'tags') = 'array'";
+    }
+    sql = "SELECT entity_name, entity_id, tag FROM (" + sql +
+          ") t WHERE ($2::text IS NULL OR tag = $2) ORDER BY tag, entity_name, entity_id "
+          "OFFSET $3 LIMIT $4";
+    for (const auto& row : txn.exec_params(sql, group, tag.empty() ? nullptr : tag.c_str(),
+                                           offset, size)) {
+      out.push_back(Json{{"entity_name", row[0].as<std::string>()},
+                         {"entity_id", row[1].as<std::string>()},
+                         {"tag", row[2].as<std::string>()}});
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return out;
+}
+
+}  // namespace portico::cp

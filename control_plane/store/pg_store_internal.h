@@ -1,0 +1,28 @@
+// Helpers shared by the PgConfigStore implementation files (pg_store_impl.cc for the typed
+// services/routes access and the listener, pg_entities.cc for the generic entity access).
+// Internal to control_plane/store: they take libpqxx transactions and may throw.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <pqxx/pqxx>
+
+#include "portico/config/v1/config.pb.h"
+
+namespace portico::cp::detail {
+
+// Bumps and returns the group's generation (nullopt: no such group). The first statement of
+// every write transaction: it takes the group's row lock, so a group's writers are serialized.
+std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group);
+
+// Appends one change_log row and queues the (transactional) NOTIFY for the generation.
+void logChangeAndNotify(pqxx::work& txn, const std::string& group, uint64_t generation,
+                        const char* type, const std::string& id, const char* op);
+
+// Adds every schema-driven entity of `group` (consumers, plugins, ...) to `snapshot`.
+void loadSchemaEntities(pqxx::transaction_base& txn, const std::string& group,
+                        config::v1::Snapshot* snapshot);
+
+}  // namespace portico::cp::detail

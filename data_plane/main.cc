@@ -1,0 +1,228 @@
+// portico-dp: the data plane. Creates the SnapshotStore, starts the proxy workers and the status
+// listener, gets config from the control plane (sync client) or a declarative file, and drains
+// gracefully on SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/flags.h"
+#include "common/logging.h"
+#include "data_plane/proxy/proxy_server.h"
+#include "data_plane/snapshot.h"
+#include "data_plane/status/status_server.h"
+#if defined(PORTICO_HAVE_CONFIG_VALIDATE)
+#include "common/config/validate.h"
+#endif
+#if defined(PORTICO_HAVE_DP_SYNC)
+#include "data_plane/sync_client/sync_client.h"
+#endif
+
+ABSL_FLAG(std::string, proxy_listen, "0.0.0.0:8000", "Proxy listener, host:port (HTTP).");
+ABSL_FLAG(std::string, status_listen, "127.0.0.1:8100",
+          "Status listener, host:port (/status, /status/ready, /metrics).");
+ABSL_FLAG(int32_t, workers, 0, "Proxy worker threads (0 = one per CPU core).");
+ABSL_FLAG(std::string, cp_address, "127.0.0.1:8005", "Control plane cluster address, host:port.");
+ABSL_FLAG(bool, cluster_insecure, false, "Talk to the control plane in plain text (no mTLS).");
+ABSL_FLAG(std::string, cluster_cert, "", "This node's cluster certificate (PEM).");
+ABSL_FLAG(std::string, cluster_key, "", "This node's cluster private key (PEM).");
+ABSL_FLAG(std::string, cluster_ca, "", "CA certificate that signed the control plane's cert.");
+ABSL_FLAG(std::string, config_cache_path, "",
+          "File keeping the last applied snapshot, served at start while the CP is unreachable.");
+ABSL_FLAG(std::string, declarative_config, "",
+          "Run without a control plane from this file: a portico.config.v1.Snapshot in "
+          "protobuf's JSON mapping.");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error.");
+ABSL_FLAG(int32_t, drain_timeout_ms, 10000,
+          "On SIGTERM, how long in-flight requests may take before the process exits.");
+
+namespace portico::dp {
+namespace {
+
+void fail(const std::string& line) {
+  std::fprintf(stderr, "portico-dp: %s\n", line.c_str());
+  std::exit(1);
+}
+
+bool splitHostPort(const std::string& in, std::string* host, uint16_t* port) {
+  size_t colon = in.rfind(':');
+  if (colon == std::string::npos) {
+    return false;
+  }
+  *host = in.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  const std::string p = in.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  int v = std::stoi(p);
+  if (v > 65535) {
+    return false;
+  }
+  *port = static_cast<uint16_t>(v);
+  return true;
+}
+
+// The one apply path (sync pushes, the cache and the declarative file): validate with the
+// shared rules, build the whole snapshot, then publish it with a single store.
+absl::Status applySnapshot(SnapshotStore& store, const config::v1::Snapshot& proto,
+                           const std::string& hash, std::string* error_detail) {
+#if defined(PORTICO_HAVE_CONFIG_VALIDATE)
+  config::FieldErrors errors = config::validateSnapshot(proto);
+  if (!errors.empty()) {
+    const config::FieldError& e = errors.front();
+    *error_detail = absl::StrCat(e.entity_type, " ", e.entity_id, ": ", e.field, ": ", e.reason);
+    return absl::InvalidArgumentError(
+        absl::StrCat("config rejected (", errors.size(), " error(s)): ", *error_detail));
+  }
+#endif
+  absl::StatusOr<SnapshotConstSharedPtr> snap = Snapshot::build(proto, hash);
+  if (!snap.ok()) {
+    return snap.status();
+  }
+  store.set(*std::move(snap));
+  LOG_INFO("config", "applied generation %d (hash %s)", static_cast<int64_t>(proto.generation()),
+           hash);
+  return absl::OkStatus();
+}
+
+int run(int argc, char** argv) {
+  parseFlagsWithEnv(argc, argv, "portico-dp: Portico data plane proxy");
+  LogLevel level;
+  if (!parseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+    fail("invalid --log_level: " + absl::GetFlag(FLAGS_log_level));
+  }
+  setLogLevel(level);
+
+  // Signals are taken synchronously by this thread; every thread started below inherits the
+  // mask, so SIGTERM is never delivered to a worker.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  ProxyOptions proxy_options;
+  if (!splitHostPort(absl::GetFlag(FLAGS_proxy_listen), &proxy_options.listen_address,
+                     &proxy_options.listen_port)) {
+    fail("invalid --proxy_listen: " + absl::GetFlag(FLAGS_proxy_listen));
+  }
+  StatusOptions status_options;
+  if (!splitHostPort(absl::GetFlag(FLAGS_status_listen), &status_options.listen_address,
+                     &status_options.listen_port)) {
+    fail("invalid --status_listen: " + absl::GetFlag(FLAGS_status_listen));
+  }
+  int32_t workers = absl::GetFlag(FLAGS_workers);
+  if (workers < 0) {
+    fail("invalid --workers: must be >= 0");
+  }
+  proxy_options.workers = workers > 0 ? static_cast<uint32_t>(workers)
+                                      : std::max(1u, std::thread::hardware_concurrency());
+
+  SnapshotStore store;
+
+  const std::string declarative = absl::GetFlag(FLAGS_declarative_config);
+  if (!declarative.empty()) {
+    std::ifstream in(declarative);
+    if (!in) {
+      fail("cannot read --declarative_config " + declarative);
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    config::v1::Snapshot proto;
+    google::protobuf::util::JsonParseOptions opts;
+    opts.ignore_unknown_fields = false;
+    auto st = google::protobuf::util::JsonStringToMessage(text.str(), &proto, opts);
+    if (!st.ok()) {
+      fail("invalid --declarative_config " + declarative + ": " + st.ToString());
+    }
+    std::string detail;
+    absl::Status applied = applySnapshot(store, proto, "declarative", &detail);
+    if (!applied.ok()) {
+      fail("invalid --declarative_config " + declarative + ": " + std::string(applied.message()));
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<ProxyServer>> proxy = ProxyServer::start(proxy_options, store);
+  if (!proxy.ok()) {
+    fail(std::string(proxy.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<StatusServer>> status =
+      StatusServer::start(status_options, store, &(*proxy)->stats());
+  if (!status.ok()) {
+    fail(std::string(status.status().message()));
+  }
+
+  // ---- Control-plane sync (data_plane/sync_client/, built when that target exists) ----------
+#if defined(PORTICO_HAVE_DP_SYNC)
+  std::unique_ptr<SyncClient> sync;
+  if (declarative.empty()) {
+    SyncClient::Options sync_options;
+    sync_options.cp_address = absl::GetFlag(FLAGS_cp_address);
+    sync_options.insecure = absl::GetFlag(FLAGS_cluster_insecure);
+    sync_options.cert_path = absl::GetFlag(FLAGS_cluster_cert);
+    sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
+    sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
+    sync_options.cache_path = absl::GetFlag(FLAGS_config_cache_path);
+    sync_options.version = "0.1.0";
+    sync = std::make_unique<SyncClient>(
+        std::move(sync_options),
+        [&store](const config::v1::Snapshot& proto, const std::string& hash,
+                 config::FieldErrors* errors) -> absl::Status {
+#if defined(PORTICO_HAVE_CONFIG_VALIDATE)
+          *errors = config::validateSnapshot(proto);
+          if (!errors->empty()) {
+            return absl::InvalidArgumentError("snapshot failed validation");
+          }
+#endif
+          absl::StatusOr<SnapshotConstSharedPtr> snap = Snapshot::build(proto, hash);
+          if (!snap.ok()) {
+            return snap.status();
+          }
+          store.set(*std::move(snap));
+          return absl::OkStatus();
+        });
+    absl::Status started = sync->start();
+    if (!started.ok()) {
+      fail(std::string(started.message()));
+    }
+  }
+#else
+  if (declarative.empty()) {
+    LOG_WARN("main", "built without the sync client and no --declarative_config: "
+                     "serving 404 for every request");
+  }
+#endif
+  // ---------------------------------------------------------------------------------------------
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LOG_INFO("main", "signal %d: draining (up to %d ms)", sig,
+           absl::GetFlag(FLAGS_drain_timeout_ms));
+#if defined(PORTICO_HAVE_DP_SYNC)
+  if (sync) {
+    sync->stop();
+  }
+#endif
+  const bool drained =
+      (*proxy)->drain(std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms)));
+  (*proxy)->stop();
+  (*status)->stop();
+  LOG_INFO("main", "stopped (%s)", drained ? "drained" : "drain timeout");
+  return 0;
+}
+
+}  // namespace
+}  // namespace portico::dp
+
+int main(int argc, char** argv) { return portico::dp::run(argc, argv); }

@@ -1,0 +1,34 @@
+// Responses the proxy produces itself (Kong's kong.response.error bodies). Every message is a
+// named constant; nothing from an upstream error ever reaches the client verbatim.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace portico::dp {
+
+inline constexpr std::string_view kMsgNoRoute = "no Route matched with those values";
+inline constexpr std::string_view kMsgNoService = "no Service found with those values";
+inline constexpr std::string_view kMsgBadGateway =
+    "An invalid response was received from the upstream server";
+inline constexpr std::string_view kMsgTimeout = "The upstream server is timed out";
+inline constexpr std::string_view kMsgNameResolution = "name resolution failed";
+inline constexpr std::string_view kMsgBadRequest = "Bad request";
+inline constexpr std::string_view kMsgHeaderTooLarge = "Request header or cookie too large";
+inline constexpr std::string_view kMsgUriTooLong = "Request-URI too large";
+inline constexpr std::string_view kMsgNotImplemented = "Not implemented";
+inline constexpr std::string_view kMsgVersion = "HTTP version not supported";
+inline constexpr std::string_view kServerHeader = "portico/0.1.0";
+inline constexpr std::string_view kViaValue = "1.1 portico/0.1.0";
+
+std::string_view reasonPhrase(int status);
+
+// Appends a complete JSON error response `{"message":"<message>"}` to *out.
+// `date` is an IMF-fixdate (the worker caches one per second).
+void appendLocalReply(int status, std::string_view message, bool keep_alive,
+                      std::string_view date, std::string* out);
+
+// Formats now as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT").
+std::string httpDateNow();
+
+}  // namespace portico::dp

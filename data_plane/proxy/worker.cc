@@ -1,0 +1,213 @@
+#include "data_plane/proxy/worker.h"
+
+#include <sys/socket.h>
+
+#include <utility>  // Boost 1.74 asio/awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cerrno>
+#include <ctime>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "data_plane/proxy/local_reply.h"
+#include "data_plane/proxy/session.h"
+
+namespace portico::dp {
+namespace {
+
+using boost::system::error_code;
+constexpr int kTickMs = 50;
+
+Task<void> acceptLoop(Worker* worker, Acceptor* acceptor) {
+  for (;;) {
+    error_code ec;
+    Socket socket = co_await acceptor->async_accept(asio::redirect_error(kUseAwaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) {
+        co_return;
+      }
+      // EMFILE and friends: back off instead of spinning.
+      LOG_WARN("proxy", "accept failed: %s", ec.message());
+      Timer t(worker->io(), std::chrono::milliseconds(20));
+      co_await t.async_wait(asio::redirect_error(kUseAwaitable, ec));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    WorkerStats::inc(worker->stats().connections_accepted);
+    asio::co_spawn(worker->io(), runSession(std::make_unique<Session>(*worker, std::move(socket))),
+                   asio::detached);
+  }
+}
+
+}  // namespace
+
+UpstreamConnPtr UpstreamPool::acquire(const std::string& key, uint64_t now_ms) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) {
+    return nullptr;
+  }
+  std::vector<UpstreamConnPtr>& list = it->second;
+  while (!list.empty()) {
+    UpstreamConnPtr conn = std::move(list.back());
+    list.pop_back();
+    if (now_ms - conn->idle_since_ms > 1000) {
+      // Idle for a while: the upstream may have closed it. A peek costs one syscall, paid only
+      // on cold connections (hot ones are reused within milliseconds).
+      char b;
+      ssize_t n = ::recv(conn->socket.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+        continue;  // EOF, error, or unsolicited bytes: not reusable
+      }
+    }
+    return conn;
+  }
+  return nullptr;
+}
+
+void UpstreamPool::release(UpstreamConnPtr conn, uint64_t now_ms) {
+  std::vector<UpstreamConnPtr>& list = idle_[conn->key];
+  if (list.size() >= options_.upstream_keepalive_pool_size) {
+    return;  // closes it
+  }
+  conn->idle_since_ms = now_ms;
+  list.push_back(std::move(conn));
+}
+
+void UpstreamPool::sweep(uint64_t now_ms) {
+  for (auto& [key, list] : idle_) {
+    std::erase_if(list, [&](const UpstreamConnPtr& c) {
+      return now_ms - c->idle_since_ms > options_.upstream_keepalive_idle_timeout_ms;
+    });
+  }
+}
+
+Worker::Worker(size_t index, const ProxyOptions& options, SnapshotStore& store,
+               WorkerStats& stats)
+    : index_(index),
+      options_(options),
+      store_(store),
+      stats_(stats),
+      pool_(options),
+      date_(httpDateNow()),
+      io_(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO)),
+      acceptor_(std::make_unique<Acceptor>(*io_)),
+      tick_timer_(std::make_unique<Timer>(*io_)) {}
+
+Worker::~Worker() {
+  // Sockets must go before the io_context; destroying the io_context then destroys the
+  // suspended sessions, whose destructors still use sessions_ and stats_.
+  tick_timer_.reset();
+  pool_.clear();
+  acceptor_.reset();
+  io_.reset();
+}
+
+absl::Status Worker::listen(uint16_t port) {
+  error_code ec;
+  asio::ip::address addr = asio::ip::make_address(options_.listen_address, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid proxy listen address: ", options_.listen_address));
+  }
+  tcp::endpoint ep(addr, port);
+  acceptor_->open(ep.protocol(), ec);
+  if (!ec) {
+    acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    int one = 1;
+    if (::setsockopt(acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
+        0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
+  }
+  if (!ec) {
+    acceptor_->bind(ep, ec);
+  }
+  if (!ec) {
+    acceptor_->listen(4096, ec);
+  }
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen_address, ":",
+                                               port, ": ", ec.message()));
+  }
+  listen_port_ = acceptor_->local_endpoint().port();
+  return absl::OkStatus();
+}
+
+uint16_t Worker::boundPort() const { return listen_port_; }
+
+void Worker::run() {
+  asio::co_spawn(*io_, acceptLoop(this, acceptor_.get()), asio::detached);
+  tick();
+  io_->run();
+}
+
+void Worker::tick() {
+  const uint64_t now = nowMs();
+  for (Session* s = sessions_; s != nullptr;) {
+    Session* next = s->next;  // checkDeadline never destroys the session synchronously
+    s->checkDeadline(now);
+    s = next;
+  }
+  static thread_local std::time_t last_second = 0;
+  std::time_t t = std::time(nullptr);
+  if (t != last_second) {
+    last_second = t;
+    date_ = httpDateNow();
+  }
+  if (now - last_sweep_ms_ >= 1000) {
+    last_sweep_ms_ = now;
+    pool_.sweep(now);
+  }
+  tick_timer_->expires_after(std::chrono::milliseconds(kTickMs));
+  tick_timer_->async_wait([this](const error_code& ec) {
+    if (!ec) {
+      tick();
+    }
+  });
+}
+
+// Posted callbacks capture `this`: a Worker outlives its io_context's run (ProxyServer joins
+// the thread before destroying the worker), so the pointer is valid whenever they run.
+void Worker::beginDrain() {
+  asio::post(*io_, [this] {
+    draining_ = true;
+    error_code ec;
+    acceptor_->close(ec);
+    for (Session* s = sessions_; s != nullptr; s = s->next) {
+      s->closeIfIdle();
+    }
+  });
+}
+
+void Worker::stop() { io_->stop(); }
+
+void Worker::add(Session* s) {
+  s->prev = nullptr;
+  s->next = sessions_;
+  if (sessions_ != nullptr) {
+    sessions_->prev = s;
+  }
+  sessions_ = s;
+}
+
+void Worker::remove(Session* s) {
+  if (s->prev != nullptr) {
+    s->prev->next = s->next;
+  } else if (sessions_ == s) {
+    sessions_ = s->next;
+  }
+  if (s->next != nullptr) {
+    s->next->prev = s->prev;
+  }
+  s->prev = s->next = nullptr;
+}
+
+}  // namespace portico::dp

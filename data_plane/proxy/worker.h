@@ -1,0 +1,123 @@
+// One proxy worker (internal to data_plane/proxy): an io_context, its listener, its sessions
+// (client connections), its upstream keep-alive pool and its stats shard. Everything here is
+// touched only by the worker's own thread, except beginDrain()/stop() which post to it.
+#pragma once
+
+#include <utility>  // Boost 1.74 asio/awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "data_plane/proxy/io_buffer.h"
+#include "data_plane/proxy/proxy_options.h"
+#include "data_plane/proxy/proxy_stats.h"
+#include "data_plane/snapshot.h"
+
+namespace portico::dp {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// Everything on a worker uses the io_context's concrete executor rather than Asio's default
+// type-erased any_io_executor: perf showed any_executor copies/destroys on every async op.
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                         asio::wait_traits<std::chrono::steady_clock>, Executor>;
+template <class T>
+using Task = asio::awaitable<T, Executor>;
+inline constexpr asio::use_awaitable_t<Executor> kUseAwaitable{};
+
+inline uint64_t nowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// A connection to an upstream, pooled between requests.
+struct UpstreamConn {
+  explicit UpstreamConn(asio::io_context& io) : socket(io), in(16 * 1024) {}
+  Socket socket;
+  IoBuffer in;
+  std::string key;  // pool key "address:port"
+  uint64_t idle_since_ms = 0;
+  uint32_t requests = 0;
+};
+using UpstreamConnPtr = std::unique_ptr<UpstreamConn>;
+
+// Per-worker keep-alive pool: LIFO per upstream address, so the warmest connection is reused.
+class UpstreamPool {
+ public:
+  explicit UpstreamPool(const ProxyOptions& options) : options_(options) {}
+  // A pooled connection to `key`, or nullptr. Connections idle for a while are checked for a
+  // pending EOF first (the upstream may have closed them meanwhile).
+  UpstreamConnPtr acquire(const std::string& key, uint64_t now_ms);
+  void release(UpstreamConnPtr conn, uint64_t now_ms);
+  // Closes connections idle longer than the idle timeout.
+  void sweep(uint64_t now_ms);
+  void clear() { idle_.clear(); }
+
+ private:
+  const ProxyOptions& options_;
+  absl::flat_hash_map<std::string, std::vector<UpstreamConnPtr>> idle_;
+};
+
+class Session;
+
+class Worker {
+ public:
+  Worker(size_t index, const ProxyOptions& options, SnapshotStore& store, WorkerStats& stats);
+  ~Worker();
+
+  // Binds this worker's listener on the options' address and `port` with SO_REUSEPORT.
+  absl::Status listen(uint16_t port);
+  uint16_t boundPort() const;
+  // Runs the event loop on the calling thread until stop().
+  void run();
+  void beginDrain();  // thread-safe
+  void stop();        // thread-safe
+
+  // Worker-thread only.
+  asio::io_context& io() { return *io_; }
+  const ProxyOptions& options() const { return options_; }
+  SnapshotStore& store() { return store_; }
+  WorkerStats& stats() { return stats_; }
+  UpstreamPool& pool() { return pool_; }
+  bool draining() const { return draining_; }
+  uint16_t listenPort() const { return listen_port_; }
+  const std::string& date() const { return date_; }
+  void add(Session* s);
+  void remove(Session* s);
+
+ private:
+  void tick();
+  void startAccept();
+
+  size_t index_;
+  const ProxyOptions& options_;
+  SnapshotStore& store_;
+  WorkerStats& stats_;
+  UpstreamPool pool_;
+  Session* sessions_ = nullptr;  // intrusive list head
+  bool draining_ = false;
+  uint16_t listen_port_ = 0;
+  std::string date_;
+  uint64_t last_sweep_ms_ = 0;
+  // Destroyed explicitly in ~Worker in a safe order (sockets before their io_context).
+  std::unique_ptr<asio::io_context> io_;
+  std::unique_ptr<Acceptor> acceptor_;
+  std::unique_ptr<Timer> tick_timer_;
+};
+
+}  // namespace portico::dp

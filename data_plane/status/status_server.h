@@ -1,0 +1,45 @@
+// The data plane's status listener (--status_listen, default 127.0.0.1:8100), on its own
+// thread so a slow scrape never touches a proxy worker:
+//   GET /status        JSON: applied generation, config hash, connection and request totals
+//   GET /status/ready  200 {"status":"ready"} once a config is applied, else 503
+//   GET /metrics       Prometheus text; per-worker counter shards are summed on scrape
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "data_plane/proxy/proxy_stats.h"
+#include "data_plane/snapshot.h"
+
+namespace portico::dp {
+
+struct StatusOptions {
+  std::string listen_address = "127.0.0.1";
+  uint16_t listen_port = 8100;  // 0 picks a free port
+};
+
+class StatusServer {
+ public:
+  // `store` and `stats` must outlive the server. `stats` may be null (no proxy yet).
+  static absl::StatusOr<std::unique_ptr<StatusServer>> start(const StatusOptions& options,
+                                                             const SnapshotStore& store,
+                                                             const ProxyStats* stats);
+  ~StatusServer();
+  uint16_t port() const { return port_; }
+  void stop();
+
+  // The response bodies, exposed for tests.
+  static std::string statusJson(const SnapshotStore& store, const ProxyStats* stats);
+  static std::string metricsText(const SnapshotStore& store, const ProxyStats* stats);
+
+ private:
+  struct Impl;
+  StatusServer() = default;
+  std::unique_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace portico::dp

@@ -1,0 +1,230 @@
+// Fleet registry and liveness against real PostgreSQL and real gRPC: Hello version checks
+// (refused major, recorded on the node), 3 missed heartbeats = offline, batched status
+// writes (one statement per flush per 1,000 nodes), the /clustering endpoints' shapes, and
+// the purge of nodes not seen for the purge delay.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "control_plane/fleet/fleet_registry.h"
+#include "control_plane/store/migrations.h"
+#include "control_plane/store/pg_changes.h"
+#include "control_plane/store/pg_store_impl.h"
+#include "control_plane/sync/sync_server.h"
+#include "data_plane/sync_client/sync_client.h"
+#include "grpcpp/grpcpp.h"
+#include "portico/sync/v1/sync.grpc.pb.h"
+#include "tests/support/test_support.h"
+
+namespace portico {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct Cp {
+  testing::TestPostgres pg;
+  std::unique_ptr<cp::PgConfigStore> store;
+  std::unique_ptr<cp::PgChangeLogStore> changes;
+  std::unique_ptr<cp::SyncServer> server;
+
+  explicit Cp(uint32_t heartbeat_ms = 100) {
+    REQUIRE(cp::migrateUp(pg.dsn()).ok());
+    auto s = cp::PgConfigStore::open({pg.dsn(), 2});
+    REQUIRE(s.ok());
+    store = std::move(*s);
+    changes = std::make_unique<cp::PgChangeLogStore>(*store, pg.dsn());
+    cp::SyncServerOptions o;
+    o.listen_address = "127.0.0.1:0";
+    o.insecure = true;
+    o.heartbeat_interval_ms = heartbeat_ms;
+    o.cp_version = "1.4.0";
+    auto srv = cp::SyncServer::start(*changes, o);
+    REQUIRE(srv.ok());
+    server = std::move(*srv);
+  }
+  ~Cp() { server->shutdown(); }
+  std::string address() const { return absl::StrCat("127.0.0.1:", server->port()); }
+};
+
+std::unique_ptr<dp::SyncClient> client(const Cp& cp, const std::string& version,
+                                       const std::string& node_id) {
+  dp::SyncClient::Options o;
+  o.cp_address = cp.address();
+  o.insecure = true;
+  o.version = version;
+  o.node_id = node_id;
+  o.hostname = "dp-" + node_id.substr(0, 4);
+  o.labels = {{"region", "eu"}};
+  o.backoff_initial_ms = 50;
+  o.backoff_max_ms = 200;
+  auto c = std::make_unique<dp::SyncClient>(
+      o, [](const config::v1::Snapshot&, const std::string&, config::FieldErrors*) {
+        return absl::OkStatus();
+      });
+  REQUIRE(c->start().ok());
+  return c;
+}
+
+std::optional<cp::NodeStatus> node(cp::SyncServer& s, const std::string& id) {
+  for (auto& n : s.nodes()) {
+    if (n.node_id == id) {
+      return n;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST_CASE("fleet: an incompatible major is refused and recorded; an older minor is served") {
+  Cp cp;
+  auto bad = client(cp, "2.0.0", "aaaaaaaa-0000-4000-8000-000000000001");
+  auto old_minor = client(cp, "1.2.7", "aaaaaaaa-0000-4000-8000-000000000002");
+  REQUIRE(testing::waitFor([&] { return !old_minor->state().config_hash.empty(); }, 10s));
+  REQUIRE(testing::waitFor(
+      [&] {
+        auto n = node(*cp.server, "aaaaaaaa-0000-4000-8000-000000000001");
+        return n && n->sync_status == "version_incompatible";
+      },
+      10s));
+  auto n = node(*cp.server, "aaaaaaaa-0000-4000-8000-000000000001");
+  CHECK_FALSE(n->connected);
+  REQUIRE(n->compatibility_issues.size() == 1);
+  CHECK(n->compatibility_issues[0].description.find("major") != std::string::npos);
+  CHECK(bad->state().config_hash.empty());  // it never got config
+  CHECK(node(*cp.server, "aaaaaaaa-0000-4000-8000-000000000002")->sync_status == "normal");
+  CHECK(cp.server->stats().refused >= 1);
+
+  CHECK(cp::versionIncompatibility("1.4.0", "1.5.0").has_value());  // newer minor: refused
+  CHECK_FALSE(cp::versionIncompatibility("1.4.0", "1.4.9-rc1").has_value());
+  CHECK(cp::versionIncompatibility("1.4.0", "banana").has_value());
+}
+
+TEST_CASE("fleet: a DP that stops sending is dropped after 3 missed heartbeats") {
+  Cp cp(100);
+  auto channel = grpc::CreateChannel(cp.address(), grpc::InsecureChannelCredentials());
+  auto stub = sync::v1::ConfigSync::NewStub(channel);
+  grpc::ClientContext ctx;
+  auto stream = stub->Sync(&ctx);
+  sync::v1::DataPlaneMessage hello;
+  hello.mutable_hello()->set_node_id("bbbbbbbb-0000-4000-8000-000000000001");
+  hello.mutable_hello()->set_version("1.4.0");
+  REQUIRE(stream->Write(hello));
+  const auto start = std::chrono::steady_clock::now();
+  sync::v1::ControlPlaneMessage msg;
+  while (stream->Read(&msg)) {
+  }
+  const grpc::Status st = stream->Finish();
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(st.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(st.error_message() == "missed heartbeats");
+  CHECK(elapsed >= 250ms);
+  CHECK(elapsed < 2s);
+  REQUIRE(testing::waitFor(
+      [&] {
+        auto n = node(*cp.server, "bbbbbbbb-0000-4000-8000-000000000001");
+        return n && !n->connected;
+      },
+      5s));
+  CHECK(cp.server->stats().liveness_drops >= 1);
+}
+
+TEST_CASE("fleet: status is written in batches and served in Kong's and Konnect's shapes") {
+  Cp cp(100);
+  cp::fleet::FleetOptions fo;
+  fo.dsn = cp.pg.dsn();
+  fo.flush_interval = absl::Milliseconds(200);
+  fo.max_rows_per_statement = 2;  // 3 nodes -> 2 statements per flush
+  fo.offline_after = absl::Seconds(5);
+  cp::fleet::FleetRegistry fleet(cp.server->registry(), fo);
+
+  std::vector<std::unique_ptr<dp::SyncClient>> dps;
+  for (int i = 1; i <= 3; ++i) {
+    dps.push_back(client(cp, "1.4.0", absl::StrCat("cccccccc-0000-4000-8000-00000000000", i)));
+  }
+  REQUIRE(testing::waitFor([&] { return cp.server->nodes().size() == 3; }, 10s));
+  REQUIRE(testing::waitFor(
+      [&] {
+        for (auto& d : dps) {
+          if (d->state().config_hash.empty()) return false;
+        }
+        return true;
+      },
+      10s));
+  std::this_thread::sleep_for(300ms);  // a few heartbeats each: all dirty again, written once
+  auto statements = fleet.flush();
+  REQUIRE(statements.ok());
+  CHECK(*statements == 2);
+
+  auto r = fleet.handle("GET", {"clustering", "data-planes"}, {});
+  REQUIRE(r.has_value());
+  REQUIRE(r->status == 200);
+  json body = json::parse(r->body);
+  REQUIRE(body["data"].size() == 3);
+  const json& d = body["data"][0];
+  for (const char* f :
+       {"id", "ip", "hostname", "version", "sync_status", "config_hash", "last_seen", "labels"}) {
+    INFO(f);
+    CHECK(d.contains(f));
+  }
+  CHECK(d["ip"] == "127.0.0.1");
+  CHECK(d["version"] == "1.4.0");
+  CHECK(d["sync_status"] == "normal");
+  CHECK(d["labels"]["region"] == "eu");
+  CHECK(d["config_hash"].get<std::string>().size() == 64);
+
+  r = fleet.handle("GET", {"clustering", "status"}, {});
+  REQUIRE(r.has_value());
+  body = json::parse(r->body);
+  CHECK(body.size() == 3);
+  CHECK(body["cccccccc-0000-4000-8000-000000000001"].contains("config_hash"));
+
+  r = fleet.handle("GET", {"control-planes", "default", "nodes"}, {});
+  REQUIRE(r.has_value());
+  REQUIRE(r->status == 200);
+  body = json::parse(r->body);
+  CHECK(body["page"]["total"] == 3);
+  CHECK(body["items"][0]["compatibility_status"]["state"] ==
+        "COMPATIBILITY_STATE_FULLY_COMPATIBLE");
+  CHECK(fleet.handle("GET", {"control-planes", "nope", "nodes"}, {})->status == 404);
+  CHECK_FALSE(fleet.handle("GET", {"services"}, {}).has_value());
+
+  SECTION("purge removes nodes not seen for the purge delay") {
+    cp.pg.psql("UPDATE clustering_data_planes SET last_seen = now() - interval '30 days' "
+               "WHERE id = 'cccccccc-0000-4000-8000-000000000001'");
+    auto purged = fleet.purge();
+    REQUIRE(purged.ok());
+    CHECK(*purged == 1);
+    CHECK(json::parse(fleet.handle("GET", {"clustering", "status"}, {})->body).size() == 2);
+  }
+}
+
+TEST_CASE("fleet: 1,000 nodes' heartbeats cost one statement per flush") {
+  cp::NodeRegistry registry;
+  testing::TestPostgres pg;
+  REQUIRE(cp::migrateUp(pg.dsn()).ok());
+  cp::fleet::FleetOptions fo;
+  fo.dsn = pg.dsn();
+  cp::fleet::FleetRegistry fleet(registry, fo);
+  for (int i = 0; i < 1000; ++i) {
+    registry.onHello(static_cast<uint64_t>(i) + 1, absl::StrCat("node-", i), "h", "1.0.0",
+                     "default", 1, "x");
+  }
+  for (int round = 0; round < 3; ++round) {  // many heartbeats between two flushes
+    for (int i = 0; i < 1000; ++i) {
+      registry.onHeartbeat(absl::StrCat("node-", i), 2, "y");
+    }
+  }
+  auto statements = fleet.flush();
+  REQUIRE(statements.ok());
+  CHECK(*statements == 1);
+  CHECK(fleet.stats().rows == 1000);
+  CHECK(pg.psql("SELECT count(*) FROM clustering_data_planes WHERE generation = 2")
+            .find("1000") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace portico
