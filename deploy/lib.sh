@@ -51,7 +51,7 @@ portico_pg_start() {
       { cat "$dir/initdb.log" >&2; return 1; }
   fi
   "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $PORTICO_PG_EXTRA_OPTS" start >/dev/null ||
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 ${PORTICO_PG_EXTRA_OPTS:-}" start >/dev/null ||
     { tail -n 20 "$dir/server.log" >&2; return 1; }
 }
 

@@ -522,8 +522,12 @@ struct EchoUpstream::Impl {
         }
       }
       buffer.erase(0, head_end + 4);
+      auto header = [&r](const std::string& name) {
+        auto it = r.headers.find(name);
+        return it == r.headers.end() ? std::string() : lower(it->second);
+      };
       if (r.headers.count("content-length") != 0) {
-        size_t len = std::strtoul(r.headers["content-length"].c_str(), nullptr, 10);
+        size_t len = std::strtoul(header("content-length").c_str(), nullptr, 10);
         while (buffer.size() < len) {
           ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
           if (n <= 0) {
@@ -533,7 +537,7 @@ struct EchoUpstream::Impl {
         }
         r.body = buffer.substr(0, len);
         buffer.erase(0, len);
-      } else if (lower(r.headers["transfer-encoding"]) == "chunked") {
+      } else if (header("transfer-encoding") == "chunked") {
         while (buffer.find("\r\n0\r\n\r\n") == std::string::npos &&
                buffer.rfind("0\r\n\r\n", 0) != 0) {
           ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
@@ -554,7 +558,7 @@ struct EchoUpstream::Impl {
       std::string body = "{\"method\":\"" + jsonEscape(r.method) + "\",\"path\":\"" +
                          jsonEscape(r.target) + "\",\"headers\":{" + headers_json +
                          "},\"body_size\":" + std::to_string(r.body.size()) + "}\n";
-      bool close_after = lower(r.headers["connection"]) == "close";
+      bool close_after = header("connection") == "close";
       {
         std::lock_guard<std::mutex> lock(mu);
         received.push_back(std::move(r));
