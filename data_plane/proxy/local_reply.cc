@@ -10,6 +10,11 @@ std::string_view reasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";
     case 200: return "OK";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 426: return "Upgrade Required";
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 408: return "Request Timeout";
@@ -27,12 +32,15 @@ std::string_view reasonPhrase(int status) {
 }
 
 void appendLocalReply(int status, std::string_view message, bool keep_alive,
-                      std::string_view date, std::string* out) {
+                      std::string_view date, std::string* out, std::string_view extra_headers) {
   const size_t body_len = message.size() + 14;  // {"message":""}
   auto sv = [](std::string_view s) { return absl::string_view(s.data(), s.size()); };
   absl::StrAppend(out, "HTTP/1.1 ", status, " ", sv(reasonPhrase(status)), "\r\nDate: ", sv(date),
-                  "\r\nContent-Type: application/json; charset=utf-8\r\nConnection: ",
-                  keep_alive ? "keep-alive" : "close", "\r\nContent-Length: ", body_len,
+                  "\r\nContent-Type: application/json; charset=utf-8\r\n", sv(extra_headers));
+  if (extra_headers.find("Connection:") == std::string_view::npos) {
+    absl::StrAppend(out, "Connection: ", keep_alive ? "keep-alive" : "close", "\r\n");
+  }
+  absl::StrAppend(out, "Content-Length: ", body_len,
                   "\r\nServer: ", sv(kServerHeader), "\r\n\r\n{\"message\":\"", sv(message),
                   "\"}");
 }

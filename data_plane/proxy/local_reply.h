@@ -14,6 +14,7 @@ inline constexpr std::string_view kMsgBadGateway =
 inline constexpr std::string_view kMsgTimeout = "The upstream server is timed out";
 inline constexpr std::string_view kMsgNameResolution = "name resolution failed";
 inline constexpr std::string_view kMsgBadRequest = "Bad request";
+inline constexpr std::string_view kMsgUseHttps = "Please use HTTPS protocol";
 inline constexpr std::string_view kMsgHeaderTooLarge = "Request header or cookie too large";
 inline constexpr std::string_view kMsgUriTooLong = "Request-URI too large";
 inline constexpr std::string_view kMsgNotImplemented = "Not implemented";
@@ -25,8 +26,11 @@ std::string_view reasonPhrase(int status);
 
 // Appends a complete JSON error response `{"message":"<message>"}` to *out.
 // `date` is an IMF-fixdate (the worker caches one per second).
+// `extra_headers` ("Name: value\r\n" lines) go before the body; with a Connection field among
+// them, pass keep_alive=false and close after writing.
 void appendLocalReply(int status, std::string_view message, bool keep_alive,
-                      std::string_view date, std::string* out);
+                      std::string_view date, std::string* out,
+                      std::string_view extra_headers = {});
 
 // Formats now as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::string httpDateNow();

@@ -244,9 +244,10 @@ close:
   client_.close(ec);
 }
 
-Task<void> Session::sendLocal(int status, std::string_view message, bool keep_alive) {
+Task<void> Session::sendLocal(int status, std::string_view message, bool keep_alive,
+                              std::string_view extra_headers) {
   out_.clear();
-  appendLocalReply(status, message, keep_alive, worker_.date(), &out_);
+  appendLocalReply(status, message, keep_alive, worker_.date(), &out_, extra_headers);
   WorkerStats& st = worker_.stats();
   WorkerStats::inc(st.responses_by_class[status / 100 < 6 ? status / 100 : 5]);
   WorkerStats::inc(st.bytes_sent_total, out_.size());
@@ -551,6 +552,27 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
     rv.headers = req.headers.data();
     rv.num_headers = req.num_headers;
     matched = snap->router().match(rv, &scratch_, &m);
+  }
+  if (matched && m.https_required) {
+    // Kong: 426 with Upgrade, or the route's redirect status with Location: https://host/uri.
+    const int code = m.route->https_redirect_status_code();
+    std::string extra;
+    if (code == 301 || code == 302 || code == 307 || code == 308) {
+      extra.append("Location: https://");
+      extra.append(hostWithoutPort(req.host));
+      extra.append(req.target.front() == '/' ? req.target : std::string_view(req.path));
+      extra.append("\r\n");
+      const bool keep = client_keep && body_buffered;
+      if (keep) {
+        in_.consume(req.head_bytes + (req_body == http::BodyKind::kContentLength
+                                          ? static_cast<size_t>(req_len) : 0));
+      }
+      co_await sendLocal(code, kMsgUseHttps, keep, extra);
+      co_return Outcome{keep};
+    }
+    co_await sendLocal(426, kMsgUseHttps, false,
+                       "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n");
+    co_return Outcome{false};
   }
   const ServiceTarget* target =
       matched && m.service != nullptr ? &snap->target(m.service_index) : nullptr;

@@ -40,7 +40,8 @@ class Session {
   };
 
   Task<Outcome> handle(const http::RequestHead& req);
-  Task<void> sendLocal(int status, std::string_view message, bool keep_alive);
+  Task<void> sendLocal(int status, std::string_view message, bool keep_alive,
+                       std::string_view extra_headers = {});
   Task<Pump> pump(Socket& src, IoBuffer& in, uint32_t src_timeout_ms, Socket& dst, uint32_t dst_timeout_ms, http::BodyKind kind,
                              uint64_t length, bool chunk_out, std::string_view head,
                              bool* src_eof);

@@ -29,6 +29,7 @@ struct Router::Entry {
   const config::v1::Service* service = nullptr;
   int32_t service_index = -1;
   bool strip_path = false;
+  bool https_only = false;  // protocols contain https but not http
   std::vector<std::string> methods;
   std::vector<Host> hosts;
   std::vector<HeaderRule> headers;
@@ -266,6 +267,15 @@ absl::StatusOr<std::unique_ptr<const Router>> Router::build(const config::v1::Sn
       e.service = service;
       e.service_index = service_index;
       e.strip_path = route.strip_path();
+      {
+        bool has_http = route.protocols_size() == 0;
+        bool has_https = false;
+        for (const std::string& p : route.protocols()) {
+          has_http |= p == "http";
+          has_https |= p == "https";
+        }
+        e.https_only = has_https && !has_http;
+      }
       const bool regex_group = gi >= num_prefix_groups && !regex_paths.empty();
       const size_t prefix_len = (!regex_group && !groups[gi].empty()) ? groups[gi][0].size() : 0;
       e.priority = computePriority(route, groups[gi].size(), regex_group, prefix_len);
@@ -512,6 +522,7 @@ bool Router::matchEntry(const Entry& e, const RequestView& req, std::string_view
   out->normalized_path = path;
   // Stripping "/" strips nothing (Kong: strip on "/" never strips).
   out->strip_len = (e.strip_path && matched_len > 1) ? matched_len : 0;
+  out->https_required = e.https_only && !req.https;
   return true;
 }
 

@@ -45,6 +45,9 @@ struct Match {
   int32_t service_index = -1;                    // index in Snapshot::config().services()
   std::string_view normalized_path;              // view into MatchScratch::normalized
   size_t strip_len = 0;  // leading bytes of normalized_path to strip upstream (0 = none)
+  // The route's protocols allow https but not http, and the request is not https: Kong
+  // answers 426 or redirects (route.https_redirect_status_code) instead of proxying.
+  bool https_required = false;
 };
 
 class Router {

@@ -60,6 +60,14 @@ struct Fixture {
     addRoute(&cfg, "r-slow", "/slowsvc", "slow")->set_strip_path(false);
     addRoute(&cfg, "r-dead", "/dead", "dead");
     addRoute(&cfg, "r-nosvc", "/nosvc", "");
+    auto* https_only = addRoute(&cfg, "r-https", "/secure", "up");
+    https_only->clear_protocols();
+    https_only->add_protocols("https");
+    https_only->set_https_redirect_status_code(426);
+    auto* redirect = addRoute(&cfg, "r-redirect", "/moved", "up");
+    redirect->clear_protocols();
+    redirect->add_protocols("https");
+    redirect->set_https_redirect_status_code(308);
     auto preserve = addRoute(&cfg, "r-preserve", "/preserve", "up");
     preserve->set_preserve_host(true);
     auto snap = Snapshot::build(cfg, "hash-7");
@@ -232,6 +240,21 @@ TEST_CASE("proxy: Kong error responses") {
   CHECK(t.no_route_total == 1);
   CHECK(t.upstream_connect_errors_total == 1);
   CHECK(t.upstream_timeouts_total == 1);
+}
+
+TEST_CASE("proxy: https-only routes over http get 426 or the configured redirect") {
+  Fixture f;
+  RawClient c(f.port());
+  c.send(get("/moved/x?y=1"));
+  WireResponse r = c.read();
+  CHECK(r.status == 308);
+  CHECK(r.header("location") == "https://client.test/moved/x?y=1");
+  c.send(get("/secure"));
+  r = c.read();
+  CHECK(r.status == 426);
+  CHECK(r.body == R"({"message":"Please use HTTPS protocol"})");
+  CHECK(r.header("upgrade") == "TLS/1.2, HTTP/1.1");
+  CHECK(r.header("connection") == "Upgrade");
 }
 
 TEST_CASE("proxy: bad requests get 400/431 and the connection is closed") {

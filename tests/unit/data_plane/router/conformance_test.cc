@@ -69,6 +69,8 @@ TEST_CASE("router conformance: Kong traditional_compatible cases") {
       }
       route->set_strip_path(boolOr(r["strip_path"], defaults["route"]["strip_path"].as<bool>()));
       route->set_preserve_host(boolOr(r["preserve_host"], false));
+      route->set_https_redirect_status_code(
+          r["https_redirect_status_code"] ? r["https_redirect_status_code"].as<int>() : 426);
       preserve_by_route[name] = route->preserve_host();
       if (r["regex_priority"] && !r["regex_priority"].IsNull()) {
         route->set_regex_priority(r["regex_priority"].as<int>());
@@ -103,11 +105,8 @@ TEST_CASE("router conformance: Kong traditional_compatible cases") {
       ++req_index;
       const YAML::Node expect = q["expect"];
       const int status = expect["status"] ? expect["status"].as<int>() : 0;
-      if (status == 426 || status == 301 || status == 302 || status == 307 || status == 308) {
-        ++skip;
-        ++skip_reasons["https redirect / 426 (protocol checks are a proxy phase, not built yet)"];
-        continue;
-      }
+      const bool https_answer =
+          status == 426 || status == 301 || status == 302 || status == 307 || status == 308;
       const std::string scheme = q["scheme"] ? q["scheme"].as<std::string>() : "http";
       std::string method = q["method"] ? q["method"].as<std::string>() : "GET";
       std::string host = q["host"] ? q["host"].as<std::string>() : "";
@@ -142,6 +141,21 @@ TEST_CASE("router conformance: Kong traditional_compatible cases") {
           expect["route"] && !expect["route"].IsNull() ? expect["route"].as<std::string>() : "<none>";
       bool ok = got == want;
       std::string why = "route: got " + got + ", want " + want;
+      if (ok && https_answer) {
+        // The session answers these (data_plane/proxy/session.cc) from the match flags.
+        ok = m.https_required && (status == 426 ? (m.route->https_redirect_status_code() == 426)
+                                                : m.route->https_redirect_status_code() == status);
+        why = "expected an https-required answer " + std::to_string(status);
+        if (ok && expect["location"]) {
+          std::string h = host.substr(0, host.rfind(':') == std::string::npos ? host.size()
+                                                                                : host.rfind(':'));
+          ok = "https://" + h + target == expect["location"].as<std::string>();
+          why = "location";
+        }
+      } else if (ok && matched && m.https_required) {
+        ok = false;
+        why = "unexpected https-required answer";
+      }
       if (ok && status == 503) {
         ok = m.service == nullptr;
         why = "expected a serviceless match (503)";
