@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "common/flags.h"
 #include "common/logging.h"
+#include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/admin_api/http_server.h"
 #include "control_plane/store/migrations.h"
 #include "control_plane/store/pg_store_impl.h"
@@ -27,6 +28,15 @@ ABSL_FLAG(bool, cluster_insecure, false, "serve the cluster listener without TLS
 ABSL_FLAG(std::string, cluster_cert, "", "cluster listener certificate (PEM)");
 ABSL_FLAG(std::string, cluster_key, "", "cluster listener private key (PEM)");
 ABSL_FLAG(std::string, cluster_ca, "", "CA that signs data-plane client certificates (PEM)");
+ABSL_FLAG(std::string, cluster_mtls, "",
+          "shared: data planes present this very --cluster_cert (pinned); pki: data-plane "
+          "certificates are verified against --cluster_ca (default: pki if --cluster_ca is "
+          "set, else shared)");
+ABSL_FLAG(int32_t, cluster_max_concurrent_syncs, 256,
+          "data planes in their initial sync at once; more get RESOURCE_EXHAUSTED with a "
+          "retry-after-ms hint (0 = no limit)");
+ABSL_FLAG(int32_t, cluster_retry_after_ms, 1000,
+          "retry hint (plus up to 100% jitter) sent to data planes refused under load");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(int32_t, cluster_heartbeat_interval_ms, 5000,
           "heartbeat cadence the CP asks of data planes; 3 missed heartbeats = offline");
@@ -36,13 +46,20 @@ ABSL_FLAG(int32_t, cluster_delta_window, 128,
           "generations kept for deltas (0 = always send full snapshots)");
 ABSL_FLAG(int32_t, admin_workers, 4,
           "threads (and PostgreSQL connections) serving Admin API requests");
+ABSL_FLAG(std::string, admin_auth, "off",
+          "on: every Admin API request needs a Kong-Admin-Token (see 'portico-cp admins')");
+ABSL_FLAG(std::string, admin_ssl_cert, "", "Admin API TLS certificate chain (PEM); with "
+          "--admin_ssl_key the Admin listener serves HTTPS only");
+ABSL_FLAG(std::string, admin_ssl_key, "", "Admin API TLS private key (PEM)");
 
 namespace portico::cp {
 namespace {
 
 constexpr char kUsage[] =
     "portico-cp [flags]                 serve the Admin API and the cluster listener\n"
-    "portico-cp migrations up|status|finish   manage the database schema";
+    "portico-cp migrations up|status|finish   manage the database schema\n"
+    "portico-cp admins create <name> [admin|read-only]   make an Admin API token (printed once)\n"
+    "portico-cp admins list | admins revoke <name or id>  list or revoke Admin API tokens";
 
 int fail(const std::string& line) {
   std::fprintf(stderr, "portico-cp: %s\n", line.c_str());
@@ -83,6 +100,63 @@ int runMigrations(const std::string& dsn, const std::string& command) {
   return fail("unknown migrations command '" + command + "' (expected up, status or finish)");
 }
 
+// `portico-cp admins ...`: Admin API tokens. The token is printed once and stored hashed.
+int runAdmins(const std::string& dsn, const std::vector<std::string>& args) {
+  const std::string command = args.size() >= 3 ? args[2] : "";
+  const bool ok_args = (command == "create" && (args.size() == 4 || args.size() == 5)) ||
+                       (command == "list" && args.size() == 3) ||
+                       (command == "revoke" && args.size() == 4);
+  if (!ok_args) {
+    std::fprintf(stderr, "usage: portico-cp admins create <name> [admin|read-only] | list | "
+                         "revoke <name or id>\n");
+    return 2;
+  }
+  auto pending = pendingMigrations(dsn);
+  if (!pending.ok()) {
+    return fail(std::string(pending.status().message()));
+  }
+  if (!pending->empty()) {
+    return fail("database schema is not up to date; run 'portico-cp migrations up'");
+  }
+  auto store = PgConfigStore::open({dsn, 1});
+  if (!store.ok()) {
+    return fail(std::string(store.status().message()));
+  }
+  if (command == "create") {
+    const std::string role = args.size() == 5 ? args[4] : kRoleAdmin;
+    if (role != kRoleAdmin && role != kRoleReadOnly) {
+      return fail("role must be 'admin' or 'read-only', got '" + role + "'");
+    }
+    const NewAdminToken token = makeAdminToken(args[3], role);
+    auto created = (*store)->createAdmin(token.record);
+    if (!created.ok()) {
+      return fail(std::string(created.status().message()));
+    }
+    std::printf("created admin %s (%s, id %s); its token, shown only now:\n%s\n",
+                created->name.c_str(), created->role.c_str(), created->id.c_str(),
+                token.token.c_str());
+    return 0;
+  }
+  if (command == "list") {
+    auto admins = (*store)->listAdmins();
+    if (!admins.ok()) {
+      return fail(std::string(admins.status().message()));
+    }
+    std::printf("ID\tNAME\tROLE\tCREATED\tSTATE\n");
+    for (const AdminRecord& a : *admins) {
+      std::printf("%s\t%s\t%s\t%s\t%s\n", a.id.c_str(), a.name.c_str(), a.role.c_str(),
+                  a.created_at.c_str(), a.revoked ? "revoked" : "active");
+    }
+    return 0;
+  }
+  const absl::Status st = (*store)->revokeAdmin(args[3]);
+  if (!st.ok()) {
+    return fail(std::string(st.message()));
+  }
+  std::printf("revoked %s\n", args[3].c_str());
+  return 0;
+}
+
 int serve(const std::string& dsn) {
   // Signals are taken synchronously by this thread; block them before any thread starts so
   // every thread inherits the mask.
@@ -119,6 +193,20 @@ int serve(const std::string& dsn) {
   sync_options.cert_path = absl::GetFlag(FLAGS_cluster_cert);
   sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
   sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
+  {
+    std::string mode = absl::GetFlag(FLAGS_cluster_mtls);
+    if (mode.empty()) {
+      mode = sync_options.ca_path.empty() ? "shared" : "pki";
+    }
+    if (mode != "shared" && mode != "pki") {
+      return fail("invalid --cluster_mtls '" + mode + "' (expected shared or pki)");
+    }
+    sync_options.mtls = mode == "shared" ? sync::ClusterMtls::kShared : sync::ClusterMtls::kPki;
+  }
+  sync_options.max_concurrent_syncs =
+      static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_cluster_max_concurrent_syncs)));
+  sync_options.retry_after_ms =
+      static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_cluster_retry_after_ms)));
   sync_options.heartbeat_interval_ms =
       static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_cluster_heartbeat_interval_ms)));
   sync_options.delta_window =
@@ -149,6 +237,13 @@ int serve(const std::string& dsn) {
   AdminServerOptions admin_options;
   admin_options.listen_address = absl::GetFlag(FLAGS_admin_listen);
   admin_options.db_workers = workers;
+  const std::string admin_auth = absl::GetFlag(FLAGS_admin_auth);
+  if (admin_auth != "on" && admin_auth != "off") {
+    return fail("--admin_auth must be 'on' or 'off', got '" + admin_auth + "'");
+  }
+  admin_options.require_auth = admin_auth == "on";
+  admin_options.ssl_cert_path = absl::GetFlag(FLAGS_admin_ssl_cert);
+  admin_options.ssl_key_path = absl::GetFlag(FLAGS_admin_ssl_key);
   auto admin = AdminHttpServer::start(**store, admin_options);
   if (!admin.ok()) {
     return fail(std::string(admin.status().message()));
@@ -190,6 +285,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     return portico::cp::runMigrations(dsn, args[2]);
+  }
+  if (args.size() >= 2 && args[1] == "admins") {
+    return portico::cp::runAdmins(dsn, args);
   }
   if (args.size() > 1) {
     std::fprintf(stderr, "portico-cp: unknown command '%s'\n%s\n", args[1].c_str(),

@@ -26,6 +26,24 @@
 #endif
 
 ABSL_FLAG(std::string, proxy_listen, "0.0.0.0:8000", "Proxy listener, host:port (HTTP).");
+ABSL_FLAG(std::string, proxy_ssl_listen, "0.0.0.0:8443",
+          "Proxy listener for HTTPS, host:port, or 'off'. The certificate is picked by SNI from "
+          "the config's certificates/snis, else the default one (--ssl_cert).");
+ABSL_FLAG(std::string, ssl_cert, "",
+          "Default certificate (PEM file) of the HTTPS listener; a self-signed one is generated "
+          "at start when empty (like Kong).");
+ABSL_FLAG(std::string, ssl_cert_key, "", "Private key (PEM file) of --ssl_cert.");
+ABSL_FLAG(std::string, trusted_ips, "",
+          "Comma-separated IPs/CIDRs whose X-Forwarded-* and --real_ip_header are trusted "
+          "(Kong's trusted_ips; '0.0.0.0/0,::/0' trusts everyone).");
+ABSL_FLAG(std::string, real_ip_header, "X-Real-IP",
+          "Header carrying the client address from a trusted peer (Kong's real_ip_header).");
+ABSL_FLAG(bool, real_ip_recursive, false,
+          "With a list in --real_ip_header, skip trusted addresses from the right "
+          "(Kong's real_ip_recursive).");
+ABSL_FLAG(bool, allow_debug_header, false,
+          "Answer requests carrying 'Kong-Debug: 1' with Kong-Route-Id/-Name and "
+          "Kong-Service-Id/-Name headers (Kong's allow_debug_header).");
 ABSL_FLAG(std::string, status_listen, "127.0.0.1:8100",
           "Status listener, host:port (/status, /status/ready, /metrics).");
 ABSL_FLAG(int32_t, workers, 0, "Proxy worker threads (0 = one per CPU core).");
@@ -34,6 +52,13 @@ ABSL_FLAG(bool, cluster_insecure, false, "Talk to the control plane in plain tex
 ABSL_FLAG(std::string, cluster_cert, "", "This node's cluster certificate (PEM).");
 ABSL_FLAG(std::string, cluster_key, "", "This node's cluster private key (PEM).");
 ABSL_FLAG(std::string, cluster_ca, "", "CA certificate that signed the control plane's cert.");
+ABSL_FLAG(std::string, cluster_mtls, "",
+          "shared: the control plane presents this very --cluster_cert (pinned); pki: its "
+          "certificate is verified against --cluster_ca (default: pki if --cluster_ca is set, "
+          "else shared).");
+ABSL_FLAG(std::string, cluster_server_name, "",
+          "Name expected in the control plane's certificate (pki; default: the host of "
+          "--cp_address).");
 ABSL_FLAG(std::string, config_cache_path, "",
           "File keeping the last applied snapshot, served at start while the CP is unreachable.");
 ABSL_FLAG(std::string, declarative_config, "",
@@ -117,6 +142,40 @@ int run(int argc, char** argv) {
                      &proxy_options.listen_port)) {
     fail("invalid --proxy_listen: " + absl::GetFlag(FLAGS_proxy_listen));
   }
+  {
+    const std::string ssl_listen = absl::GetFlag(FLAGS_proxy_ssl_listen);
+    if (ssl_listen != "off") {
+      proxy_options.ssl_enabled = true;
+      if (!splitHostPort(ssl_listen, &proxy_options.ssl_listen_address,
+                         &proxy_options.ssl_listen_port)) {
+        fail("invalid --proxy_ssl_listen: " + ssl_listen);
+      }
+    }
+    const std::string cert = absl::GetFlag(FLAGS_ssl_cert);
+    const std::string key = absl::GetFlag(FLAGS_ssl_cert_key);
+    if (cert.empty() != key.empty()) {
+      fail("--ssl_cert and --ssl_cert_key go together");
+    }
+    auto readFile = [](const std::string& path, std::string* out) {
+      std::ifstream in(path);
+      std::stringstream text;
+      text << in.rdbuf();
+      *out = text.str();
+      return static_cast<bool>(in);
+    };
+    if (!cert.empty() && (!readFile(cert, &proxy_options.ssl_cert_pem) ||
+                          !readFile(key, &proxy_options.ssl_key_pem))) {
+      fail("cannot read --ssl_cert/--ssl_cert_key");
+    }
+    auto trusted = TrustedIps::parse(absl::GetFlag(FLAGS_trusted_ips));
+    if (!trusted.ok()) {
+      fail("invalid --trusted_ips: " + std::string(trusted.status().message()));
+    }
+    proxy_options.trusted_ips = *std::move(trusted);
+    proxy_options.real_ip_header = absl::GetFlag(FLAGS_real_ip_header);
+    proxy_options.real_ip_recursive = absl::GetFlag(FLAGS_real_ip_recursive);
+    proxy_options.allow_debug_header = absl::GetFlag(FLAGS_allow_debug_header);
+  }
   StatusOptions status_options;
   if (!splitHostPort(absl::GetFlag(FLAGS_status_listen), &status_options.listen_address,
                      &status_options.listen_port)) {
@@ -173,6 +232,17 @@ int run(int argc, char** argv) {
     sync_options.cert_path = absl::GetFlag(FLAGS_cluster_cert);
     sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
     sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
+    {
+      std::string mode = absl::GetFlag(FLAGS_cluster_mtls);
+      if (mode.empty()) {
+        mode = sync_options.ca_path.empty() ? "shared" : "pki";
+      }
+      if (mode != "shared" && mode != "pki") {
+        fail("invalid --cluster_mtls '" + mode + "' (expected shared or pki)");
+      }
+      sync_options.mtls = mode == "shared" ? sync::ClusterMtls::kShared : sync::ClusterMtls::kPki;
+    }
+    sync_options.server_name = absl::GetFlag(FLAGS_cluster_server_name);
     sync_options.cache_path = absl::GetFlag(FLAGS_config_cache_path);
     sync_options.version = "0.1.0";
     sync = std::make_unique<SyncClient>(

@@ -4,7 +4,10 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "data_plane/balancer/runtime.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -16,51 +19,63 @@ bool isIpLiteral(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
-// Blocking resolution; only ever called on the config thread.
-bool resolve(const std::string& host, std::string* address) {
+// IP literals need no resolution; names go to the balancer's resolver (never blocking here).
+bool ipLiteral(const std::string& host, std::string* address) {
   std::string bare = host;
   if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
     bare = bare.substr(1, bare.size() - 2);
   }
-  if (isIpLiteral(bare)) {
-    *address = bare;
-    return true;
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(bare.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
+  if (!isIpLiteral(bare)) {
     return false;
   }
-  char text[INET6_ADDRSTRLEN] = {0};
-  bool ok = false;
-  for (addrinfo* ai = res; ai != nullptr && !ok; ai = ai->ai_next) {
-    if (ai->ai_family == AF_INET) {
-      ok = inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr, text,
-                     sizeof(text)) != nullptr;
-    } else if (ai->ai_family == AF_INET6) {
-      ok = inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr, text,
-                     sizeof(text)) != nullptr;
-    }
-  }
-  freeaddrinfo(res);
-  if (ok) {
-    *address = text;
-  }
-  return ok;
+  *address = bare;
+  return true;
 }
 
 uint32_t timeoutOr(int32_t ms, uint32_t dflt) { return ms > 0 ? static_cast<uint32_t>(ms) : dflt; }
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(config::v1::Snapshot config,
-                                                                std::string hash) {
+absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(
+    config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime,
+    std::vector<PluginConfigConstSharedPtr> plugins) {
   std::shared_ptr<Snapshot> snap(new Snapshot());
   snap->config_ = std::move(config);
   snap->hash_ = std::move(hash);
+  snap->plugins_ = std::move(plugins);
   ASSIGN_OR_RETURN(snap->router_, router::Router::build(snap->config_));
+  ASSIGN_OR_RETURN(snap->certificates_, tls::CertificateTable::build(snap->config_));
+  // Balancers: every name resolved at once (a bounded wait, on this config thread), then one
+  // balancer per upstream; health state carries over inside the runtime.
+  balancer::Runtime& rt = runtime != nullptr ? *runtime : balancer::Runtime::processDefault();
+  absl::flat_hash_map<std::string, size_t> upstream_by_name;
+  for (const config::v1::Upstream& u : snap->config_.upstreams()) {
+    upstream_by_name[absl::AsciiStrToLower(u.name())] = upstream_by_name.size();
+  }
+  // Held until the balancers below hold them too (the resolver forgets unheld names).
+  std::vector<dns::RecordSharedPtr> names;
+  for (const config::v1::Service& s : snap->config_.services()) {
+    if (!upstream_by_name.contains(absl::AsciiStrToLower(s.host()))) {
+      names.push_back(rt.resolver().watch(s.host()));
+    }
+  }
+  for (const config::v1::Target& t : snap->config_.targets()) {
+    size_t colon = t.target().rfind(':');
+    names.push_back(rt.resolver().watch(t.target().substr(0, colon)));
+  }
+  dns::Resolver::waitSettled(names, rt.options().dns_wait);
+  for (const config::v1::Upstream& u : snap->config_.upstreams()) {
+    std::vector<const config::v1::Target*> targets;
+    for (const config::v1::Target& t : snap->config_.targets()) {
+      if (t.upstream().id() == u.id()) {
+        targets.push_back(&t);
+      }
+    }
+    ASSIGN_OR_RETURN(balancer::BalancerConfig bc,
+                     balancer::BalancerConfig::fromUpstream(u, targets));
+    snap->balancers_.push_back(
+        balancer::Balancer::create(std::move(bc), rt, std::chrono::milliseconds(0)));
+  }
   snap->targets_.reserve(static_cast<size_t>(snap->config_.services_size()));
   for (const config::v1::Service& s : snap->config_.services()) {
     ServiceTarget t;
@@ -68,10 +83,17 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(config::v1::Snap
     const bool https = s.protocol() == "https" || s.protocol() == "grpcs";
     t.port = s.port() > 0 && s.port() <= 65535 ? static_cast<uint16_t>(s.port())
                                                : static_cast<uint16_t>(https ? 443 : 80);
-    t.resolved = resolve(s.host(), &t.address);
-    if (!t.resolved) {
-      LOG_WARN("snapshot", "service %s: cannot resolve host %s", s.id(), s.host());
+    auto upstream = upstream_by_name.find(absl::AsciiStrToLower(s.host()));
+    if (upstream != upstream_by_name.end()) {
+      t.balancer = snap->balancers_[upstream->second];
+    } else {
+      t.balancer = balancer::Balancer::create(
+          balancer::BalancerConfig::forHost(s.host(), t.port, https), rt,
+          std::chrono::milliseconds(0));
     }
+    // Names resolve in the balancer: a host without addresses answers 503 at pick time.
+    t.resolved = true;
+    ipLiteral(s.host(), &t.address);
     t.pool_key = absl::StrCat(t.address, "|", t.port);
     const uint16_t default_port = https ? 443 : 80;
     t.host_header = t.port == default_port ? s.host() : absl::StrCat(s.host(), ":", t.port);
@@ -79,6 +101,13 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(config::v1::Snap
     t.connect_timeout_ms = timeoutOr(s.connect_timeout(), 60000);
     t.read_timeout_ms = timeoutOr(s.read_timeout(), 60000);
     t.write_timeout_ms = timeoutOr(s.write_timeout(), 60000);
+    t.retries = s.retries() > 0 ? static_cast<uint32_t>(s.retries()) : 0;
+    if (https) {
+      ASSIGN_OR_RETURN(t.tls, tls::makeUpstreamTls(s, snap->config_));
+      // TLS connections differ per service (SNI, verification, client certificate).
+      absl::StrAppend(&t.pool_key, "|tls|", s.id());
+      t.pool_key_suffix = absl::StrCat("|tls|", s.id());
+    }
     snap->targets_.push_back(std::move(t));
   }
   return std::shared_ptr<const Snapshot>(std::move(snap));

@@ -10,6 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "common/versioned.h"
+#include "data_plane/balancer/balancer.h"
+#include "data_plane/proxy/plugin.h"
+#include "data_plane/proxy/tls.h"
 #include "data_plane/router/router.h"
 #include "portico/config/v1/config.pb.h"
 
@@ -27,16 +30,26 @@ struct ServiceTarget {
   uint32_t connect_timeout_ms = 60000;
   uint32_t read_timeout_ms = 60000;
   uint32_t write_timeout_ms = 60000;
+  uint32_t retries = 5;          // Kong's service.retries: further tries after a failed one
+  std::shared_ptr<const tls::UpstreamTls> tls;  // set when service.protocol is https/grpcs
+  // Picks the address of each attempt: the upstream named by service.host (as Kong), else a
+  // balancer over the host itself (resolved off the hot path, DNS TTLs honoured). Never null.
+  std::shared_ptr<const balancer::Balancer> balancer;
+  std::string pool_key_suffix;  // appended to the balancer's "address|port" pool key
 };
 
 class Snapshot {
  public:
   // Builds router and service tables. The caller has already run config::validateSnapshot();
   // build() still fails cleanly (never crashes) on anything it cannot compile.
-  // Service hosts that are names are resolved here (blocking; this runs on the config thread).
-  // TODO(portico): DNS TTLs and upstreams/targets move to the balancer.
-  static absl::StatusOr<std::shared_ptr<const Snapshot>> build(config::v1::Snapshot config,
-                                                               std::string hash);
+  // Upstreams get their balancers; service hosts naming no upstream get one over the host.
+  // Names are resolved by `runtime`'s resolver thread (null: Runtime::processDefault()); build()
+  // waits briefly for names never seen before. Health state carries over from the previous
+  // snapshot for unchanged upstreams.
+  // `plugins`: the chain every request runs (the plugin registry's output; empty = none).
+  static absl::StatusOr<std::shared_ptr<const Snapshot>> build(
+      config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime = nullptr,
+      std::vector<PluginConfigConstSharedPtr> plugins = {});
 
   uint64_t generation() const { return config_.generation(); }
   const std::string& hash() const { return hash_; }
@@ -47,6 +60,15 @@ class Snapshot {
   const ServiceTarget& target(int32_t service_index) const {
     return targets_[static_cast<size_t>(service_index)];
   }
+  // One balancer per upstream, in config().upstreams() order (health reports).
+  const std::vector<std::shared_ptr<const balancer::Balancer>>& balancers() const {
+    return balancers_;
+  }
+  // Server certificates by SNI (certificates + snis); never null after build().
+  const tls::CertificateTable& certificates() const { return *certificates_; }
+  // Plugin configs run for every request, in priority order. Empty until the plugin registry
+  // fills it; the proxy skips every phase (no cost) when it is empty.
+  const std::vector<PluginConfigConstSharedPtr>& plugins() const { return plugins_; }
 
  private:
   Snapshot() = default;
@@ -55,6 +77,9 @@ class Snapshot {
   std::string hash_;
   std::unique_ptr<const router::Router> router_;  // points into config_
   std::vector<ServiceTarget> targets_;
+  std::vector<std::shared_ptr<const balancer::Balancer>> balancers_;
+  std::unique_ptr<const tls::CertificateTable> certificates_;
+  std::vector<PluginConfigConstSharedPtr> plugins_;
 };
 
 using SnapshotConstSharedPtr = std::shared_ptr<const Snapshot>;

@@ -1,4 +1,5 @@
-// AdminApi: Kong's Admin API semantics for the entities built so far (services, routes),
+// AdminApi: Kong's Admin API semantics for every entity, Konnect-style control-plane groups
+// (/control-planes[/{id or name}[/<any Kong endpoint>]]) and optional admin tokens,
 // independent of the HTTP transport. handle() blocks on PostgreSQL, so the HTTP server calls
 // it on a DB worker thread, never on its I/O thread. Thread-safe.
 #pragma once
@@ -6,9 +7,12 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/store/pg_store_impl.h"
 
 namespace portico::cp {
@@ -18,6 +22,7 @@ struct ApiRequest {
   std::string target;  // path and query, as received ("/services?size=3")
   std::string content_type;
   std::string body;
+  std::string admin_token;  // the Kong-Admin-Token header, if any
 };
 
 struct ApiResponse {
@@ -36,17 +41,34 @@ struct ServerCounters {
   std::atomic<uint64_t> total_requests{0};
 };
 
+struct AdminApiOptions {
+  // Every request needs a valid Kong-Admin-Token (401 without); read-only tokens get 403 on
+  // POST/PUT/PATCH/DELETE.
+  bool require_auth = false;
+};
+
 class AdminApi {
  public:
   // `store` and `counters` must outlive this object.
-  AdminApi(PgConfigStore& store, const ServerCounters& counters);
+  AdminApi(PgConfigStore& store, const ServerCounters& counters,
+           const AdminApiOptions& options = {});
 
   ApiResponse handle(const ApiRequest& request);
 
  private:
+  // A Kong endpoint (segments after any /control-planes/{id} prefix) of `group`; `prefix` is
+  // what links the answer builds start with.
+  ApiResponse route(const ApiRequest& req, const std::vector<std::string>& segments,
+                    const std::map<std::string, std::string>& query, const std::string& group,
+                    const std::string& prefix);
+  // /control-planes and /control-planes/{id or name}.
+  ApiResponse controlPlanes(const ApiRequest& req, const std::vector<std::string>& segments);
+
   PgConfigStore& store_;
   const ServerCounters& counters_;
+  const AdminApiOptions options_;
   const std::string node_id_;
+  std::unique_ptr<AdminAuthenticator> auth_;  // set when options_.require_auth
 };
 
 }  // namespace portico::cp

@@ -5,10 +5,12 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "common/logging.h"
 
@@ -23,6 +25,8 @@ using tcp = net::ip::tcp;
 constexpr char kServerHeader[] = "portico/0.1.0";
 constexpr char kJsonType[] = "application/json; charset=utf-8";
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+using SslStream = beast::ssl_stream<beast::tcp_stream>;
 
 // What every session needs; owned by the server and outlives all sessions (the io_context,
 // which holds the sessions' pending handlers, is destroyed first).
@@ -31,32 +35,54 @@ struct ServerState {
   ServerCounters counters;
   std::unique_ptr<AdminApi> api;
   std::unique_ptr<net::thread_pool> workers;
+  std::unique_ptr<net::ssl::context> ssl;  // set when serving TLS
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+beast::tcp_stream& tcpOf(beast::tcp_stream& s) { return s; }
+beast::tcp_stream& tcpOf(SslStream& s) { return beast::get_lowest_layer(s); }
+
+// One connection; `Stream` is beast::tcp_stream (HTTP) or SslStream (HTTPS).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, ServerState& state) : stream_(std::move(socket)), state_(state) {
+  Session(Stream stream, ServerState& state) : stream_(std::move(stream)), state_(state) {
     state_.counters.connections_accepted++;
     state_.counters.connections_active++;
   }
   ~Session() { state_.counters.connections_active--; }
 
-  void start() { read(); }
+  void start() {
+    if constexpr (std::is_same_v<Stream, SslStream>) {
+      tcpOf(stream_).expires_after(kHandshakeTimeout);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  LOG_DEBUG("admin", "TLS handshake failed: %s", ec.message());
+                                  self->close();
+                                  return;
+                                }
+                                self->read();
+                              });
+    } else {
+      read();
+    }
+  }
 
  private:
   void read() {
     parser_.emplace();
     parser_->body_limit(state_.options.max_body_bytes);
-    stream_.expires_after(kIdleTimeout);
+    tcpOf(stream_).expires_after(kIdleTimeout);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        self->onRead(ec);
                      });
   }
 
   void onRead(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::operation_aborted || ec == net::error::connection_reset) {
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == net::ssl::error::stream_truncated) {
       close();
       return;
     }
@@ -71,13 +97,23 @@ class Session : public std::enable_shared_from_this<Session> {
     http::request<http::string_body> req = parser_->release();
     state_.counters.total_requests++;
     ApiRequest api_req{std::string(req.method_string()), std::string(req.target()),
-                       std::string(req[http::field::content_type]), std::move(req.body())};
+                       std::string(req[http::field::content_type]), std::move(req.body()),
+                       std::string(req["Kong-Admin-Token"])};
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
     // Blocking DB work leaves the I/O thread; the response comes back to it to be written.
-    net::post(*state_.workers, [self = shared_from_this(), api_req = std::move(api_req),
+    net::post(*state_.workers, [self = this->shared_from_this(), api_req = std::move(api_req),
                                 keep_alive]() {
-      ApiResponse resp = self->state_.api->handle(api_req);
+      ApiResponse resp;
+      try {
+        resp = self->state_.api->handle(api_req);
+      } catch (const std::exception& e) {
+        // Nothing should throw past the store; if something does, the client still gets an
+        // answer and the worker thread survives.
+        LOG_ERROR("admin", "%s %s: unexpected exception: %s", api_req.method, api_req.target,
+                  e.what());
+        resp = {500, R"({"message":"An unexpected error occurred"})"};
+      }
       net::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive]() {
         self->write(resp, keep_alive);
       });
@@ -94,9 +130,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     res->keep_alive(keep_alive);
     res->prepare_payload();
-    stream_.expires_after(kIdleTimeout);
+    tcpOf(stream_).expires_after(kIdleTimeout);
     http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this(), res, keep_alive](beast::error_code ec,
+                                                                         size_t) {
                         if (ec || !keep_alive) {
                           self->close();
                           return;
@@ -105,13 +142,15 @@ class Session : public std::enable_shared_from_this<Session> {
                       });
   }
 
+  // TLS close_notify is skipped on purpose: Admin clients close on their own and a blocking
+  // async_shutdown would hold the session until the idle timeout.
   void close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
+    tcpOf(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcpOf(stream_).socket().close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   ServerState& state_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -122,11 +161,38 @@ class AdminHttpServerImpl final : public AdminHttpServer {
  public:
   AdminHttpServerImpl(PgConfigStore& store, const AdminServerOptions& options) {
     state_.options = options;
-    state_.api = std::make_unique<AdminApi>(store, state_.counters);
+    AdminApiOptions api_options;
+    api_options.require_auth = options.require_auth;
+    state_.api = std::make_unique<AdminApi>(store, state_.counters, api_options);
     state_.workers = std::make_unique<net::thread_pool>(
         static_cast<size_t>(options.db_workers < 1 ? 1 : options.db_workers));
   }
   ~AdminHttpServerImpl() override { shutdown(); }
+
+  absl::Status loadTls(const std::string& cert, const std::string& key) {
+    if (cert.empty() && key.empty()) {
+      return absl::OkStatus();
+    }
+    if (cert.empty() || key.empty()) {
+      return absl::InvalidArgumentError("--admin_ssl_cert and --admin_ssl_key go together");
+    }
+    auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+    ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                     net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                     net::ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    ctx->use_certificate_chain_file(cert, ec);
+    if (ec) {
+      return absl::InvalidArgumentError("cannot use --admin_ssl_cert " + cert + ": " +
+                                        ec.message());
+    }
+    ctx->use_private_key_file(key, net::ssl::context::pem, ec);
+    if (ec) {
+      return absl::InvalidArgumentError("cannot use --admin_ssl_key " + key + ": " + ec.message());
+    }
+    state_.ssl = std::move(ctx);
+    return absl::OkStatus();
+  }
 
   absl::Status listen(const std::string& address) {
     const size_t colon = address.rfind(':');
@@ -193,7 +259,13 @@ class AdminHttpServerImpl final : public AdminHttpServer {
         }
         return;
       }
-      std::make_shared<Session>(std::move(s), state_)->start();
+      if (state_.ssl != nullptr) {
+        std::make_shared<Session<SslStream>>(SslStream(std::move(s), *state_.ssl), state_)
+            ->start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), state_)
+            ->start();
+      }
       accept();
     });
   }
@@ -213,12 +285,16 @@ class AdminHttpServerImpl final : public AdminHttpServer {
 absl::StatusOr<std::unique_ptr<AdminHttpServer>> AdminHttpServer::start(
     PgConfigStore& store, const AdminServerOptions& options) {
   auto server = std::make_unique<AdminHttpServerImpl>(store, options);
-  const absl::Status st = server->listen(options.listen_address);
+  absl::Status st = server->loadTls(options.ssl_cert_path, options.ssl_key_path);
+  if (st.ok()) {
+    st = server->listen(options.listen_address);
+  }
   if (!st.ok()) {
     return st;
   }
-  LOG_INFO("admin", "Admin API listening on %s (port %d)", options.listen_address,
-           server->port());
+  LOG_INFO("admin", "Admin API listening on %s (port %d, %s%s)", options.listen_address,
+           server->port(), options.ssl_cert_path.empty() ? "http" : "https",
+           options.require_auth ? ", tokens required" : "");
   return server;
 }
 

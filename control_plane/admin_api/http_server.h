@@ -1,6 +1,7 @@
-// AdminHttpServer: HTTP/1.1 (keep-alive) transport of the Admin API on Boost.Beast. One I/O
-// thread owns every socket; each request's handling (which blocks on PostgreSQL) runs on a
-// separate pool of DB worker threads, and the response is posted back to the I/O thread.
+// AdminHttpServer: HTTP/1.1 (keep-alive) transport of the Admin API on Boost.Beast, plain or
+// TLS (OpenSSL). One I/O thread owns every socket; each request's handling (which blocks on
+// PostgreSQL) runs on a separate pool of DB worker threads, and the response is posted back
+// to the I/O thread.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,9 @@ struct AdminServerOptions {
   std::string listen_address = "127.0.0.1:8001";  // host:port; port 0 picks a free one
   int db_workers = 4;                             // threads running AdminApi::handle
   uint64_t max_body_bytes = 1 << 20;              // larger bodies answer 413
+  bool require_auth = false;                      // --admin_auth=on (see AdminApiOptions)
+  std::string ssl_cert_path;                      // both set: serve HTTPS only (PEM files)
+  std::string ssl_key_path;
 };
 
 class AdminHttpServer {
@@ -23,7 +27,7 @@ class AdminHttpServer {
   virtual ~AdminHttpServer() = default;
 
   // Binds and starts serving. `store` must outlive the server. kInvalidArgument for a bad
-  // address, kUnavailable if it cannot be bound.
+  // address or unreadable TLS certificate/key, kUnavailable if it cannot be bound.
   static absl::StatusOr<std::unique_ptr<AdminHttpServer>> start(PgConfigStore& store,
                                                                 const AdminServerOptions& options);
 

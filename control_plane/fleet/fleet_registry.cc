@@ -27,7 +27,13 @@ std::string labelsJson(const NodeStatus& n) {
 std::string issuesJson(const NodeStatus& n) {
   Json j = Json::array();
   for (const auto& i : n.compatibility_issues) {
-    j.push_back({{"id", i.id}, {"severity", i.severity}, {"description", i.description}});
+    Json issue = {{"id", i.id}, {"severity", i.severity}, {"description", i.description}};
+    if (!i.entity_type.empty()) {
+      issue["entity_type"] = i.entity_type;
+      issue["entity_id"] = i.entity_id;
+      issue["field"] = i.field;
+    }
+    j.push_back(std::move(issue));
   }
   return j.dump();
 }
@@ -282,6 +288,7 @@ std::optional<FleetResponse> FleetRegistry::handle(
                       {"updated_at", n.updated_at},
                       {"created_at", n.created_at},
                       {"labels", Json::parse(n.labels_json)},
+                      {"compatibility_issues", Json::parse(n.issues_json)},
                       {"connected", n.connected},
                       {"generation", n.generation},
                       {"control_plane", n.group}});

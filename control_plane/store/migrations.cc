@@ -42,7 +42,8 @@ std::map<std::string, Applied> readApplied(pqxx::connection& conn) {
   return out;
 }
 
-absl::StatusOr<std::vector<std::string>> apply(const std::string& dsn, bool finish) {
+absl::StatusOr<std::vector<std::string>> apply(const std::string& dsn, bool finish,
+                                               const std::vector<EmbeddedMigration>& migrations) {
   std::vector<std::string> done;
   try {
     pqxx::connection conn(dsn);
@@ -58,7 +59,7 @@ absl::StatusOr<std::vector<std::string>> apply(const std::string& dsn, bool fini
     }
     // Read after taking the lock, so a concurrent migrator's work is seen and not redone.
     const std::map<std::string, Applied> applied = readApplied(conn);
-    for (const EmbeddedMigration& m : embeddedMigrations()) {
+    for (const EmbeddedMigration& m : migrations) {
       auto it = applied.find(m.name);
       const Applied state = it == applied.end() ? Applied{} : it->second;
       const char* sql = finish ? m.finish_sql : m.up_sql;
@@ -91,11 +92,16 @@ absl::StatusOr<std::vector<std::string>> apply(const std::string& dsn, bool fini
 }  // namespace
 
 absl::StatusOr<std::vector<MigrationState>> migrationStatus(const std::string& dsn) {
+  return migrationStatus(dsn, embeddedMigrations());
+}
+
+absl::StatusOr<std::vector<MigrationState>> migrationStatus(
+    const std::string& dsn, const std::vector<EmbeddedMigration>& migrations) {
   std::vector<MigrationState> out;
   try {
     pqxx::connection conn(dsn);
     const std::map<std::string, Applied> applied = readApplied(conn);
-    for (const EmbeddedMigration& m : embeddedMigrations()) {
+    for (const EmbeddedMigration& m : migrations) {
       MigrationState s;
       s.name = m.name;
       s.has_finish = m.finish_sql != nullptr;
@@ -112,11 +118,21 @@ absl::StatusOr<std::vector<MigrationState>> migrationStatus(const std::string& d
 }
 
 absl::StatusOr<std::vector<std::string>> migrateUp(const std::string& dsn) {
-  return apply(dsn, false);
+  return apply(dsn, false, embeddedMigrations());
 }
 
 absl::StatusOr<std::vector<std::string>> migrateFinish(const std::string& dsn) {
-  return apply(dsn, true);
+  return apply(dsn, true, embeddedMigrations());
+}
+
+absl::StatusOr<std::vector<std::string>> migrateUp(
+    const std::string& dsn, const std::vector<EmbeddedMigration>& migrations) {
+  return apply(dsn, false, migrations);
+}
+
+absl::StatusOr<std::vector<std::string>> migrateFinish(
+    const std::string& dsn, const std::vector<EmbeddedMigration>& migrations) {
+  return apply(dsn, true, migrations);
 }
 
 absl::StatusOr<std::vector<std::string>> pendingMigrations(const std::string& dsn) {

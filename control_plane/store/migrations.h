@@ -36,4 +36,13 @@ absl::StatusOr<std::vector<std::string>> migrateFinish(const std::string& dsn);
 // The names of up steps not yet applied (serving refuses to start while any are pending).
 absl::StatusOr<std::vector<std::string>> pendingMigrations(const std::string& dsn);
 
+// The same over an explicit list instead of the embedded one (tests exercise finish steps
+// with fixtures this way, without shipping a destructive migration).
+absl::StatusOr<std::vector<MigrationState>> migrationStatus(
+    const std::string& dsn, const std::vector<EmbeddedMigration>& migrations);
+absl::StatusOr<std::vector<std::string>> migrateUp(
+    const std::string& dsn, const std::vector<EmbeddedMigration>& migrations);
+absl::StatusOr<std::vector<std::string>> migrateFinish(
+    const std::string& dsn, const std::vector<EmbeddedMigration>& migrations);
+
 }  // namespace portico::cp

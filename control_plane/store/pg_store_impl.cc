@@ -14,6 +14,8 @@ constexpr char kChannel[] = "portico_config";
 
 namespace detail {
 
+using config::Json;
+
 // Bumps and returns the group's generation; first statement of every write transaction, so
 // writers of a group queue on its row in one order (no deadlocks) and generation order is
 // commit order.
@@ -35,6 +37,27 @@ void logChangeAndNotify(pqxx::work& txn, const std::string& group, uint64_t gene
       group, generation, type, id, op);
   // pg_notify is transactional: delivered to listeners only if and when this commits.
   txn.exec_params("SELECT pg_notify($1, $2)", kChannel, group + ":" + std::to_string(generation));
+}
+
+std::optional<uint64_t> finishWrite(pqxx::work& txn, const std::string& group,
+                                    const std::vector<Change>& changes) {
+  Json list = Json::array();
+  for (const Change& c : changes) {
+    list.push_back(Json{{"t", c.type}, {"i", c.id}, {"o", c.op}});
+  }
+  // A data-modifying CTE runs whether or not the outer query reads it.
+  const pqxx::result r = txn.exec_params(
+      "WITH g AS (UPDATE groups SET generation = generation + 1 WHERE name = $1 "
+      "RETURNING generation), "
+      "l AS (INSERT INTO change_log (group_name, generation, entity_type, entity_id, op) "
+      "SELECT $1, g.generation, c.t, c.i::uuid, c.o FROM g, "
+      "jsonb_to_recordset($2::jsonb) AS c(t text, i text, o text)) "
+      "SELECT generation, pg_notify($3, $1 || ':' || generation) FROM g",
+      group, list.dump(), kChannel);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  return r[0][0].as<uint64_t>();
 }
 
 }  // namespace detail

@@ -49,10 +49,35 @@ struct ListQuery {
   bool tags_or = false;
   std::string equals_field;        // with equals_value: entity-><field> equals the string
   std::string equals_value;
+  bool raw = false;                // fill JsonPage::raw_items (stored JSON text), not items
+};
+
+// A config group (Konnect "control plane"). Timestamps are RFC 3339 UTC strings.
+struct GroupRecord {
+  std::string id;
+  std::string name;
+  std::optional<std::string> description;
+  config::Json labels = config::Json::object();
+  std::string created_at;
+  std::string updated_at;
+  uint64_t generation = 0;
+};
+
+// An Admin API token row; the token itself is never stored (see admin_api/admin_auth.h).
+struct AdminRecord {
+  std::string id;
+  std::string name;
+  std::string role;  // "read-only" or "admin"
+  std::string key_id;
+  std::string salt;
+  std::string token_hash;
+  std::string created_at;
+  bool revoked = false;
 };
 
 struct JsonPage {
   std::vector<config::Json> items;
+  std::vector<std::string> raw_items;  // with ListQuery::raw: each entity's JSON text
   std::optional<std::string> next_after_id;
 };
 
@@ -156,6 +181,29 @@ class PgConfigStore final : public ConfigStore {
   absl::StatusOr<std::optional<uint64_t>> deleteJson(const std::string& group,
                                                      const std::string& type,
                                                      const std::string& id);
+  // ---- groups (control planes) ------------------------------------------------------------
+  // Every group ordered by name, `default` included.
+  absl::StatusOr<std::vector<GroupRecord>> listGroups();
+  // By id (UUID) or name; kNotFound.
+  absl::StatusOr<GroupRecord> getGroup(const std::string& id_or_name);
+  // kAlreadyExists when the name is taken. `group.id` empty = generated.
+  absl::StatusOr<GroupRecord> createGroup(const GroupRecord& group);
+  // Sets what `patch` holds of "description" (string or null) and "labels" (object of
+  // strings), both validated by the caller; kNotFound.
+  absl::StatusOr<GroupRecord> updateGroup(const std::string& name, const config::Json& patch);
+  // Deletes the group and, in the same transaction, every entity and change_log row of it.
+  // kFailedPrecondition for `default`; kNotFound if absent.
+  absl::Status deleteGroup(const std::string& name);
+
+  // ---- Admin API tokens ---------------------------------------------------------------------
+  // kAlreadyExists when an active admin has that name.
+  absl::StatusOr<AdminRecord> createAdmin(const AdminRecord& admin);
+  absl::StatusOr<std::vector<AdminRecord>> listAdmins();
+  // Revokes the active admin named (or with id) `name_or_id`; kNotFound if none.
+  absl::Status revokeAdmin(const std::string& name_or_id);
+  // The active admin whose token has `key_id`; kNotFound if none (or revoked).
+  absl::StatusOr<AdminRecord> findAdminByKeyId(const std::string& key_id);
+
   // GET /tags[/{tag}]: {entity_name, entity_id, tag} rows ordered by tag, entity, id.
   absl::StatusOr<std::vector<config::Json>> listTags(const std::string& group,
                                                      const std::string& tag, int64_t offset,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <pqxx/pqxx>
 
@@ -20,6 +21,18 @@ std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group
 // Appends one change_log row and queues the (transactional) NOTIFY for the generation.
 void logChangeAndNotify(pqxx::work& txn, const std::string& group, uint64_t generation,
                         const char* type, const std::string& id, const char* op);
+
+struct Change {
+  std::string type;  // entity table
+  std::string id;
+  const char* op;    // "upsert" or "delete"
+};
+
+// The last statement of a write transaction: bumps the group's generation (taking its row
+// lock until commit), appends one change_log row per change and queues the NOTIFY, in one
+// round trip. nullopt: no such group.
+std::optional<uint64_t> finishWrite(pqxx::work& txn, const std::string& group,
+                                    const std::vector<Change>& changes);
 
 // Adds every schema-driven entity of `group` (consumers, plugins, ...) to `snapshot`.
 void loadSchemaEntities(pqxx::transaction_base& txn, const std::string& group,

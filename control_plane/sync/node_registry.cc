@@ -66,6 +66,17 @@ void NodeRegistry::onRefused(const std::string& node_id, const std::string& host
   dirty(node_id);
 }
 
+void NodeRegistry::setCompatibilityIssues(const std::string& node_id,
+                                          std::vector<CompatibilityIssue> issues) {
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) {
+    return;
+  }
+  it->second.status.compatibility_issues = std::move(issues);
+  dirty(node_id);
+}
+
 std::vector<NodeStatus> NodeRegistry::takeDirty() {
   absl::MutexLock lock(&mu_);
   std::vector<NodeStatus> out;

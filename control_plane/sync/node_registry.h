@@ -22,6 +22,10 @@ struct CompatibilityIssue {
   std::string id;           // stable rule id
   std::string severity;     // "warning" | "error"
   std::string description;
+  // What the CP changed for this node (empty for a version refusal): the entity and field.
+  std::string entity_type;
+  std::string entity_id;
+  std::string field;
 };
 
 struct NodeStatus {
@@ -63,6 +67,9 @@ class NodeRegistry {
   void onRefused(const std::string& node_id, const std::string& hostname,
                  const std::string& version, const std::string& group, const std::string& ip,
                  std::string sync_status, std::vector<CompatibilityIssue> issues);
+  // What the CP strips from the payloads it sends this node (older minor): replaces the list.
+  void setCompatibilityIssues(const std::string& node_id,
+                              std::vector<CompatibilityIssue> issues);
   void onAck(const std::string& node_id, uint64_t generation, const std::string& hash);
   void onNack(const std::string& node_id, uint64_t generation, const std::string& hash,
               const std::string& message, config::FieldErrors errors);

@@ -20,10 +20,33 @@ void Target::markNoDelta(uint64_t base_generation) {
   no_delta_.insert(base_generation);
 }
 
+void Target::setCompat(const std::string& compat_class,
+                       sync::EncodedSnapshotConstSharedPtr payload,
+                       std::shared_ptr<const std::vector<CompatibilityIssue>> issues) {
+  absl::MutexLock lock(&mu_);
+  compat_[compat_class] = Compat{std::move(payload), std::move(issues)};
+}
+
+std::shared_ptr<const std::vector<CompatibilityIssue>> Target::compatIssues(
+    const std::string& compat_class) const {
+  absl::MutexLock lock(&mu_);
+  auto it = compat_.find(compat_class);
+  return it == compat_.end() ? nullptr : it->second.issues;
+}
+
 Target::Choice Target::choose(uint64_t applied_generation, const std::string& applied_hash,
-                              bool allow_delta) const {
+                              bool allow_delta, const std::string& compat_class) const {
   absl::MutexLock lock(&mu_);
   Choice c;
+  if (!compat_class.empty()) {
+    auto it = compat_.find(compat_class);
+    if (it != compat_.end()) {
+      c.payload = it->second.payload;
+    } else {
+      c.need_full = true;
+    }
+    return c;
+  }
   if (allow_delta && applied_generation > 0 && applied_generation < generation_ &&
       !applied_hash.empty() && no_delta_.count(applied_generation) == 0) {
     auto it = deltas_.find(applied_generation);
@@ -99,10 +122,20 @@ PushState::Next PushState::takeNext() {
     return next;
   }
   const Target::Choice c =
-      queued_->choose(applied_generation_, applied_hash_, delta_capable_ && !needs_full_);
+      queued_->choose(applied_generation_, applied_hash_,
+                      delta_capable_ && !needs_full_ && compat_class_.empty(), compat_class_);
   if (c.payload == nullptr) {
     next.waiting_for = queued_;  // stays queued; a newer offer may still replace it
     next.need_full = c.need_full;
+    next.compat_class = compat_class_;
+    return next;
+  }
+  // A compatibility-class payload has its own hash: the DP may run exactly it already, or
+  // have rejected it (the target's own hash said neither).
+  if ((c.payload->generation == applied_generation_ &&
+       c.payload->config_hash == applied_hash_) ||
+      isRejected(c.payload->generation, c.payload->config_hash)) {
+    queued_.reset();
     return next;
   }
   in_flight_ = c.payload;

@@ -13,10 +13,12 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/sync/codec.h"
+#include "control_plane/sync/node_registry.h"
 
 namespace portico::cp {
 
@@ -36,15 +38,22 @@ class Target {
   void addDelta(sync::EncodedSnapshotConstSharedPtr delta);  // keyed by its base generation
   // The server found no delta possible from `base_generation` (outside the window).
   void markNoDelta(uint64_t base_generation);
+  // The full snapshot as DPs of an older compatibility class get it (see compat.h), and the
+  // issues (stripped values) it carries. Encoded once per (generation, class).
+  void setCompat(const std::string& compat_class, sync::EncodedSnapshotConstSharedPtr payload,
+                 std::shared_ptr<const std::vector<CompatibilityIssue>> issues);
+  std::shared_ptr<const std::vector<CompatibilityIssue>> compatIssues(
+      const std::string& compat_class) const;
 
   struct Choice {
     sync::EncodedSnapshotConstSharedPtr payload;  // set: send this
     bool need_full = false;                       // else: ask the server for the full one
     bool need_delta = false;                      // else: ask for a delta from applied
   };
-  // What to send a DP running (applied_generation, applied_hash).
+  // What to send a DP running (applied_generation, applied_hash). A DP of a compatibility
+  // class ("" = native) always gets that class's full payload (need_full until it exists).
   Choice choose(uint64_t applied_generation, const std::string& applied_hash,
-                bool allow_delta) const;
+                bool allow_delta, const std::string& compat_class = "") const;
 
  private:
   const std::string group_;
@@ -54,6 +63,11 @@ class Target {
   sync::EncodedSnapshotConstSharedPtr full_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, sync::EncodedSnapshotConstSharedPtr> deltas_ ABSL_GUARDED_BY(mu_);
   std::set<uint64_t> no_delta_ ABSL_GUARDED_BY(mu_);
+  struct Compat {
+    sync::EncodedSnapshotConstSharedPtr payload;
+    std::shared_ptr<const std::vector<CompatibilityIssue>> issues;
+  };
+  std::map<std::string, Compat> compat_ ABSL_GUARDED_BY(mu_);
 };
 using TargetConstSharedPtr = std::shared_ptr<const Target>;
 using TargetSharedPtr = std::shared_ptr<Target>;
@@ -67,6 +81,9 @@ class PushState {
   void addRejected(uint64_t generation, std::string hash);
   // Whether the DP announced the "delta" capability.
   void setDeltaCapable(bool capable) { delta_capable_ = capable; }
+  // The DP's compatibility class ("" = native); such DPs get full snapshots only.
+  void setCompatClass(std::string compat_class) { compat_class_ = std::move(compat_class); }
+  const std::string& compatClass() const { return compat_class_; }
 
   // A new target for this DP. Replaces any queued, not yet started push.
   void offer(TargetConstSharedPtr target);
@@ -75,6 +92,7 @@ class PushState {
     sync::EncodedSnapshotConstSharedPtr payload;  // write all its chunks, await the answer
     TargetConstSharedPtr waiting_for;             // a payload the server must prepare first
     bool need_full = false;
+    std::string compat_class;                     // of the payload to prepare
   };
   // If nothing is in flight and a queued target is still worth sending, picks its payload
   // and makes it the in-flight push. If the payload is not encoded yet, the target stays
@@ -88,6 +106,7 @@ class PushState {
   bool inFlight() const { return in_flight_ != nullptr; }
   const sync::EncodedSnapshotConstSharedPtr& inFlightPayload() const { return in_flight_; }
   const TargetConstSharedPtr& queued() const { return queued_; }
+  const TargetConstSharedPtr& inFlightTarget() const { return in_flight_target_; }
   uint64_t appliedGeneration() const { return applied_generation_; }
   const std::string& appliedHash() const { return applied_hash_; }
   bool needsFull() const { return needs_full_; }
@@ -102,6 +121,7 @@ class PushState {
   std::string applied_hash_;
   bool delta_capable_ = false;
   bool needs_full_ = false;  // a delta was NACKed: full snapshots until the next ACK
+  std::string compat_class_;
   sync::EncodedSnapshotConstSharedPtr in_flight_;
   TargetConstSharedPtr in_flight_target_;
   TargetConstSharedPtr queued_;

@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/sync/cluster_tls.h"
 #include "control_plane/store/store.h"
+#include "control_plane/sync/compat.h"
 #include "control_plane/sync/node_registry.h"
 
 namespace portico::cp {
@@ -27,6 +29,10 @@ struct SyncServerOptions {
   std::string listen_address = "0.0.0.0:8005";  // host:port; port 0 picks a free one
   bool insecure = false;                         // plain text (--cluster_insecure)
   std::string cert_path, key_path, ca_path;      // mTLS material (--cluster_cert/_key/_ca)
+  // kShared: DPs must present exactly cert_path's certificate (ca_path unused). kPki: DP
+  // certificates are verified against ca_path; a `portico://group/<name>` SAN URI limits the
+  // groups a DP may join (without one: the default group only).
+  sync::ClusterMtls mtls = sync::ClusterMtls::kPki;
   std::string cp_version;                        // "" = this build's version
   uint32_t heartbeat_interval_ms = 5000;
   // A stream that sent nothing for this many heartbeat intervals is dropped (node offline).
@@ -38,6 +44,14 @@ struct SyncServerOptions {
   // Retry schedule for store reads that fail (exponential, full jitter).
   uint32_t store_retry_initial_ms = 200;
   uint32_t store_retry_max_ms = 5000;
+  // Load shedding: at most this many streams may be in their initial sync (Hello answered,
+  // first push not yet ACKed/NACKed) at once; more are refused with RESOURCE_EXHAUSTED and
+  // trailing metadata `retry-after-ms` (retry_after_ms plus up to 100 % jitter). 0 = no limit.
+  // A DP that is already current at Hello needs no slot.
+  uint32_t max_concurrent_syncs = 0;
+  uint32_t retry_after_ms = 1000;
+  // Field-stripping rules for older DP minors (compat.h).
+  std::vector<CompatRule> compat_rules = builtinCompatRules();
 };
 
 // Counters since start; for tests, metrics and the status API.
@@ -57,7 +71,10 @@ struct SyncServerStats {
   uint64_t full_pushes = 0;
   uint64_t bytes_sent = 0;        // chunk message bytes written, all streams
   uint64_t liveness_drops = 0;    // streams ended after missed heartbeats
-  uint64_t refused = 0;           // streams refused (version, admission)
+  uint64_t refused = 0;           // streams refused (version, certificate, group)
+  uint64_t shed = 0;              // streams refused with RESOURCE_EXHAUSTED (load shedding)
+  uint64_t syncing = 0;           // streams in their initial sync now (load-shedding slots)
+  uint64_t compat_encodes = 0;    // payloads encoded for an older compatibility class
 };
 
 class SyncServer {

@@ -8,10 +8,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/sync/cluster_tls.h"
 #include "common/sync/delta.h"
 #include "common/sync/grpc_status.h"
+#include "control_plane/sync/compat.h"
 
 namespace portico::cp {
 namespace {
@@ -28,15 +31,11 @@ std::string groupName(const std::string& g) { return g.empty() ? kDefaultGroup :
 
 absl::StatusOr<std::string> readFile(const std::string& what, const std::string& path) {
   if (path.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " path is required for mTLS"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cluster TLS needs a ", what, " (--cluster_cert and --cluster_key, plus --cluster_ca "
+        "with --cluster_mtls=pki), or --cluster_insecure for plain text"));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " ", path));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return sync::readPemFile(what, path);
 }
 
 std::string shortHash(const std::string& h) { return h.substr(0, 12); }
@@ -95,20 +94,30 @@ std::optional<std::string> versionIncompatibility(const std::string& cp_version,
 // ---------------------------------------------------------------------------------------------
 // SyncStream
 
-SyncStream::SyncStream(SyncServerImpl* server, uint64_t session, std::string peer)
-    : server_(server), session_(session), peer_(std::move(peer)) {}
+SyncStream::SyncStream(SyncServerImpl* server, uint64_t session,
+                       grpc::CallbackServerContext* context, std::vector<std::string> cert_groups)
+    : server_(server), session_(session), context_(context), peer_(context->peer()),
+      cert_groups_(std::move(cert_groups)) {}
 
-void SyncStream::begin(bool refuse) {
-  if (refuse) {
-    finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "control plane is shutting down"));
+void SyncStream::begin(std::optional<grpc::Status> refusal) {
+  if (refusal.has_value()) {
+    finish(std::move(*refusal));
     return;
   }
   StartRead(&in_);
 }
 
+void SyncStream::maybeReleaseSlotLocked() {
+  if (holds_slot_.load() && !push_.inFlight() && push_.queued() == nullptr &&
+      sending_ == nullptr && offered_) {
+    server_->releaseSlot(this);
+  }
+}
+
 void SyncStream::offer(TargetConstSharedPtr target) {
   {
     absl::MutexLock lock(&mu_);
+    offered_ = true;
     push_.offer(std::move(target));
   }
   repump();
@@ -151,6 +160,7 @@ void SyncStream::finish(grpc::Status status) {
 std::optional<SyncStream::Prep> SyncStream::pump() {
   const ControlPlaneMessage* next = nullptr;
   std::optional<Prep> prep;
+  std::shared_ptr<const std::vector<CompatibilityIssue>> issues;
   {
     absl::MutexLock lock(&mu_);
     if (write_in_progress_ || finish_requested_) {
@@ -163,7 +173,8 @@ std::optional<SyncStream::Prep> SyncStream::pump() {
       if (sending_ == nullptr) {
         PushState::Next n = push_.takeNext();
         if (n.waiting_for != nullptr) {
-          prep = Prep{n.waiting_for, n.need_full, n.need_full ? 0 : push_.appliedGeneration()};
+          prep = Prep{n.waiting_for, n.need_full, n.need_full ? 0 : push_.appliedGeneration(),
+                      n.compat_class};
         }
         sending_ = std::move(n.payload);
         next_chunk_ = 0;
@@ -173,6 +184,9 @@ std::optional<SyncStream::Prep> SyncStream::pump() {
             server_->counters().delta_pushes++;
           } else {
             server_->counters().full_pushes++;
+          }
+          if (!compat_class_.empty() && push_.inFlightTarget() != nullptr) {
+            issues = push_.inFlightTarget()->compatIssues(compat_class_);
           }
           LOG_DEBUG(kLog, "pushing generation %d (%s, %s from %d, %d bytes) to node %s",
                     sending_->generation, shortHash(sending_->config_hash),
@@ -186,9 +200,14 @@ std::optional<SyncStream::Prep> SyncStream::pump() {
       }
     }
     if (next == nullptr) {
+      maybeReleaseSlotLocked();
       return prep;
     }
     write_in_progress_ = true;
+  }
+  if (issues != nullptr) {
+    // What this node gets differs from the native config: list each difference on it.
+    server_->registry().setCompatibilityIssues(node_id_, *issues);
   }
   // Outside our lock: a reaction may run on another thread as soon as this is called. The
   // message stays alive: control_ is only popped, and sending_ only dropped, in OnWriteDone.
@@ -299,19 +318,59 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, *why));
     return;
   }
+  // PKI mode: the certificate says which groups this DP may join.
+  std::string group = groupName(hello.group());
+  if (!server_->options().insecure && server_->options().mtls == sync::ClusterMtls::kPki) {
+    if (hello.group().empty() && cert_groups_.size() == 1) {
+      group = cert_groups_.front();
+    }
+    const bool allowed =
+        cert_groups_.empty()
+            ? group == kDefaultGroup
+            : std::find(cert_groups_.begin(), cert_groups_.end(), group) != cert_groups_.end();
+    if (!allowed) {
+      const std::string why =
+          cert_groups_.empty()
+              ? absl::StrCat("its certificate names no group (SAN URI ", sync::kGroupUriPrefix,
+                             "<name>), so it may only join the default group, not ", group)
+              : absl::StrCat("its certificate allows groups [", absl::StrJoin(cert_groups_, ","),
+                             "], not ", group);
+      server_->counters().refused++;
+      server_->registry().onRefused(hello.node_id(), hello.hostname(), hello.version(), group,
+                                    ip, "group_not_allowed", {{"group", "error", why}});
+      LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
+               why);
+      finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why));
+      return;
+    }
+  }
+  // Load shedding: a DP that needs config waits for a slot (it retries after our hint).
+  if (!server_->admit(this, group, hello.generation(), hello.config_hash())) {
+    server_->counters().shed++;
+    const uint64_t retry_ms = server_->retryAfterMs();
+    LOG_DEBUG(kLog, "shedding node %s: %d initial syncs in progress; retry in %d ms",
+              hello.node_id(), server_->options().max_concurrent_syncs, retry_ms);
+    context_->AddTrailingMetadata("retry-after-ms", std::to_string(retry_ms));
+    finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "too many data planes syncing; retry later"));
+    return;
+  }
+  compat_class_ = compatClass(hello.version(), server_->options().compat_rules);
   hello_seen_ = true;
   node_id_ = hello.node_id();
-  group_ = groupName(hello.group());
+  group_ = group;
   std::map<std::string, std::string> labels(hello.labels().begin(), hello.labels().end());
   std::optional<NodeStatus> before =
       server_->registry().onHello(session_, node_id_, hello.hostname(), hello.version(), group_,
                                   hello.generation(), hello.config_hash(), ip, labels);
-  LOG_INFO(kLog, "node %s (%s, version %s) connected to group %s at generation %d (%s)",
+  LOG_INFO(kLog, "node %s (%s, version %s) connected to group %s at generation %d (%s)%s",
            node_id_, hello.hostname(), hello.version(), group_, hello.generation(),
-           shortHash(hello.config_hash()));
+           shortHash(hello.config_hash()),
+           compat_class_.empty() ? "" : absl::StrCat("; compatibility rules ", compat_class_));
   {
     absl::MutexLock lock(&mu_);
     push_.setApplied(hello.generation(), hello.config_hash());
+    push_.setCompatClass(compat_class_);
     push_.setDeltaCapable(server_->options().delta_window > 0 &&
                           std::find(hello.capabilities().begin(), hello.capabilities().end(),
                                     "delta") != hello.capabilities().end());
@@ -322,6 +381,15 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     ControlPlaneMessage reply;
     reply.mutable_hello_reply()->set_heartbeat_interval_ms(server_->heartbeatIntervalMs());
     reply.mutable_hello_reply()->set_cp_version(server_->options().cp_version);
+    for (const CompatibilityIssue& issue :
+         compatRuleIssues(compat_class_, server_->options().compat_rules)) {
+      sync::v1::CompatibilityIssue* out = reply.mutable_hello_reply()->add_compatibility_issues();
+      out->set_id(issue.id);
+      out->set_severity(issue.severity);
+      out->set_entity_type(issue.entity_type);
+      out->set_field(issue.field);
+      out->set_description(issue.description);
+    }
     control_.push_back(std::move(reply));
   }
   server_->attach(this);
@@ -379,7 +447,7 @@ class SyncServerImpl::Service final : public sync::v1::ConfigSync::CallbackServi
 
   grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* Sync(
       grpc::CallbackServerContext* context) override {
-    return server_->newStream(context->peer());
+    return server_->newStream(context);
   }
 
  private:
@@ -412,17 +480,31 @@ absl::Status SyncServerImpl::init() {
     if (!key.ok()) {
       return key.status();
     }
-    auto ca = readFile("cluster CA", options_.ca_path);
-    if (!ca.ok()) {
-      return ca.status();
+    if (options_.mtls == sync::ClusterMtls::kShared) {
+      // Kong's cluster_mtls=shared: the DP must hold our certificate and key. TLS proves it
+      // holds the key of what it presents; checkPeer() pins what it presents to our cert.
+      auto digest = sync::certificateSha256(*cert);
+      if (!digest.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("cluster certificate ",
+                                                       options_.cert_path, ": ",
+                                                       digest.status().message()));
+      }
+      pinned_sha256_ = *digest;
+      grpc::SslServerCredentialsOptions ssl(
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+      ssl.pem_key_cert_pairs.push_back({*key, *cert});
+      creds = grpc::SslServerCredentials(ssl);
+    } else {
+      auto ca = readFile("cluster CA", options_.ca_path);
+      if (!ca.ok()) {
+        return ca.status();
+      }
+      grpc::SslServerCredentialsOptions ssl(
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+      ssl.pem_root_certs = *ca;
+      ssl.pem_key_cert_pairs.push_back({*key, *cert});
+      creds = grpc::SslServerCredentials(ssl);
     }
-    // TODO(portico): shared-cert pinning and PKI/CN modes (Kong's cluster_mtls) come with
-    // the fleet work; for now every DP must present a cert signed by the cluster CA.
-    grpc::SslServerCredentialsOptions ssl(
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_root_certs = *ca;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    creds = grpc::SslServerCredentials(ssl);
   }
 
   service_ = std::make_unique<Service>(this);
@@ -460,7 +542,9 @@ absl::Status SyncServerImpl::init() {
   }
   config_thread_ = std::thread([this] { configLoop(); });
   LOG_INFO(kLog, "cluster sync listening on port %d (%s)", port_,
-           options_.insecure ? "insecure" : "mTLS");
+           options_.insecure                               ? "plain text (--cluster_insecure)"
+           : options_.mtls == sync::ClusterMtls::kShared ? "mTLS, shared certificate pinned"
+                                                           : "mTLS, PKI");
   return absl::OkStatus();
 }
 
@@ -494,18 +578,98 @@ SyncServerStats SyncServerImpl::stats() const {
   s.bytes_sent = counters_.bytes_sent.load();
   s.liveness_drops = counters_.liveness_drops.load();
   s.refused = counters_.refused.load();
+  s.shed = counters_.shed.load();
+  s.syncing = syncing_.load();
+  s.compat_encodes = counters_.compat_encodes.load();
   return s;
 }
 
+std::optional<grpc::Status> SyncServerImpl::checkPeer(const grpc::CallbackServerContext& context,
+                                                      std::vector<std::string>* groups) {
+  if (options_.insecure) {
+    return std::nullopt;
+  }
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  std::vector<grpc::string_ref> pems;
+  if (auth != nullptr) {
+    pems = auth->FindPropertyValues("x509_pem_cert");
+  }
+  if (pems.empty()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no client certificate");
+  }
+  const std::string pem(pems.front().data(), pems.front().size());
+  if (options_.mtls == sync::ClusterMtls::kShared) {
+    auto digest = sync::certificateSha256(pem);
+    if (!digest.ok() || *digest != pinned_sha256_) {
+      return grpc::Status(
+          grpc::StatusCode::UNAUTHENTICATED,
+          absl::StrCat("client certificate (sha256 ", digest.ok() ? digest->substr(0, 16) : "?",
+                       "...) is not the cluster certificate (sha256 ",
+                       pinned_sha256_.substr(0, 16), "...); --cluster_mtls=shared pins it"));
+    }
+    return std::nullopt;
+  }
+  auto g = sync::certificateGroups(pem);
+  if (g.ok()) {
+    *groups = std::move(*g);
+  }
+  return std::nullopt;
+}
+
 grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* SyncServerImpl::newStream(
-    std::string peer) {
+    grpc::CallbackServerContext* context) {
+  std::vector<std::string> groups;
+  std::optional<grpc::Status> refusal = checkPeer(*context, &groups);
+  if (refusal.has_value()) {
+    counters_.refused++;
+    LOG_WARN(kLog, "refusing data plane %s: %s", peerIp(context->peer()),
+             refusal->error_message());
+  }
   absl::MutexLock lock(&mu_);
-  auto* stream = new SyncStream(this, next_session_++, std::move(peer));
+  auto* stream = new SyncStream(this, next_session_++, context, std::move(groups));
   streams_.insert(stream);
   counters_.streams_total++;
   // Under mu_, so shutdown() either sees this stream in streams_ or we see shutting_down_.
-  stream->begin(shutting_down_);
+  if (!refusal.has_value() && shutting_down_) {
+    refusal = grpc::Status(grpc::StatusCode::UNAVAILABLE, "control plane is shutting down");
+  }
+  stream->begin(std::move(refusal));
   return stream;
+}
+
+bool SyncServerImpl::admit(SyncStream* stream, const std::string& group, uint64_t generation,
+                           const std::string& hash) {
+  if (options_.max_concurrent_syncs == 0) {
+    return true;
+  }
+  absl::MutexLock lock(&mu_);
+  auto g = groups_.find(group);
+  if (g != groups_.end() && g->second.current != nullptr &&
+      g->second.current->generation() == generation && g->second.current->hash() == hash) {
+    return true;  // already current: an idle stream costs no sync
+  }
+  if (syncing_.load() >= options_.max_concurrent_syncs) {
+    return false;
+  }
+  syncing_++;
+  stream->holdsSlot() = true;
+  return true;
+}
+
+void SyncServerImpl::releaseSlot(SyncStream* stream) {
+  if (stream->holdsSlot().exchange(false)) {
+    syncing_--;
+  }
+}
+
+uint64_t SyncServerImpl::retryAfterMs() {
+  // splitmix64 over a shared counter: cheap, thread-safe, spreads the refused DPs' retries.
+  uint64_t z = (hint_seed_ += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  const uint64_t base = std::max<uint32_t>(1, options_.retry_after_ms);
+  return base + z % (base + 1);
 }
 
 void SyncServerImpl::attach(SyncStream* stream) {
@@ -523,6 +687,7 @@ void SyncServerImpl::attach(SyncStream* stream) {
 }
 
 void SyncServerImpl::detach(SyncStream* stream) {
+  releaseSlot(stream);
   absl::MutexLock lock(&mu_);
   streams_.erase(stream);
   if (!stream->group().empty()) {
@@ -565,7 +730,7 @@ void SyncServerImpl::requestPayloadLocked(const SyncStream::Prep& prep) {
     return;
   }
   preps_.insert(PrepKey{prep.target->group(), prep.target->generation(),
-                        prep.full ? 0 : prep.base_generation});
+                        prep.full ? 0 : prep.base_generation, prep.compat_class});
   cv_.Signal();
 }
 
@@ -789,7 +954,26 @@ void SyncServerImpl::prepare(const PrepKey& key) {
     }
   }
   auto snap = snapshots_.find(key.group);
-  if (key.base == 0) {
+  if (!key.compat_class.empty()) {
+    if (snap == snapshots_.end() || snap->second->generation() != key.generation) {
+      return;
+    }
+    // Once per (generation, class), whatever the number of older DPs.
+    config::v1::Snapshot copy = *snap->second;
+    size_t total = 0;
+    auto issues = std::make_shared<const std::vector<CompatibilityIssue>>(
+        downgradeSnapshot(&copy, key.compat_class, options_.compat_rules, 100, &total));
+    auto encoded = sync::encodeSnapshot(copy);
+    if (!encoded.ok()) {
+      LOG_ERROR(kLog, "group %s generation %d: cannot encode for compatibility class %s: %s",
+                key.group, key.generation, key.compat_class, encoded.status().ToString());
+      return;
+    }
+    counters_.compat_encodes++;
+    LOG_INFO(kLog, "group %s generation %d for compatibility class %s: %d values stripped",
+             key.group, key.generation, key.compat_class, total);
+    target->setCompat(key.compat_class, std::move(*encoded), std::move(issues));
+  } else if (key.base == 0) {
     if (snap == snapshots_.end() || snap->second->generation() != key.generation) {
       return;
     }

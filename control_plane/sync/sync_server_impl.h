@@ -41,17 +41,19 @@ class SyncServerImpl;
 class SyncStream final
     : public grpc::ServerBidiReactor<sync::v1::DataPlaneMessage, sync::v1::ControlPlaneMessage> {
  public:
-  SyncStream(SyncServerImpl* server, uint64_t session, std::string peer);
+  SyncStream(SyncServerImpl* server, uint64_t session, grpc::CallbackServerContext* context,
+             std::vector<std::string> cert_groups);
 
   // A payload a stream waits for (see pump()).
   struct Prep {
     TargetConstSharedPtr target;
     bool full = false;
     uint64_t base_generation = 0;
+    std::string compat_class;
   };
 
-  // Starts reading, or refuses the stream at once if the server is shutting down.
-  void begin(bool refuse);
+  // Starts reading, or refuses the stream at once with `refusal` (shutdown, certificate).
+  void begin(std::optional<grpc::Status> refusal);
   // A new generation of this stream's group, or a payload of the current one became ready.
   // Caller holds the server's mu_.
   void offer(TargetConstSharedPtr target);
@@ -62,6 +64,8 @@ class SyncStream final
   void finish(grpc::Status status);
 
   uint64_t session() const { return session_; }
+  // A load-shedding slot (see SyncServerOptions::max_concurrent_syncs). Thread-safe.
+  std::atomic<bool>& holdsSlot() { return holds_slot_; }
   // Set once at Hello, before attach; read by the server under its mu_.
   const std::string& group() const { return group_; }
   const std::string& nodeId() const { return node_id_; }
@@ -83,9 +87,17 @@ class SyncStream final
   std::optional<Prep> pump();
   void pumpAndRequest();  // pump() from a reaction, which holds no server lock
 
+  // Releases the load-shedding slot once the first push is answered. Under mu_.
+  void maybeReleaseSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   SyncServerImpl* const server_;
   const uint64_t session_;
+  grpc::CallbackServerContext* const context_;
   const std::string peer_;  // gRPC peer URI of the DP
+  // PKI mode: the groups the DP's certificate names (portico://group/<name>).
+  const std::vector<std::string> cert_groups_;
+  std::atomic<bool> holds_slot_{false};
+  std::string compat_class_;       // set at Hello
   sync::v1::DataPlaneMessage in_;  // the one outstanding read
   bool hello_seen_ = false;        // reaction-thread only (reads are serialized)
   std::string group_;
@@ -103,6 +115,7 @@ class SyncStream final
   bool writing_control_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool offered_ ABSL_GUARDED_BY(mu_) = false;  // the group's target was offered at least once
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -125,7 +138,13 @@ class SyncServerImpl final : public SyncServer {
   uint32_t heartbeatIntervalMs() const { return options_.heartbeat_interval_ms; }
   const SyncServerOptions& options() const { return options_; }
   grpc::ServerBidiReactor<sync::v1::DataPlaneMessage, sync::v1::ControlPlaneMessage>*
-  newStream(std::string peer);
+  newStream(grpc::CallbackServerContext* context);
+  // Load shedding at Hello: true if the stream may sync now (it is current, or got a slot).
+  bool admit(SyncStream* stream, const std::string& group, uint64_t generation,
+             const std::string& hash) ABSL_LOCKS_EXCLUDED(mu_);
+  void releaseSlot(SyncStream* stream);
+  // A retry hint for a refused stream: retry_after_ms plus up to 100 % jitter.
+  uint64_t retryAfterMs();
   // A stream needs a payload that is not encoded yet; the config thread prepares it and
   // re-pumps the group's streams.
   void requestPayload(const SyncStream::Prep& prep) ABSL_LOCKS_EXCLUDED(mu_);
@@ -139,7 +158,8 @@ class SyncServerImpl final : public SyncServer {
   struct Counters {
     std::atomic<uint64_t> streams_total{0}, snapshot_loads{0}, load_failures{0}, encodes{0},
         pushes{0}, chunks_sent{0}, acks{0}, nacks{0}, delta_loads{0}, delta_encodes{0},
-        delta_pushes{0}, full_pushes{0}, bytes_sent{0}, liveness_drops{0}, refused{0};
+        delta_pushes{0}, full_pushes{0}, bytes_sent{0}, liveness_drops{0}, refused{0},
+        shed{0}, compat_encodes{0};
   };
   Counters& counters() { return counters_; }
 
@@ -162,10 +182,15 @@ class SyncServerImpl final : public SyncServer {
     std::string group;
     uint64_t generation;
     uint64_t base;  // 0 = the full snapshot
+    std::string compat_class;  // "" = native; else the full snapshot for that class
     bool operator<(const PrepKey& o) const {
-      return std::tie(group, generation, base) < std::tie(o.group, o.generation, o.base);
+      return std::tie(group, generation, base, compat_class) <
+             std::tie(o.group, o.generation, o.base, o.compat_class);
     }
   };
+  // Why a TLS peer may not open a stream (nullopt: it may), and its certificate's groups.
+  std::optional<grpc::Status> checkPeer(const grpc::CallbackServerContext& context,
+                                        std::vector<std::string>* groups);
   struct LoadRequest {
     uint64_t wanted_generation = 0;
     uint32_t attempts = 0;
@@ -196,6 +221,9 @@ class SyncServerImpl final : public SyncServer {
   int port_ = 0;
   std::thread config_thread_;
   std::mt19937_64 rng_;  // config thread only
+  std::string pinned_sha256_;  // shared mode: our own certificate's digest
+  std::atomic<uint32_t> syncing_{0};
+  std::atomic<uint64_t> hint_seed_{0x9e3779b97f4a7c15ULL};
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;

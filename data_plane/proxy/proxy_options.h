@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/http/http_parser.h"
+#include "data_plane/proxy/trusted_ips.h"
 
 namespace portico::dp {
 
@@ -23,6 +24,20 @@ struct ProxyOptions {
   uint32_t upstream_keepalive_pool_size = 256;
   uint32_t upstream_keepalive_idle_timeout_ms = 60000;
   uint32_t upstream_keepalive_max_requests = 10000;
+  // HTTPS listener (--proxy_ssl_listen). The certificate is chosen by SNI from the snapshot;
+  // without a match the default one: ssl_cert/ssl_cert_key, or one self-signed at start.
+  bool ssl_enabled = false;
+  std::string ssl_listen_address = "0.0.0.0";
+  uint16_t ssl_listen_port = 8443;  // 0 picks a free port
+  std::string ssl_cert_pem;
+  std::string ssl_key_pem;
+  // Kong's trusted_ips, real_ip_header and real_ip_recursive: peers whose X-Forwarded-* and
+  // real-IP header are believed.
+  TrustedIps trusted_ips;
+  std::string real_ip_header = "X-Real-IP";
+  bool real_ip_recursive = false;
+  // Kong's allow_debug_header: `Kong-Debug: 1` adds Kong-Route-Id/-Name, Kong-Service-Id/-Name.
+  bool allow_debug_header = false;
 };
 
 }  // namespace portico::dp

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "data_plane/proxy/proxy_options.h"
 #include "data_plane/proxy/proxy_stats.h"
+#include "data_plane/proxy/tls.h"
 #include "data_plane/snapshot.h"
 
 namespace portico::dp {
@@ -26,6 +27,7 @@ class ProxyServer {
   ~ProxyServer();  // stop()s if still running
 
   uint16_t port() const { return port_; }
+  uint16_t tlsPort() const { return tls_port_; }  // 0 when the HTTPS listener is off
   const ProxyStats& stats() const { return *stats_; }
 
   // Graceful drain (SIGTERM): stops accepting, closes idle keep-alive connections, lets
@@ -41,6 +43,8 @@ class ProxyServer {
 
   ProxyOptions options_;  // workers keep a reference to it
   uint16_t port_ = 0;
+  uint16_t tls_port_ = 0;
+  tls::SslContextPtr tls_context_;  // the HTTPS listener's default certificate + SNI callback
   std::unique_ptr<ProxyStats> stats_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

@@ -24,6 +24,10 @@ struct alignas(64) WorkerStats {
   Counter upstream_bad_responses_total{0};
   Counter bytes_received_total{0};  // from clients
   Counter bytes_sent_total{0};      // to clients
+  Counter upstream_retries_total{0};     // further tries after a connect failure/timeout
+  Counter upstream_tls_errors_total{0};  // upstream TLS handshake/verification failures
+  Counter tls_handshake_errors_total{0}; // client TLS handshakes that failed
+  Counter upgraded_total{0};             // 101 Switching Protocols relayed (WebSocket)
 
   // Single-writer increment: a plain load and store, cheaper than fetch_add on the hot path.
   static void inc(Counter& c, uint64_t by = 1) {
@@ -47,6 +51,10 @@ struct ProxyTotals {
   uint64_t upstream_bad_responses_total = 0;
   uint64_t bytes_received_total = 0;
   uint64_t bytes_sent_total = 0;
+  uint64_t upstream_retries_total = 0;
+  uint64_t upstream_tls_errors_total = 0;
+  uint64_t tls_handshake_errors_total = 0;
+  uint64_t upgraded_total = 0;
 };
 
 class ProxyStats {
@@ -81,6 +89,10 @@ inline ProxyTotals ProxyStats::totals() const {
     t.upstream_bad_responses_total += get(s.upstream_bad_responses_total);
     t.bytes_received_total += get(s.bytes_received_total);
     t.bytes_sent_total += get(s.bytes_sent_total);
+    t.upstream_retries_total += get(s.upstream_retries_total);
+    t.upstream_tls_errors_total += get(s.upstream_tls_errors_total);
+    t.tls_handshake_errors_total += get(s.tls_handshake_errors_total);
+    t.upgraded_total += get(s.upgraded_total);
   }
   return t;
 }

@@ -1,11 +1,13 @@
 #include "data_plane/proxy/session.h"
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <exception>
 
 #include "common/http/chunked.h"
 #include "common/logging.h"
@@ -18,7 +20,10 @@ namespace {
 using boost::system::error_code;
 
 // How a request/response field is treated when forwarding.
-enum class FieldAction : uint8_t { kForward, kDrop, kXForwardedFor, kVia };
+enum class FieldAction : uint8_t {
+  kForward, kDrop, kXForwardedFor, kVia, kUpgrade,
+  kXfProto, kXfHost, kXfPort, kXfPath, kXfPrefix,  // request only: re-set by the proxy
+};
 
 inline char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -36,9 +41,10 @@ FieldAction classify(std::string_view name, bool request) {
       return request && equalsIgnoreCase(name, "expect") ? FieldAction::kDrop
                                                            : FieldAction::kForward;
     case 7:
-      return (equalsIgnoreCase(name, "upgrade") || equalsIgnoreCase(name, "trailer"))
-                 ? FieldAction::kDrop
-                 : FieldAction::kForward;
+      if (equalsIgnoreCase(name, "upgrade")) {
+        return FieldAction::kUpgrade;
+      }
+      return equalsIgnoreCase(name, "trailer") ? FieldAction::kDrop : FieldAction::kForward;
     case 9:
       return request && equalsIgnoreCase(name, "x-real-ip") ? FieldAction::kDrop
                                                               : FieldAction::kForward;
@@ -52,19 +58,23 @@ FieldAction classify(std::string_view name, bool request) {
       }
       return FieldAction::kForward;
     case 16:
-      return (equalsIgnoreCase(name, "proxy-connection") ||
-              (request && (equalsIgnoreCase(name, "x-forwarded-host") ||
-                           equalsIgnoreCase(name, "x-forwarded-port") ||
-                           equalsIgnoreCase(name, "x-forwarded-path"))))
-                 ? FieldAction::kDrop
-                 : FieldAction::kForward;
+      if (equalsIgnoreCase(name, "proxy-connection")) {
+        return FieldAction::kDrop;
+      }
+      if (request) {
+        if (equalsIgnoreCase(name, "x-forwarded-host")) return FieldAction::kXfHost;
+        if (equalsIgnoreCase(name, "x-forwarded-port")) return FieldAction::kXfPort;
+        if (equalsIgnoreCase(name, "x-forwarded-path")) return FieldAction::kXfPath;
+      }
+      return FieldAction::kForward;
     case 17:
-      return (equalsIgnoreCase(name, "transfer-encoding") ||
-              (request && equalsIgnoreCase(name, "x-forwarded-proto")))
-                 ? FieldAction::kDrop
-                 : FieldAction::kForward;
+      if (equalsIgnoreCase(name, "transfer-encoding")) {
+        return FieldAction::kDrop;
+      }
+      return request && equalsIgnoreCase(name, "x-forwarded-proto") ? FieldAction::kXfProto
+                                                                      : FieldAction::kForward;
     case 18:
-      return request && equalsIgnoreCase(name, "x-forwarded-prefix") ? FieldAction::kDrop
+      return request && equalsIgnoreCase(name, "x-forwarded-prefix") ? FieldAction::kXfPrefix
                                                                        : FieldAction::kForward;
     default:
       return FieldAction::kForward;
@@ -103,7 +113,7 @@ Nominated nominatedBy(const http::MessageHead& h) {
         tok.remove_suffix(1);
       }
       if (!tok.empty() && !http::equalsIgnoreCase(tok, "close") &&
-          !http::equalsIgnoreCase(tok, "keep-alive")) {
+          !http::equalsIgnoreCase(tok, "keep-alive") && !http::equalsIgnoreCase(tok, "upgrade")) {
         out.names[out.n++] = tok;
       }
       if (comma == std::string_view::npos) {
@@ -136,13 +146,120 @@ std::string_view hostWithoutPort(std::string_view host) {
   return host;
 }
 
+std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// nginx's proxy_next_upstream default leaves these out once the request was sent.
+bool idempotent(std::string_view method) {
+  return method != "POST" && method != "PATCH" && method != "LOCK";
+}
+
 inline auto awaitWith(error_code& ec) { return asio::redirect_error(kUseAwaitable, ec); }
+
+// What the balancer may hash on (data_plane/balancer). `req` is null for a retry's pick, made
+// after the head's bytes were consumed: the retry then just walks to another address.
+class HashInputs final : public balancer::RequestInputs {
+ public:
+  HashInputs(const http::RequestHead* req, std::string_view client_ip)
+      : req_(req), client_ip_(client_ip) {}
+  std::string_view clientIp() const override { return client_ip_; }
+  std::string_view path() const override { return req_ != nullptr ? req_->path : ""; }
+  std::string_view query() const override {
+    return req_ != nullptr && req_->has_query ? req_->query : "";
+  }
+  std::string_view header(std::string_view name) const override {
+    std::string_view v;
+    return req_ != nullptr && req_->find(name, &v) ? v : std::string_view();
+  }
+
+ private:
+  const http::RequestHead* req_;
+  std::string_view client_ip_;
+};
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
+// A coroutine spawned next to the session's main flow (request body pump, relay direction).
+// The main flow always waits for it (join()) before leaving the frame that owns this object.
+struct Spawned {
+  bool done = false;
+  int result = 0;
+  Timer* waiter = nullptr;
+  void finish(int r) {
+    done = true;
+    result = r;
+    if (waiter != nullptr) {
+      waiter->cancel();
+    }
+  }
+};
+
+Task<void> join(asio::io_context& io, Spawned& s) {
+  while (!s.done) {
+    Timer t(io, Timer::time_point::max());
+    s.waiter = &t;
+    error_code ec;
+    co_await t.async_wait(awaitWith(ec));
+    s.waiter = nullptr;
+  }
+}
+
 }  // namespace
 
-Session::Session(Worker& worker, Socket socket)
+// The RequestContext plugins see; one per session, reused by every request that has plugins.
+class Session::Context final : public RequestContext {
+ public:
+  explicit Context(Session& s) : s_(s) {}
+  void begin(const http::RequestHead& req) {
+    method_.assign(req.method);
+    path_.assign(req.path);
+    local_status_ = 0;
+    local_message_.clear();
+  }
+  int localStatus() const { return local_status_; }
+  const std::string& localMessage() const { return local_message_; }
+
+  // Interface
+  const Snapshot& snapshot() const override { return *s_.snap_; }
+  std::string_view method() const override { return method_; }
+  std::string_view path() const override { return path_; }
+  bool requestHeader(std::string_view name, std::string_view* value) const override {
+    return s_.req_.find(name, value);
+  }
+  void setUpstreamHeader(std::string_view name, std::string_view value) override {
+    appendField(&s_.up_extra_, name, value);
+  }
+  void setResponseHeader(std::string_view name, std::string_view value) override {
+    appendField(&s_.resp_extra_, name, value);
+  }
+  void sendLocalReply(int status, std::string_view message) override {
+    local_status_ = status;
+    local_message_.assign(message);
+  }
+  int responseStatus() const override { return s_.status_; }
+
+ private:
+  static void appendField(std::string* out, std::string_view name, std::string_view value) {
+    out->append(name);
+    out->append(": ");
+    out->append(value);
+    out->append("\r\n");
+  }
+  Session& s_;
+  std::string method_;
+  std::string path_;
+  int local_status_ = 0;
+  std::string local_message_;
+};
+
+Session::Session(Worker& worker, Socket socket, bool tls)
     : worker_(worker),
       client_(std::move(socket)),
       in_(8 * 1024),
@@ -150,7 +267,15 @@ Session::Session(Worker& worker, Socket socket)
   error_code ec;
   tcp::endpoint remote = client_.remote_endpoint(ec);
   if (!ec) {
-    client_ip_ = remote.address().to_string();
+    peer_ip_ = remote.address().to_string();
+    peer_trusted_ = !worker_.options().trusted_ips.empty() &&
+                    worker_.options().trusted_ips.contains(remote.address());
+  }
+  client_ip_ = peer_ip_;
+  server_port_ = worker_.listenPort();
+  if (tls && worker_.tlsContext() != nullptr) {
+    tls_.emplace(client_, *worker_.tlsContext());
+    server_port_ = worker_.tlsListenPort();
   }
   worker_.add(this);
   WorkerStats::inc(worker_.stats().connections_active);
@@ -162,11 +287,13 @@ Session::~Session() {
 }
 
 void Session::checkDeadline(uint64_t now_ms) {
-  if (deadline_ms_ != 0 && now_ms >= deadline_ms_ && watch_socket_ != nullptr) {
-    fired_ = true;
-    deadline_ms_ = 0;
-    error_code ec;
-    watch_socket_->cancel(ec);
+  for (Deadline* d : {&dl_, &aux_dl_}) {
+    if (d->at_ms != 0 && now_ms >= d->at_ms && d->socket != nullptr) {
+      d->fired = true;
+      d->at_ms = 0;
+      error_code ec;
+      d->socket->cancel(ec);
+    }
   }
 }
 
@@ -179,10 +306,33 @@ void Session::closeIfIdle() {
 
 Task<void> runSession(std::unique_ptr<Session> session) { co_await session->run(); }
 
+void Session::runLogPhase() {
+  if (!plugins_.empty()) {
+    for (PluginPtr& p : plugins_) {
+      p->onLog(*context_);
+    }
+    plugins_.clear();
+  }
+  snap_.reset();
+}
+
 Task<void> Session::run() {
   const ProxyOptions& opts = worker_.options();
   const size_t max_in = opts.limits.max_head_bytes + 16 * 1024;
   error_code ec;
+  if (tls_) {
+    dl_.arm(&client_, opts.client_header_timeout_ms);
+    co_await tls_->async_handshake(asio::ssl::stream_base::server, awaitWith(ec));
+    dl_.disarm();
+    if (ec) {
+      WorkerStats::inc(worker_.stats().tls_handshake_errors_total);
+      client_.close(ec);
+      co_return;
+    }
+    if (const char* name = SSL_get_servername(tls_->native_handle(), TLSEXT_NAMETYPE_host_name)) {
+      sni_ = name;
+    }
+  }
   for (;;) {
     parser_.reset();
     for (;;) {
@@ -198,6 +348,7 @@ Task<void> Session::run() {
                                : err == http::ParseError::kNotImplemented ? kMsgNotImplemented
                                : err == http::ParseError::kVersionNotSupported ? kMsgVersion
                                                                                : kMsgBadRequest;
+        resp_extra_.clear();
         co_await sendLocal(http::statusFor(err), msg, false);
         goto close;
       }
@@ -206,13 +357,14 @@ Task<void> Session::run() {
         goto close;
       }
       if (!in_.prepare(2048, max_in)) {
+        resp_extra_.clear();
         co_await sendLocal(431, kMsgHeaderTooLarge, false);
         goto close;
       }
-      arm(&client_, idle_ ? opts.keepalive_timeout_ms : opts.client_header_timeout_ms);
-      size_t n = co_await client_.async_read_some(asio::buffer(in_.tail(), in_.tailSize()),
-                                                  awaitWith(ec));
-      disarm();
+      dl_.arm(&client_, idle_ ? opts.keepalive_timeout_ms : opts.client_header_timeout_ms);
+      size_t n = co_await asyncReadSome(clientStream(),
+                                        asio::buffer(in_.tail(), in_.tailSize()), awaitWith(ec));
+      dl_.disarm();
       idle_ = false;
       if (ec || n == 0) {
         goto close;
@@ -222,6 +374,7 @@ Task<void> Session::run() {
     }
     ++requests_;
     Outcome outcome = co_await handle(req_);
+    runLogPhase();  // onLog always runs, whatever happened to the request
     if (!outcome.keep_client) {
       break;
     }
@@ -232,10 +385,10 @@ close:
   client_.shutdown(Socket::shutdown_send, ec);
   for (size_t drained = 0; drained < 64 * 1024;) {
     in_.clear();
-    arm(&client_, 1000);
+    dl_.arm(&client_, 1000);
     size_t n = co_await client_.async_read_some(asio::buffer(in_.tail(), in_.tailSize()),
                                                 awaitWith(ec));
-    disarm();
+    dl_.disarm();
     if (ec || n == 0) {
       break;
     }
@@ -246,56 +399,91 @@ close:
 
 Task<void> Session::sendLocal(int status, std::string_view message, bool keep_alive,
                               std::string_view extra_headers) {
+  status_ = status;
+  if (!plugins_.empty()) {
+    for (PluginPtr& p : plugins_) {
+      p->onResponseHeaders(*context_);
+    }
+  }
   out_.clear();
+  if (!resp_extra_.empty()) {
+    resp_extra_.append(extra_headers);
+    extra_headers = resp_extra_;
+  }
   appendLocalReply(status, message, keep_alive, worker_.date(), &out_, extra_headers);
   WorkerStats& st = worker_.stats();
   WorkerStats::inc(st.responses_by_class[status / 100 < 6 ? status / 100 : 5]);
   WorkerStats::inc(st.bytes_sent_total, out_.size());
   error_code ec;
-  arm(&client_, worker_.options().send_timeout_ms);
-  co_await asio::async_write(client_, asio::buffer(out_), awaitWith(ec));
-  disarm();
+  dl_.arm(&client_, worker_.options().send_timeout_ms);
+  co_await asyncWriteAll(clientStream(), asio::buffer(out_), awaitWith(ec));
+  dl_.disarm();
 }
 
-Task<bool> Session::connect(UpstreamConn& conn, const ServiceTarget& target,
-                                       bool* timed_out) {
+Task<bool> Session::connect(UpstreamConn& conn, const ServiceTarget& target, bool* timed_out) {
   error_code ec;
   *timed_out = false;
-  asio::ip::address addr = asio::ip::make_address(target.address, ec);
+  asio::ip::address addr = asio::ip::make_address(ep_.address, ec);
   if (ec) {
     co_return false;
   }
-  tcp::endpoint ep(addr, target.port);
+  tcp::endpoint ep(addr, ep_.port);
   conn.socket.open(ep.protocol(), ec);
   if (ec) {
     co_return false;
   }
   conn.socket.set_option(tcp::no_delay(true), ec);
-  arm(&conn.socket, target.connect_timeout_ms);
+  dl_.arm(&conn.socket, target.connect_timeout_ms);
   co_await conn.socket.async_connect(ep, awaitWith(ec));
-  disarm();
+  dl_.disarm();
   WorkerStats& st = worker_.stats();
   if (ec) {
-    *timed_out = fired_;
-    WorkerStats::inc(fired_ ? st.upstream_timeouts_total : st.upstream_connect_errors_total);
+    *timed_out = dl_.fired;
+    WorkerStats::inc(dl_.fired ? st.upstream_timeouts_total : st.upstream_connect_errors_total);
     co_return false;
+  }
+  if (target.tls) {
+    // nginx bounds the upstream handshake by proxy_connect_timeout too.
+    conn.tls.emplace(conn.socket, *target.tls->context);
+    SSL* ssl = conn.tls->native_handle();
+    const std::string& name = target.tls->server_name;
+    asio::ip::address literal = asio::ip::make_address(name, ec);
+    if (ec) {
+      ec.clear();
+      SSL_set_tlsext_host_name(ssl, name.c_str());  // no SNI for IP literals (RFC 6066)
+    }
+    if (target.tls->verify) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+      if (literal.is_unspecified()) {
+        X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+      } else {
+        X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+      }
+    }
+    dl_.arm(&conn.socket, target.connect_timeout_ms);
+    co_await conn.tls->async_handshake(asio::ssl::stream_base::client, awaitWith(ec));
+    dl_.disarm();
+    if (ec) {
+      *timed_out = dl_.fired;
+      WorkerStats::inc(dl_.fired ? st.upstream_timeouts_total : st.upstream_tls_errors_total);
+      co_return false;
+    }
   }
   WorkerStats::inc(st.upstream_connects_total);
   co_return true;
 }
 
-Task<Session::Pump> Session::pump(Socket& src, IoBuffer& in, uint32_t src_timeout_ms,
-                                  Socket& dst,
-                                             uint32_t dst_timeout_ms, http::BodyKind kind,
-                                             uint64_t length, bool chunk_out,
-                                             std::string_view head, bool* src_eof) {
+Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout_ms, Stream dst,
+                                  uint32_t dst_timeout_ms, http::BodyKind kind, uint64_t length,
+                                  bool chunk_out, std::string_view head, bool* src_eof,
+                                  Deadline& dl, std::string& staging) {
   error_code ec;
   uint64_t remaining = length;
   http::ChunkedDecoder decoder;
   bool done = kind == http::BodyKind::kNone ||
               (kind == http::BodyKind::kContentLength && length == 0);
   char chunk_header[24];
-  const bool to_client = &dst == &client_;
+  const bool to_client = dst.sock == &client_;
   *src_eof = false;
   for (;;) {
     // 1. Forward what is buffered (and the head, on the first round) in one gather write.
@@ -316,21 +504,21 @@ Task<Session::Pump> Session::pump(Socket& src, IoBuffer& in, uint32_t src_timeou
           break;
         }
         case http::BodyKind::kChunked: {
-          staging_.clear();
+          staging.clear();
           http::ChunkedDecoder::Result r = decoder.decode(
-              in.view(), &consumed, [this](std::string_view piece) { staging_.append(piece); });
+              in.view(), &consumed, [&staging](std::string_view piece) { staging.append(piece); });
           if (r == http::ChunkedDecoder::Result::kError) {
             co_return Pump::kBadFraming;
           }
           done = r == http::ChunkedDecoder::Result::kDone;
-          if (!staging_.empty()) {
+          if (!staging.empty()) {
             if (chunk_out) {
               bufs[nb++] = asio::buffer(chunk_header,
-                                        http::formatChunkHeader(staging_.size(), chunk_header));
-              bufs[nb++] = asio::buffer(staging_);
+                                        http::formatChunkHeader(staging.size(), chunk_header));
+              bufs[nb++] = asio::buffer(staging);
               bufs[nb++] = asio::buffer(http::kChunkEnd.data(), http::kChunkEnd.size());
             } else {
-              bufs[nb++] = asio::buffer(staging_);
+              bufs[nb++] = asio::buffer(staging);
             }
           }
           if (done && chunk_out) {
@@ -354,12 +542,12 @@ Task<Session::Pump> Session::pump(Socket& src, IoBuffer& in, uint32_t src_timeou
       }
     }
     if (nb > 0) {
-      arm(&dst, dst_timeout_ms);
-      size_t written = co_await asio::async_write(
-          dst, std::array<asio::const_buffer, 5>(bufs), awaitWith(ec));
-      disarm();
+      dl.arm(dst.sock, dst_timeout_ms);
+      size_t written = co_await asyncWriteAll(dst, std::array<asio::const_buffer, 5>(bufs),
+                                              awaitWith(ec));
+      dl.disarm();
       if (ec) {
-        co_return fired_ ? Pump::kDstTimeout : Pump::kDstError;
+        co_return dl.fired ? Pump::kDstTimeout : Pump::kDstError;
       }
       if (to_client) {
         WorkerStats::inc(worker_.stats().bytes_sent_total, written);
@@ -372,19 +560,19 @@ Task<Session::Pump> Session::pump(Socket& src, IoBuffer& in, uint32_t src_timeou
     }
     // 2. Read more of the body.
     in.prepare(1, in.capacity());
-    arm(&src, src_timeout_ms);
-    size_t n = co_await src.async_read_some(asio::buffer(in.tail(), in.tailSize()), awaitWith(ec));
-    disarm();
-    if (ec == asio::error::eof || (!ec && n == 0)) {
+    dl.arm(src.sock, src_timeout_ms);
+    size_t n = co_await asyncReadSome(src, asio::buffer(in.tail(), in.tailSize()), awaitWith(ec));
+    dl.disarm();
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || (!ec && n == 0)) {
       *src_eof = true;
       if (kind == http::BodyKind::kUntilClose) {
         if (chunk_out) {
-          arm(&dst, dst_timeout_ms);
-          co_await asio::async_write(
+          dl.arm(dst.sock, dst_timeout_ms);
+          co_await asyncWriteAll(
               dst, asio::buffer(http::kLastChunk.data(), http::kLastChunk.size()), awaitWith(ec));
-          disarm();
+          dl.disarm();
           if (ec) {
-            co_return fired_ ? Pump::kDstTimeout : Pump::kDstError;
+            co_return dl.fired ? Pump::kDstTimeout : Pump::kDstError;
           }
         }
         co_return Pump::kOk;
@@ -392,7 +580,7 @@ Task<Session::Pump> Session::pump(Socket& src, IoBuffer& in, uint32_t src_timeou
       co_return Pump::kSrcClosed;
     }
     if (ec) {
-      co_return fired_ ? Pump::kSrcTimeout : Pump::kSrcError;
+      co_return dl.fired ? Pump::kSrcTimeout : Pump::kSrcError;
     }
     in.commit(n);
     if (!to_client) {
@@ -401,8 +589,92 @@ Task<Session::Pump> Session::pump(Socket& src, IoBuffer& in, uint32_t src_timeou
   }
 }
 
+Task<void> Session::relayOneWay(Stream src, IoBuffer& in, Stream dst, uint32_t timeout_ms,
+                                Deadline& dl) {
+  error_code ec;
+  const bool to_client = dst.sock == &client_;
+  for (;;) {
+    if (!in.empty()) {
+      dl.arm(dst.sock, timeout_ms);
+      size_t written = co_await asyncWriteAll(dst, asio::buffer(in.data(), in.size()),
+                                              awaitWith(ec));
+      dl.disarm();
+      if (ec) {
+        break;
+      }
+      in.consume(in.size());
+      WorkerStats::inc(to_client ? worker_.stats().bytes_sent_total
+                                 : worker_.stats().bytes_received_total,
+                       written);
+    }
+    in.prepare(1, in.capacity());
+    dl.arm(src.sock, timeout_ms);
+    size_t n = co_await asyncReadSome(src, asio::buffer(in.tail(), in.tailSize()), awaitWith(ec));
+    dl.disarm();
+    if (ec || n == 0) {
+      break;
+    }
+    in.commit(n);
+  }
+  // Pass the end on: the other side sees EOF (TCP half-close) and may finish its direction.
+  dst.sock->shutdown(Socket::shutdown_send, ec);
+}
+
+void Session::resolveClientAddress(const http::RequestHead& req) {
+  client_ip_ = peer_ip_;
+  if (!peer_trusted_) {
+    return;
+  }
+  const ProxyOptions& opts = worker_.options();
+  std::string_view value;
+  if (!req.find(opts.real_ip_header, &value)) {
+    return;
+  }
+  // nginx realip: a list takes its last address, or with real_ip_recursive the last one that
+  // is not itself trusted (the first when all are).
+  std::string_view chosen;
+  std::string_view rest = value;
+  while (!rest.empty()) {
+    size_t comma = rest.rfind(',');
+    std::string_view item = trimOws(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(0, comma);
+    chosen = item;
+    if (!opts.real_ip_recursive || !opts.trusted_ips.contains(item)) {
+      break;
+    }
+  }
+  error_code ec;
+  asio::ip::address addr = asio::ip::make_address(std::string(chosen), ec);
+  if (!ec) {
+    client_ip_ = addr.to_string();
+  }
+}
+
+void Session::addDebugHeaders(const http::RequestHead& req, const router::Match& m) {
+  std::string_view v;
+  if (!req.find("kong-debug", &v) || v.empty()) {
+    return;
+  }
+  auto add = [this](std::string_view name, std::string_view value) {
+    resp_extra_.append(name);
+    resp_extra_.append(": ");
+    resp_extra_.append(value);
+    resp_extra_.append("\r\n");
+  };
+  add("Kong-Route-Id", m.route->id());
+  if (m.route->has_name()) {
+    add("Kong-Route-Name", m.route->name());
+  }
+  if (m.service != nullptr) {
+    add("Kong-Service-Id", m.service->id());
+    if (m.service->has_name()) {
+      add("Kong-Service-Name", m.service->name());
+    }
+  }
+}
+
 void Session::buildUpstreamHead(const http::RequestHead& req, const router::Match& m,
-                                const ServiceTarget& target, std::string* out) {
+                                const ServiceTarget& target, bool upgrade, std::string* out) {
   out->append(req.method);
   out->push_back(' ');
   router::appendUpstreamPath(target.base_path, m.normalized_path, m.strip_len, out);
@@ -414,60 +686,99 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
   if (m.route->preserve_host() && !req.host.empty()) {
     out->append(req.host);
   } else {
-    out->append(target.host_header);
+    out->append(ep_.host_header);
   }
   out->append("\r\n");
   const Nominated nominated = nominatedBy(req);
   std::string_view via;
-  bool first_xff = true;
+  std::string_view upgrade_value;
   std::string_view xff_values[4];
   size_t n_xff = 0;
+  // Kong believes the client's X-Forwarded-* only from trusted_ips.
+  std::string_view xf[5];  // proto, host, port, path, prefix
   for (uint32_t i = 0; i < req.num_headers; ++i) {
     const http::Header& h = req.headers[i];
     FieldAction action = classify(h.name, /*request=*/true);
     if (action == FieldAction::kDrop || (nominated.n > 0 && nominated.contains(h.name))) {
       continue;
     }
-    if (action == FieldAction::kXForwardedFor) {
-      if (n_xff < 4) {
-        xff_values[n_xff++] = h.value;
+    switch (action) {
+      case FieldAction::kForward:
+        out->append(h.name);
+        out->append(": ");
+        out->append(h.value);
+        out->append("\r\n");
+        break;
+      case FieldAction::kXForwardedFor:
+        if (n_xff < 4) {
+          xff_values[n_xff++] = h.value;
+        }
+        break;
+      case FieldAction::kVia:
+        via = h.value;
+        break;
+      case FieldAction::kUpgrade:
+        upgrade_value = h.value;
+        break;
+      case FieldAction::kXfProto:
+      case FieldAction::kXfHost:
+      case FieldAction::kXfPort:
+      case FieldAction::kXfPath:
+      case FieldAction::kXfPrefix: {
+        std::string_view& slot = xf[static_cast<int>(action) - static_cast<int>(FieldAction::kXfProto)];
+        if (slot.empty()) {
+          slot = h.value;
+        }
+        break;
       }
-      continue;
+      case FieldAction::kDrop:
+        break;
     }
-    if (action == FieldAction::kVia) {
-      via = h.value;
-      continue;
-    }
-    out->append(h.name);
-    out->append(": ");
-    out->append(h.value);
-    out->append("\r\n");
   }
-  // Kong (no trusted_ips): X-Real-IP is the peer; X-Forwarded-For appends it to what the
-  // client sent; X-Forwarded-Proto/Host/Port/Path describe this hop, whatever the client sent.
+  if (!peer_trusted_) {
+    for (std::string_view& v : xf) {
+      v = {};
+    }
+  }
+  if (!up_extra_.empty()) {
+    out->append(up_extra_);
+  }
+  // Kong: X-Real-IP is the (realip) client address; X-Forwarded-For appends the TCP peer to
+  // what the client sent, or is the client address when it sent none.
   out->append("X-Real-IP: ");
   out->append(client_ip_);
   out->append("\r\nX-Forwarded-For: ");
-  for (size_t i = 0; i < n_xff; ++i) {
-    if (!first_xff || i > 0) {
+  if (n_xff > 0) {
+    for (size_t i = 0; i < n_xff; ++i) {
+      out->append(xff_values[i]);
       out->append(", ");
     }
-    out->append(xff_values[i]);
-    first_xff = false;
+    out->append(peer_ip_);
+  } else {
+    out->append(client_ip_);
   }
-  if (n_xff > 0) {
-    out->append(", ");
-  }
-  out->append(client_ip_);
-  out->append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ");
-  for (char c : hostWithoutPort(req.host)) {
-    out->push_back(lowerAscii(c));
+  out->append("\r\nX-Forwarded-Proto: ");
+  out->append(!xf[0].empty() ? xf[0] : (tls_ ? std::string_view("https") : "http"));
+  out->append("\r\nX-Forwarded-Host: ");
+  if (!xf[1].empty()) {
+    out->append(xf[1]);
+  } else {
+    for (char c : hostWithoutPort(req.host)) {
+      out->push_back(lowerAscii(c));
+    }
   }
   out->append("\r\nX-Forwarded-Port: ");
-  appendUint(worker_.listenPort(), out);
+  if (!xf[2].empty()) {
+    out->append(xf[2]);
+  } else {
+    appendUint(server_port_, out);
+  }
   out->append("\r\nX-Forwarded-Path: ");
-  out->append(req.path);
-  if (m.strip_len > 0) {
+  out->append(!xf[3].empty() ? xf[3] : req.path);
+  if (!xf[4].empty()) {
+    out->append("\r\nX-Forwarded-Prefix: ");
+    out->append(xf[4]);
+  } else if (m.strip_len > 0) {
     out->append("\r\nX-Forwarded-Prefix: ");
     router::appendEscaped(m.normalized_path.substr(0, m.strip_len), out);
   }
@@ -480,11 +791,17 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
   if (req.body == http::BodyKind::kChunked) {
     out->append("\r\nTransfer-Encoding: chunked");
   }
-  out->append("\r\nConnection: keep-alive\r\n\r\n");
+  if (upgrade && !upgrade_value.empty()) {
+    out->append("\r\nUpgrade: ");
+    out->append(upgrade_value);
+    out->append("\r\nConnection: upgrade\r\n\r\n");
+  } else {
+    out->append("\r\nConnection: keep-alive\r\n\r\n");
+  }
 }
 
 void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bool keep_alive,
-                              std::string* out) {
+                              bool upgrade, std::string* out) {
   out->append("HTTP/1.1 ");
   appendUint(static_cast<uint64_t>(resp.status), out);
   out->push_back(' ');
@@ -495,7 +812,11 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
   for (uint32_t i = 0; i < resp.num_headers; ++i) {
     const http::Header& h = resp.headers[i];
     FieldAction action = classify(h.name, /*request=*/false);
-    if (action == FieldAction::kDrop || (nominated.n > 0 && nominated.contains(h.name))) {
+    if (action == FieldAction::kUpgrade && upgrade) {
+      action = FieldAction::kForward;
+    }
+    if (action == FieldAction::kDrop || action == FieldAction::kUpgrade ||
+        (nominated.n > 0 && nominated.contains(h.name))) {
       continue;
     }
     if (action == FieldAction::kVia) {
@@ -507,6 +828,9 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
     out->append(h.value);
     out->append("\r\n");
   }
+  if (!resp_extra_.empty()) {
+    out->append(resp_extra_);
+  }
   out->append("Via: ");
   if (!via.empty()) {
     out->append(via);
@@ -517,7 +841,9 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
   if (chunk_out) {
     out->append("Transfer-Encoding: chunked\r\n");
   }
-  if (!keep_alive) {
+  if (upgrade) {
+    out->append("Connection: upgrade\r\n");
+  } else if (!keep_alive) {
     out->append("Connection: close\r\n");
   } else if (client_http10_) {
     out->append("Connection: keep-alive\r\n");
@@ -529,6 +855,9 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
   WorkerStats& st = worker_.stats();
   const ProxyOptions& opts = worker_.options();
   WorkerStats::inc(st.requests_total);
+  status_ = 0;
+  resp_extra_.clear();
+  up_extra_.clear();
   const bool head_method = req.method == "HEAD";
   client_http10_ = req.version == http::Version::kHttp10;
   bool client_keep = req.keep_alive && !worker_.draining() && requests_ < opts.keepalive_requests;
@@ -538,20 +867,39 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
   const bool body_buffered =
       req_body == http::BodyKind::kNone ||
       (req_body == http::BodyKind::kContentLength && in_.size() - req.head_bytes >= req_len);
+  auto skipBody = [&](bool keep) {
+    if (keep) {
+      in_.consume(req.head_bytes + (req_body == http::BodyKind::kContentLength
+                                        ? static_cast<size_t>(req_len) : 0));
+    }
+  };
+  if (peer_trusted_) {
+    resolveClientAddress(req);
+  }
 
-  // The snapshot is read once; this request uses it until it is done (STYLE rule 7).
-  SnapshotConstSharedPtr snap = worker_.store().get();
+  // The snapshot is read once; this request uses it until its log phase (STYLE rule 7).
+  snap_ = worker_.store().get();
   router::Match m;
   bool matched = false;
-  if (snap) {
+  if (snap_) {
     router::RequestView rv;
     rv.method = req.method;
     rv.host = req.host;
     rv.path = req.path;
-    rv.server_port = worker_.listenPort();
+    rv.server_port = server_port_;
+    rv.https = tls_.has_value();
+    rv.sni = sni_;
+    if (peer_trusted_ && !rv.https) {
+      std::string_view proto;
+      rv.forwarded_https = req.find("x-forwarded-proto", &proto) &&
+                           http::equalsIgnoreCase(trimOws(proto), "https");
+    }
     rv.headers = req.headers.data();
     rv.num_headers = req.num_headers;
-    matched = snap->router().match(rv, &scratch_, &m);
+    matched = snap_->router().match(rv, &scratch_, &m);
+  }
+  if (matched && opts.allow_debug_header) {
+    addDebugHeaders(req, m);
   }
   if (matched && m.https_required) {
     // Kong: 426 with Upgrade, or the route's redirect status with Location: https://host/uri.
@@ -563,10 +911,7 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
       extra.append(req.target.front() == '/' ? req.target : std::string_view(req.path));
       extra.append("\r\n");
       const bool keep = client_keep && body_buffered;
-      if (keep) {
-        in_.consume(req.head_bytes + (req_body == http::BodyKind::kContentLength
-                                          ? static_cast<size_t>(req_len) : 0));
-      }
+      skipBody(keep);
       co_await sendLocal(code, kMsgUseHttps, keep, extra);
       co_return Outcome{keep};
     }
@@ -574,14 +919,32 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
                        "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n");
     co_return Outcome{false};
   }
+  // Plugins' access phase (no cost when the snapshot has no plugins).
+  if (snap_ && !snap_->plugins().empty()) {
+    if (!context_) {
+      context_ = std::make_unique<Context>(*this);
+    }
+    context_->begin(req);
+    for (const PluginConfigConstSharedPtr& pc : snap_->plugins()) {
+      plugins_.push_back(pc->createPlugin());
+    }
+    for (PluginPtr& p : plugins_) {
+      if (p->onRequest(*context_) == PhaseResult::kStop || context_->localStatus() != 0) {
+        break;
+      }
+    }
+    if (context_->localStatus() != 0) {
+      const bool keep = client_keep && body_buffered;
+      skipBody(keep);
+      co_await sendLocal(context_->localStatus(), context_->localMessage(), keep);
+      co_return Outcome{keep};
+    }
+  }
   const ServiceTarget* target =
-      matched && m.service != nullptr ? &snap->target(m.service_index) : nullptr;
+      matched && m.service != nullptr ? &snap_->target(m.service_index) : nullptr;
   if (target == nullptr || !target->resolved) {
     const bool keep = client_keep && body_buffered;
-    if (keep) {
-      in_.consume(req.head_bytes +
-                  (req_body == http::BodyKind::kContentLength ? static_cast<size_t>(req_len) : 0));
-    }
+    skipBody(keep);
     if (!matched) {
       WorkerStats::inc(st.no_route_total);
       co_await sendLocal(404, kMsgNoRoute, keep);
@@ -592,17 +955,57 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
     }
     co_return Outcome{keep};
   }
+  if (!plugins_.empty()) {
+    for (PluginPtr& p : plugins_) {
+      if (p->onUpstreamRequest(*context_) == PhaseResult::kStop ||
+          context_->localStatus() != 0) {
+        break;
+      }
+    }
+    if (context_->localStatus() != 0) {
+      const bool keep = client_keep && body_buffered;
+      skipBody(keep);
+      co_await sendLocal(context_->localStatus(), context_->localMessage(), keep);
+      co_return Outcome{keep};
+    }
+  }
 
-  out_.clear();
-  buildUpstreamHead(req, m, *target, &out_);
+  // The balancer picks the first attempt's address (Kong's balancer phase); retries after a
+  // connect failure pick again below, avoiding the address that failed.
+  balancer::Lease lease;
+  {
+    const HashInputs inputs(&req, client_ip_);
+    const balancer::PickStatus ps = target->balancer->pick(inputs, 0, nullptr, &ep_, &lease);
+    if (ps != balancer::PickStatus::kOk) {
+      const bool keep = client_keep && body_buffered;
+      skipBody(keep);
+      co_await sendLocal(503,
+                         ps == balancer::PickStatus::kNoAddresses ? kMsgNameResolution
+                                                                  : balancer::kMsgNoPeer,
+                         keep);
+      co_return Outcome{keep};
+    }
+    ep_.pool_key.append(target->pool_key_suffix);
+  }
+  const bool upgrade = req.connection_upgrade && req_body == http::BodyKind::kNone;
+  const bool may_resend_after_send = idempotent(req.method);
+  up_head_.clear();
+  buildUpstreamHead(req, m, *target, upgrade, &up_head_);
   in_.consume(req.head_bytes);  // `req` views must not be used after the body is read
 
   error_code ec;
-  if (req.expect_continue && req_body != http::BodyKind::kNone && in_.empty() && !client_http10_) {
-    arm(&client_, opts.send_timeout_ms);
-    co_await asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
-                               awaitWith(ec));
-    disarm();
+  const bool has_body = !(req_body == http::BodyKind::kNone ||
+                          (req_body == http::BodyKind::kContentLength && req_len == 0));
+  // A body already entirely in the buffer is sent with the head and can be sent again on a
+  // retry; any other body is streamed concurrently with the response (an upstream may answer
+  // before it has read everything) and rules out retries once sending started.
+  const bool body_in_buffer =
+      !has_body || (req_body == http::BodyKind::kContentLength && in_.size() >= req_len);
+  if (req.expect_continue && has_body && in_.empty() && !client_http10_) {
+    dl_.arm(&client_, opts.send_timeout_ms);
+    co_await asyncWriteAll(clientStream(), asio::buffer(kContinue.data(), kContinue.size()),
+                           awaitWith(ec));
+    dl_.disarm();
     if (ec) {
       co_return Outcome{false};
     }
@@ -610,53 +1013,117 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
 
   UpstreamConnPtr conn;
   http::HeadParser rp(opts.limits);
-  for (int attempt = 0;; ++attempt) {
-    conn = worker_.pool().acquire(target->pool_key, nowMs());
+  Spawned body;  // the concurrent request-body pump, when there is one
+  body.done = true;
+  bool body_eof = false;
+  uint32_t tries_left = target->retries;
+  // Kong's 502/504 once retries are exhausted (or not allowed).
+  auto fail = [&](bool timeout) -> Task<Outcome> {
+    if (!body.done) {
+      client_.cancel(ec);
+      if (conn) {
+        conn->socket.cancel(ec);
+      }
+      co_await join(worker_.io(), body);
+    }
+    if (body.result == static_cast<int>(Pump::kBadFraming)) {
+      WorkerStats::inc(st.bad_requests_total);
+      co_await sendLocal(400, kMsgBadRequest, false);
+      co_return Outcome{false};
+    }
+    const bool keep = client_keep && !has_body;
+    if (timeout) {
+      WorkerStats::inc(st.upstream_timeouts_total);
+    } else {
+      WorkerStats::inc(st.upstream_bad_responses_total);
+    }
+    co_await sendLocal(timeout ? 504 : 502, timeout ? kMsgTimeout : kMsgBadGateway, keep);
+    co_return Outcome{keep};
+  };
+  for (bool stale_retry_used = false;;) {
+    conn = worker_.pool().acquire(ep_.pool_key, nowMs());
     const bool reused = conn != nullptr;
-    // Only a request without a body can be sent again on a fresh connection when a pooled one
-    // turns out to be closed by the upstream.
-    const bool may_retry = reused && attempt == 0 && req_body == http::BodyKind::kNone;
     if (reused) {
       WorkerStats::inc(st.upstream_reused_total);
     } else {
       conn = std::make_unique<UpstreamConn>(worker_.io());
-      conn->key = target->pool_key;
+      conn->key = ep_.pool_key;
       bool timed_out = false;
       if (!co_await connect(*conn, *target, &timed_out)) {
-        const bool keep = client_keep && req_body == http::BodyKind::kNone;
-        co_await sendLocal(timed_out ? 504 : 502, timed_out ? kMsgTimeout : kMsgBadGateway, keep);
-        co_return Outcome{keep};
+        target->balancer->report(lease, timed_out ? balancer::Outcome::kTimeout
+                                                  : balancer::Outcome::kConnectFailure, 0);
+        // Nothing was sent: always safe to try again (proxy_next_upstream error timeout), on
+        // another address when there is one.
+        if (tries_left > 0) {
+          --tries_left;
+          WorkerStats::inc(st.upstream_retries_total);
+          balancer::Lease failed = std::move(lease);
+          const HashInputs inputs(nullptr, client_ip_);
+          if (target->balancer->pick(inputs, target->retries - tries_left, &failed, &ep_,
+                                     &lease) != balancer::PickStatus::kOk) {
+            conn.reset();
+            co_return co_await fail(timed_out);
+          }
+          ep_.pool_key.append(target->pool_key_suffix);
+          continue;
+        }
+        conn.reset();
+        co_return co_await fail(timed_out);
       }
     }
     ++conn->requests;
+    // A pooled connection the upstream closed meanwhile fails before any response byte; a
+    // request that can be sent again then goes out once more on a fresh connection.
+    const bool may_resend =
+        body_in_buffer && may_resend_after_send && reused && !stale_retry_used;
+    const Stream up = streamOf(*conn);
 
-    bool eof = false;
-    Pump p = co_await pump(client_, in_, opts.client_body_timeout_ms, conn->socket,
-                           target->write_timeout_ms, req_body, req_len,
-                           req_body == http::BodyKind::kChunked, out_, &eof);
-    if (p == Pump::kDstError && may_retry) {
-      continue;
+    bool send_failed = false;
+    if (body_in_buffer) {
+      std::array<asio::const_buffer, 2> bufs = {
+          asio::buffer(up_head_),
+          asio::buffer(in_.data(), has_body ? static_cast<size_t>(req_len) : 0)};
+      dl_.arm(&conn->socket, target->write_timeout_ms);
+      co_await asyncWriteAll(up, bufs, awaitWith(ec));
+      dl_.disarm();
+      if (ec) {
+        const bool timeout = dl_.fired;
+        if (may_resend) {
+          stale_retry_used = true;
+          continue;
+        }
+        if (may_resend_after_send && tries_left > 0) {
+          --tries_left;
+          WorkerStats::inc(st.upstream_retries_total);
+          continue;
+        }
+        send_failed = true;
+        co_return co_await fail(timeout);
+      }
+    } else {
+      body.done = false;
+      body.result = 0;
+      asio::co_spawn(
+          worker_.io(),
+          pump(clientStream(), in_, opts.client_body_timeout_ms, up, target->write_timeout_ms,
+               req_body, req_len, req_body == http::BodyKind::kChunked, up_head_, &body_eof,
+               aux_dl_, req_staging_),
+          [&body, &conn](std::exception_ptr e, Pump p) {
+            if (e) {
+              p = Pump::kSrcError;
+            }
+            body.finish(static_cast<int>(p));
+            if (p == Pump::kSrcClosed || p == Pump::kSrcError || p == Pump::kSrcTimeout ||
+                p == Pump::kBadFraming) {
+              // The client failed mid-body: stop waiting for the upstream's answer.
+              error_code ignored;
+              conn->socket.cancel(ignored);
+            }
+          });
     }
-    switch (p) {
-      case Pump::kOk:
-        break;
-      case Pump::kBadFraming:
-        WorkerStats::inc(st.bad_requests_total);
-        co_await sendLocal(400, kMsgBadRequest, false);
-        co_return Outcome{false};
-      case Pump::kDstError:
-        WorkerStats::inc(st.upstream_bad_responses_total);
-        co_await sendLocal(502, kMsgBadGateway, false);
-        co_return Outcome{false};
-      case Pump::kDstTimeout:
-        WorkerStats::inc(st.upstream_timeouts_total);
-        co_await sendLocal(504, kMsgTimeout, false);
-        co_return Outcome{false};
-      default:  // the client went away or stalled mid-body
-        co_return Outcome{false};
-    }
+    (void)send_failed;
 
-    // Response head (skipping interim 1xx responses).
+    // Response head (skipping interim 1xx responses other than 101).
     rp.reset();
     bool retry = false;
     for (;;) {
@@ -670,28 +1137,45 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
         break;
       }
       if (s == http::HeadParser::Status::kError) {
-        WorkerStats::inc(st.upstream_bad_responses_total);
-        co_await sendLocal(502, kMsgBadGateway, false);
-        co_return Outcome{false};
+        co_return co_await fail(false);
       }
       conn->in.prepare(1024, opts.limits.max_head_bytes + 16 * 1024);
-      arm(&conn->socket, target->read_timeout_ms);
-      size_t n = co_await conn->socket.async_read_some(
-          asio::buffer(conn->in.tail(), conn->in.tailSize()), awaitWith(ec));
-      disarm();
+      dl_.arm(&conn->socket, target->read_timeout_ms);
+      size_t n = co_await asyncReadSome(up, asio::buffer(conn->in.tail(), conn->in.tailSize()),
+                                        awaitWith(ec));
+      dl_.disarm();
       if (ec || n == 0) {
-        if (fired_) {
-          WorkerStats::inc(st.upstream_timeouts_total);
-          co_await sendLocal(504, kMsgTimeout, false);
-          co_return Outcome{false};
+        const bool timeout = dl_.fired;
+        if (timeout) {
+          target->balancer->report(lease, balancer::Outcome::kTimeout, 0);
         }
-        if (may_retry && conn->in.empty()) {
+        if (!body.done) {
+          client_.cancel(ec);
+          conn->socket.cancel(ec);
+          co_await join(worker_.io(), body);
+        }
+        if (!body_in_buffer) {
+          // The client side of the body pump failing is not the upstream's fault: just close
+          // (nginx logs such a request as 499).
+          const Pump bp = static_cast<Pump>(body.result);
+          if (bp == Pump::kSrcClosed || bp == Pump::kSrcError || bp == Pump::kSrcTimeout) {
+            status_ = 499;
+            co_return Outcome{false};
+          }
+          co_return co_await fail(timeout);
+        }
+        if (!timeout && may_resend && conn->in.empty()) {
+          stale_retry_used = true;
           retry = true;
           break;
         }
-        WorkerStats::inc(st.upstream_bad_responses_total);
-        co_await sendLocal(502, kMsgBadGateway, false);
-        co_return Outcome{false};
+        if (body_in_buffer && may_resend_after_send && tries_left > 0) {
+          --tries_left;
+          WorkerStats::inc(st.upstream_retries_total);
+          retry = true;
+          break;
+        }
+        co_return co_await fail(timeout);
       }
       conn->in.commit(n);
     }
@@ -700,13 +1184,51 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
     }
     break;
   }
+  // Passive health checks and the latency EWMA see every response status.
+  target->balancer->report(lease, balancer::Outcome::kResponse, resp_.status);
+  if (body_in_buffer && has_body) {
+    in_.consume(static_cast<size_t>(req_len));
+  }
 
-  if (resp_.status == 101) {
-    // TODO(portico): WebSocket / Upgrade tunnelling.
-    WorkerStats::inc(st.upstream_bad_responses_total);
-    co_await sendLocal(502, kMsgBadGateway, false);
+  const int status = resp_.status;
+  status_ = status;
+  if (!plugins_.empty()) {
+    for (PluginPtr& p : plugins_) {
+      p->onResponseHeaders(*context_);
+    }
+  }
+  if (status == 101) {
+    if (!upgrade) {
+      co_return co_await fail(false);
+    }
+    // WebSocket (or any Upgrade): pass the 101 on, then relay bytes both ways until one side
+    // closes. Bytes that arrived early on either side go first.
+    WorkerStats::inc(st.responses_by_class[1]);
+    WorkerStats::inc(st.upgraded_total);
+    out_.clear();
+    buildClientHead(resp_, false, false, /*upgrade=*/true, &out_);
+    conn->in.consume(resp_.head_bytes);
+    dl_.arm(&client_, opts.send_timeout_ms);
+    co_await asyncWriteAll(clientStream(), asio::buffer(out_), awaitWith(ec));
+    dl_.disarm();
+    if (ec) {
+      co_return Outcome{false};
+    }
+    const Stream up = streamOf(*conn);
+    Spawned down;
+    asio::co_spawn(worker_.io(),
+                   relayOneWay(up, conn->in, clientStream(), target->read_timeout_ms, aux_dl_),
+                   [this, &down](std::exception_ptr) {
+                     // The upstream is done: stop waiting for the client too.
+                     error_code ignored;
+                     client_.cancel(ignored);
+                     down.finish(0);
+                   });
+    co_await relayOneWay(clientStream(), in_, up, target->read_timeout_ms, dl_);
+    co_await join(worker_.io(), down);
     co_return Outcome{false};
   }
+
   const http::BodyKind resp_body = resp_.body;
   const bool unframed = resp_body == http::BodyKind::kChunked ||
                         resp_body == http::BodyKind::kUntilClose;
@@ -714,21 +1236,32 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
   if (unframed && client_http10_) {
     client_keep = false;  // an HTTP/1.0 client learns the end of the body from the close
   }
-  if (worker_.draining()) {
-    client_keep = false;
+  if (worker_.draining() || !body.done) {
+    client_keep = false;  // a request body still streaming may never be read to its end
   }
-  const bool upstream_keep = resp_.keep_alive && resp_body != http::BodyKind::kUntilClose;
-  const int status = resp_.status;
+  bool upstream_keep = resp_.keep_alive && resp_body != http::BodyKind::kUntilClose;
   const uint64_t resp_len = resp_.content_length;
   out_.clear();
-  buildClientHead(resp_, chunk_out, client_keep, &out_);
+  buildClientHead(resp_, chunk_out, client_keep, /*upgrade=*/false, &out_);
   conn->in.consume(resp_.head_bytes);
 
   bool upstream_eof = false;
-  Pump p = co_await pump(conn->socket, conn->in, target->read_timeout_ms, client_,
+  Pump p = co_await pump(streamOf(*conn), conn->in, target->read_timeout_ms, clientStream(),
                          opts.send_timeout_ms, resp_body, resp_len, chunk_out, out_,
-                         &upstream_eof);
+                         &upstream_eof, dl_, staging_);
   WorkerStats::inc(st.responses_by_class[status / 100 < 6 ? status / 100 : 5]);
+  if (!body.done) {
+    // The upstream answered before the whole request body was sent (nginx does the same):
+    // stop reading it; neither connection can be reused.
+    client_.cancel(ec);
+    conn->socket.cancel(ec);
+    co_await join(worker_.io(), body);
+    client_keep = false;
+    upstream_keep = false;
+  } else if (static_cast<Pump>(body.result) != Pump::kOk) {
+    client_keep = false;
+    upstream_keep = false;
+  }
   if (p != Pump::kOk) {
     if (p == Pump::kSrcTimeout) {
       WorkerStats::inc(st.upstream_timeouts_total);

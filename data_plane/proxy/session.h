@@ -1,15 +1,20 @@
 // One client connection on a worker (internal to data_plane/proxy): reads requests (pipelined
 // ones in order), routes each against the snapshot current when it arrived, forwards it to
-// the service over a pooled upstream connection and streams the response back.
+// the service over a pooled upstream connection and streams the response back. Plain TCP or
+// TLS on either side; WebSocket (Upgrade) connections become a byte relay after the 101.
 #pragma once
 
 #include <utility>  // Boost 1.74 asio/awaitable.hpp uses std::exchange without it
 
 #include <boost/asio/awaitable.hpp>
 
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/http/http_parser.h"
+#include "data_plane/proxy/plugin.h"
 #include "data_plane/proxy/worker.h"
 #include "data_plane/router/router.h"
 
@@ -17,19 +22,33 @@ namespace portico::dp {
 
 class Session {
  public:
-  Session(Worker& worker, Socket socket);
+  Session(Worker& worker, Socket socket, bool tls);
   ~Session();
 
   // The connection's whole life; returns when it is closed.
   Task<void> run();
 
-  // Called by the worker's tick: cancels the pending operation whose deadline passed.
+  // Called by the worker's tick: cancels the pending operations whose deadline passed.
   void checkDeadline(uint64_t now_ms);
   // Called by the worker when draining: closes the connection if it is between requests.
   void closeIfIdle();
 
   Session* prev = nullptr;  // worker's intrusive list
   Session* next = nullptr;
+
+  // A deadline on one socket; the worker's 50 ms tick cancels the socket when it passes.
+  // Two per session: the main flow and a concurrent request-body (or relay) pump.
+  struct Deadline {
+    uint64_t at_ms = 0;
+    Socket* socket = nullptr;
+    bool fired = false;
+    void arm(Socket* s, uint32_t timeout_ms) {
+      socket = s;
+      at_ms = nowMs() + timeout_ms;
+      fired = false;
+    }
+    void disarm() { at_ms = 0; }
+  };
 
  private:
   enum class Pump : uint8_t {
@@ -38,42 +57,58 @@ class Session {
   struct Outcome {
     bool keep_client = false;
   };
+  class Context;  // the RequestContext plugins see
 
   Task<Outcome> handle(const http::RequestHead& req);
   Task<void> sendLocal(int status, std::string_view message, bool keep_alive,
                        std::string_view extra_headers = {});
-  Task<Pump> pump(Socket& src, IoBuffer& in, uint32_t src_timeout_ms, Socket& dst, uint32_t dst_timeout_ms, http::BodyKind kind,
-                             uint64_t length, bool chunk_out, std::string_view head,
-                             bool* src_eof);
+  Task<Pump> pump(Stream src, IoBuffer& in, uint32_t src_timeout_ms, Stream dst,
+                  uint32_t dst_timeout_ms, http::BodyKind kind, uint64_t length, bool chunk_out,
+                  std::string_view head, bool* src_eof, Deadline& dl, std::string& staging);
+  // Copies bytes src -> dst until EOF or error (upgraded connections), then half-closes dst.
+  Task<void> relayOneWay(Stream src, IoBuffer& in, Stream dst, uint32_t timeout_ms, Deadline& dl);
   Task<bool> connect(UpstreamConn& conn, const ServiceTarget& target, bool* timed_out);
+  // Real client address (Kong's realip: trusted peers may name another one).
+  void resolveClientAddress(const http::RequestHead& req);
   void buildUpstreamHead(const http::RequestHead& req, const router::Match& m,
-                         const ServiceTarget& target, std::string* out);
+                         const ServiceTarget& target, bool upgrade, std::string* out);
   void buildClientHead(const http::ResponseHead& resp, bool chunk_out, bool keep_alive,
-                       std::string* out);
+                       bool upgrade, std::string* out);
+  void addDebugHeaders(const http::RequestHead& req, const router::Match& m);
+  void runLogPhase();
 
-  void arm(Socket* sock, uint32_t timeout_ms) {
-    watch_socket_ = sock;
-    deadline_ms_ = nowMs() + timeout_ms;
-    fired_ = false;
-  }
-  void disarm() { deadline_ms_ = 0; }
+  Stream clientStream() { return Stream{&client_, tls_ ? &*tls_ : nullptr}; }
 
   Worker& worker_;
   Socket client_;
+  std::optional<SslStream> tls_;  // TLS listener: wraps client_
   IoBuffer in_;
   http::HeadParser parser_;
   http::RequestHead req_;
   http::ResponseHead resp_;
   router::MatchScratch scratch_;
-  std::string client_ip_;
-  std::string out_;      // heads being written (upstream request, client response)
-  std::string staging_;  // re-encoded chunk data
-  uint64_t deadline_ms_ = 0;
-  Socket* watch_socket_ = nullptr;
-  bool fired_ = false;
+  std::string peer_ip_;    // the TCP peer (Kong's realip_remote_addr)
+  std::string client_ip_;  // after realip (Kong's remote_addr); == peer_ip_ unless trusted
+  std::string sni_;
+  std::string out_;          // client response heads
+  std::string up_head_;      // the upstream request head
+  std::string staging_;      // re-encoded chunk data, response direction
+  std::string req_staging_;  // re-encoded chunk data, request direction
+  std::string resp_extra_;   // "Name: value\r\n" lines added to the client response
+  std::string up_extra_;     // "Name: value\r\n" lines added to the upstream request
+  Deadline dl_;              // main flow
+  Deadline aux_dl_;          // concurrent body pump / relay direction
+  uint16_t server_port_ = 0;
+  bool peer_trusted_ = false;
   bool idle_ = false;
   bool client_http10_ = false;
   uint32_t requests_ = 0;
+  // Plugins of the current request (empty when the snapshot has none).
+  std::vector<PluginPtr> plugins_;
+  std::unique_ptr<Context> context_;  // created on the first request that has plugins
+  SnapshotConstSharedPtr snap_;  // the current request's snapshot (kept until its log phase)
+  int status_ = 0;               // the current request's response status, for onLog
+  balancer::Endpoint ep_;        // the current attempt's address (data_plane/balancer)
 };
 
 Task<void> runSession(std::unique_ptr<Session> session);

@@ -24,7 +24,7 @@ namespace {
 using boost::system::error_code;
 constexpr int kTickMs = 50;
 
-Task<void> acceptLoop(Worker* worker, Acceptor* acceptor) {
+Task<void> acceptLoop(Worker* worker, Acceptor* acceptor, bool tls) {
   for (;;) {
     error_code ec;
     Socket socket = co_await acceptor->async_accept(asio::redirect_error(kUseAwaitable, ec));
@@ -40,7 +40,7 @@ Task<void> acceptLoop(Worker* worker, Acceptor* acceptor) {
     }
     socket.set_option(tcp::no_delay(true), ec);
     WorkerStats::inc(worker->stats().connections_accepted);
-    asio::co_spawn(worker->io(), runSession(std::make_unique<Session>(*worker, std::move(socket))),
+    asio::co_spawn(worker->io(), runSession(std::make_unique<Session>(*worker, std::move(socket), tls)),
                    asio::detached);
   }
 }
@@ -88,15 +88,17 @@ void UpstreamPool::sweep(uint64_t now_ms) {
 }
 
 Worker::Worker(size_t index, const ProxyOptions& options, SnapshotStore& store,
-               WorkerStats& stats)
+               WorkerStats& stats, asio::ssl::context* tls_context)
     : index_(index),
       options_(options),
       store_(store),
       stats_(stats),
       pool_(options),
+      tls_context_(tls_context),
       date_(httpDateNow()),
       io_(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO)),
       acceptor_(std::make_unique<Acceptor>(*io_)),
+      tls_acceptor_(std::make_unique<Acceptor>(*io_)),
       tick_timer_(std::make_unique<Timer>(*io_)) {}
 
 Worker::~Worker() {
@@ -105,46 +107,68 @@ Worker::~Worker() {
   tick_timer_.reset();
   pool_.clear();
   acceptor_.reset();
+  tls_acceptor_.reset();
   io_.reset();
 }
 
-absl::Status Worker::listen(uint16_t port) {
+namespace {
+
+absl::Status listenOn(Acceptor& acceptor, const std::string& address, uint16_t port) {
   error_code ec;
-  asio::ip::address addr = asio::ip::make_address(options_.listen_address, ec);
+  asio::ip::address addr = asio::ip::make_address(address, ec);
   if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid proxy listen address: ", options_.listen_address));
+    return absl::InvalidArgumentError(absl::StrCat("invalid proxy listen address: ", address));
   }
   tcp::endpoint ep(addr, port);
-  acceptor_->open(ep.protocol(), ec);
+  acceptor.open(ep.protocol(), ec);
   if (!ec) {
-    acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   }
   if (!ec) {
     int one = 1;
-    if (::setsockopt(acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
+    if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
         0) {
       ec = error_code(errno, boost::system::system_category());
     }
   }
   if (!ec) {
-    acceptor_->bind(ep, ec);
+    acceptor.bind(ep, ec);
   }
   if (!ec) {
-    acceptor_->listen(4096, ec);
+    acceptor.listen(4096, ec);
   }
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen_address, ":",
-                                               port, ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ":", port, ": ", ec.message()));
   }
-  listen_port_ = acceptor_->local_endpoint().port();
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Worker::listen(uint16_t port) {
+  absl::Status st = listenOn(*acceptor_, options_.listen_address, port);
+  if (st.ok()) {
+    listen_port_ = acceptor_->local_endpoint().port();
+  }
+  return st;
+}
+
+absl::Status Worker::listenTls(uint16_t port) {
+  absl::Status st = listenOn(*tls_acceptor_, options_.ssl_listen_address, port);
+  if (st.ok()) {
+    tls_listen_port_ = tls_acceptor_->local_endpoint().port();
+  }
+  return st;
 }
 
 uint16_t Worker::boundPort() const { return listen_port_; }
 
 void Worker::run() {
-  asio::co_spawn(*io_, acceptLoop(this, acceptor_.get()), asio::detached);
+  asio::co_spawn(*io_, acceptLoop(this, acceptor_.get(), false), asio::detached);
+  if (tls_acceptor_->is_open()) {
+    asio::co_spawn(*io_, acceptLoop(this, tls_acceptor_.get(), true), asio::detached);
+  }
   tick();
   io_->run();
 }
@@ -181,6 +205,7 @@ void Worker::beginDrain() {
     draining_ = true;
     error_code ec;
     acceptor_->close(ec);
+    tls_acceptor_->close(ec);
     for (Session* s = sessions_; s != nullptr; s = s->next) {
       s->closeIfIdle();
     }

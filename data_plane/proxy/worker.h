@@ -7,12 +7,15 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +41,24 @@ using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
 template <class T>
 using Task = asio::awaitable<T, Executor>;
 inline constexpr asio::use_awaitable_t<Executor> kUseAwaitable{};
+using SslStream = asio::ssl::stream<Socket&>;
+
+// One side of a proxied exchange: a socket, plain or wrapped in TLS. The helpers below pick
+// the layer at run time and return the operation's awaitable without a coroutine frame of
+// their own (both branches have the same awaitable type).
+struct Stream {
+  Socket* sock = nullptr;
+  SslStream* tls = nullptr;
+};
+template <class Buffers, class Token>
+inline auto asyncReadSome(Stream s, const Buffers& b, Token&& token) {
+  return s.tls != nullptr ? s.tls->async_read_some(b, token) : s.sock->async_read_some(b, token);
+}
+template <class Buffers, class Token>
+inline auto asyncWriteAll(Stream s, const Buffers& b, Token&& token) {
+  return s.tls != nullptr ? asio::async_write(*s.tls, b, token)
+                          : asio::async_write(*s.sock, b, token);
+}
 
 inline uint64_t nowMs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -49,12 +70,14 @@ inline uint64_t nowMs() {
 struct UpstreamConn {
   explicit UpstreamConn(asio::io_context& io) : socket(io), in(16 * 1024) {}
   Socket socket;
+  std::optional<SslStream> tls;  // https services; wraps `socket`
   IoBuffer in;
   std::string key;  // pool key "address:port"
   uint64_t idle_since_ms = 0;
   uint32_t requests = 0;
 };
 using UpstreamConnPtr = std::unique_ptr<UpstreamConn>;
+inline Stream streamOf(UpstreamConn& c) { return Stream{&c.socket, c.tls ? &*c.tls : nullptr}; }
 
 // Per-worker keep-alive pool: LIFO per upstream address, so the warmest connection is reused.
 class UpstreamPool {
@@ -77,12 +100,17 @@ class Session;
 
 class Worker {
  public:
-  Worker(size_t index, const ProxyOptions& options, SnapshotStore& store, WorkerStats& stats);
+  // `tls_context` (the HTTPS listener's default context) may be null: no HTTPS listener.
+  Worker(size_t index, const ProxyOptions& options, SnapshotStore& store, WorkerStats& stats,
+         asio::ssl::context* tls_context);
   ~Worker();
 
   // Binds this worker's listener on the options' address and `port` with SO_REUSEPORT.
   absl::Status listen(uint16_t port);
   uint16_t boundPort() const;
+  // Same for the HTTPS listener (options().ssl_listen_address).
+  absl::Status listenTls(uint16_t port);
+  uint16_t boundTlsPort() const { return tls_listen_port_; }
   // Runs the event loop on the calling thread until stop().
   void run();
   void beginDrain();  // thread-safe
@@ -96,13 +124,14 @@ class Worker {
   UpstreamPool& pool() { return pool_; }
   bool draining() const { return draining_; }
   uint16_t listenPort() const { return listen_port_; }
+  uint16_t tlsListenPort() const { return tls_listen_port_; }
+  asio::ssl::context* tlsContext() { return tls_context_; }
   const std::string& date() const { return date_; }
   void add(Session* s);
   void remove(Session* s);
 
  private:
   void tick();
-  void startAccept();
 
   size_t index_;
   const ProxyOptions& options_;
@@ -112,11 +141,14 @@ class Worker {
   Session* sessions_ = nullptr;  // intrusive list head
   bool draining_ = false;
   uint16_t listen_port_ = 0;
+  uint16_t tls_listen_port_ = 0;
+  asio::ssl::context* tls_context_ = nullptr;
   std::string date_;
   uint64_t last_sweep_ms_ = 0;
   // Destroyed explicitly in ~Worker in a safe order (sockets before their io_context).
   std::unique_ptr<asio::io_context> io_;
   std::unique_ptr<Acceptor> acceptor_;
+  std::unique_ptr<Acceptor> tls_acceptor_;
   std::unique_ptr<Timer> tick_timer_;
 };
 

@@ -188,15 +188,22 @@ void appendUpstreamPath(std::string_view base, std::string_view normalized, size
   if (base.empty()) {
     base = "/";
   }
-  // A trailing slash of a non-root service path is dropped before joining (Kong v0 table:
-  // "/service/" + strip "/route" + "/route" -> "/service").
-  if (base.size() > 1 && base.back() == '/') {
-    base.remove_suffix(1);
-  }
-  std::string_view postfix = normalized.substr(strip_len < normalized.size() ? strip_len
-                                                                              : normalized.size());
-  const bool strip = strip_len > 0;
-  if (strip) {
+  // service.path without its trailing slash ("/" stays "/").
+  const std::string_view trimmed =
+      base.size() > 1 && base.back() == '/' ? base.substr(0, base.size() - 1) : base;
+  const size_t start = out->size();
+  if (strip_len == 0) {
+    // No strip (or a route that stripped only "/"): the request path is appended to the
+    // service path; a service path ending in "/" absorbs the request's leading slash.
+    appendEscaped(base, out);
+    if (base.back() == '/') {
+      appendEscaped(normalized.substr(normalized.empty() ? 0 : 1), out);
+    } else if (normalized != "/") {
+      appendEscaped(normalized, out);
+    }
+  } else {
+    std::string_view postfix = normalized.substr(strip_len < normalized.size() ? strip_len
+                                                                                : normalized.size());
     // A leading "./" or "../" (or a bare "." / "..") left by the strip is dropped.
     if (postfix == "." || postfix == "..") {
       postfix = {};
@@ -205,33 +212,21 @@ void appendUpstreamPath(std::string_view base, std::string_view normalized, size
     } else if (postfix.substr(0, 3) == "../") {
       postfix.remove_prefix(3);
     }
-  }
-  const size_t start = out->size();
-  if (base == "/") {
-    if (strip) {
-      if (postfix.empty() || postfix.front() != '/') {
-        out->push_back('/');
-      }
-      appendEscaped(postfix, out);
-    } else {
-      appendEscaped(normalized, out);
-    }
-  } else if (strip) {
-    appendEscaped(base, out);
     if (postfix.empty()) {
-      if (normalized.size() > 1 && normalized.back() == '/') {
+      // Nothing left: the request's trailing slash (if any) is kept on the service path.
+      appendEscaped(trimmed, out);
+      if (trimmed != "/" && !normalized.empty() && normalized.back() == '/') {
         out->push_back('/');
       }
     } else {
+      // v0 always joins with exactly one "/" ("/srv" + strip "/rou" + "/roureq" -> "/srv/req").
+      if (trimmed != "/") {
+        appendEscaped(trimmed, out);
+      }
       if (postfix.front() != '/') {
         out->push_back('/');
       }
       appendEscaped(postfix, out);
-    }
-  } else {
-    appendEscaped(base, out);
-    if (normalized != "/") {
-      appendEscaped(normalized, out);
     }
   }
   if (out->size() == start) {

@@ -522,7 +522,7 @@ bool Router::matchEntry(const Entry& e, const RequestView& req, std::string_view
   out->normalized_path = path;
   // Stripping "/" strips nothing (Kong: strip on "/" never strips).
   out->strip_len = (e.strip_path && matched_len > 1) ? matched_len : 0;
-  out->https_required = e.https_only && !req.https;
+  out->https_required = e.https_only && !req.https && !req.forwarded_https;
   return true;
 }
 

@@ -28,7 +28,10 @@ struct RequestView {
   std::string_view host;   // Host header value as received ("h", "h:p", "[v6]:p"); empty if none
   std::string_view path;   // raw path without the query, not yet normalized
   uint16_t server_port = 0;  // the listener's port, used when Host carries none
-  bool https = false;
+  bool https = false;       // the connection is TLS
+  // X-Forwarded-Proto: https from a trusted peer: counts as https for the https-only check
+  // (426 / redirect), not for SNI matching.
+  bool forwarded_https = false;
   std::string_view sni;    // TLS SNI; only consulted when https
   const http::Header* headers = nullptr;
   uint32_t num_headers = 0;

@@ -261,6 +261,20 @@ std::string StatusServer::metricsText(const SnapshotStore& store, const ProxySta
   counter("portico_dp_client_bytes_received_total", "Bytes received from clients.",
           t.bytes_received_total);
   counter("portico_dp_client_bytes_sent_total", "Bytes sent to clients.", t.bytes_sent_total);
+  counter("portico_dp_upstream_retries_total",
+          "Further upstream tries after a failure (service.retries).", t.upstream_retries_total);
+  counter("portico_dp_upstream_tls_errors_total",
+          "Upstream TLS handshakes that failed (incl. verification).",
+          t.upstream_tls_errors_total);
+  counter("portico_dp_tls_handshake_errors_total", "Client TLS handshakes that failed.",
+          t.tls_handshake_errors_total);
+  counter("portico_dp_upgraded_connections_total",
+          "Connections switched to another protocol (101, e.g. WebSocket) and relayed.",
+          t.upgraded_total);
+  gauge("portico_dp_config_routes", "Routes in the applied config.",
+        snap ? static_cast<double>(snap->config().routes_size()) : 0);
+  gauge("portico_dp_config_certificates", "Certificates in the applied config.",
+        snap ? static_cast<double>(snap->config().certificates_size()) : 0);
   return prometheus::TextSerializer().Serialize(families);
 }
 

@@ -36,15 +36,11 @@ constexpr uint32_t kDefaultHeartbeatMs = 5000;
 
 absl::StatusOr<std::string> readFile(const std::string& what, const std::string& path) {
   if (path.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " path is required for mTLS"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cluster TLS needs a ", what, " (--cluster_cert and --cluster_key, plus --cluster_ca "
+        "with --cluster_mtls=pki), or --cluster_insecure for plain text"));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read ", what, " ", path));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return sync::readPemFile(what, path);
 }
 
 std::string localHostname() {
@@ -102,10 +98,6 @@ class SyncClient::Impl {
     if (options_.insecure) {
       creds_ = grpc::InsecureChannelCredentials();
     } else {
-      auto ca = readFile("cluster CA", options_.ca_path);
-      if (!ca.ok()) {
-        return ca.status();
-      }
       auto cert = readFile("cluster certificate", options_.cert_path);
       if (!cert.ok()) {
         return cert.status();
@@ -115,9 +107,30 @@ class SyncClient::Impl {
         return key.status();
       }
       grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = *ca;
       ssl.pem_cert_chain = *cert;
       ssl.pem_private_key = *key;
+      if (options_.mtls == sync::ClusterMtls::kShared) {
+        // Kong's shared mode: our own (self-signed) certificate is the only trust anchor, so
+        // the CP must present it; the pin check after the handshake makes that exact.
+        auto digest = sync::certificateSha256(*cert);
+        auto name = sync::certificateName(*cert);
+        if (!digest.ok() || !name.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "cluster certificate ", options_.cert_path, ": ",
+              (!digest.ok() ? digest.status() : name.status()).message()));
+        }
+        pinned_sha256_ = *digest;
+        ssl.pem_root_certs = *cert;
+        if (options_.server_name.empty()) {
+          options_.server_name = *name;
+        }
+      } else {
+        auto ca = readFile("cluster CA", options_.ca_path);
+        if (!ca.ok()) {
+          return ca.status();
+        }
+        ssl.pem_root_certs = *ca;
+      }
       creds_ = grpc::SslCredentials(ssl);
     }
     {
@@ -242,7 +255,17 @@ class SyncClient::Impl {
           in_outage = true;
         }
       }
-      const absl::Duration delay = backoff.next();
+      absl::Duration delay = backoff.next();
+      if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && retry_after_ms_ > 0) {
+        // The CP is shedding load: wait at least its hint (plus jitter up to half of it, so
+        // the refused DPs do not come back together), whatever our own backoff says.
+        std::uniform_int_distribution<uint64_t> jitter(0, retry_after_ms_ / 2);
+        delay = std::max(delay, absl::Milliseconds(retry_after_ms_ + jitter(rng_)));
+        LOG_DEBUG(kLog, "control plane is busy; retrying in %s", absl::FormatDuration(delay));
+        absl::MutexLock lock(&mu_);
+        state_.retry_hints++;
+        state_.last_retry_after_ms = retry_after_ms_;
+      }
       absl::MutexLock lock(&mu_);
       auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
       mu_.AwaitWithTimeout(absl::Condition(&stopping), delay);
@@ -300,6 +323,22 @@ class SyncClient::Impl {
       while (stream->Read(&msg)) {
         switch (msg.kind_case()) {
           case ControlPlaneMessage::kHelloReply: {
+            if (!pinned_sha256_.empty() && !peerIsPinned(context)) {
+              // Only a holder of the shared key can present it; this is defence in depth
+              // for a shared certificate that is itself a CA.
+              LOG_ERROR(kLog, "control plane %s does not present the shared cluster "
+                        "certificate; disconnecting", options_.cp_address);
+              context.TryCancel();
+              break;
+            }
+            if (msg.hello_reply().compatibility_issues_size() > 0 && !*connected) {
+              LOG_WARN(kLog, "control plane %s strips %d field(s) this older version does not "
+                       "know (first: %s %s.%s)", options_.cp_address,
+                       msg.hello_reply().compatibility_issues_size(),
+                       msg.hello_reply().compatibility_issues(0).id(),
+                       msg.hello_reply().compatibility_issues(0).entity_type(),
+                       msg.hello_reply().compatibility_issues(0).field());
+            }
             const uint32_t interval =
                 std::max(kMinHeartbeatMs, msg.hello_reply().heartbeat_interval_ms());
             {
@@ -342,9 +381,29 @@ class SyncClient::Impl {
       heartbeat.join();
     }
     grpc::Status status = stream->Finish();
+    retry_after_ms_ = 0;
+    const auto& trailers = context.GetServerTrailingMetadata();
+    if (auto it = trailers.find("retry-after-ms"); it != trailers.end()) {
+      retry_after_ms_ = std::min<uint64_t>(
+          600000, std::strtoull(std::string(it->second.data(), it->second.size()).c_str(),
+                                nullptr, 10));
+    }
     absl::MutexLock lock(&mu_);
     context_ = nullptr;
     return status;
+  }
+
+  bool peerIsPinned(const grpc::ClientContext& context) const {
+    const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+    if (auth == nullptr) {
+      return false;
+    }
+    const std::vector<grpc::string_ref> pems = auth->FindPropertyValues("x509_pem_cert");
+    if (pems.empty()) {
+      return false;
+    }
+    auto digest = sync::certificateSha256(std::string(pems.front().data(), pems.front().size()));
+    return digest.ok() && *digest == pinned_sha256_;
   }
 
   bool write(Session& session, const DataPlaneMessage& msg) {
@@ -381,6 +440,7 @@ class SyncClient::Impl {
 
   void onChunk(Session& session, sync::Reassembler& reassembler,
                const sync::v1::ConfigChunk& chunk) {
+    const absl::Time start = absl::Now();
     auto result = reassembler.add(chunk);
     if (!result.ok()) {
       // A push we cannot even decode is rejected like an invalid one: keep serving and tell
@@ -393,10 +453,13 @@ class SyncClient::Impl {
     if (!result->has_value()) {
       return;
     }
-    handleSnapshot(session, std::move(**result));
+    // The chunk that completes a push is where it is decompressed, hash-checked and parsed.
+    handleSnapshot(session, std::move(**result), absl::Now() - start);
   }
 
-  void handleSnapshot(Session& session, sync::AssembledSnapshot assembled) {
+  void handleSnapshot(Session& session, sync::AssembledSnapshot assembled,
+                      absl::Duration decode_time) {
+    const absl::Time start = absl::Now();
     uint64_t running_generation;
     std::string running_hash;
     {
@@ -426,7 +489,6 @@ class SyncClient::Impl {
       return;
     }
     config::FieldErrors errors;
-    const absl::Time start = absl::Now();
     absl::Status st = callApply(assembled.snapshot, assembled.config_hash, &errors);
     if (!st.ok()) {
       LOG_WARN(kLog, "generation %d (%s) rejected: %s (%d errors); still serving generation %d",
@@ -435,8 +497,7 @@ class SyncClient::Impl {
       sendNack(session, assembled.generation, assembled.config_hash, st, errors);
       return;
     }
-    LOG_INFO(kLog, "applied generation %d (%s) in %s", assembled.generation,
-             shortHash(assembled.config_hash), absl::FormatDuration(absl::Now() - start));
+    const absl::Time applied = absl::Now();
     {
       absl::MutexLock lock(&mu_);
       state_.generation = assembled.generation;
@@ -454,6 +515,16 @@ class SyncClient::Impl {
     }
     current_ = std::make_unique<config::v1::Snapshot>(std::move(assembled.snapshot));
     sendAck(session, assembled.generation, assembled.config_hash);
+    // From the last chunk's arrival to the ACK: what a push costs this DP (sync_bench reads it).
+    const absl::Time done = absl::Now();
+    LOG_INFO(kLog, "applied generation %d (%s) in %s (decode %s, delta+validate+build+swap %s, "
+             "persist %s)", assembled.generation, shortHash(assembled.config_hash),
+             absl::FormatDuration(done - start + decode_time), absl::FormatDuration(decode_time),
+             absl::FormatDuration(applied - start), absl::FormatDuration(done - applied));
+    {
+      absl::MutexLock lock(&mu_);
+      state_.last_apply_ms = absl::ToDoubleMilliseconds(done - start + decode_time);
+    }
   }
 
   // Turns a delta push into the full snapshot it leads to: the base must be what we run,
@@ -539,6 +610,9 @@ class SyncClient::Impl {
   // start() before the thread exists).
   std::unique_ptr<config::v1::Snapshot> current_;
   std::shared_ptr<grpc::ChannelCredentials> creds_;
+  std::string pinned_sha256_;     // shared mode: the certificate the CP must present
+  uint64_t retry_after_ms_ = 0;   // the last stream's hint (sync thread only)
+  std::mt19937_64 rng_{std::random_device{}()};  // sync thread only
   std::thread thread_;
 
   mutable absl::Mutex mu_;

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "common/config/validate.h"
+#include "common/sync/cluster_tls.h"
 #include "common/sync/codec.h"
 #include "portico/config/v1/config.pb.h"
 
@@ -24,6 +25,10 @@ class SyncClient {
     std::string cp_address;              // host:port (--cp_address)
     bool insecure = false;               // plain text instead of mTLS
     std::string cert_path, key_path, ca_path;  // this DP's cert and key; CA of the CP's cert
+    // kShared: the CP must present exactly cert_path's certificate (ca_path unused; the name
+    // checked is the certificate's own). kPki: the CP's certificate is verified against
+    // ca_path for server_name (or the address' host).
+    sync::ClusterMtls mtls = sync::ClusterMtls::kPki;
     std::string server_name;             // expected CP cert name if not the address' host
     std::string node_id;                 // generated (UUID v4) if empty
     std::string hostname;                // gethostname() if empty
@@ -57,6 +62,9 @@ class SyncClient {
     uint64_t acks = 0;
     uint64_t nacks = 0;
     uint64_t heartbeats = 0;
+    uint64_t retry_hints = 0;            // RESOURCE_EXHAUSTED answers with a retry-after-ms
+    uint64_t last_retry_after_ms = 0;    // the last hint, which the next attempt waited for
+    double last_apply_ms = 0;            // last push: last chunk received -> ACK sent
   };
 
   SyncClient(Options options, ApplyFn apply);

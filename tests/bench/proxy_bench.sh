@@ -5,6 +5,11 @@
 #
 #   tests/bench/proxy_bench.sh [build_dir]      (default build dir: build-dp)
 #   env: DURATION=10s CONNS=64 REPEAT=3 PROXY_CPU=0 LOAD_CPU=1 TARGETS="portico nginx haproxy"
+#        ROUTES=1      Portico's route table: 1 = one "/" route; N > 1 = N routes and N
+#                      services (mixed: 45% host+prefix+method, 45% prefix, 10% regex), the
+#                      request matching one prefix route in the middle of the table
+#        MODE=http     or https: TLS on the client side (keep-alive), same cert for all three
+#        URL_PATH      request path (default "/", or the matching route's path when ROUTES > 1)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -17,6 +22,11 @@ PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 TARGETS="${TARGETS:-portico nginx haproxy}"
 BODY="${BODY:-hello from upstream}"
+ROUTES="${ROUTES:-1}"
+MODE="${MODE:-http}"
+if [[ -z "${URL_PATH:-}" ]]; then
+  if (( ROUTES > 1 )); then URL_PATH="/svc$((ROUTES / 2 + 1))/items/1"; else URL_PATH="/"; fi
+fi
 [[ -x "$DP" ]] || { echo "missing $DP (build target portico-dp)"; exit 1; }
 
 WORK="$(mktemp -d /tmp/portico-bench.XXXXXX)"
@@ -42,22 +52,54 @@ http {
 CONF
 taskset -c "$LOAD_CPU" nginx -c "$WORK/up/nginx.conf" -p "$WORK/up" & PIDS+=($!)
 
+# --- TLS material (MODE=https) ---------------------------------------------------------------
+SCHEME=http
+if [[ "$MODE" == https ]]; then
+  SCHEME=https
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.test \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" >/dev/null 2>&1
+  cat "$WORK/tls.crt" "$WORK/tls.key" > "$WORK/tls.pem"
+fi
+
 # --- Portico -------------------------------------------------------------------------------
-cat > "$WORK/portico.json" <<JSON
-{"generation": "1", "group": "default",
- "services": [{"id": "5b1a3c1e-0000-4000-8000-000000000001", "name": "bench", "protocol": "http",
-   "host": "127.0.0.1", "port": $UP_PORT, "enabled": true, "retries": 5,
-   "connect_timeout": 60000, "read_timeout": 60000, "write_timeout": 60000}],
- "routes": [{"id": "5b1a3c1e-0000-4000-8000-000000000002", "name": "bench", "protocols": ["http", "https"],
-   "paths": ["/"], "strip_path": false, "path_handling": "v0", "https_redirect_status_code": 426,
-   "request_buffering": true, "response_buffering": true,
-   "service_id": "5b1a3c1e-0000-4000-8000-000000000001"}]}
-JSON
+python3 - "$WORK/portico.json" "$UP_PORT" "$ROUTES" <<'PY'
+import json, sys
+path, up_port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def svc(i):
+    return {"id": "5b1a3c1e-0000-4000-8000-%012d" % (1000000 + i), "name": "bench%d" % i,
+            "protocol": "http", "host": "127.0.0.1", "port": up_port, "enabled": True,
+            "retries": 5, "connect_timeout": 60000, "read_timeout": 60000, "write_timeout": 60000}
+def route(i, **match):
+    r = {"id": "5b1a3c1e-0000-4000-8000-%012d" % i, "name": "r%d" % i, "protocols": ["http", "https"],
+         "strip_path": False, "path_handling": "v0", "https_redirect_status_code": 426,
+         "request_buffering": True, "response_buffering": True,
+         "service_id": svc(i)["id"]}
+    r.update(match)
+    return r
+if n <= 1:
+    services, routes = [svc(0)], [route(0, paths=["/"])]
+else:
+    services, routes = [], []
+    for i in range(n):
+        services.append(svc(i))
+        if i % 10 == 0:
+            routes.append(route(i, paths=["~/re%d/(\\d+)/profile$" % i]))
+        elif i % 2 == 0:
+            routes.append(route(i, hosts=["h%d.example.com" % i], paths=["/api/v%d" % (i % 3)], methods=["GET"]))
+        else:
+            routes.append(route(i, paths=["/svc%d/items" % i]))
+json.dump({"generation": "1", "group": "default", "services": services, "routes": routes}, open(path, "w"))
+PY
+DP_TLS_PORT=$(free_port)
+DP_TLS_ARGS=(--proxy_ssl_listen=off)
+[[ "$MODE" == https ]] && DP_TLS_ARGS=(--proxy_ssl_listen=127.0.0.1:$DP_TLS_PORT --ssl_cert="$WORK/tls.crt" --ssl_cert_key="$WORK/tls.key")
 PORTICO_LOG_LEVEL=warn taskset -c "$PROXY_CPU" "$DP" --workers=1 --declarative_config="$WORK/portico.json" \
-  --proxy_listen=127.0.0.1:$DP_PORT --status_listen=127.0.0.1:$DP_STATUS > "$WORK/portico.log" 2>&1 & PIDS+=($!)
+  --proxy_listen=127.0.0.1:$DP_PORT --status_listen=127.0.0.1:$DP_STATUS "${DP_TLS_ARGS[@]}" > "$WORK/portico.log" 2>&1 & PIDS+=($!)
 declare -A PID_OF; PID_OF[portico]=$!
 
 # --- nginx as the reference reverse proxy ----------------------------------------------------
+NGX_SSL=""
+[[ "$MODE" == https ]] && NGX_SSL="ssl; ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:S:1m"
 cat > "$WORK/ngx/nginx.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $WORK/ngx/nginx.pid;
 error_log $WORK/ngx/error.log warn;
@@ -67,7 +109,7 @@ http {
   fastcgi_temp_path $WORK/ngx; uwsgi_temp_path $WORK/ngx; scgi_temp_path $WORK/ngx;
   keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$UP_PORT; keepalive 64; }
-  server { listen 127.0.0.1:$NGX_PORT reuseport;
+  server { listen 127.0.0.1:$NGX_PORT reuseport $NGX_SSL;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
                  proxy_set_header Host \$host; proxy_set_header X-Real-IP \$remote_addr;
                  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }
@@ -77,6 +119,8 @@ taskset -c "$PROXY_CPU" nginx -c "$WORK/ngx/nginx.conf" -p "$WORK/ngx" & PIDS+=(
 PID_OF[nginx]=$!
 
 # --- haproxy ----------------------------------------------------------------------------------
+HAP_SSL=""
+[[ "$MODE" == https ]] && HAP_SSL="ssl crt $WORK/tls.pem"
 if [[ " $TARGETS " == *" haproxy "* ]] && command -v haproxy >/dev/null; then
   cat > "$WORK/haproxy.cfg" <<CONF
 global
@@ -90,7 +134,7 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend f
-  bind 127.0.0.1:$HAP_PORT
+  bind 127.0.0.1:$HAP_PORT $HAP_SSL
   option forwardfor
   default_backend b
 backend b
@@ -101,9 +145,9 @@ CONF
 fi
 
 sleep 1
-port_of() { case "$1" in portico) echo "$DP_PORT";; nginx) echo "$NGX_PORT";; haproxy) echo "$HAP_PORT";; upstream) echo "$UP_PORT";; esac; }
+port_of() { case "$1" in portico) [[ "$MODE" == https ]] && echo "$DP_TLS_PORT" || echo "$DP_PORT";; nginx) echo "$NGX_PORT";; haproxy) echo "$HAP_PORT";; upstream) echo "$UP_PORT";; esac; }
 for t in $TARGETS; do
-  curl -sf "http://127.0.0.1:$(port_of "$t")/" > /dev/null || { echo "$t is not answering"; cat "$WORK"/*.log 2>/dev/null; exit 1; }
+  curl -skf "$SCHEME://127.0.0.1:$(port_of "$t")$URL_PATH" > /dev/null || { echo "$t is not answering"; cat "$WORK"/*.log 2>/dev/null; exit 1; }
 done
 
 # wrk's p99 in microseconds from --latency output.
@@ -120,7 +164,7 @@ declare -A RPS P99 CPU
 for i in $(seq 1 "$REPEAT"); do
   for t in $TARGETS; do
     c0=$(cpu_ticks "${PID_OF[$t]}")
-    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$(port_of "$t")/")
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$SCHEME://127.0.0.1:$(port_of "$t")$URL_PATH")
     c1=$(cpu_ticks "${PID_OF[$t]}")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")

@@ -192,6 +192,21 @@ TEST_CASE("fleet: status is written in batches and served in Kong's and Konnect'
   CHECK(fleet.handle("GET", {"control-planes", "nope", "nodes"}, {})->status == 404);
   CHECK_FALSE(fleet.handle("GET", {"services"}, {}).has_value());
 
+  // What the CP strips for an older DP is listed on the node, entity by entity.
+  cp.server->registry().setCompatibilityIssues(
+      "cccccccc-0000-4000-8000-000000000001",
+      {{"P0001", "warning", "needs 0.1", "upstreams", "up-1", "hash_on_query_arg"}});
+  REQUIRE(fleet.flush().ok());
+  body = json::parse(fleet.handle("GET", {"clustering", "data-planes"}, {})->body);
+  const json& issue = body["data"][0]["compatibility_issues"][0];
+  CHECK(issue["id"] == "P0001");
+  CHECK(issue["entity_type"] == "upstreams");
+  CHECK(issue["entity_id"] == "up-1");
+  CHECK(issue["field"] == "hash_on_query_arg");
+  body = json::parse(fleet.handle("GET", {"control-planes", "default", "nodes"}, {})->body);
+  CHECK(body["items"][0]["compatibility_status"]["state"] ==
+        "COMPATIBILITY_STATE_COMPATIBLE_WITH_LIMITATIONS");
+
   SECTION("purge removes nodes not seen for the purge delay") {
     cp.pg.psql("UPDATE clustering_data_planes SET last_seen = now() - interval '30 days' "
                "WHERE id = 'cccccccc-0000-4000-8000-000000000001'");

@@ -121,6 +121,16 @@ WireResponse RawClient::read(const std::string& method) {
   return out;
 }
 
+std::string RawClient::readBytes(size_t n) {
+  while (buf_.size() < n) {
+    pollfd pfd{fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, 3000) <= 0 || !readMore(fd_, &buf_)) break;
+  }
+  std::string out = buf_.substr(0, n);
+  buf_.erase(0, out.size());
+  return out;
+}
+
 bool RawClient::closedByPeer() {
   pollfd pfd{fd_, POLLIN, 0};
   if (::poll(&pfd, 1, 3000) <= 0) return false;
@@ -186,6 +196,28 @@ void ScriptedUpstream::serve(int fd) {
     const auto kind = h.body;
     const uint64_t len = h.content_length;
     buf.erase(0, h.head_bytes);
+    if (path.rfind("/early", 0) == 0) {
+      // Answers before reading the body, then reads (and drops) whatever comes until EOF.
+      sendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nearly");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      ::shutdown(fd, SHUT_WR);
+      while (readMore(fd, &buf)) buf.clear();
+      ::close(fd);
+      return;
+    }
+    if (path.rfind("/ws", 0) == 0) {
+      // WebSocket-like upgrade: 101, then echoes every byte back until EOF.
+      sendAll(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n");
+      if (!buf.empty()) sendAll(fd, buf);
+      buf.clear();
+      while (readMore(fd, &buf)) {
+        sendAll(fd, buf);
+        buf.clear();
+      }
+      ::close(fd);
+      return;
+    }
     std::string body;
     if (!readBody(fd, &buf, kind, len, &body)) {
       ::close(fd);

@@ -29,6 +29,9 @@ class RawClient {
   WireResponse read(const std::string& method = "GET");
   // True if the server closed the connection (reads EOF within a short wait).
   bool closedByPeer();
+  // Raw bytes: waits until `n` bytes arrived (or EOF/3 s), returns what arrived.
+  std::string readBytes(size_t n);
+  int fd() const { return fd_; }
 
  private:
   int fd_ = -1;
@@ -36,7 +39,9 @@ class RawClient {
 };
 
 // Upstream behaviour by path prefix: "/chunked" (chunked reply), "/close" (body until close),
-// "/slow" (sleeps 1.5 s first), "/big" (1 MiB Content-Length body); anything else echoes:
+// "/slow" (sleeps 1.5 s first), "/big" (1 MiB Content-Length body), "/early" (answers before
+// reading the request body, then drains it), "/ws" (101 Upgrade, then echoes bytes until EOF);
+// anything else echoes:
 // the body is "<METHOD> <TARGET>\n<name>: <value>\n...\n\n<request body>".
 class ScriptedUpstream {
  public:

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Config-sync benchmark: a private PostgreSQL, a real portico-cp loaded with 10,000 services,
+# 10,000 routes and 10,000 consumers (through the Admin API, keep-alive, 4 connections),
+# then fleet_sim (simulated DPs over real gRPC) and a real portico-dp. Writes the medians of
+# REPEAT runs into the "Config sync" section of tests/bench/RESULTS.md (that section only).
+#
+#   tests/bench/sync_bench.sh [build_dir]          (default: build-sync3)
+#   env: REPEAT=3 CHANGES=40 ENTITIES=10000 WRITE_RESULTS=1 KEEP=0
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="${1:-$ROOT/build-sync3}"
+REPEAT="${REPEAT:-3}"
+CHANGES="${CHANGES:-40}"
+ENTITIES="${ENTITIES:-10000}"
+WRITE_RESULTS="${WRITE_RESULTS:-1}"
+CP="$BUILD/bin/portico-cp"; DP="$BUILD/bin/portico-dp"; SIM="$BUILD/bin/fleet_sim"
+for b in "$CP" "$DP" "$SIM"; do [[ -x $b ]] || { echo "missing $b"; exit 1; }; done
+source "$ROOT/deploy/lib.sh"
+PORTICO_ROOT="$ROOT"
+
+WORK="$(mktemp -d /tmp/portico-sync-bench.XXXXXX)"
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  portico_pg_stop "$WORK/pg"
+  [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+log() { echo "[sync_bench] $*" >&2; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else print a[int((NR+1)/2)]}'; }
+field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
+
+PG_PORT=$(portico_free_port)
+portico_pg_start "$WORK/pg" "$PG_PORT"
+psql_() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
+psql_ -d postgres -c "CREATE DATABASE portico" >/dev/null
+DSN="host=127.0.0.1 port=$PG_PORT dbname=portico user=postgres"
+"$CP" --pg_dsn="$DSN" migrations up >/dev/null
+
+ADMIN_PORT=$(portico_free_port); CLUSTER_PORT=$(portico_free_port)
+CP_PID=
+start_cp() {
+  "$CP" --pg_dsn="$DSN" --admin_listen=127.0.0.1:$ADMIN_PORT \
+    --cluster_listen=127.0.0.1:$CLUSTER_PORT --cluster_insecure --log_level=warn \
+    ${CP_EXTRA_FLAGS:-} >>"$WORK/cp.log" 2>&1 &
+  CP_PID=$!; PIDS+=($CP_PID)
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$ADMIN_PORT/status" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  log "portico-cp did not start:"; tail -5 "$WORK/cp.log" >&2; exit 1
+}
+stop_cp() { kill "$CP_PID" 2>/dev/null || true; wait "$CP_PID" 2>/dev/null || true; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+start_cp
+
+# --- load 10k/10k/10k through the Admin API ---------------------------------------------------
+log "loading $ENTITIES services, routes and consumers through the Admin API"
+T0=$(date +%s.%N)
+python3 - "$ADMIN_PORT" "$ENTITIES" <<'PY'
+import http.client, json, sys, threading
+port, n = int(sys.argv[1]), int(sys.argv[2])
+def worker(k, parts):
+    c = http.client.HTTPConnection("127.0.0.1", port)          # one keep-alive connection
+    def post(path, body):
+        c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        r = c.getresponse(); data = r.read()
+        if r.status != 201:
+            raise SystemExit(f"POST {path}: {r.status} {data[:200]!r}")
+    for i in range(k, n, parts):
+        # Literal addresses: the DP resolves service hosts while it builds a snapshot.
+        post("/services", {"name": f"svc-{i}", "host": "127.0.0.1", "port": 1024 + i})
+        post(f"/services/svc-{i}/routes", {"name": f"route-{i}", "paths": [f"/r/{i}"]})
+        post("/consumers", {"username": f"user-{i}"})
+ts = [threading.Thread(target=worker, args=(k, 4)) for k in range(4)]
+[t.start() for t in ts]; [t.join() for t in ts]
+PY
+LOAD_S=$(echo "$(date +%s.%N) - $T0" | bc)
+log "loaded in ${LOAD_S}s"
+# A fresh CP with the whole config: its first encoding is the full snapshot.
+stop_cp; start_cp
+sleep 1
+
+# --- full snapshot: wire size and a real portico-dp's apply time -------------------------------
+DP_APPLY=(); FULL_BYTES=
+for r in $(seq "$REPEAT"); do
+  rm -f "$WORK/dp.log"
+  "$DP" --cp_address=127.0.0.1:$CLUSTER_PORT --cluster_insecure --workers=1 \
+    --proxy_listen=127.0.0.1:$(portico_free_port) --status_listen=127.0.0.1:$(portico_free_port) \
+    --config_cache_path="$WORK/dp-cache-$r" >"$WORK/dp.log" 2>&1 &
+  DPP=$!
+  for _ in $(seq 200); do grep -q "applied generation .* in " "$WORK/dp.log" && break; sleep 0.1; done
+  kill $DPP; wait $DPP 2>/dev/null || true
+  line=$(grep -m1 "sync.*applied generation" "$WORK/dp.log" || true)
+  log "portico-dp: $line"
+  # "... in 312.5ms (decode 80ms, apply 200ms, persist 30ms)"; the total up to the ACK.
+  DP_APPLY+=("$(echo "$line" | sed -E 's/.* in ([0-9.]+)(ms|s).*/\1 \2/' |
+                awk '{print ($2=="s") ? $1*1000 : $1}')")
+done
+DP_APPLY_MED=$(printf '%s\n' "${DP_APPLY[@]}" | median)
+DP_DETAIL=$(grep -m1 "sync.*applied generation" "$WORK/dp.log" | sed -E 's/.*applied generation [0-9]+ \([0-9a-f]+\) //')
+
+ROUTE=route-7
+# --- propagation to 200 DPs, bytes per change, CP CPU 200 vs 10 ---------------------------------
+run_sim() { "$SIM" --cp=127.0.0.1:$CLUSTER_PORT --admin=127.0.0.1:$ADMIN_PORT --route=$ROUTE "$@"; }
+P50=(); P99=(); NP50=(); NP99=(); BYTES=(); CPU200=(); CPU10=(); FIRST_PUSH=(); HIST=
+for r in $(seq "$REPEAT"); do
+  out=$(run_sim --nodes=200 --changes="$CHANGES" --cp_pid=$CP_PID)
+  echo "$out" >>"$WORK/sim.log"
+  P50+=("$(echo "$out" | field all_acked_p50_ms)"); P99+=("$(echo "$out" | field all_acked_p99_ms)")
+  NP50+=("$(echo "$out" | field node_ack_p50_ms)"); NP99+=("$(echo "$out" | field node_ack_p99_ms)")
+  BYTES+=("$(echo "$out" | field bytes_per_node_change)")
+  CPU200+=("$(echo "$out" | field cp_cpu_ms_per_change)")
+  FIRST_PUSH+=("$(echo "$out" | field first_push_bytes)")
+  HIST=$(echo "$out" | grep histogram_ms | sed 's/histogram_ms //')
+  out=$(run_sim --nodes=10 --changes="$CHANGES" --cp_pid=$CP_PID)
+  echo "$out" >>"$WORK/sim.log"
+  CPU10+=("$(echo "$out" | field cp_cpu_ms_per_change)")
+  log "run $r: 200 DPs p50/p99 ${P50[-1]}/${P99[-1]} ms, ${BYTES[-1]} B/DP, CPU/change ${CPU200[-1]} vs ${CPU10[-1]} ms"
+done
+m() { printf '%s\n' "$@" | median; }
+P50_M=$(m "${P50[@]}"); P99_M=$(m "${P99[@]}"); NP50_M=$(m "${NP50[@]}"); NP99_M=$(m "${NP99[@]}")
+BYTES_M=$(m "${BYTES[@]}"); CPU200_M=$(m "${CPU200[@]}"); CPU10_M=$(m "${CPU10[@]}")
+FULL_BYTES=$(m "${FIRST_PUSH[@]}")
+CPU_RATIO=$(awk -v a="$CPU200_M" -v b="$CPU10_M" 'BEGIN {if (b>0) printf "%.2f", a/b; else print "n/a"}')
+
+# --- 1,000 DPs connecting at once (each needs the full snapshot) -------------------------------
+STORM=(); REFUSALS=()
+for r in $(seq "$REPEAT"); do
+  out=$("$SIM" --cp=127.0.0.1:$CLUSTER_PORT --nodes=1000 --connect_timeout_s=60)
+  echo "$out" >>"$WORK/sim.log"
+  STORM+=("$(echo "$out" | field connect_all_current_ms)")
+  REFUSALS+=("$(echo "$out" | field refusals)")
+  log "storm run $r: ${STORM[-1]} ms, ${REFUSALS[-1]} refusals"
+done
+STORM_M=$(m "${STORM[@]}"); REFUSALS_M=$(m "${REFUSALS[@]}")
+
+# --- CP memory per idle stream: RSS with 1,000 idle streams minus with 0 -----------------------
+MEM=()
+for r in $(seq "$REPEAT"); do
+  stop_cp; start_cp
+  "$SIM" --cp=127.0.0.1:$CLUSTER_PORT --nodes=1 >/dev/null   # loads + encodes the snapshot
+  sleep 1
+  RSS0=$(rss_kb $CP_PID)
+  "$SIM" --cp=127.0.0.1:$CLUSTER_PORT --nodes=1000 --resume --hold_s=4 >"$WORK/hold.out" &
+  SP=$!
+  for _ in $(seq 300); do grep -q HOLDING "$WORK/hold.out" && break; sleep 0.1; done
+  sleep 2
+  RSS1=$(rss_kb $CP_PID)
+  wait $SP || true
+  MEM+=("$(awk -v a="$RSS0" -v b="$RSS1" 'BEGIN {printf "%.1f", (b-a)/1000}')")
+  log "memory run $r: RSS $RSS0 KB -> $RSS1 KB with 1,000 idle streams: ${MEM[-1]} KB/stream"
+done
+MEM_M=$(m "${MEM[@]}")
+
+ok() { awk -v v="$1" -v g="$2" 'BEGIN {print (v != "n/a" && v+0 <= g+0) ? "yes" : "**no**"}'; }
+HOST="$(nproc) cores shared with other builds/benchmarks ($(uname -m)), REPEAT=$REPEAT, medians"
+SECTION=$(cat <<MD
+## Config sync
+
+Measured by \`tests/bench/sync_bench.sh\` ($(date -u +%Y-%m-%d)): private PostgreSQL 15, a real
+\`portico-cp\` (plain-text cluster listener) holding **$ENTITIES services, $ENTITIES routes and
+$ENTITIES consumers** loaded through the Admin API (keep-alive, 4 connections: ${LOAD_S%.*} s),
+and \`tests/bench/fleet_sim\`: simulated DPs, one gRPC channel (TCP connection) each, that
+reassemble, SHA-256-check their bytes, apply the delta or full snapshot, verify the hash and
+ACK. The decode/apply/verify of one push is done once per simulator process and shared by the
+nodes that received the same bytes (memory; each node still checks its own bytes). A change
+is a \`PATCH /routes/$ROUTE\` (tags) on the Admin API; latency = write sent → ACK received.
+Host: $HOST.
+
+| figure | goal | measured | met |
+|---|---|---|---|
+| propagation write → ACK from **all** 200 DPs, p50 / p99 over $CHANGES changes | ≤ 50 / ≤ 250 ms | **$P50_M / $P99_M ms** | $(ok "$P50_M" 50) / $(ok "$P99_M" 250) |
+| per-DP write → ACK, p50 / p99 | – | $NP50_M / $NP99_M ms | |
+| bytes per DP for a single-route change (ConfigChunk messages incl. envelope; + ~14 B gRPC/HTTP2 framing) | ≤ 2 KB | **$BYTES_M B** | $(ok "$BYTES_M" 2048) |
+| CP CPU per change, 200 DPs vs 10 DPs (utime+stime of portico-cp) | ≤ 1.5× | **$CPU200_M vs $CPU10_M ms = ${CPU_RATIO}×** | $(ok "$CPU_RATIO" 1.5) |
+| 1,000 DPs connecting at once (each needs the full snapshot), all current | ≤ 15 s | **$STORM_M ms** ($REFUSALS_M RESOURCE_EXHAUSTED retries) | $(ok "$STORM_M" 15000) |
+| CP memory per idle stream (RSS with 1,000 idle streams − with 0, ÷ 1,000) | ≤ 16 KB | **$MEM_M KB** | $(ok "$MEM_M" 16) |
+| full snapshot on the wire (30k entities, zstd, chunk messages) | – | **$FULL_BYTES B** | |
+| real portico-dp: full snapshot received → applied, persisted, ACKed | ≤ 300 ms | **$DP_APPLY_MED ms** (last run: $DP_DETAIL) | $(ok "$DP_APPLY_MED" 300) |
+
+Histogram of per-DP write → ACK (ms: count, last run, 200 DPs × $CHANGES changes): $HIST
+MD
+)
+echo "$SECTION"
+if [[ $WRITE_RESULTS == 1 ]]; then
+  python3 - "$ROOT/tests/bench/RESULTS.md" "$SECTION" <<'PY'
+import re, sys
+path, section = sys.argv[1], sys.argv[2].rstrip("\n") + "\n"
+text = open(path).read()
+m = re.search(r"^## Config sync\n", text, re.M)
+if not m:
+    text = text.rstrip("\n") + "\n\n" + section
+else:
+    nxt = re.search(r"^## ", text[m.end():], re.M)
+    end = m.end() + nxt.start() if nxt else len(text)
+    # Keep notes below the generated table (### Notes ...) that belong to this section.
+    rest = text[m.end():end]
+    notes = rest[rest.find("### "):] if "### " in rest else ""
+    text = text[:m.start()] + section + ("\n" + notes if notes else "") + \
+        ("\n" if nxt and not (notes or section).endswith("\n\n") else "") + text[end:]
+open(path, "w").write(text)
+PY
+  log "wrote the Config sync section of tests/bench/RESULTS.md"
+fi

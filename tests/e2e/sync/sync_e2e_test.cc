@@ -1,0 +1,306 @@
+// Config sync with the real processes: a private PostgreSQL (deploy/lib.sh, so it can be
+// restarted), portico-cp replicas and portico-dp nodes, and an echo upstream. Covers a CP
+// killed mid-push, a DP restarted from its cache while the CP is down (timed), a PostgreSQL
+// restart, certificate mismatches and two CP replicas sharing one database.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace portico::testing;
+using nlohmann::json;
+
+bool sh(const std::string& cmd) {
+  return std::system(("bash -c '" + cmd + "' >/dev/null 2>&1").c_str()) == 0;
+}
+
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/portico-sync-e2e-XXXXXX";
+    path = ::mkdtemp(tmpl);
+    std::filesystem::permissions(path, std::filesystem::perms::all);
+  }
+  ~TempDir() {
+    if (std::getenv("PORTICO_KEEP_TMP") == nullptr) {
+      std::filesystem::remove_all(path);
+    }
+  }
+  std::string path;
+};
+
+// A private PostgreSQL we can stop and start (TestPostgres may share a server).
+struct Postgres {
+  TempDir dir;
+  int port = freePort();
+  std::string lib = sourceDir() + "/deploy/lib.sh";
+  Postgres() {
+    REQUIRE(start());
+    REQUIRE(sh("psql -h 127.0.0.1 -p " + std::to_string(port) +
+               " -U postgres -qc \"CREATE DATABASE portico\""));
+  }
+  ~Postgres() { stop(); }
+  bool start() {
+    return sh("source " + lib + " && portico_pg_start " + dir.path + "/pg " +
+              std::to_string(port));
+  }
+  void stop() { sh("source " + lib + " && portico_pg_stop " + dir.path + "/pg"); }
+  std::string dsn() const {
+    return "host=127.0.0.1 port=" + std::to_string(port) + " dbname=portico user=postgres";
+  }
+};
+
+struct Cp {
+  int admin_port = freePort();
+  int cluster_port = freePort();
+  std::vector<std::string> args;
+  std::unique_ptr<Process> proc;
+
+  Cp(const std::string& dsn, std::vector<std::string> extra = {"--cluster_insecure"}) {
+    args = {"--pg_dsn=" + dsn, "--admin_listen=127.0.0.1:" + std::to_string(admin_port),
+            "--cluster_listen=127.0.0.1:" + std::to_string(cluster_port),
+            "--cluster_heartbeat_interval_ms=500"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    start();
+  }
+  void start() {
+    proc = std::make_unique<Process>(binaryPath("portico-cp"), args);
+    INFO("cp log:\n" << proc->log());
+    REQUIRE(waitFor([&] { return admin("GET", "/status").status == 200; }, 20s));
+  }
+  void kill9() {
+    ::kill(proc->pid(), SIGKILL);
+    proc->wait(10s);
+  }
+  HttpResponse admin(const std::string& method, const std::string& path,
+                     const std::string& body = "") {
+    return httpRequest("127.0.0.1", admin_port, method, path, body);
+  }
+  uint64_t generation() {
+    // The newest generation any DP acked, as the fleet endpoint lists it.
+    auto r = admin("GET", "/clustering/data-planes");
+    uint64_t g = 0;
+    auto j = json::parse(r.body, nullptr, false);
+    if (j.is_object() && j.contains("data")) {
+      for (auto& n : j["data"]) {
+        g = std::max(g, n.value("generation", uint64_t{0}));
+      }
+    }
+    return g;
+  }
+};
+
+struct Dp {
+  int proxy_port = freePort();
+  int status_port = freePort();
+  std::vector<std::string> args;
+  std::unique_ptr<Process> proc;
+
+  Dp(int cluster_port, const std::string& cache, std::vector<std::string> extra = {
+                                                     "--cluster_insecure"}) {
+    args = {"--proxy_listen=127.0.0.1:" + std::to_string(proxy_port),
+            "--status_listen=127.0.0.1:" + std::to_string(status_port),
+            "--cp_address=127.0.0.1:" + std::to_string(cluster_port), "--workers=1",
+            "--config_cache_path=" + cache};
+    args.insert(args.end(), extra.begin(), extra.end());
+    start();
+  }
+  void start() { proc = std::make_unique<Process>(binaryPath("portico-dp"), args); }
+  void kill9() {
+    ::kill(proc->pid(), SIGKILL);
+    proc->wait(10s);
+  }
+  int get(const std::string& path) { return httpRequest("127.0.0.1", proxy_port, "GET", path).status; }
+  uint64_t generation() {
+    auto r = httpRequest("127.0.0.1", status_port, "GET", "/status");
+    return r.status == 200 ? json::parse(r.body, nullptr, false).value("generation", uint64_t{0})
+                           : 0;
+  }
+};
+
+void migrate(const std::string& dsn) {
+  Process m(binaryPath("portico-cp"), {"--pg_dsn=" + dsn, "migrations", "up"});
+  REQUIRE(m.wait(60s) == 0);
+}
+
+// A service pointing at the echo upstream and a route /<name> to it.
+void addRoute(Cp& cp, const std::string& name, int upstream_port) {
+  auto s = cp.admin("POST", "/services",
+                    json{{"name", "svc-" + name},
+                         {"url", "http://127.0.0.1:" + std::to_string(upstream_port)}}
+                        .dump());
+  INFO(s.body);
+  REQUIRE(s.status == 201);
+  auto r = cp.admin("POST", "/services/svc-" + name + "/routes",
+                    json{{"name", name}, {"paths", {"/" + name}}}.dump());
+  INFO(r.body);
+  REQUIRE(r.status == 201);
+}
+
+TEST_CASE("e2e sync: CP killed mid-push; the DP keeps serving and recovers") {
+  EchoUpstream upstream;
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  TempDir cache;
+  Dp dp(cp.cluster_port, cache.path + "/dp.cache");
+  addRoute(cp, "a", upstream.port());
+  REQUIRE(waitFor([&] { return dp.get("/a") == 200; }, 20s));
+
+  // Writes in flight, then SIGKILL: some pushes are cut in the middle.
+  std::thread writer([&] {
+    for (int i = 0; i < 60; ++i) {
+      char name[32];  // not "u" + std::to_string(i): GCC 12's -Wrestrict misfires on it
+      std::snprintf(name, sizeof(name), "u%d", i);
+      cp.admin("POST", "/consumers", json{{"username", std::string(name)}}.dump());
+    }
+  });
+  std::this_thread::sleep_for(150ms);
+  cp.kill9();
+  writer.join();
+  // The DP serves on, without its CP, across several heartbeat intervals.
+  for (int i = 0; i < 10; ++i) {
+    CHECK(dp.get("/a") == 200);
+    std::this_thread::sleep_for(150ms);
+  }
+  cp.start();
+  addRoute(cp, "b", upstream.port());
+  REQUIRE(waitFor([&] { return dp.get("/b") == 200; }, 20s));
+  CHECK(dp.get("/a") == 200);
+}
+
+TEST_CASE("e2e sync: a DP restarted while the CP is down serves its cache within 1 s") {
+  EchoUpstream upstream;
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  TempDir cache;
+  Dp dp(cp.cluster_port, cache.path + "/dp.cache");
+  addRoute(cp, "cached", upstream.port());
+  REQUIRE(waitFor([&] { return dp.get("/cached") == 200; }, 20s));
+  const uint64_t generation = dp.generation();
+
+  cp.kill9();
+  dp.kill9();
+  const auto t0 = std::chrono::steady_clock::now();
+  dp.start();
+  REQUIRE(waitFor([&] { return dp.get("/cached") == 200; }, 10s));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t0).count();
+  WARN("DP restart -> cached config served: " << ms << " ms (CP down)");
+  CHECK(ms <= 1000);
+  CHECK(dp.generation() == generation);
+}
+
+TEST_CASE("e2e sync: after a PostgreSQL restart the CP pushes later writes") {
+  EchoUpstream upstream;
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  TempDir cache;
+  Dp dp(cp.cluster_port, cache.path + "/dp.cache");
+  addRoute(cp, "before", upstream.port());
+  REQUIRE(waitFor([&] { return dp.get("/before") == 200; }, 20s));
+
+  pg.stop();
+  std::this_thread::sleep_for(1s);
+  CHECK(dp.get("/before") == 200);  // the DP does not care
+  REQUIRE(pg.start());
+  // The Admin API may fail while its connections come back; then the write goes through.
+  REQUIRE(waitFor([&] {
+    return cp.admin("POST", "/services",
+                    json{{"name", "svc-after"},
+                         {"url", "http://127.0.0.1:" + std::to_string(upstream.port())}}
+                        .dump())
+               .status == 201;
+  }, 30s));
+  REQUIRE(cp.admin("POST", "/services/svc-after/routes",
+                   json{{"name", "after"}, {"paths", {"/after"}}}.dump())
+              .status == 201);
+  INFO("cp log:\n" << cp.proc->log());
+  REQUIRE(waitFor([&] { return dp.get("/after") == 200; }, 30s));
+}
+
+TEST_CASE("e2e sync: two CP replicas; a write through one reaches DPs of both") {
+  EchoUpstream upstream;
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp1(pg.dsn());
+  Cp cp2(pg.dsn());
+  TempDir cache;
+  Dp dp1(cp1.cluster_port, cache.path + "/dp1.cache");
+  Dp dp2(cp2.cluster_port, cache.path + "/dp2.cache");
+  addRoute(cp1, "one", upstream.port());
+  REQUIRE(waitFor([&] { return dp1.get("/one") == 200 && dp2.get("/one") == 200; }, 20s));
+  addRoute(cp2, "two", upstream.port());
+  REQUIRE(waitFor([&] { return dp1.get("/two") == 200 && dp2.get("/two") == 200; }, 20s));
+  CHECK(dp1.generation() == dp2.generation());
+  // Each replica lists both DPs (the fleet registry is in PostgreSQL).
+  REQUIRE(waitFor([&] {
+    auto j = json::parse(cp2.admin("GET", "/clustering/data-planes").body, nullptr, false);
+    return j.is_object() && j["data"].size() == 2;
+  }, 10s));
+}
+
+TEST_CASE("e2e sync: certificate mismatch is refused; missing TLS material is one line") {
+  if (!sh("command -v openssl")) {
+    WARN("openssl CLI not found; skipping");
+    return;
+  }
+  EchoUpstream upstream;
+  Postgres pg;
+  migrate(pg.dsn());
+  TempDir d;
+  for (const std::string name : {"cluster", "other"}) {
+    REQUIRE(sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:secp384r1 -nodes "
+               "-days 2 -keyout " + d.path + "/" + name + ".key -out " + d.path + "/" + name +
+               ".crt -subj /CN=portico_clustering -addext subjectAltName=DNS:portico_clustering"));
+  }
+  const std::string cert = "--cluster_cert=" + d.path + "/cluster.crt";
+  const std::string key = "--cluster_key=" + d.path + "/cluster.key";
+  Cp cp(pg.dsn(), {"--cluster_mtls=shared", cert, key});
+  addRoute(cp, "tls", upstream.port());
+
+  TempDir cache;
+  Dp good(cp.cluster_port, cache.path + "/good.cache", {"--cluster_mtls=shared", cert, key});
+  REQUIRE(waitFor([&] { return good.get("/tls") == 200; }, 20s));
+  // Trusts the CP's certificate, presents another: the CP refuses it and logs why.
+  Dp bad(cp.cluster_port, cache.path + "/bad.cache",
+         {"--cluster_mtls=pki", "--cluster_ca=" + d.path + "/cluster.crt",
+          "--cluster_server_name=portico_clustering",
+          "--cluster_cert=" + d.path + "/other.crt", "--cluster_key=" + d.path + "/other.key"});
+  REQUIRE(waitFor([&] {
+    return cp.proc->log().find("is not the cluster certificate") != std::string::npos;
+  }, 20s));
+  CHECK(bad.get("/tls") != 200);
+  CHECK(bad.generation() == 0);
+
+  // No TLS material and no --cluster_insecure: both binaries exit with one clear line.
+  Process cp_bad(binaryPath("portico-cp"),
+                 {"--pg_dsn=" + pg.dsn(), "--admin_listen=127.0.0.1:" + std::to_string(freePort()),
+                  "--cluster_listen=127.0.0.1:" + std::to_string(freePort())});
+  CHECK(cp_bad.wait(20s) == 1);
+  CHECK(cp_bad.log().find("--cluster_insecure") != std::string::npos);
+  Process dp_bad(binaryPath("portico-dp"),
+                 {"--proxy_listen=127.0.0.1:" + std::to_string(freePort()),
+                  "--status_listen=127.0.0.1:" + std::to_string(freePort())});
+  CHECK(dp_bad.wait(20s) == 1);
+  CHECK(dp_bad.log().find("--cluster_insecure") != std::string::npos);
+}
+
+}  // namespace
