@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_split.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/admin_auth.h"
@@ -32,6 +33,9 @@ ABSL_FLAG(std::string, cluster_mtls, "",
           "shared: data planes present this very --cluster_cert (pinned); pki: data-plane "
           "certificates are verified against --cluster_ca (default: pki if --cluster_ca is "
           "set, else shared)");
+ABSL_FLAG(std::string, cluster_join_tokens, "",
+          "pki: join tokens as <group>=<token>[,<group>=<token>...]; a data plane sending one "
+          "may join that group (prefer the environment variable PORTICO_CLUSTER_JOIN_TOKENS)");
 ABSL_FLAG(int32_t, cluster_max_concurrent_syncs, 256,
           "data planes in their initial sync at once; more get RESOURCE_EXHAUSTED with a "
           "retry-after-ms hint (0 = no limit)");
@@ -202,6 +206,15 @@ int serve(const std::string& dsn) {
       return fail("invalid --cluster_mtls '" + mode + "' (expected shared or pki)");
     }
     sync_options.mtls = mode == "shared" ? sync::ClusterMtls::kShared : sync::ClusterMtls::kPki;
+  }
+  const std::vector<std::string> join_tokens = absl::StrSplit(
+      absl::GetFlag(FLAGS_cluster_join_tokens), ',', absl::SkipEmpty());
+  for (const std::string& entry : join_tokens) {
+    const size_t eq = entry.find('=');
+    if (eq == 0 || eq == std::string::npos || eq + 1 == entry.size()) {
+      return fail("invalid --cluster_join_tokens entry (expected <group>=<token>)");
+    }
+    sync_options.join_tokens[entry.substr(eq + 1)] = entry.substr(0, eq);
   }
   sync_options.max_concurrent_syncs =
       static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_cluster_max_concurrent_syncs)));

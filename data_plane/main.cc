@@ -1,6 +1,7 @@
 // portico-dp: the data plane. Creates the SnapshotStore, starts the proxy workers and the status
 // listener, gets config from the control plane (sync client) or a declarative file, and drains
 // gracefully on SIGTERM/SIGINT.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -13,6 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "data_plane/proxy/proxy_server.h"
@@ -56,6 +58,9 @@ ABSL_FLAG(std::string, cluster_mtls, "",
           "shared: the control plane presents this very --cluster_cert (pinned); pki: its "
           "certificate is verified against --cluster_ca (default: pki if --cluster_ca is set, "
           "else shared).");
+ABSL_FLAG(std::string, cluster_join_token, "",
+          "Join token the control plane issued for a group (pki; prefer the environment "
+          "variable PORTICO_CLUSTER_JOIN_TOKEN).");
 ABSL_FLAG(std::string, cluster_server_name, "",
           "Name expected in the control plane's certificate (pki; default: the host of "
           "--cp_address).");
@@ -97,6 +102,10 @@ bool splitHostPort(const std::string& in, std::string* host, uint16_t* port) {
   return true;
 }
 
+// Decoding, validating and building a big snapshot leaves megabytes of freed heap behind
+// (measured: 9 MB of RSS for 10k routes); hand it back to the OS on the config thread.
+void releaseFreedMemory() { malloc_trim(0); }
+
 // The one apply path (sync pushes, the cache and the declarative file): validate with the
 // shared rules, build the whole snapshot, then publish it with a single store.
 absl::Status applySnapshot(SnapshotStore& store, const config::v1::Snapshot& proto,
@@ -115,6 +124,7 @@ absl::Status applySnapshot(SnapshotStore& store, const config::v1::Snapshot& pro
     return snap.status();
   }
   store.set(*std::move(snap));
+  releaseFreedMemory();
   LOG_INFO("config", "applied generation %d (hash %s)", static_cast<int64_t>(proto.generation()),
            hash);
   return absl::OkStatus();
@@ -243,23 +253,33 @@ int run(int argc, char** argv) {
       sync_options.mtls = mode == "shared" ? sync::ClusterMtls::kShared : sync::ClusterMtls::kPki;
     }
     sync_options.server_name = absl::GetFlag(FLAGS_cluster_server_name);
+    sync_options.join_token = absl::GetFlag(FLAGS_cluster_join_token);
     sync_options.cache_path = absl::GetFlag(FLAGS_config_cache_path);
     sync_options.version = "0.1.0";
     sync = std::make_unique<SyncClient>(
         std::move(sync_options),
         [&store](const config::v1::Snapshot& proto, const std::string& hash,
                  config::FieldErrors* errors) -> absl::Status {
+          const absl::Time start = absl::Now();
 #if defined(PORTICO_HAVE_CONFIG_VALIDATE)
           *errors = config::validateSnapshot(proto);
           if (!errors->empty()) {
             return absl::InvalidArgumentError("snapshot failed validation");
           }
 #endif
+          const absl::Time validated = absl::Now();
           absl::StatusOr<SnapshotConstSharedPtr> snap = Snapshot::build(proto, hash);
           if (!snap.ok()) {
             return snap.status();
           }
           store.set(*std::move(snap));
+          const absl::Time built = absl::Now();
+          releaseFreedMemory();
+          // The sync client logs the whole push; this splits its apply part.
+          LOG_INFO("config", "generation %d: validated in %s, built and swapped in %s, "
+                   "memory released in %s", static_cast<int64_t>(proto.generation()),
+                   absl::FormatDuration(validated - start), absl::FormatDuration(built - validated),
+                   absl::FormatDuration(absl::Now() - built));
           return absl::OkStatus();
         });
     absl::Status started = sync->start();

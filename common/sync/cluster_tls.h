@@ -16,6 +16,8 @@ namespace portico::sync {
 enum class ClusterMtls { kShared, kPki };
 
 inline constexpr char kGroupUriPrefix[] = "portico://group/";
+// gRPC metadata carrying a DP's join token (pki mode).
+inline constexpr char kJoinTokenMetadata[] = "portico-join-token";
 
 // The whole file; kInvalidArgument naming `what` and the path (or that no path was given).
 absl::StatusOr<std::string> readPemFile(const std::string& what, const std::string& path);

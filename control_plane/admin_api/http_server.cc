@@ -34,7 +34,8 @@ struct ServerState {
   AdminServerOptions options;
   ServerCounters counters;
   std::unique_ptr<AdminApi> api;
-  std::unique_ptr<net::thread_pool> workers;
+  std::unique_ptr<net::thread_pool> workers;        // reads
+  std::unique_ptr<net::thread_pool> write_workers;  // POST/PUT/PATCH/DELETE
   std::unique_ptr<net::ssl::context> ssl;  // set when serving TLS
 };
 
@@ -102,8 +103,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
     // Blocking DB work leaves the I/O thread; the response comes back to it to be written.
-    net::post(*state_.workers, [self = this->shared_from_this(), api_req = std::move(api_req),
-                                keep_alive]() {
+    // Writes get their own, larger pool: they wait for their group's batch to commit, and
+    // must neither starve reads of threads nor be limited to a few per batch.
+    const bool is_write = req.method() != http::verb::get && req.method() != http::verb::head &&
+                          req.method() != http::verb::options;
+    net::post(is_write ? *state_.write_workers : *state_.workers,
+              [self = this->shared_from_this(), api_req = std::move(api_req), keep_alive]() {
       ApiResponse resp;
       try {
         resp = self->state_.api->handle(api_req);
@@ -164,8 +169,10 @@ class AdminHttpServerImpl final : public AdminHttpServer {
     AdminApiOptions api_options;
     api_options.require_auth = options.require_auth;
     state_.api = std::make_unique<AdminApi>(store, state_.counters, api_options);
-    state_.workers = std::make_unique<net::thread_pool>(
-        static_cast<size_t>(options.db_workers < 1 ? 1 : options.db_workers));
+    const int readers = options.db_workers < 1 ? 1 : options.db_workers;
+    state_.workers = std::make_unique<net::thread_pool>(static_cast<size_t>(readers));
+    state_.write_workers = std::make_unique<net::thread_pool>(
+        static_cast<size_t>(options.write_workers > 0 ? options.write_workers : 4 * readers));
   }
   ~AdminHttpServerImpl() override { shutdown(); }
 
@@ -247,6 +254,7 @@ class AdminHttpServerImpl final : public AdminHttpServer {
     beast::error_code ignored;
     acceptor_.close(ignored);
     state_.workers->join();
+    state_.write_workers->join();
   }
 
  private:

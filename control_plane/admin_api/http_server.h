@@ -1,7 +1,7 @@
 // AdminHttpServer: HTTP/1.1 (keep-alive) transport of the Admin API on Boost.Beast, plain or
 // TLS (OpenSSL). One I/O thread owns every socket; each request's handling (which blocks on
-// PostgreSQL) runs on a separate pool of DB worker threads, and the response is posted back
-// to the I/O thread.
+// PostgreSQL) runs on a separate pool of DB worker threads (one pool for reads, a larger one
+// for writes), and the response is posted back to the I/O thread.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,11 @@ namespace portico::cp {
 
 struct AdminServerOptions {
   std::string listen_address = "127.0.0.1:8001";  // host:port; port 0 picks a free one
-  int db_workers = 4;                             // threads running AdminApi::handle
+  int db_workers = 4;                             // threads running AdminApi::handle (reads)
+  // Threads running writes (POST/PUT/PATCH/DELETE); 0 = 4 x db_workers. A write mostly
+  // sleeps while its group's batch commits (group commit, pg_store_impl.h), so more writes
+  // waiting means bigger batches, not more database load.
+  int write_workers = 0;
   uint64_t max_body_bytes = 1 << 20;              // larger bodies answer 413
   bool require_auth = false;                      // --admin_auth=on (see AdminApiOptions)
   std::string ssl_cert_path;                      // both set: serve HTTPS only (PEM files)

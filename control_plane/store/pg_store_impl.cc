@@ -46,7 +46,7 @@ std::optional<uint64_t> finishWrite(pqxx::work& txn, const std::string& group,
     list.push_back(Json{{"t", c.type}, {"i", c.id}, {"o", c.op}});
   }
   // A data-modifying CTE runs whether or not the outer query reads it.
-  const pqxx::result r = txn.exec_params(
+  const pqxx::result r = execPrepared(txn,
       "WITH g AS (UPDATE groups SET generation = generation + 1 WHERE name = $1 "
       "RETURNING generation), "
       "l AS (INSERT INTO change_log (group_name, generation, entity_type, entity_id, op) "
@@ -191,14 +191,15 @@ absl::StatusOr<Page<T>> listEntities(PgPool& pool, const std::string& group,
   Page<T> page;
   const absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::read_transaction txn(conn);
-    std::string sql = std::string("SELECT entity, id::text FROM ") + Entity<T>::kTable +
-                      " WHERE group_name = $1 AND ($2::uuid IS NULL OR id > $2::uuid)";
+    // ORDER BY the table's uuid column, not the output column id::text (see listJson).
+    std::string sql = std::string("SELECT entity, id::text AS next_id FROM ") + Entity<T>::kTable +
+                      " e WHERE group_name = $1 AND ($2::uuid IS NULL OR id > $2::uuid)";
     if (!service_id.empty()) {
       sql += " AND service_id = $4::uuid";
     } else {
       sql += " AND $4::text IS NULL";
     }
-    sql += " ORDER BY id LIMIT $3";
+    sql += " ORDER BY e.id LIMIT $3";
     const pqxx::result r =
         txn.exec_params(sql, group, after_id.empty() ? nullptr : after_id.c_str(), size + 1,
                         service_id.empty() ? nullptr : service_id.c_str());

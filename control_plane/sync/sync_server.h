@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,9 @@ struct SyncServerOptions {
   // certificates are verified against ca_path; a `portico://group/<name>` SAN URI limits the
   // groups a DP may join (without one: the default group only).
   sync::ClusterMtls mtls = sync::ClusterMtls::kPki;
+  // PKI mode: join tokens (token -> group). A DP sending a known token may join that group
+  // in addition to those its certificate names; an unknown token is refused.
+  std::map<std::string, std::string> join_tokens;
   std::string cp_version;                        // "" = this build's version
   uint32_t heartbeat_interval_ms = 5000;
   // A stream that sent nothing for this many heartbeat intervals is dropped (node offline).

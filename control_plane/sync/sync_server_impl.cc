@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "openssl/crypto.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "common/sync/cluster_tls.h"
@@ -332,9 +333,10 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
       const std::string why =
           cert_groups_.empty()
               ? absl::StrCat("its certificate names no group (SAN URI ", sync::kGroupUriPrefix,
-                             "<name>), so it may only join the default group, not ", group)
-              : absl::StrCat("its certificate allows groups [", absl::StrJoin(cert_groups_, ","),
-                             "], not ", group);
+                             "<name>) and it has no join token, so it may only join the ",
+                             "default group, not ", group)
+              : absl::StrCat("its certificate and join token allow groups [",
+                             absl::StrJoin(cert_groups_, ","), "], not ", group);
       server_->counters().refused++;
       server_->registry().onRefused(hello.node_id(), hello.hostname(), hello.version(), group,
                                     ip, "group_not_allowed", {{"group", "error", why}});
@@ -612,6 +614,23 @@ std::optional<grpc::Status> SyncServerImpl::checkPeer(const grpc::CallbackServer
   auto g = sync::certificateGroups(pem);
   if (g.ok()) {
     *groups = std::move(*g);
+  }
+  // A join token (metadata `portico-join-token`, --cluster_join_token on the DP) adds the
+  // group the CP issued it for. Every known token is compared in constant time.
+  const auto& md = context.client_metadata();
+  if (auto it = md.find(sync::kJoinTokenMetadata); it != md.end()) {
+    const std::string token(it->second.data(), it->second.size());
+    const std::string* found = nullptr;
+    for (const auto& [known, group] : options_.join_tokens) {
+      if (known.size() == token.size() &&
+          CRYPTO_memcmp(known.data(), token.data(), token.size()) == 0) {
+        found = &group;
+      }
+    }
+    if (found == nullptr) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown join token");
+    }
+    groups->push_back(*found);
   }
   return std::nullopt;
 }

@@ -294,6 +294,9 @@ class SyncClient::Impl {
       }
       context_ = &context;
     }
+    if (!options_.join_token.empty()) {
+      context.AddMetadata(sync::kJoinTokenMetadata, options_.join_token);
+    }
     auto stream = stub->Sync(&context);
     Session session;
     session.stream = stream.get();

@@ -30,6 +30,7 @@ class SyncClient {
     // ca_path for server_name (or the address' host).
     sync::ClusterMtls mtls = sync::ClusterMtls::kPki;
     std::string server_name;             // expected CP cert name if not the address' host
+    std::string join_token;              // pki: lets the CP admit this DP to a group
     std::string node_id;                 // generated (UUID v4) if empty
     std::string hostname;                // gethostname() if empty
     std::string group;                   // "" = default

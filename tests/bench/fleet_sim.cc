@@ -625,12 +625,26 @@ config::v1::Snapshot inprocessConfig(int routes) {
     const std::string n = std::to_string(100000 + i);
     auto* svc = s.add_services();
     svc->set_id("00000000-0000-4000-8000-000000" + n);
+    // Valid as Kong/Portico config (a real portico-dp can sync from --inprocess).
+    svc->set_name("svc-" + n);
     svc->set_protocol("http");
-    svc->set_host("svc-" + n + ".internal");
-    svc->set_port(80);
+    svc->set_host("127.0.0.1");
+    svc->set_port(1024 + i % 60000);
+    svc->set_retries(5);
+    svc->set_connect_timeout(60000);
+    svc->set_read_timeout(60000);
+    svc->set_write_timeout(60000);
+    svc->set_enabled(true);
     auto* r = s.add_routes();
     r->set_id("00000000-0000-4000-9000-000000" + n);
+    r->set_name("route-" + n);
+    r->add_protocols("http");
+    r->add_protocols("https");
     r->add_paths("/r/" + n);
+    r->set_path_handling("v0");
+    r->set_https_redirect_status_code(426);
+    r->set_request_buffering(true);
+    r->set_response_buffering(true);
     r->set_service_id(svc->id());
   }
   return s;

@@ -29,7 +29,7 @@ for i in range(n):
          "strip_path": True, "path_handling": "v0", "https_redirect_status_code": 426,
          "request_buffering": True, "response_buffering": True, "service_id": sid}
     if i % 10 == 0:
-        r["paths"] = ["~/re%d/(?<id>\\d+)/profile$" % i]
+        r["paths"] = ["~/re%d/(\\d+)/profile$" % i]
     elif i % 2 == 0:
         r["hosts"] = ["h%d.example.com" % i]; r["paths"] = ["/api/v%d" % (i % 3)]; r["methods"] = ["GET"]
     else:

@@ -5,7 +5,7 @@
 #
 #   tests/bench/admin_api/admin_bench.sh [build_dir] [--smoke]
 #   env: REPEAT=3 CREATES=20000 CREATE_CONNS=32 READ_SECONDS=10 READ_CONNS=32 ROUTES=100000
-#        ADMIN_WORKERS=8
+#        ADMIN_WORKERS=8 (read threads; writes get 4x as many, see http_server.h)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -64,6 +64,7 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "postgres: $(psql "$DSN" -qAt -c 'SHOW server_version'), fsync=$(psql "$DSN" -qAt -c 'SHOW fsync'), synchronous_commit=$(psql "$DSN" -qAt -c 'SHOW synchronous_commit')"
 
 creates=() reads=() worst_pages=()
@@ -88,6 +89,7 @@ done
 stop_cp
 
 echo
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "median creates/s:           $(printf '%s\n' "${creates[@]}" | median)   (goal >= 2000)"
 echo "median reads/s:             $(printf '%s\n' "${reads[@]}" | median)   (goal >= 10000)"
 echo "median slowest page (ms):   $(printf '%s\n' "${worst_pages[@]}" | median)   (goal <= 50, $ROUTES routes, size 1000)"

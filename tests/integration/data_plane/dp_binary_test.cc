@@ -1,5 +1,6 @@
 // The portico-dp binary run without a control plane (--declarative_config), against the
 // shared EchoUpstream: readiness, proxying, 404, SIGTERM drain, and one-line flag errors.
+#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -63,7 +64,50 @@ TEST_CASE("portico-dp: serves a declarative config and drains on SIGTERM") {
   std::remove(config.c_str());
 }
 
+// Runs a shell command and returns its stdout.
+std::string shell(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
+
+TEST_CASE("portico-dp: HTTPS listener with a self-signed default certificate, debug headers") {
+  EchoUpstream upstream;
+  const std::string config = writeConfig(upstream.port());
+  const int proxy_port = freePort();
+  const int tls_port = freePort();
+  const int status_port = freePort();
+  Process dp(binaryPath("portico-dp"),
+             {"--declarative_config=" + config,
+              "--proxy_listen=127.0.0.1:" + std::to_string(proxy_port),
+              "--proxy_ssl_listen=127.0.0.1:" + std::to_string(tls_port),
+              "--status_listen=127.0.0.1:" + std::to_string(status_port), "--workers=1",
+              "--allow_debug_header", "--trusted_ips=127.0.0.1"});
+  REQUIRE(waitFor([&] {
+    return httpRequest("127.0.0.1", status_port, "GET", "/status/ready").status == 200;
+  }, std::chrono::seconds(10)));
+  INFO(dp.log());
+  const std::string out = shell("curl -sk -D - -H 'Kong-Debug: 1' https://127.0.0.1:" +
+                                std::to_string(tls_port) + "/echo/x -o /dev/null");
+  INFO(out);
+  CHECK(out.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(out.find("Kong-Route-Id: ") != std::string::npos);
+  const std::string cert = shell("echo | openssl s_client -connect 127.0.0.1:" +
+                                 std::to_string(tls_port) + " 2>/dev/null | grep subject=");
+  CHECK(cert.find("CN = localhost") != std::string::npos);
+  CHECK(dp.stop() == 0);
+  std::remove(config.c_str());
+}
+
 TEST_CASE("portico-dp: bad flags and configs fail with one line") {
+  Process bad_trusted(binaryPath("portico-dp"), {"--trusted_ips=10.0.0.0/99"});
+  CHECK(bad_trusted.wait(std::chrono::seconds(10)) != 0);
+  CHECK(bad_trusted.log() == "portico-dp: invalid --trusted_ips: invalid CIDR: 10.0.0.0/99\n");
+
   Process bad_listen(binaryPath("portico-dp"), {"--proxy_listen=nonsense"});
   CHECK(bad_listen.wait(std::chrono::seconds(10)) != 0);
   CHECK(bad_listen.log() == "portico-dp: invalid --proxy_listen: nonsense\n");

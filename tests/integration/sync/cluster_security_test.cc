@@ -201,7 +201,7 @@ TEST_CASE("cluster mTLS shared: the same certificate on both sides; any other is
   (*server)->shutdown();
 }
 
-TEST_CASE("cluster mTLS pki: CA-verified, the group comes from the certificate") {
+TEST_CASE("cluster mTLS pki: CA-verified, the group comes from the certificate or a join token") {
   Certs c;
   c.ca("ca");
   c.leaf("cp", "ca", "subjectAltName=DNS:portico-cp");
@@ -217,6 +217,7 @@ TEST_CASE("cluster mTLS pki: CA-verified, the group comes from the certificate")
   so.cert_path = c.p("cp", "crt");
   so.key_path = c.p("cp", "key");
   so.ca_path = c.p("ca", "crt");
+  so.join_tokens["red-secret-token"] = "red";
   auto server = cp::SyncServer::start(store, so);
   REQUIRE(server.ok());
 
@@ -255,6 +256,22 @@ TEST_CASE("cluster mTLS pki: CA-verified, the group comes from the certificate")
     return n && n->sync_status == "group_not_allowed";
   }, kWait));
   CHECK(a4.calls == 0);
+
+  // A join token the CP issued for red admits a DP whose certificate names no group.
+  Applier a5, a6;
+  auto with_token = opts("plain", "");
+  with_token.join_token = "red-secret-token";
+  auto red = startClient(with_token, a5);
+  REQUIRE(waitFor([&] { return red->state().generation >= 1; }, kWait));
+  CHECK(a5.snapshot().services(0).id() == "svc-red");
+  CHECK(node(**server, red->nodeId())->group == "red");
+  auto bad_token = opts("plain", "red");
+  bad_token.join_token = "red-secret-tokeN";
+  const uint64_t refused = (*server)->stats().refused;
+  auto intruder = startClient(bad_token, a6);
+  REQUIRE(waitFor([&] { return (*server)->stats().refused >= refused + 2; }, kWait));
+  CHECK(intruder->state().connects == 0);
+  CHECK(a6.calls == 0);
   (*server)->shutdown();
 }
 

@@ -222,3 +222,60 @@ TEST_CASE("push_state: a NACKed delta is followed once by the full snapshot, nev
 
 }  // namespace
 }  // namespace portico::cp
+
+namespace portico::cp {
+namespace {
+
+// A target whose compatibility class "P0001" payload has its own hash ("c<gen>").
+std::shared_ptr<Target> compatTarget(uint64_t generation) {
+  auto t = std::make_shared<Target>("default", generation, h(generation));
+  t->setFull(full(generation));
+  return t;
+}
+
+TEST_CASE("push_state: a compatibility-class DP waits for its class payload, never a delta") {
+  PushState p;
+  p.setCompatClass("P0001");
+  p.setDeltaCapable(true);
+  p.setApplied(1, "c1");
+  auto t = compatTarget(2);
+  t->addDelta(delta(1, 2));  // native DPs would get this
+  p.offer(t);
+  auto n = p.takeNext();
+  REQUIRE(n.payload == nullptr);
+  CHECK(n.need_full);
+  CHECK(n.compat_class == "P0001");
+  auto issues = std::make_shared<const std::vector<CompatibilityIssue>>(
+      std::vector<CompatibilityIssue>{{"P0001", "warning", "d", "upstreams", "u1", "f"}});
+  t->setCompat("P0001", full(2, "c2"), issues);
+  n = p.takeNext();
+  REQUIRE(n.payload != nullptr);
+  CHECK(n.payload->config_hash == "c2");
+  CHECK(t->compatIssues("P0001")->size() == 1);
+  CHECK(t->compatIssues("P0002") == nullptr);
+  CHECK(p.onAck(2, "c2"));
+}
+
+TEST_CASE("push_state: a class payload the DP runs or rejected is not sent again") {
+  auto t = compatTarget(2);
+  t->setCompat("P0001", full(2, "c2"), nullptr);
+  {
+    PushState p;  // reconnect with the class payload applied
+    p.setCompatClass("P0001");
+    p.setApplied(2, "c2");
+    p.offer(t);
+    CHECK(p.takeNext().payload == nullptr);
+    CHECK(p.queued() == nullptr);
+  }
+  {
+    PushState p;  // it NACKed that class payload on an earlier stream
+    p.setCompatClass("P0001");
+    p.setApplied(1, "c1");
+    p.addRejected(2, "c2");
+    p.offer(t);
+    CHECK(p.takeNext().payload == nullptr);
+  }
+}
+
+}  // namespace
+}  // namespace portico::cp

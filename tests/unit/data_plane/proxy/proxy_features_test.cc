@@ -254,6 +254,38 @@ TEST_CASE("proxy: real_ip_header X-Forwarded-For, plain and recursive") {
   }
 }
 
+TEST_CASE("proxy: limits: URI length (414), header count and head size (431)") {
+  Fixture f([](ProxyOptions& o) {
+    o.limits.max_uri_bytes = 256;
+    o.limits.max_headers = 10;
+    o.limits.max_head_bytes = 2048;
+  });
+  {
+    RawClient c(f.port());
+    c.send(get("/" + std::string(300, 'u')));
+    WireResponse r = c.read();
+    CHECK(r.status == 414);
+    CHECK(c.closedByPeer());
+  }
+  {
+    RawClient c(f.port());
+    c.send(get("/" + std::string(200, 'u')));  // under the limit
+    CHECK(c.read().status == 200);
+  }
+  {
+    std::string many;
+    for (int i = 0; i < 11; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
+    RawClient c(f.port());
+    c.send(get("/", many));
+    CHECK(c.read().status == 431);
+  }
+  {
+    RawClient c(f.port());
+    c.send(get("/", "X-Big: " + std::string(2100, 'b') + "\r\n"));
+    CHECK(c.read().status == 431);
+  }
+}
+
 TEST_CASE("trusted_ips: parsing and matching") {
   auto t = TrustedIps::parse("10.0.0.0/8, ::1, 192.168.1.7");
   REQUIRE(t.ok());
