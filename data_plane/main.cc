@@ -25,6 +25,7 @@
 #endif
 #if defined(PORTICO_HAVE_DP_SYNC)
 #include "data_plane/sync_client/sync_client.h"
+#include "data_plane/sync_client/upstream_health.h"
 #endif
 
 ABSL_FLAG(std::string, proxy_listen, "0.0.0.0:8000", "Proxy listener, host:port (HTTP).");
@@ -256,6 +257,8 @@ int run(int argc, char** argv) {
     sync_options.join_token = absl::GetFlag(FLAGS_cluster_join_token);
     sync_options.cache_path = absl::GetFlag(FLAGS_config_cache_path);
     sync_options.version = "0.1.0";
+    // Balancer health for the CP's GET /upstreams/{u}/health (Heartbeat.upstreams).
+    sync_options.health = [&store] { return upstreamHealth(store.get().get()); };
     sync = std::make_unique<SyncClient>(
         std::move(sync_options),
         [&store](const config::v1::Snapshot& proto, const std::string& hash,

@@ -228,9 +228,165 @@ absl::StatusOr<std::vector<FleetNode>> FleetRegistry::list(const std::string& gr
   return out;
 }
 
+namespace {
+
+// Kong's target health values, strongest first: the merged health of a target is the
+// strongest any connected node reports (HEALTHY if any node can use it).
+int healthRank(const std::string& h) {
+  if (h == "HEALTHY") return 4;
+  if (h == "UNHEALTHY") return 3;
+  if (h == "DNS_ERROR") return 2;
+  if (h == "HEALTHCHECKS_OFF") return 1;
+  return 0;
+}
+
+}  // namespace
+
+std::optional<FleetResponse> FleetRegistry::upstreamHealth(const std::string& group_ref,
+                                                           const std::string& upstream_ref) {
+  std::string group = "default", upstream_id, upstream_name;
+  struct StoredTarget {
+    std::string id, target;
+    Json entity;
+    double created_at = 0;
+  };
+  std::vector<StoredTarget> targets;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    if (!group_ref.empty()) {
+      const pqxx::result g = txn.exec_params(
+          "SELECT name FROM groups WHERE id::text = $1 OR name = $1 LIMIT 1", group_ref);
+      if (g.empty()) {
+        return absl::NotFoundError("group");
+      }
+      group = g[0][0].as<std::string>();
+    }
+    const pqxx::result u = txn.exec_params(
+        "SELECT id::text, coalesce(name, '') FROM upstreams WHERE group_name = $1 AND "
+        "(id::text = $2 OR name = $2) LIMIT 1",
+        group, upstream_ref);
+    if (u.empty()) {
+      return absl::NotFoundError("upstream");
+    }
+    upstream_id = u[0][0].as<std::string>();
+    upstream_name = u[0][1].as<std::string>();
+    const pqxx::result t = txn.exec_params(
+        "SELECT id::text, target, entity::text, created_at FROM targets WHERE group_name = $1 "
+        "AND upstream_id = $2::uuid ORDER BY created_at, id",
+        group, upstream_id);
+    targets.clear();
+    for (const auto& row : t) {
+      targets.push_back(StoredTarget{row[0].as<std::string>(), row[1].as<std::string>(),
+                                     Json::parse(row[2].as<std::string>(), nullptr, false),
+                                     row[3].as<double>()});
+    }
+    return absl::OkStatus();
+  });
+  if (absl::IsNotFound(st)) {
+    return jsonResponse(404, Json{{"message", "Not found"}});
+  }
+  if (!st.ok()) {
+    return jsonResponse(503, Json{{"message", "database unavailable"}});
+  }
+
+  // Connected nodes' last reports of this upstream (matched by id, else by name).
+  struct Seen {
+    const NodeHealth* node;
+    const sync::v1::TargetHealth* target;
+  };
+  const std::vector<NodeHealth> reports = registry_.health(group);
+  std::map<std::string, std::vector<Seen>> by_target;
+  Json nodes = Json::array();
+  for (const NodeHealth& n : reports) {
+    if (!n.connected) {
+      continue;  // an offline node's view is stale; it is not merged
+    }
+    for (const sync::v1::UpstreamHealth& u : *n.upstreams) {
+      const bool same = u.upstream_id() == upstream_id ||
+                        (u.upstream_id().empty() && u.name() == upstream_name);
+      if (!same) {
+        continue;
+      }
+      Json per_target = Json::object();
+      for (const sync::v1::TargetHealth& t : u.targets()) {
+        by_target[t.target()].push_back(Seen{&n, &t});
+        per_target[t.target()] = t.health();
+      }
+      nodes.push_back({{"node_id", n.node_id},
+                       {"hostname", n.hostname},
+                       {"reported_at", absl::ToUnixMillis(n.reported_at) / 1000.0},
+                       {"targets", per_target}});
+    }
+  }
+
+  Json data = Json::array();
+  for (const StoredTarget& t : targets) {
+    const uint32_t weight =
+        t.entity.is_object() && t.entity.contains("weight") && t.entity["weight"].is_number()
+            ? t.entity["weight"].get<uint32_t>()
+            : 100;
+    std::string health = "UNKNOWN";  // no connected node reports this target (yet)
+    // Addresses: union over the nodes; an address is HEALTHY if any node sees it healthy.
+    std::map<std::pair<std::string, uint32_t>, bool> addresses;
+    Json per_node = Json::array();
+    auto seen = by_target.find(t.target);
+    if (seen != by_target.end()) {
+      for (const Seen& s : seen->second) {
+        if (healthRank(s.target->health()) > healthRank(health)) {
+          health = s.target->health();
+        }
+        for (const sync::v1::AddressHealth& a : s.target->addresses()) {
+          addresses[{a.ip(), a.port()}] |= a.healthy();
+        }
+        per_node.push_back({{"node_id", s.node->node_id}, {"health", s.target->health()}});
+      }
+    }
+    Json addrs = Json::array();
+    for (const auto& [key, healthy] : addresses) {
+      addrs.push_back({{"ip", key.first},
+                       {"port", key.second},
+                       {"health", health == "HEALTHCHECKS_OFF" ? "HEALTHCHECKS_OFF"
+                                  : healthy                    ? "HEALTHY"
+                                                               : "UNHEALTHY"},
+                       {"weight", weight}});
+    }
+    Json item = {{"id", t.id},
+                 {"target", t.target},
+                 {"weight", weight},
+                 {"upstream", {{"id", upstream_id}}},
+                 {"created_at", t.created_at},
+                 {"health", health},
+                 {"data", {{"addresses", addrs}}},
+                 {"nodes", per_node}};
+    if (t.entity.is_object() && t.entity.contains("tags")) {
+      item["tags"] = t.entity["tags"];
+    }
+    data.push_back(std::move(item));
+  }
+  // Kong names the answering node; ours merges the group's connected nodes, listed in
+  // `nodes` (node_id is set when exactly one node reports).
+  Json node_id = nodes.size() == 1 ? nodes[0]["node_id"] : Json(nullptr);
+  return jsonResponse(200, Json{{"data", data},
+                                {"total", data.size()},
+                                {"next", nullptr},
+                                {"node_id", node_id},
+                                {"nodes", nodes}});
+}
+
 std::optional<FleetResponse> FleetRegistry::handle(
     const std::string& method, const std::vector<std::string>& seg,
     const std::map<std::string, std::string>& /*query*/) {
+  // GET /upstreams/{u}/health and /control-planes/{g}/upstreams/{u}/health: what the DPs'
+  // balancers report (Heartbeat.upstreams), merged over the group's connected nodes.
+  const bool root_health = seg.size() == 3 && seg[0] == "upstreams" && seg[2] == "health";
+  const bool group_health = seg.size() == 5 && seg[0] == "control-planes" &&
+                            seg[2] == "upstreams" && seg[4] == "health";
+  if (root_health || group_health) {
+    if (method != "GET") {
+      return jsonResponse(405, Json{{"message", "Method not allowed"}});
+    }
+    return root_health ? upstreamHealth("", seg[1]) : upstreamHealth(seg[1], seg[3]);
+  }
   const bool clustering = seg.size() == 2 && seg[0] == "clustering" &&
                           (seg[1] == "data-planes" || seg[1] == "status");
   const bool nodes = seg.size() == 3 && seg[0] == "control-planes" && seg[2] == "nodes";

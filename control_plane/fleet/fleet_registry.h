@@ -74,6 +74,9 @@ class FleetRegistry final : public FleetEndpoints {
 
  private:
   void loop();
+  // GET [/control-planes/{group_ref}]/upstreams/{upstream_ref}/health ("" = default group).
+  std::optional<FleetResponse> upstreamHealth(const std::string& group_ref,
+                                              const std::string& upstream_ref);
 
   NodeRegistry& registry_;
   const FleetOptions options_;

@@ -31,7 +31,8 @@ pqxx::result execPrepared(pqxx::transaction_base& txn, const std::string& sql, A
 }
 
 // Bumps and returns the group's generation (nullopt: no such group). The first statement of
-// every write transaction: it takes the group's row lock, so a group's writers are serialized.
+// deletes and of the typed service/route writes: it takes the group's row lock, so they are
+// serialized with every other writer of the group (batched writes lock it in finishWrite).
 std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group);
 
 // Appends one change_log row and queues the (transactional) NOTIFY for the generation.
@@ -44,9 +45,10 @@ struct Change {
   const char* op;    // "upsert" or "delete"
 };
 
-// The last statement of a write transaction: bumps the group's generation (taking its row
-// lock until commit), appends one change_log row per change and queues the NOTIFY, in one
-// round trip. nullopt: no such group.
+// The last statement of a write transaction (a whole group-commit batch): bumps the group's
+// generation once (taking its row lock until commit), appends one change_log row per change,
+// all with that generation, and queues one NOTIFY '<group>:<generation>', in one round trip.
+// nullopt: no such group.
 std::optional<uint64_t> finishWrite(pqxx::work& txn, const std::string& group,
                                     const std::vector<Change>& changes);
 

@@ -148,6 +148,29 @@ void NodeRegistry::onDisconnect(uint64_t session, const std::string& node_id) {
   dirty(node_id);
 }
 
+void NodeRegistry::onHealth(const std::string& node_id, UpstreamHealthReport upstreams) {
+  auto report = std::make_shared<const UpstreamHealthReport>(std::move(upstreams));
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(node_id);
+  if (it == nodes_.end()) {
+    return;
+  }
+  it->second.health = std::move(report);  // the old report is freed under the lock: small
+  it->second.health_at = absl::Now();
+}
+
+std::vector<NodeHealth> NodeRegistry::health(const std::string& group) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<NodeHealth> out;
+  for (const auto& [id, e] : nodes_) {
+    if (e.health == nullptr || e.status.group != group) {
+      continue;
+    }
+    out.push_back(NodeHealth{id, e.status.hostname, e.status.connected, e.health_at, e.health});
+  }
+  return out;
+}
+
 std::optional<NodeStatus> NodeRegistry::get(const std::string& node_id) const {
   absl::MutexLock lock(&mu_);
   auto it = nodes_.find(node_id);

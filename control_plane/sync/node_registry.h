@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -15,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/config/validate.h"
+#include "portico/sync/v1/sync.pb.h"
 
 namespace portico::cp {
 
@@ -52,6 +54,16 @@ struct NodeStatus {
   uint64_t nacks = 0;
 };
 
+// What one node last reported of its balancers (Heartbeat.upstreams); immutable once stored.
+using UpstreamHealthReport = std::vector<sync::v1::UpstreamHealth>;
+struct NodeHealth {
+  std::string node_id;
+  std::string hostname;
+  bool connected = false;
+  absl::Time reported_at;
+  std::shared_ptr<const UpstreamHealthReport> upstreams;  // never null
+};
+
 // Thread-safe; called from gRPC reaction threads.
 class NodeRegistry {
  public:
@@ -75,6 +87,11 @@ class NodeRegistry {
               const std::string& message, config::FieldErrors errors);
   void onHeartbeat(const std::string& node_id, uint64_t generation, const std::string& hash);
   void onDisconnect(uint64_t session, const std::string& node_id);
+  // The node's balancer health (a Heartbeat with health_report): replaces its last report.
+  // Not persisted (no dirty mark): it is live state of the replica holding the stream.
+  void onHealth(const std::string& node_id, UpstreamHealthReport upstreams);
+  // The last health report of every node of `group` that sent one, ordered by node id.
+  std::vector<NodeHealth> health(const std::string& group) const;
 
   std::optional<NodeStatus> get(const std::string& node_id) const;
   std::vector<NodeStatus> list() const;
@@ -85,6 +102,8 @@ class NodeRegistry {
   struct Entry {
     NodeStatus status;
     uint64_t session = 0;
+    std::shared_ptr<const UpstreamHealthReport> health;  // null until the node reports
+    absl::Time health_at;
   };
   void dirty(const std::string& node_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     dirty_.insert(node_id);

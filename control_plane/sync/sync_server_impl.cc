@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "common/sync/cluster_tls.h"
 #include "common/sync/delta.h"
+#include "common/sync/grpc_args.h"
 #include "common/sync/grpc_status.h"
 #include "control_plane/sync/compat.h"
 
@@ -290,10 +291,16 @@ void SyncStream::handle(const DataPlaneMessage& message) {
     case DataPlaneMessage::kNack:
       onNack(message.nack());
       return;
-    case DataPlaneMessage::kHeartbeat:
-      server_->registry().onHeartbeat(node_id_, message.heartbeat().generation(),
-                                      message.heartbeat().config_hash());
+    case DataPlaneMessage::kHeartbeat: {
+      const sync::v1::Heartbeat& heartbeat = message.heartbeat();
+      server_->registry().onHeartbeat(node_id_, heartbeat.generation(), heartbeat.config_hash());
+      if (heartbeat.health_report()) {  // sent only when it changed (and now and then)
+        server_->registry().onHealth(
+            node_id_, UpstreamHealthReport(heartbeat.upstreams().begin(),
+                                           heartbeat.upstreams().end()));
+      }
       return;
+    }
     case DataPlaneMessage::KIND_NOT_SET:
       // A newer DP may send kinds we don't know yet; ignoring them keeps it compatible.
       return;
@@ -519,6 +526,10 @@ absl::Status SyncServerImpl::init() {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  sync::forEachGrpcArgFromEnv("PORTICO_CLUSTER_GRPC_ARGS", [&](const std::string& k, int v) {
+    LOG_INFO(kLog, "cluster listener: gRPC channel argument %s=%d (environment)", k, v);
+    builder.AddChannelArgument(k, v);
+  });
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();

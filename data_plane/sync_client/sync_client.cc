@@ -17,6 +17,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/sync/delta.h"
+#include "common/sync/grpc_args.h"
 #include "common/sync/grpc_status.h"
 #include "data_plane/sync_client/backoff.h"
 #include "data_plane/sync_client/snapshot_cache.h"
@@ -281,6 +282,8 @@ class SyncClient::Impl {
     args.SetMaxReceiveMessageSize(4 << 20);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    sync::forEachGrpcArgFromEnv("PORTICO_SYNC_CLIENT_GRPC_ARGS",
+                                [&](const std::string& k, int v) { args.SetInt(k, v); });
     if (!options_.server_name.empty()) {
       args.SetSslTargetNameOverride(options_.server_name);
     }
@@ -415,6 +418,10 @@ class SyncClient::Impl {
   }
 
   void heartbeatLoop(Session& session) {
+    // The last health report sent on this stream (serialized), and heartbeats since.
+    std::string last_health;
+    uint32_t since_health = 0;
+    bool health_sent = false;
     while (true) {
       {
         absl::MutexLock lock(&session.mu);
@@ -433,11 +440,32 @@ class SyncClient::Impl {
         msg.mutable_heartbeat()->set_generation(state_.generation);
         msg.mutable_heartbeat()->set_config_hash(state_.config_hash);
       }
+      bool with_health = false;
+      if (options_.health) {
+        // Only when it changed (or now and then): an idle fleet's heartbeats stay tiny.
+        sync::v1::Heartbeat report;
+        for (sync::v1::UpstreamHealth& u : options_.health()) {
+          *report.add_upstreams() = std::move(u);
+        }
+        std::string bytes;
+        report.SerializeToString(&bytes);
+        ++since_health;
+        if (!health_sent || bytes != last_health ||
+            since_health >= std::max<uint32_t>(1, options_.health_refresh_heartbeats)) {
+          msg.mutable_heartbeat()->mutable_upstreams()->Swap(report.mutable_upstreams());
+          msg.mutable_heartbeat()->set_health_report(true);
+          last_health = std::move(bytes);
+          since_health = 0;
+          health_sent = true;
+          with_health = true;
+        }
+      }
       if (!write(session, msg)) {
         return;  // the stream is gone; the read loop will notice
       }
       absl::MutexLock lock(&mu_);
       state_.heartbeats++;
+      state_.health_reports += with_health ? 1 : 0;
     }
   }
 

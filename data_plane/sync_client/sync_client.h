@@ -10,12 +10,14 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "common/config/validate.h"
 #include "common/sync/cluster_tls.h"
 #include "common/sync/codec.h"
 #include "portico/config/v1/config.pb.h"
+#include "portico/sync/v1/sync.pb.h"
 
 namespace portico::dp {
 
@@ -41,6 +43,12 @@ class SyncClient {
     uint32_t backoff_initial_ms = 100;
     uint32_t backoff_max_ms = 10000;
     bool deltas = true;                  // announce the "delta" capability
+    // The balancers' health (Heartbeat.upstreams, e.g. upstreamHealth() of the served
+    // snapshot), called on the heartbeat thread; empty function = not reported. A report goes
+    // out with a heartbeat when it differs from the last one sent on this stream, and at
+    // least every `health_refresh_heartbeats` heartbeats.
+    std::function<std::vector<sync::v1::UpstreamHealth>()> health;
+    uint32_t health_refresh_heartbeats = 12;
   };
 
   // Called on the sync thread with a reassembled, hash-checked snapshot. Validates, builds and
@@ -63,6 +71,7 @@ class SyncClient {
     uint64_t acks = 0;
     uint64_t nacks = 0;
     uint64_t heartbeats = 0;
+    uint64_t health_reports = 0;         // heartbeats that carried a health report
     uint64_t retry_hints = 0;            // RESOURCE_EXHAUSTED answers with a retry-after-ms
     uint64_t last_retry_after_ms = 0;    // the last hint, which the next attempt waited for
     double last_apply_ms = 0;            // last push: last chunk received -> ACK sent

@@ -39,6 +39,7 @@
 #include "common/logging.h"
 #include "common/sync/codec.h"
 #include "common/sync/delta.h"
+#include "common/sync/grpc_args.h"
 #include "control_plane/sync/sync_server.h"
 #include "grpcpp/grpcpp.h"
 #include "portico/sync/v1/sync.grpc.pb.h"
@@ -58,6 +59,14 @@ ABSL_FLAG(std::string, route, "", "route id or name PATCHed by --changes");
 ABSL_FLAG(int32_t, changes, 0, "single-route changes to make, one at a time");
 ABSL_FLAG(int32_t, change_gap_ms, 20, "pause between one change being everywhere and the next");
 ABSL_FLAG(int32_t, cp_pid, 0, "measure this process' CPU time over the changes");
+ABSL_FLAG(int32_t, settle_ms, 1500,
+          "with --cp_pid: wait this long after the fleet is current before the CPU window, so "
+          "the connect's aftermath (registry flush of the new nodes, transport clean-up) is "
+          "not counted as change work; its CPU is printed as cp_cpu_ms_settle");
+ABSL_FLAG(bool, idle_window, true,
+          "with --cp_pid: after the changes, measure the CP's CPU over an idle window as long "
+          "as the change batch (heartbeats, registry flushes: cost per stream and second, not "
+          "per change) and print cp_cpu_ms_per_change_net = (changes - idle) / changes");
 ABSL_FLAG(int32_t, hold_s, 0, "when current, print HOLDING and keep the streams this long");
 ABSL_FLAG(bool, inprocess, false, "run an in-process SyncServer on an in-memory store");
 ABSL_FLAG(int32_t, inprocess_routes, 100, "routes of the in-memory config (--inprocess)");
@@ -203,6 +212,8 @@ class Sim {
       if (node->channel == nullptr) {
         grpc::ChannelArguments args;
         args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection per node
+        sync::forEachGrpcArgFromEnv("PORTICO_SYNC_CLIENT_GRPC_ARGS",
+                                    [&](const std::string& k, int v) { args.SetInt(k, v); });
         args.SetMaxReceiveMessageSize(4 << 20);
         // Owned by the node, so a stream ending never destroys a channel on gRPC's thread.
         node->channel =
@@ -766,6 +777,13 @@ int run() {
       admin_port = std::stoi(admin.substr(colon + 1));
     }
     const int cp_pid = absl::GetFlag(FLAGS_cp_pid);
+    double settle_cpu_ms = 0;
+    if (cp_pid > 0 && absl::GetFlag(FLAGS_settle_ms) > 0) {
+      const uint64_t s0 = cpuTicks(cp_pid);
+      std::this_thread::sleep_for(std::chrono::milliseconds(absl::GetFlag(FLAGS_settle_ms)));
+      settle_cpu_ms = static_cast<double>(cpuTicks(cp_pid) - s0) * 1000.0 /
+                      static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
     std::vector<double> all_ms, node_ms, bytes;
     std::map<int, uint64_t> histogram;  // upper bound (ms) -> count
     static constexpr int kBuckets[] = {5, 10, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 1000000};
@@ -845,9 +863,17 @@ int run() {
     }
     std::printf("\n");
     if (cp_pid > 0) {
-      const double ms = static_cast<double>(cpu1 - cpu0) * 1000.0 /
-                        static_cast<double>(::sysconf(_SC_CLK_TCK));
-      std::printf("cp_cpu_ms_total=%.0f cp_cpu_ms_per_change=%.2f\n", ms, ms / changes);
+      const double tick_ms = 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+      const double ms = static_cast<double>(cpu1 - cpu0) * tick_ms;
+      std::printf("cp_cpu_ms_total=%.0f cp_cpu_ms_per_change=%.2f cp_cpu_ms_settle=%.0f\n", ms,
+                  ms / changes, settle_cpu_ms);
+      if (absl::GetFlag(FLAGS_idle_window)) {
+        const uint64_t i0 = cpuTicks(cp_pid);
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(batch_ms)));
+        const double idle = static_cast<double>(cpuTicks(cp_pid) - i0) * tick_ms;
+        std::printf("cp_cpu_ms_idle_window=%.0f cp_cpu_ms_per_change_net=%.2f\n", idle,
+                    (ms - idle) / changes);
+      }
     }
     std::fflush(stdout);
   }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -304,3 +305,90 @@ TEST_CASE("e2e sync: certificate mismatch is refused; missing TLS material is on
 }
 
 }  // namespace
+
+// GET /upstreams/{u}/health on the CP's Admin API reflects what the DPs' balancers report
+// (Heartbeat.upstreams): two real upstreams with active health checks, one killed.
+TEST_CASE("e2e sync: upstream health reported by the DP reaches the Admin API") {
+  auto up_a = std::make_unique<EchoUpstream>();
+  auto up_b = std::make_unique<EchoUpstream>();
+  const std::string target_a = "127.0.0.1:" + std::to_string(up_a->port());
+  const std::string target_b = "127.0.0.1:" + std::to_string(up_b->port());
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());  // heartbeats every 500 ms
+  TempDir cache;
+  Dp dp(cp.cluster_port, cache.path + "/dp.cache");
+
+  auto u = cp.admin(
+      "POST", "/upstreams",
+      json{{"name", "up1"},
+           {"healthchecks",
+            {{"active",
+              {{"type", "http"},
+               {"http_path", "/"},
+               {"timeout", 1},
+               {"healthy", {{"interval", 0.2}, {"successes", 1}}},
+               {"unhealthy",
+                {{"interval", 0.2}, {"http_failures", 1}, {"tcp_failures", 1},
+                 {"timeouts", 1}}}}}}}}
+          .dump());
+  INFO(u.body);
+  REQUIRE(u.status == 201);
+  for (const std::string& t : {target_a, target_b}) {
+    auto r = cp.admin("POST", "/upstreams/up1/targets", json{{"target", t}}.dump());
+    INFO(r.body);
+    REQUIRE(r.status == 201);
+  }
+  auto health_of = [&](const std::string& path) {
+    std::map<std::string, std::string> out;
+    auto r = cp.admin("GET", path);
+    auto j = json::parse(r.body, nullptr, false);
+    if (r.status == 200 && j.is_object() && j.contains("data")) {
+      for (const auto& t : j["data"]) {
+        out[t.value("target", "")] = t.value("health", "");
+      }
+    }
+    return out;
+  };
+  // Both healthy once the DP runs the config and reported (a few heartbeats).
+  REQUIRE(waitFor(
+      [&] {
+        auto h = health_of("/upstreams/up1/health");
+        return h[target_a] == "HEALTHY" && h[target_b] == "HEALTHY";
+      },
+      20s));
+  {
+    auto r = cp.admin("GET", "/upstreams/up1/health");
+    auto j = json::parse(r.body);
+    INFO(r.body);
+    CHECK(j["total"] == 2);
+    REQUIRE(j["nodes"].size() == 1);
+    CHECK(j["node_id"] == j["nodes"][0]["node_id"]);
+    const auto& t = j["data"][0];
+    CHECK(t["weight"] == 100);
+    REQUIRE(t["data"]["addresses"].size() == 1);
+    CHECK(t["data"]["addresses"][0]["ip"] == "127.0.0.1");
+    CHECK(t["data"]["addresses"][0]["health"] == "HEALTHY");
+  }
+  // The same through the group's path, by name.
+  CHECK(health_of("/control-planes/default/upstreams/up1/health").size() == 2);
+
+  // Kill one upstream: UNHEALTHY within a few heartbeats, the other stays HEALTHY.
+  const auto killed = std::chrono::steady_clock::now();
+  up_b.reset();
+  REQUIRE(waitFor(
+      [&] {
+        auto h = health_of("/upstreams/up1/health");
+        return h[target_b] == "UNHEALTHY" && h[target_a] == "HEALTHY";
+      },
+      10s));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - killed)
+                        .count();
+  std::printf("upstream health: UNHEALTHY on the Admin API %lld ms after the kill\n",
+              static_cast<long long>(took));
+  CHECK(took < 5000);  // a few 500 ms heartbeats, plus probes
+
+  CHECK(cp.admin("GET", "/upstreams/nope/health").status == 404);
+  CHECK(cp.admin("POST", "/upstreams/up1/health").status == 405);
+}

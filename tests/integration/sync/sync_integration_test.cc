@@ -154,6 +154,56 @@ TEST_CASE("sync: initial snapshot is delivered, applied, ACKed, and heartbeats f
   CHECK(server->stats().acks == 1);
 }
 
+TEST_CASE("sync: balancer health goes out with heartbeats only when it changed") {
+  FakeConfigStore store;
+  store.commit("default", [](auto& s) { addService(s, "svc-a"); });
+  auto server = startServer(store);  // heartbeats every 100 ms
+  ApplyRecorder rec;
+  absl::Mutex mu;
+  std::string health = "HEALTHY";
+  auto o = clientOptions(server->port());
+  o.health_refresh_heartbeats = 1000;  // no periodic resend within this test
+  o.health = [&] {
+    absl::MutexLock lock(&mu);
+    sync::v1::UpstreamHealth u;
+    u.set_upstream_id("u-1");
+    u.set_name("up1");
+    auto* t = u.add_targets();
+    t->set_target("10.0.0.1:80");
+    t->set_weight(100);
+    t->set_health(health);
+    auto* a = t->add_addresses();
+    a->set_ip("10.0.0.1");
+    a->set_port(80);
+    a->set_healthy(health == "HEALTHY");
+    return std::vector<sync::v1::UpstreamHealth>{u};
+  };
+  auto client = startClient(std::move(o), rec);
+  auto reported = [&]() -> std::string {
+    for (const auto& n : server->registry().health("default")) {
+      if (n.node_id == client->nodeId() && n.upstreams->size() == 1 &&
+          (*n.upstreams)[0].targets_size() == 1) {
+        return (*n.upstreams)[0].targets(0).health();
+      }
+    }
+    return "";
+  };
+  REQUIRE(waitFor([&] { return reported() == "HEALTHY"; }, kWait));
+  CHECK(client->state().health_reports == 1);
+  // Unchanged: heartbeats flow, reports do not.
+  const uint64_t beats = client->state().heartbeats;
+  REQUIRE(waitFor([&] { return client->state().heartbeats >= beats + 3; }, kWait));
+  CHECK(client->state().health_reports == 1);
+  {
+    absl::MutexLock lock(&mu);
+    health = "UNHEALTHY";
+  }
+  REQUIRE(waitFor([&] { return reported() == "UNHEALTHY"; }, kWait));
+  CHECK(client->state().health_reports == 2);
+  // Another group sees nothing of it.
+  CHECK(server->registry().health("other").empty());
+}
+
 TEST_CASE("sync: a change reaches every DP of its group and no other group") {
   FakeConfigStore store;
   store.commit("default", [](auto& s) { addService(s, "svc-a"); });

@@ -5,6 +5,33 @@
 namespace portico::cp {
 namespace {
 
+TEST_CASE("node_registry: health reports are kept per node, replaced, listed per group") {
+  NodeRegistry r;
+  r.onHealth("ghost", {});  // unknown node: ignored
+  CHECK(r.health("default").empty());
+  r.onHello(1, "n1", "host1", "0.1.0", "default", 0, "");
+  r.onHello(2, "n2", "host2", "0.1.0", "other", 0, "");
+  CHECK(r.health("default").empty());  // no report yet
+  sync::v1::UpstreamHealth u;
+  u.set_upstream_id("u1");
+  u.add_targets()->set_health("HEALTHY");
+  r.onHealth("n1", {u});
+  u.mutable_targets(0)->set_health("UNHEALTHY");
+  r.onHealth("n1", {u});
+  r.onHealth("n2", {u});
+  auto h = r.health("default");
+  REQUIRE(h.size() == 1);
+  CHECK(h[0].node_id == "n1");
+  CHECK(h[0].hostname == "host1");
+  CHECK(h[0].connected);
+  REQUIRE(h[0].upstreams->size() == 1);
+  CHECK((*h[0].upstreams)[0].targets(0).health() == "UNHEALTHY");
+  r.onDisconnect(1, "n1");
+  h = r.health("default");
+  REQUIRE(h.size() == 1);
+  CHECK_FALSE(h[0].connected);  // kept, but marked: the endpoint merges connected nodes only
+}
+
 TEST_CASE("node_registry: hello, ack, nack, heartbeat and disconnect are recorded") {
   NodeRegistry r;
   CHECK_FALSE(r.onHello(1, "n1", "host", "0.1.0", "default", 0, "").has_value());
