@@ -119,6 +119,7 @@ say "applying migrations (portico-cp migrations up)"
 admin_port=$(pick_port 8001)
 cluster_port=$(pick_port 8005)
 proxy_port=$(pick_port 8000)
+proxy_ssl_port=$(pick_port 8443)
 status_port=$(pick_port 8100)
 upstream_port=$(portico_free_port)
 
@@ -130,8 +131,9 @@ start_bg cp "$CP_BIN" --admin_listen="127.0.0.1:$admin_port" \
   --cluster_listen="127.0.0.1:$cluster_port" --cluster_insecure
 wait_http "http://127.0.0.1:$admin_port/status" "portico-cp" "$STATE/cp.log"
 
-say "starting portico-dp (proxy 127.0.0.1:$proxy_port, status 127.0.0.1:$status_port)"
+say "starting portico-dp (proxy 127.0.0.1:$proxy_port, HTTPS 127.0.0.1:$proxy_ssl_port, status 127.0.0.1:$status_port)"
 start_bg dp "$DP_BIN" --proxy_listen="127.0.0.1:$proxy_port" \
+  --proxy_ssl_listen="127.0.0.1:$proxy_ssl_port" \
   --status_listen="127.0.0.1:$status_port" --cp_address="127.0.0.1:$cluster_port" \
   --cluster_insecure --config_cache_path="$STATE/dp-config.cache"
 
@@ -154,17 +156,18 @@ done
 [[ $ok == 1 ]] || die "the proxied request did not reach the demo upstream (logs in $STATE)"
 
 cat >"$STATE/ports" <<EOF
-pg=$pg_port admin=$admin_port cluster=$cluster_port proxy=$proxy_port status=$status_port upstream=$upstream_port
+pg=$pg_port admin=$admin_port cluster=$cluster_port proxy=$proxy_port proxy_ssl=$proxy_ssl_port status=$status_port upstream=$upstream_port
 EOF
 
 say "Portico is running. The demo route works:"
 cat <<EOF
 
-  Proxy (data plane):   http://127.0.0.1:$proxy_port
+  Proxy (data plane):   http://127.0.0.1:$proxy_port   https://127.0.0.1:$proxy_ssl_port
   Admin API (control):  http://127.0.0.1:$admin_port
   DP status:            http://127.0.0.1:$status_port/status
 
   curl -i http://127.0.0.1:$proxy_port/demo/hello            # proxied to the demo upstream
+  curl -ik https://127.0.0.1:$proxy_ssl_port/demo/hello      # the same over TLS (self-signed default cert)
   curl -s http://127.0.0.1:$admin_port/services              # what the control plane holds
   curl -s http://127.0.0.1:$admin_port/routes
   curl -s -X POST http://127.0.0.1:$admin_port/services -H 'Content-Type: application/json' \\

@@ -34,6 +34,7 @@ struct Cluster {
         std::vector<std::string>{"--proxy_listen=127.0.0.1:" + std::to_string(proxy_port),
                                  "--status_listen=127.0.0.1:" + std::to_string(status_port),
                                  "--cp_address=127.0.0.1:" + std::to_string(cluster_port),
+                                 "--proxy_ssl_listen=127.0.0.1:" + std::to_string(freePort()),
                                  "--cluster_insecure", "--workers=2"});
     INFO("cp log:\n" << cp->log());
     REQUIRE(waitFor([&] { return admin("GET", "/status").status == 200; },
@@ -124,6 +125,7 @@ TEST_CASE("e2e: a DP without a reachable CP retries and stays not ready") {
   Process dp(binaryPath("portico-dp"),
              {"--proxy_listen=127.0.0.1:" + std::to_string(freePort()),
               "--status_listen=127.0.0.1:" + std::to_string(status_port),
+              "--proxy_ssl_listen=off",
               "--cp_address=127.0.0.1:" + std::to_string(freePort()), "--cluster_insecure",
               "--workers=1"});
   REQUIRE(waitFor([&] {
