@@ -2,11 +2,13 @@
 // the PostgreSQL database of record, or manages its schema (`portico-cp migrations ...`).
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/admin_auth.h"
@@ -48,7 +50,7 @@ ABSL_FLAG(int64_t, cluster_data_plane_purge_delay, 1209600,
           "seconds after which a data plane not seen is removed from the fleet registry");
 ABSL_FLAG(int32_t, cluster_delta_window, 128,
           "generations kept for deltas (0 = always send full snapshots)");
-ABSL_FLAG(int32_t, admin_workers, 4,
+ABSL_FLAG(int32_t, admin_workers, 8,
           "threads (and PostgreSQL connections) serving Admin API requests");
 ABSL_FLAG(std::string, admin_auth, "off",
           "on: every Admin API request needs a Kong-Admin-Token (see 'portico-cp admins')");
@@ -162,6 +164,14 @@ int runAdmins(const std::string& dsn, const std::vector<std::string>& args) {
 }
 
 int serve(const std::string& dsn) {
+  // Debian's Abseil is built without NDEBUG, so every absl::Mutex (gRPC 1.51's own locks
+  // included) runs the deadlock detector: a global graph lookup and lock bookkeeping per
+  // Lock(), ~5 % of the CP's CPU under sync load (perf; tests/bench/RESULTS.md, "Config
+  // sync"). Tests keep it; a serving CP turns it off unless PORTICO_ABSL_DEADLOCK_DETECTION
+  // is set (debugging).
+  if (std::getenv("PORTICO_ABSL_DEADLOCK_DETECTION") == nullptr) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
   // Signals are taken synchronously by this thread; block them before any thread starts so
   // every thread inherits the mask.
   sigset_t signals;
