@@ -11,6 +11,15 @@
 
 namespace portico::sync {
 
+// Transport defaults of the sync stream (measured with tests/bench/sync_bench.sh; RESULTS.md,
+// "Config sync"). HTTP/2 BDP probing is off on both ends: its PINGs and their timers cost
+// every stream a write, a read and a timer wake-up per probe after each push, ~15 % of the
+// CP's CPU per change at 200 DPs, for no gain (a push is a few hundred bytes; a full
+// snapshot is chunked under 1 MiB). Without BDP the receive window stays at the lookahead,
+// so the DP (which receives the big chunks) asks for kClientLookaheadBytes: one chunk per
+// round trip on a long link. Nothing is allocated for it until bytes are in flight.
+inline constexpr int kClientLookaheadBytes = 1 << 20;
+
 inline void forEachGrpcArgFromEnv(const char* env,
                                   const std::function<void(const std::string&, int)>& set) {
   const char* value = std::getenv(env);

@@ -526,6 +526,11 @@ absl::Status SyncServerImpl::init() {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // See common/sync/grpc_args.h: no BDP probes (a PING round trip and timers per stream after
+  // each push); no channelz (per-connection socket nodes and per-message counters we do not
+  // export).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   sync::forEachGrpcArgFromEnv("PORTICO_CLUSTER_GRPC_ARGS", [&](const std::string& k, int v) {
     LOG_INFO(kLog, "cluster listener: gRPC channel argument %s=%d (environment)", k, v);
     builder.AddChannelArgument(k, v);

@@ -282,6 +282,9 @@ class SyncClient::Impl {
     args.SetMaxReceiveMessageSize(4 << 20);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+    // common/sync/grpc_args.h: no BDP probes, a fixed 1 MiB receive window.
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, sync::kClientLookaheadBytes);
     sync::forEachGrpcArgFromEnv("PORTICO_SYNC_CLIENT_GRPC_ARGS",
                                 [&](const std::string& k, int v) { args.SetInt(k, v); });
     if (!options_.server_name.empty()) {

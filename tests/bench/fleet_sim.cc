@@ -212,6 +212,9 @@ class Sim {
       if (node->channel == nullptr) {
         grpc::ChannelArguments args;
         args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection per node
+        // As portico-dp (common/sync/grpc_args.h): no BDP probes, a fixed 1 MiB receive window.
+        args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+        args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, sync::kClientLookaheadBytes);
         sync::forEachGrpcArgFromEnv("PORTICO_SYNC_CLIENT_GRPC_ARGS",
                                     [&](const std::string& k, int v) { args.SetInt(k, v); });
         args.SetMaxReceiveMessageSize(4 << 20);

@@ -4,10 +4,13 @@
 // the purge of nodes not seen for the purge delay.
 #include <chrono>
 #include <memory>
+#include <thread>
+#include <vector>
 #include <string>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
 #include "control_plane/fleet/fleet_registry.h"
@@ -239,6 +242,119 @@ TEST_CASE("fleet: 1,000 nodes' heartbeats cost one statement per flush") {
   CHECK(fleet.stats().rows == 1000);
   CHECK(pg.psql("SELECT count(*) FROM clustering_data_planes WHERE generation = 2")
             .find("1000") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace portico
+
+namespace portico {
+namespace {
+
+// GET /upstreams/{u}/health: the store's targets, the health the connected DPs report
+// (Heartbeat.upstreams), merged: a target is HEALTHY if any connected node sees it healthy.
+TEST_CASE("fleet: upstream health is merged over the group's connected nodes") {
+  Cp cp(100);
+  cp::fleet::FleetOptions fo;
+  fo.dsn = cp.pg.dsn();
+  cp::fleet::FleetRegistry fleet(cp.server->registry(), fo);
+  const std::string up = "11111111-1111-4111-8111-111111111111";
+  {
+    pqxx::connection conn(cp.pg.dsn());
+    pqxx::work txn(conn);
+    txn.exec_params("INSERT INTO upstreams (group_name, id, entity, created_at, updated_at) "
+                    "VALUES ('default', $1, $2::jsonb, 1, 1)",
+                    up, json{{"id", up}, {"name", "up1"}}.dump());
+    int i = 0;
+    for (const char* t : {"10.0.0.1:80", "10.0.0.2:80"}) {
+      const std::string id = absl::StrCat("22222222-2222-4222-8222-00000000000", ++i);
+      txn.exec_params(
+          "INSERT INTO targets (group_name, id, entity, created_at, updated_at) "
+          "VALUES ('default', $1, $2::jsonb, $3, $3)",
+          id, json{{"id", id}, {"target", t}, {"weight", 50}, {"upstream", {{"id", up}}},
+                   {"tags", {"t"}}}.dump(),
+          i);
+    }
+    txn.commit();
+  }
+  // Node a sees 10.0.0.1 healthy, node b sees it unhealthy; both see 10.0.0.2 unhealthy.
+  auto report = [&](bool first_healthy) {
+    return [=] {
+      sync::v1::UpstreamHealth u;
+      u.set_upstream_id(up);
+      u.set_name("up1");
+      int k = 0;
+      for (const std::string& t : {std::string("10.0.0.1"), std::string("10.0.0.2")}) {
+        const bool healthy = ++k == 1 && first_healthy;
+        auto* th = u.add_targets();
+        th->set_target(t + ":80");
+        th->set_weight(50);
+        th->set_health(healthy ? "HEALTHY" : "UNHEALTHY");
+        auto* a = th->add_addresses();
+        a->set_ip(t);
+        a->set_port(80);
+        a->set_healthy(healthy);
+      }
+      return std::vector<sync::v1::UpstreamHealth>{u};
+    };
+  };
+  auto start = [&](const std::string& id, bool first_healthy) {
+    dp::SyncClient::Options o;
+    o.cp_address = cp.address();
+    o.insecure = true;
+    o.version = "1.4.0";
+    o.node_id = id;
+    o.hostname = "dp-" + id.substr(0, 1);
+    o.health = report(first_healthy);
+    auto c = std::make_unique<dp::SyncClient>(
+        o, [](const config::v1::Snapshot&, const std::string&, config::FieldErrors*) {
+          return absl::OkStatus();
+        });
+    REQUIRE(c->start().ok());
+    return c;
+  };
+  auto a = start("aaaaaaaa-0000-4000-8000-000000000001", true);
+  auto b = start("bbbbbbbb-0000-4000-8000-000000000002", false);
+  auto get = [&](std::vector<std::string> path) {
+    auto r = fleet.handle("GET", path, {});
+    REQUIRE(r.has_value());
+    return std::make_pair(r->status, json::parse(r->body, nullptr, false));
+  };
+  REQUIRE(testing::waitFor(
+      [&] { return get({"upstreams", "up1", "health"}).second["nodes"].size() == 2; }, 10s));
+  auto [status, body] = get({"upstreams", "up1", "health"});
+  INFO(body.dump());
+  CHECK(status == 200);
+  CHECK(body["total"] == 2);
+  CHECK(body["node_id"].is_null());  // several nodes report
+  REQUIRE(body["data"].size() == 2);
+  const json& t1 = body["data"][0];
+  CHECK(t1["target"] == "10.0.0.1:80");
+  CHECK(t1["id"] == "22222222-2222-4222-8222-000000000001");
+  CHECK(t1["weight"] == 50);
+  CHECK(t1["upstream"]["id"] == up);
+  CHECK(t1["tags"] == json{"t"});
+  CHECK(t1["health"] == "HEALTHY");  // node a can use it
+  CHECK(t1["data"]["addresses"] ==
+        json::parse(R"([{"ip":"10.0.0.1","port":80,"health":"HEALTHY","weight":50}])"));
+  CHECK(t1["nodes"].size() == 2);
+  CHECK(body["data"][1]["health"] == "UNHEALTHY");
+  // By id, and through the group's path; unknown upstream or group: 404; other methods: 405.
+  CHECK(get({"upstreams", up, "health"}).second["data"].size() == 2);
+  CHECK(get({"control-planes", "default", "upstreams", "up1", "health"}).first == 200);
+  CHECK(get({"upstreams", "nope", "health"}).first == 404);
+  CHECK(get({"control-planes", "nope", "upstreams", "up1", "health"}).first == 404);
+  CHECK(fleet.handle("DELETE", {"upstreams", "up1", "health"}, {})->status == 405);
+
+  // Node a goes away: only b's view is merged, so 10.0.0.1 is UNHEALTHY.
+  a.reset();
+  REQUIRE(testing::waitFor(
+      [&] {
+        auto [s, j] = get({"upstreams", "up1", "health"});
+        return s == 200 && j["data"][0]["health"] == "UNHEALTHY" && j["nodes"].size() == 1;
+      },
+      10s));
+  CHECK(get({"upstreams", "up1", "health"}).second["node_id"] ==
+        "bbbbbbbb-0000-4000-8000-000000000002");
 }
 
 }  // namespace
