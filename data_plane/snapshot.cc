@@ -53,9 +53,12 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(
     upstream_by_name[absl::AsciiStrToLower(u.name())] = upstream_by_name.size();
   }
   // Held until the balancers below hold them too (the resolver forgets unheld names).
+  // IP literals need no watch: their services get fixed endpoints (Balancer::forService).
   std::vector<dns::RecordSharedPtr> names;
+  std::string scratch;
   for (const config::v1::Service& s : snap->config_.services()) {
-    if (!upstream_by_name.contains(absl::AsciiStrToLower(s.host()))) {
+    if (!ipLiteral(s.host(), &scratch) &&
+        !upstream_by_name.contains(absl::AsciiStrToLower(s.host()))) {
       names.push_back(rt.resolver().watch(s.host()));
     }
   }
@@ -87,9 +90,7 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(
     if (upstream != upstream_by_name.end()) {
       t.balancer = snap->balancers_[upstream->second];
     } else {
-      t.balancer = balancer::Balancer::create(
-          balancer::BalancerConfig::forHost(s.host(), t.port, https), rt,
-          std::chrono::milliseconds(0));
+      t.balancer = balancer::Balancer::forService(s.host(), t.port, https, rt);
     }
     // Names resolve in the balancer: a host without addresses answers 503 at pick time.
     t.resolved = true;

@@ -42,7 +42,8 @@ class Snapshot {
  public:
   // Builds router and service tables. The caller has already run config::validateSnapshot();
   // build() still fails cleanly (never crashes) on anything it cannot compile.
-  // Upstreams get their balancers; service hosts naming no upstream get one over the host.
+  // Upstreams get their balancers; service hosts naming no upstream get one over the host
+  // (an IP-literal host: a fixed endpoint, see balancer::Balancer::forService).
   // Names are resolved by `runtime`'s resolver thread (null: Runtime::processDefault()); build()
   // waits briefly for names never seen before. Health state carries over from the previous
   // snapshot for unchanged upstreams.

@@ -9,7 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "common/config/entities.h"
+#include "common/config/regex.h"
 #include "re2/re2.h"
 
 namespace portico::config {
@@ -304,10 +307,22 @@ std::string quotedList(std::initializer_list<const char*> names) {
 
 }  // namespace
 
+// 8-4-4-4-12 hex digits. Hand-written (was an RE2 FullMatch): it runs for every entity id of
+// every snapshot a DP applies, 30k times for a 10k/10k/10k config.
 bool isUuid(const std::string& v) {
-  static const LazyRE2 kRe = {
-      "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"};
-  return RE2::FullMatch(v, *kRe);
+  if (v.size() != 36) {
+    return false;
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (v[i] != '-') {
+        return false;
+      }
+    } else if (!isHexDigit(v[i])) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string checkUuid(const std::string& value) {
@@ -492,7 +507,8 @@ std::string checkRouterPath(const std::string& value) {
   const std::string re = value.substr(1);
   RE2::Options options;
   options.set_log_errors(false);
-  const RE2 compiled(re, options);
+  // The router's translation (Kong's "(?<name>" groups), so both accept the same patterns.
+  const RE2 compiled(translateRouteRegex(re), options);
   if (!compiled.ok()) {
     // Kong's text names PCRE; we keep the prefix so clients matching on it keep working.
     return "invalid regex: '" + re + "' (PCRE returned: " + compiled.error() + ")";
@@ -800,7 +816,12 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
     out.insert(out.end(), std::make_move_iterator(more.begin()),
                std::make_move_iterator(more.end()));
   };
-  std::set<std::string> service_ids, service_names, route_ids, route_names;
+  // Hash sets of views into `snapshot` (no copies): at 10k services + 10k routes + 10k
+  // consumers, ordered sets of copied strings were a third of validateSnapshot's time.
+  using ViewSet = absl::flat_hash_set<std::string_view>;
+  ViewSet service_ids, service_names, route_ids, route_names;
+  service_ids.reserve(static_cast<size_t>(snapshot.services_size()));
+  route_ids.reserve(static_cast<size_t>(snapshot.routes_size()));
   for (const auto& s : snapshot.services()) {
     append(validateService(s));
     if (s.id().empty()) {
@@ -822,7 +843,7 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
     if (r.has_name() && !route_names.insert(r.name()).second) {
       out.push_back({"routes", r.id(), "name", "duplicate name: " + r.name()});
     }
-    if (r.has_service_id() && service_ids.count(r.service_id()) == 0) {
+    if (r.has_service_id() && !service_ids.contains(r.service_id())) {
       out.push_back({"routes", r.id(), "service.id",
                      "the foreign key '{id=\"" + r.service_id() +
                          "\"}' does not reference an existing 'services' entity."});
@@ -831,9 +852,17 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
   // The schema-driven entities (Snapshot fields named after them, in dependency order):
   // the same processing the CP's Admin API ran on write, plus ids, unique keys and foreign
   // keys across the snapshot.
-  std::map<std::string, std::set<std::string>> ids;
-  ids["services"] = service_ids;
-  ids["routes"] = route_ids;
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> ids;
+  auto idExists = [&](const std::string& entity, const std::string& id) {
+    if (entity == "services") {
+      return service_ids.contains(id);
+    }
+    if (entity == "routes") {
+      return route_ids.contains(id);
+    }
+    auto it = ids.find(entity);
+    return it != ids.end() && it->second.contains(id);
+  };
   const google::protobuf::Descriptor* d = snapshot.GetDescriptor();
   const google::protobuf::Reflection* refl = snapshot.GetReflection();
   std::vector<std::pair<const EntitySchema*, Json>> entities;
@@ -845,18 +874,31 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
     if (f == nullptr) {
       continue;
     }
-    for (int i = 0; i < refl->FieldSize(snapshot, f); ++i) {
+    const int n = refl->FieldSize(snapshot, f);
+    absl::flat_hash_set<std::string>& schema_ids = ids[schema->name];
+    schema_ids.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
       entities.emplace_back(schema, protoToJson(refl->GetRepeatedMessage(snapshot, f, i)));
       const std::string id = entities.back().second.value("id", "");
       if (!id.empty()) {
-        ids[schema->name].insert(id);
+        schema_ids.insert(id);
       }
     }
   }
-  std::map<std::string, std::set<std::string>> seen_ids;
-  std::map<std::string, std::set<std::string>> unique_values;
+  struct PerSchema {
+    std::vector<UniqueKey> unique_keys;
+    std::vector<const Field*> foreign;
+    absl::flat_hash_set<std::string> seen;
+    absl::flat_hash_set<std::string> unique_values;
+  };
+  absl::flat_hash_map<const EntitySchema*, PerSchema> per_schema;
   for (const auto& [schema, entity] : entities) {
-    std::set<std::string>& seen = seen_ids[schema->name];
+    auto [it, fresh] = per_schema.try_emplace(schema);
+    PerSchema& ps = it->second;
+    if (fresh) {
+      ps.unique_keys = schema->allUniqueKeys();
+      ps.foreign = schema->foreignFields();
+    }
     {
       const std::string id = entity.value("id", "");
       Json normalized;
@@ -867,10 +909,18 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
       }
       if (id.empty()) {
         out.push_back({schema->name, id, "id", "required field missing"});
-      } else if (!seen.insert(id).second) {
+      } else if (!ps.seen.insert(id).second) {
         out.push_back({schema->name, id, "id", "duplicate id: " + id});
       }
-      for (const UniqueKey& key : schema->allUniqueKeys()) {
+      for (const UniqueKey& key : ps.unique_keys) {
+        bool all_null = true;
+        for (const auto& name : key.fields) {
+          auto v = entity.find(name);
+          all_null = all_null && (v == entity.end() || v->is_null());
+        }
+        if (all_null) {
+          continue;
+        }
         Json values = Json::object();
         for (const auto& name : key.fields) {
           values[name] = entity.value(name, Json());
@@ -878,22 +928,18 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
         for (const auto& name : key.scope) {
           values[name] = entity.value(name, Json());
         }
-        bool all_null = true;
-        for (const auto& name : key.fields) {
-          all_null = all_null && values[name].is_null();
-        }
-        if (!all_null && !unique_values[schema->name].insert(values.dump()).second) {
+        if (!ps.unique_values.insert(values.dump()).second) {
           out.push_back({schema->name, id, key.fields.front(),
                          "duplicate value: " + luaTable(values)});
         }
       }
-      for (const Field* fk : schema->foreignFields()) {
+      for (const Field* fk : ps.foreign) {
         const Json& ref = entity.value(fk->name, Json());
         if (!ref.is_object() || !ref.contains("id")) {
           continue;
         }
         const std::string ref_id = ref["id"].get<std::string>();
-        if (ids[fk->reference].count(ref_id) == 0) {
+        if (!idExists(fk->reference, ref_id)) {
           out.push_back({schema->name, id, fk->name + ".id",
                          "the foreign key '{id=\"" + ref_id +
                              "\"}' does not reference an existing '" + fk->reference +

@@ -461,21 +461,94 @@ std::shared_ptr<const Balancer> Balancer::create(BalancerConfig config, Runtime&
   return b;
 }
 
+struct Balancer::Fixed {
+  std::string host;  // as configured (for reports)
+  std::string ip;    // no brackets
+  uint16_t port = 0;
+  std::string pool_key;
+  std::string host_header;
+};
+
+namespace {
+
+bool bareIpLiteral(const std::string& host, std::string* bare) {
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') {
+    h = h.substr(1, h.size() - 2);
+  }
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1) {
+    *bare = std::move(h);
+    return true;
+  }
+  return false;
+}
+
+// Shared by every fixed endpoint (config() must return something; nothing reads it on pick).
+const std::shared_ptr<const BalancerConfig>& fixedConfig() {
+  static const auto* const kConfig = new std::shared_ptr<const BalancerConfig>([] {
+    auto c = std::make_shared<BalancerConfig>();
+    c->health = *HealthConfig::parse("");
+    return c;
+  }());
+  return *kConfig;
+}
+
+}  // namespace
+
+std::shared_ptr<const Balancer> Balancer::forService(const std::string& host, uint16_t port,
+                                                     bool https, Runtime& runtime) {
+  std::string ip;
+  if (!bareIpLiteral(host, &ip)) {
+    return create(BalancerConfig::forHost(host, port, https), runtime,
+                  std::chrono::milliseconds(0));
+  }
+  std::shared_ptr<Balancer> b(new Balancer());
+  b->config_ = fixedConfig();
+  auto f = std::make_unique<Fixed>();
+  f->host = host;
+  f->port = port;
+  f->pool_key = absl::StrCat(ip, "|", port);
+  f->host_header = hostForHeader(ip);
+  if (port != (https ? 443 : 80)) {
+    absl::StrAppend(&f->host_header, ":", port);
+  }
+  f->ip = std::move(ip);
+  b->fixed_ = std::move(f);
+  return b;
+}
+
 Balancer::~Balancer() {
-  for (std::atomic<Shard*>& s : shards_) {
-    delete s.load(std::memory_order_acquire);
+  std::atomic<Shard*>* shards = shards_.load(std::memory_order_acquire);
+  if (shards != nullptr) {
+    for (size_t i = 0; i < kMaxSlots; ++i) {
+      delete shards[i].load(std::memory_order_acquire);
+    }
+    delete[] shards;
   }
 }
 
-uint64_t Balancer::tableVersion() const { return cell_->version.load(std::memory_order_acquire); }
+uint64_t Balancer::tableVersion() const {
+  return fixed_ ? 1 : cell_->version.load(std::memory_order_acquire);
+}
 
-size_t Balancer::addressCount() const { return cell_->current()->addresses.size(); }
+size_t Balancer::addressCount() const { return fixed_ ? 1 : cell_->current()->addresses.size(); }
 
 Shard* Balancer::shard(int32_t slot) const {
   if (slot < 0) {
     return nullptr;
   }
-  std::atomic<Shard*>& cell = shards_[static_cast<size_t>(slot)];
+  std::atomic<Shard*>* shards = shards_.load(std::memory_order_acquire);
+  if (shards == nullptr) {
+    // Once per balancer, by whichever worker picks first; a loser of the race frees its copy.
+    auto* fresh = new std::atomic<Shard*>[kMaxSlots]();
+    if (shards_.compare_exchange_strong(shards, fresh, std::memory_order_acq_rel)) {
+      shards = fresh;
+    } else {
+      delete[] fresh;
+    }
+  }
+  std::atomic<Shard*>& cell = shards[static_cast<size_t>(slot)];
   Shard* s = cell.load(std::memory_order_acquire);
   if (s == nullptr) {
     s = new Shard();  // once per worker per balancer, never per request
@@ -504,6 +577,15 @@ Shard* Balancer::shard(int32_t slot) const {
 PickStatus Balancer::pick(const RequestInputs& in, uint32_t attempt, const Lease* previous,
                           Endpoint* out, Lease* lease) const {
   lease->reset();
+  if (fixed_) {
+    // One address, no health checks, nothing to count: no lease (report() ignores it).
+    out->address.assign(fixed_->ip);
+    out->port = fixed_->port;
+    out->pool_key.assign(fixed_->pool_key);
+    out->host_header.assign(fixed_->host_header);
+    out->set_cookie.clear();
+    return PickStatus::kOk;
+  }
   const int32_t slot = workerSlot();
   Shard* sh = shard(slot);
   std::shared_ptr<const Table> overflow_table;
@@ -722,6 +804,16 @@ UpstreamReport Balancer::healthReport() const {
   UpstreamReport r;
   r.id = config_->upstream_id;
   r.name = config_->name;
+  if (fixed_) {
+    r.name = fixed_->host;
+    TargetReport tr;
+    tr.target = absl::StrCat(hostForHeader(fixed_->ip), ":", fixed_->port);
+    tr.weight = 100;
+    tr.health = "HEALTHCHECKS_OFF";
+    tr.addresses.push_back(AddressReport{fixed_->ip, fixed_->port, true});
+    r.targets.push_back(std::move(tr));
+    return r;
+  }
   std::shared_ptr<const Table> t = cell_->current();
   const bool checks = config_->health.enabled();
   for (size_t ti = 0; ti < config_->targets.size(); ++ti) {

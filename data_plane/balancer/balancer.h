@@ -151,8 +151,18 @@ class Balancer : public std::enable_shared_from_this<Balancer> {
   // builds the first address table.
   static std::shared_ptr<const Balancer> create(BalancerConfig config, Runtime& runtime,
                                                 std::chrono::milliseconds dns_wait);
+  // Config thread. The balancer of a service whose host names no upstream. An IP-literal host
+  // gets a fixed endpoint: no config, DNS watch, table or per-worker state, ~200 bytes instead
+  // of several KB (10k plain services would otherwise cost ~60 MB); pick() fills the one
+  // address and starts no lease. A name gets create(BalancerConfig::forHost(...)) without
+  // waiting (the caller waits for all names at once); its Record is shared with every other
+  // holder of the name.
+  static std::shared_ptr<const Balancer> forService(const std::string& host, uint16_t port,
+                                                    bool https, Runtime& runtime);
   ~Balancer();
 
+  // A fixed endpoint (forService with an IP literal) returns a shared default config
+  // (round-robin, no targets, checks off).
   const BalancerConfig& config() const { return *config_; }
 
   // Worker thread. Picks an address for attempt number `attempt` (0 = first); `previous` is the
@@ -175,14 +185,18 @@ class Balancer : public std::enable_shared_from_this<Balancer> {
  private:
   friend class Lease;
   struct Cell;
+  struct Fixed;
   Balancer() = default;
   Shard* shard(int32_t slot) const;
   void release(Lease& lease) const;
 
   std::shared_ptr<const BalancerConfig> config_;
-  std::shared_ptr<Cell> cell_;  // the published table; a DNS listener
+  std::shared_ptr<Cell> cell_;    // the published table; a DNS listener (null when fixed_)
+  std::unique_ptr<const Fixed> fixed_;  // set for a fixed endpoint: the only address
   static constexpr size_t kMaxSlots = 256;
-  mutable std::array<std::atomic<Shard*>, kMaxSlots> shards_{};
+  // Per-worker shards, indexed by workerSlot(): the array is allocated on the first pick (most
+  // balancers of a large config are never picked from), then each shard by its own worker.
+  mutable std::atomic<std::atomic<Shard*>*> shards_{nullptr};
 };
 
 using BalancerConstSharedPtr = std::shared_ptr<const Balancer>;

@@ -4,9 +4,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "data_plane/router/path.h"
+#include "common/config/regex.h"
 #include "re2/re2.h"
 
 namespace portico::dp::router {
@@ -20,7 +24,7 @@ struct Router::Entry {
   struct HeaderRule {
     std::string name;                  // lower-case, '-' replaced by '_'
     std::vector<std::string> values;   // lower-case
-    std::vector<std::unique_ptr<re2::RE2>> regexes;  // from "~*" values, case-insensitive
+    std::vector<std::shared_ptr<const re2::RE2>> regexes;  // "~*" values, case-insensitive
   };
 
   uint64_t priority = 0;
@@ -35,7 +39,7 @@ struct Router::Entry {
   std::vector<HeaderRule> headers;
   std::vector<std::string> snis;
   std::vector<std::string> prefixes;
-  std::vector<std::unique_ptr<re2::RE2>> regexes;
+  std::vector<std::shared_ptr<const re2::RE2>> regexes;  // shared with other snapshots
   std::vector<std::string> regex_literals;  // literal prefix every match starts with (prefilter)
 };
 
@@ -93,6 +97,47 @@ bool equalsLower(std::string_view request_value, std::string_view lower_value) {
 
 re2::StringPiece piece(std::string_view s) { return re2::StringPiece(s.data(), s.size()); }
 
+// Compiled regexes by (case sensitivity, pattern), shared by every router that uses them: a
+// new snapshot reuses the programs of the one it replaces instead of recompiling (~2.5 us
+// each; 1,000 regex routes = ~2.5 ms of every apply) and both share one copy during the swap.
+// Entries die with the last router holding them; dead ones are swept as the map grows.
+class RegexCache {
+ public:
+  static RegexCache& instance() {
+    static auto* const kCache = new RegexCache();
+    return *kCache;
+  }
+
+  // Any thread (config threads; tests build routers concurrently). Never null; check ok().
+  std::shared_ptr<const re2::RE2> get(const std::string& pattern, bool case_sensitive) {
+    std::string key;
+    key.reserve(pattern.size() + 1);
+    key.push_back(case_sensitive ? 's' : 'i');
+    key.append(pattern);
+    absl::MutexLock lock(&mu_);
+    std::weak_ptr<const re2::RE2>& slot = by_pattern_[key];
+    if (std::shared_ptr<const re2::RE2> re = slot.lock()) {
+      return re;
+    }
+    RE2::Options opts;
+    opts.set_case_sensitive(case_sensitive);
+    opts.set_log_errors(false);
+    auto re = std::make_shared<const re2::RE2>(piece(pattern), opts);
+    slot = re;
+    if (by_pattern_.size() >= sweep_at_) {
+      absl::erase_if(by_pattern_, [](const auto& kv) { return kv.second.expired(); });
+      sweep_at_ = std::max<size_t>(1024, by_pattern_.size() * 2);
+    }
+    return re;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::weak_ptr<const re2::RE2>> by_pattern_
+      ABSL_GUARDED_BY(mu_);
+  size_t sweep_at_ ABSL_GUARDED_BY(mu_) = 1024;
+};
+
 // Splits "host", "host:port", "[v6]", "[v6]:port". port 0 = none given.
 void splitHostPort(std::string_view in, std::string_view* host, uint32_t* port) {
   *port = 0;
@@ -125,21 +170,6 @@ bool isHttpRoute(const config::v1::Route& r) {
     }
   }
   return false;
-}
-
-// Kong: "(?<name>" is rewritten to RE2/Rust's "(?P<name>", and the path regex is anchored at
-// the start only.
-std::string translateRegex(std::string_view re) {
-  std::string out = "^";
-  for (size_t i = 0; i < re.size(); ++i) {
-    if (re.substr(i, 3) == "(?<" && i + 3 < re.size() && re[i + 3] != '=' && re[i + 3] != '!') {
-      out += "(?P<";
-      i += 2;
-    } else {
-      out.push_back(re[i]);
-    }
-  }
-  return out;
 }
 
 std::string lowerString(std::string_view s) {
@@ -213,9 +243,13 @@ size_t Router::size() const { return entries_.size(); }
 absl::StatusOr<std::unique_ptr<const Router>> Router::build(const config::v1::Snapshot& config) {
   std::unique_ptr<Router> router(new Router());
   absl::flat_hash_map<std::string, int32_t> service_by_id;
+  service_by_id.reserve(static_cast<size_t>(config.services_size()));
   for (int i = 0; i < config.services_size(); ++i) {
     service_by_id[config.services(i).id()] = i;
   }
+  // Usually one entry per route: sized up front rather than doubled (10k routes: ~1.5 MiB of
+  // spare capacity kept for the snapshot's life otherwise).
+  router->entries_.reserve(static_cast<size_t>(config.routes_size()));
   for (const config::v1::Route& route : config.routes()) {
     if (!isHttpRoute(route)) {
       continue;  // TODO(portico): grpc/stream routes get their own router.
@@ -303,10 +337,7 @@ absl::StatusOr<std::unique_ptr<const Router>> Router::build(const config::v1::Sn
         }
         for (const std::string& v : hm.values()) {
           if (v.size() >= 2 && v.compare(0, 2, "~*") == 0) {
-            RE2::Options opts;
-            opts.set_case_sensitive(false);
-            opts.set_log_errors(false);
-            auto re = std::make_unique<re2::RE2>(piece(std::string_view(v).substr(2)), opts);
+            std::shared_ptr<const re2::RE2> re = RegexCache::instance().get(v.substr(2), false);
             if (!re->ok()) {
               return absl::InvalidArgumentError(absl::StrCat("route ", route.id(), ": headers.",
                                                              hm.name(), ": invalid regex: ",
@@ -324,9 +355,8 @@ absl::StatusOr<std::unique_ptr<const Router>> Router::build(const config::v1::Sn
       }
       for (std::string_view p : groups[gi]) {
         if (regex_group) {
-          RE2::Options opts;
-          opts.set_log_errors(false);
-          auto re = std::make_unique<re2::RE2>(translateRegex(p), opts);
+          std::shared_ptr<const re2::RE2> re =
+              RegexCache::instance().get(config::translateRouteRegex(p), true);
           if (!re->ok()) {
             return absl::InvalidArgumentError(absl::StrCat(
                 "route ", route.id(), ": invalid regex: '", absl::string_view(p.data(), p.size()),
@@ -342,6 +372,7 @@ absl::StatusOr<std::unique_ptr<const Router>> Router::build(const config::v1::Sn
     }
   }
 
+  router->entries_.shrink_to_fit();  // routes split by path length, or non-HTTP routes skipped
   std::stable_sort(router->entries_.begin(), router->entries_.end(),
                    [](const Entry& a, const Entry& b) {
                      if (a.priority != b.priority) {

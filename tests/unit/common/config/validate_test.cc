@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/config/kong_json.h"
+#include "common/config/regex.h"
 #include "common/config/validate.h"
 
 namespace portico::config {
@@ -182,6 +183,15 @@ TEST_CASE("route: invalid regex path") {
 
 TEST_CASE("route: valid regex path") {
   CHECK(routeMessage(R"({"paths":["~/users/(?P<id>\\d+)$"]})") == "ok");
+}
+
+TEST_CASE("route: Kong-style named groups are accepted, as the router translates them") {
+  CHECK(routeMessage(R"({"paths":["~/users/(?<id>\\d+)/(?<tab>[a-z]+)$"]})") == "ok");
+  // Lookbehinds keep their "(?<" and RE2 still rejects them.
+  CHECK(routeMessage(R"j({"paths":["~/a(?<=b)"]})j").rfind(
+            "schema violation (paths.1: invalid regex: '/a(?<=b)' (PCRE returned: ", 0) == 0);
+  CHECK(portico::config::translateRouteRegex("/u/(?<id>\\d+)(?<!x)(?<=y)") ==
+        "^/u/(?P<id>\\d+)(?<!x)(?<=y)");
 }
 
 TEST_CASE("route: tilde inside a prefix path") {

@@ -58,6 +58,14 @@ std::shared_ptr<const Balancer> make(BalancerConfig c) {
   return Balancer::create(std::move(c), runtime(), std::chrono::milliseconds(2000));
 }
 
+// True once `b` has an address (a name's first answer arrives on the resolver thread).
+bool waitForPick(const Balancer& b) {
+  for (int i = 0; i < 300 && b.addressCount() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return b.addressCount() > 0;
+}
+
 std::map<std::string, int> spread(const Balancer& b, int n, FakeInputs in = {}) {
   std::map<std::string, int> counts;
   Endpoint ep;
@@ -603,6 +611,43 @@ TEST_CASE("dns: localhost and IP literals") {
   REQUIRE(b->pick(in, 0, nullptr, &ep, &l) == PickStatus::kOk);
   CHECK((ep.address == "127.0.0.1" || ep.address == "::1"));
   CHECK(ep.host_header == "localhost");
+}
+
+TEST_CASE("balancer: a service's IP-literal host is a fixed endpoint, a name a real balancer") {
+  FakeInputs in;
+  Endpoint ep;
+  Lease l;
+  auto v4 = Balancer::forService("10.9.0.1", 8080, false, runtime());
+  REQUIRE(v4->pick(in, 0, nullptr, &ep, &l) == PickStatus::kOk);
+  CHECK(ep.address == "10.9.0.1");
+  CHECK(ep.port == 8080);
+  CHECK(ep.pool_key == "10.9.0.1|8080");
+  CHECK(ep.host_header == "10.9.0.1:8080");
+  CHECK_FALSE(l.active());  // nothing to count: no per-worker state at all
+  v4->report(l, Outcome::kConnectFailure, 0);
+  Lease retry;
+  REQUIRE(v4->pick(in, 1, &l, &ep, &retry) == PickStatus::kOk);  // Kong retries the only one
+  CHECK(ep.address == "10.9.0.1");
+  CHECK(v4->addressCount() == 1);
+  UpstreamReport r = v4->healthReport();
+  REQUIRE(r.targets.size() == 1);
+  CHECK(r.targets[0].target == "10.9.0.1:8080");
+  CHECK(r.targets[0].health == "HEALTHCHECKS_OFF");
+
+  auto v6 = Balancer::forService("[::1]", 443, true, runtime());
+  REQUIRE(v6->pick(in, 0, nullptr, &ep, &l) == PickStatus::kOk);
+  CHECK(ep.address == "::1");
+  CHECK(ep.pool_key == "::1|443");
+  CHECK(ep.host_header == "[::1]");
+
+  auto named = Balancer::forService("localhost", 80, false, runtime());
+  REQUIRE(dns::Resolver::waitSettled({runtime().resolver().watch("localhost")},
+                                     std::chrono::milliseconds(3000)));
+  REQUIRE(waitForPick(*named));
+  REQUIRE(named->pick(in, 0, nullptr, &ep, &l) == PickStatus::kOk);
+  CHECK((ep.address == "127.0.0.1" || ep.address == "::1"));
+  CHECK(ep.host_header == "localhost");
+  CHECK(l.active());  // a name gets the full balancer (its addresses may change)
 }
 
 }  // namespace
