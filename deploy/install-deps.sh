@@ -13,6 +13,10 @@ PACKAGES=(
   # tests and benchmarks
   catch2 libbenchmark-dev postgresql-15 postgresql-client-15 redis-server
   nginx-light haproxy wrk curl ca-certificates procps util-linux
+  # the benchmark harnesses in tests/bench generate configs and compute ratios with python3
+  python3
+  # TLS tests generate their certificates with the openssl command
+  openssl
 )
 
 missing=()
