@@ -1192,6 +1192,11 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
 
   const int status = resp_.status;
   status_ = status;
+  // hash_on=cookie and the client sent none: the balancer made one up; hand it to the client
+  // so its next requests hash to the same target (Kong does the same).
+  if (!ep_.set_cookie.empty()) {
+    resp_extra_.append("Set-Cookie: ").append(ep_.set_cookie).append("\r\n");
+  }
   if (!plugins_.empty()) {
     for (PluginPtr& p : plugins_) {
       p->onResponseHeaders(*context_);

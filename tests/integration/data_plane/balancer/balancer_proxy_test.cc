@@ -99,6 +99,33 @@ TEST_CASE("balancer+proxy: retries move to another target; passive checks drop t
   CHECK(a.received().front().headers.at("host") == "127.0.0.1:" + std::to_string(a.port()));
 }
 
+TEST_CASE("balancer+proxy: hash_on=cookie sets the cookie it made up, and then sticks to it") {
+  EchoUpstream a, b;
+  config::v1::Snapshot cfg = config("", {a.port(), b.port()});
+  cfg.mutable_upstreams(0)->set_algorithm("consistent-hashing");
+  cfg.mutable_upstreams(0)->set_hash_on("cookie");
+  cfg.mutable_upstreams(0)->set_hash_on_cookie("portico-affinity");
+  cfg.mutable_upstreams(0)->set_hash_on_cookie_path("/");
+  Gateway gw(cfg);
+  testing::HttpResponse first = gw.get();
+  REQUIRE(first.status == 200);
+  const std::string set_cookie = first.headers["set-cookie"];
+  INFO(set_cookie);
+  REQUIRE(set_cookie.rfind("portico-affinity=", 0) == 0);
+  CHECK(set_cookie.find("; Path=/") != std::string::npos);
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  const size_t a_before = a.received().size(), b_before = b.received().size();
+  for (int i = 0; i < 10; ++i) {
+    testing::HttpResponse r =
+        httpRequest("127.0.0.1", gw.proxy->port(), "GET", "/api", "", {{"Cookie", cookie}});
+    REQUIRE(r.status == 200);
+    CHECK(r.headers.count("set-cookie") == 0);
+  }
+  // All ten went to the same target.
+  const size_t a_new = a.received().size() - a_before, b_new = b.received().size() - b_before;
+  CHECK(((a_new == 10 && b_new == 0) || (a_new == 0 && b_new == 10)));
+}
+
 TEST_CASE("balancer+proxy: active checks follow upstreams going down and coming back") {
   auto a = std::make_unique<EchoUpstream>();
   EchoUpstream b;
