@@ -989,7 +989,9 @@ void SyncServerImpl::prepare(const PrepKey& key) {
     }
   }
   auto snap = snapshots_.find(key.group);
-  if (!key.compat_class.empty()) {
+  if (!key.compat_class.empty() && target->compatIssues(key.compat_class) != nullptr) {
+    // Two older DPs asked before the first encoding finished: it is done, only repump.
+  } else if (!key.compat_class.empty()) {
     if (snap == snapshots_.end() || snap->second->generation() != key.generation) {
       return;
     }
