@@ -93,49 +93,31 @@ std::vector<NodeStatus> NodeRegistry::takeDirty() {
 
 void NodeRegistry::onAck(const std::string& node_id, uint64_t generation,
                          const std::string& hash) {
-  absl::MutexLock lock(&mu_);
-  auto it = nodes_.find(node_id);
-  if (it == nodes_.end()) {
-    return;
-  }
-  NodeStatus& s = it->second.status;
-  s.last_seen = absl::Now();
-  s.applied_generation = generation;
-  s.applied_hash = hash;
-  ++s.acks;
-  dirty(node_id);
+  touch(node_id, [&](NodeStatus& s) {
+    s.applied_generation = generation;
+    s.applied_hash = hash;
+    ++s.acks;
+  });
 }
 
 void NodeRegistry::onNack(const std::string& node_id, uint64_t generation,
                           const std::string& hash, const std::string& message,
                           config::FieldErrors errors) {
-  absl::MutexLock lock(&mu_);
-  auto it = nodes_.find(node_id);
-  if (it == nodes_.end()) {
-    return;
-  }
-  NodeStatus& s = it->second.status;
-  s.last_seen = absl::Now();
-  s.rejected_generation = generation;
-  s.rejected_hash = hash;
-  s.rejected_message = message;
-  s.rejected_errors = std::move(errors);
-  ++s.nacks;
-  dirty(node_id);
+  touch(node_id, [&](NodeStatus& s) {
+    s.rejected_generation = generation;
+    s.rejected_hash = hash;
+    s.rejected_message = message;
+    s.rejected_errors = std::move(errors);
+    ++s.nacks;
+  });
 }
 
 void NodeRegistry::onHeartbeat(const std::string& node_id, uint64_t generation,
                                const std::string& hash) {
-  absl::MutexLock lock(&mu_);
-  auto it = nodes_.find(node_id);
-  if (it == nodes_.end()) {
-    return;
-  }
-  NodeStatus& s = it->second.status;
-  s.last_seen = absl::Now();
-  s.applied_generation = generation;
-  s.applied_hash = hash;
-  dirty(node_id);
+  touch(node_id, [&](NodeStatus& s) {
+    s.applied_generation = generation;
+    s.applied_hash = hash;
+  });
 }
 
 void NodeRegistry::onDisconnect(uint64_t session, const std::string& node_id) {

@@ -108,6 +108,20 @@ class NodeRegistry {
   void dirty(const std::string& node_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     dirty_.insert(node_id);
   }
+  // The one path for a stream event about a known node: marks it seen now, lets `update`
+  // change its status, and queues it for the next PostgreSQL flush. Unknown ids are ignored
+  // (the node was purged while its stream was still closing).
+  template <class F>
+  void touch(const std::string& node_id, F&& update) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end()) {
+      return;
+    }
+    it->second.status.last_seen = absl::Now();
+    update(it->second.status);
+    dirty(node_id);
+  }
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> nodes_ ABSL_GUARDED_BY(mu_);
