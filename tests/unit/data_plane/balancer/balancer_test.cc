@@ -644,10 +644,12 @@ TEST_CASE("balancer: a service's IP-literal host is a fixed endpoint, a name a r
   REQUIRE(dns::Resolver::waitSettled({runtime().resolver().watch("localhost")},
                                      std::chrono::milliseconds(3000)));
   REQUIRE(waitForPick(*named));
-  REQUIRE(named->pick(in, 0, nullptr, &ep, &l) == PickStatus::kOk);
+  // Declared after `named`: a lease must end before its balancer (see balancer.h).
+  Lease named_lease;
+  REQUIRE(named->pick(in, 0, nullptr, &ep, &named_lease) == PickStatus::kOk);
   CHECK((ep.address == "127.0.0.1" || ep.address == "::1"));
   CHECK(ep.host_header == "localhost");
-  CHECK(l.active());  // a name gets the full balancer (its addresses may change)
+  CHECK(named_lease.active());  // a name gets the full balancer (its addresses may change)
 }
 
 }  // namespace
