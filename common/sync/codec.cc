@@ -81,6 +81,8 @@ absl::Status packPayload(std::string serialized, const EncodeOptions& options,
     if (begin < payload.size()) {
       c->set_data(payload.substr(begin, step));
     }
+    encoded->serialized.push_back(
+        std::make_shared<const std::string>(encoded->messages[i].SerializeAsString()));
   }
   return absl::OkStatus();
 }

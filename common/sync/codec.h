@@ -53,9 +53,11 @@ struct EncodedSnapshot {
   std::string base_hash;
   std::string payload_hash;
   // The encoded payload, pre-split: messages[i].chunk() is chunk i of messages.size(). The
-  // chunk data is the only copy of the compressed bytes (no second buffer is kept), and
-  // streams write these messages as they are, so fan-out copies nothing.
+  // fan-out copies nothing: see `serialized`.
   std::vector<sync::v1::ControlPlaneMessage> messages;
+  // messages[i] serialized, as the CP's streams write them: every stream sends these same
+  // bytes (a second copy of the compressed payload, kept once per generation).
+  std::vector<std::shared_ptr<const std::string>> serialized;
 
   // The encoded payload reassembled (a copy; for tests and tools, not the send path).
   std::string encodedPayload() const;

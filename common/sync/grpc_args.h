@@ -1,6 +1,6 @@
 // Extra integer gRPC channel arguments from the environment, for tuning and benchmarking the
-// sync transport without a rebuild: PORTICO_CLUSTER_GRPC_ARGS (portico-cp's listener) and
-// PORTICO_SYNC_CLIENT_GRPC_ARGS (data planes, fleet_sim), each "name=int[,name=int...]", e.g.
+// sync client without a rebuild: PORTICO_SYNC_CLIENT_GRPC_ARGS (data planes, fleet_sim),
+// "name=int[,name=int...]", e.g.
 // "grpc.http2.bdp_probe=0,grpc.http2.lookahead_bytes=16384". They are applied after our own
 // defaults, so they override them. Malformed entries are ignored.
 #pragma once
@@ -11,10 +11,10 @@
 
 namespace portico::sync {
 
-// Transport defaults of the sync stream (measured with tests/bench/sync_bench.sh; RESULTS.md,
-// "Config sync"). HTTP/2 BDP probing is off on both ends: its PINGs and their timers cost
-// every stream a write, a read and a timer wake-up per probe after each push, ~15 % of the
-// CP's CPU per change at 200 DPs, for no gain (a push is a few hundred bytes; a full
+// Client transport defaults of the sync stream (measured with tests/bench/sync_bench.sh;
+// RESULTS.md, "Config sync"). HTTP/2 BDP probing is off (the CP's own server never probes):
+// its PINGs and their timers cost every stream a write, a read and a timer wake-up per probe
+// after each push, ~15 % of the CP's CPU per change at 200 DPs, for no gain (a push is a few hundred bytes; a full
 // snapshot is chunked under 1 MiB). Without BDP the receive window stays at the lookahead,
 // so the DP (which receives the big chunks) asks for kClientLookaheadBytes: one chunk per
 // round trip on a long link. Nothing is allocated for it until bytes are in flight.

@@ -28,6 +28,7 @@ std::optional<std::string> versionIncompatibility(const std::string& cp_version,
 
 struct SyncServerOptions {
   std::string listen_address = "0.0.0.0:8005";  // host:port; port 0 picks a free one
+  uint32_t workers = 1;  // io threads serving the DP streams (--cluster_workers)
   bool insecure = false;                         // plain text (--cluster_insecure)
   std::string cert_path, key_path, ca_path;      // mTLS material (--cluster_cert/_key/_ca)
   // kShared: DPs must present exactly cert_path's certificate (ca_path unused). kPki: DP

@@ -31,6 +31,12 @@ constexpr int kMaxReceiveMessageBytes = 4 << 20;
 
 std::string groupName(const std::string& g) { return g.empty() ? kDefaultGroup : g; }
 
+// The one translation of our refusals into what the transport sends (grpc-status is
+// google.rpc.Code, which absl::StatusCode is).
+wire::GrpcStatus rpcStatus(absl::StatusCode code, std::string message) {
+  return wire::GrpcStatus{static_cast<int>(code), std::move(message), {}};
+}
+
 absl::StatusOr<std::string> readFile(const std::string& what, const std::string& path) {
   if (path.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -96,17 +102,16 @@ std::optional<std::string> versionIncompatibility(const std::string& cp_version,
 // ---------------------------------------------------------------------------------------------
 // SyncStream
 
-SyncStream::SyncStream(SyncServerImpl* server, uint64_t session,
-                       grpc::CallbackServerContext* context, std::vector<std::string> cert_groups)
-    : server_(server), session_(session), context_(context), peer_(context->peer()),
+SyncStream::SyncStream(SyncServerImpl* server, uint64_t session, wire::ServerCall* call,
+                       std::string peer, std::vector<std::string> cert_groups)
+    : server_(server), session_(session), call_(call), peer_(std::move(peer)),
       cert_groups_(std::move(cert_groups)) {}
 
-void SyncStream::begin(std::optional<grpc::Status> refusal) {
+void SyncStream::begin(std::optional<wire::GrpcStatus> refusal) {
   if (refusal.has_value()) {
     finish(std::move(*refusal));
-    return;
   }
-  StartRead(&in_);
+  // Otherwise messages arrive by themselves (onMessage).
 }
 
 void SyncStream::maybeReleaseSlotLocked() {
@@ -142,7 +147,7 @@ absl::Time SyncStream::lastSeen() const {
   return last_seen_;
 }
 
-void SyncStream::finish(grpc::Status status) {
+void SyncStream::finish(wire::GrpcStatus status) {
   {
     absl::MutexLock lock(&mu_);
     if (finish_requested_) {
@@ -150,17 +155,17 @@ void SyncStream::finish(grpc::Status status) {
     }
     finish_requested_ = true;
     final_status_ = status;
-    // gRPC must not see Finish while a write is outstanding; OnWriteDone finishes instead.
+    // Trailers go after the outstanding write; onWriteDone finishes instead.
     if (write_in_progress_) {
       return;
     }
     finished_ = true;
   }
-  Finish(std::move(status));
+  call_->finish(std::move(status));
 }
 
 std::optional<SyncStream::Prep> SyncStream::pump() {
-  const ControlPlaneMessage* next = nullptr;
+  wire::SharedBytes next;
   std::optional<Prep> prep;
   std::shared_ptr<const std::vector<CompatibilityIssue>> issues;
   {
@@ -169,7 +174,7 @@ std::optional<SyncStream::Prep> SyncStream::pump() {
       return prep;
     }
     if (!control_.empty()) {
-      next = &control_.front();
+      next = control_.front();
       writing_control_ = true;
     } else {
       if (sending_ == nullptr) {
@@ -197,7 +202,7 @@ std::optional<SyncStream::Prep> SyncStream::pump() {
         }
       }
       if (sending_ != nullptr) {
-        next = &sending_->messages[next_chunk_];
+        next = sending_->serialized[next_chunk_];
         writing_control_ = false;
       }
     }
@@ -211,14 +216,13 @@ std::optional<SyncStream::Prep> SyncStream::pump() {
     // What this node gets differs from the native config: list each difference on it.
     server_->registry().setCompatibilityIssues(node_id_, *issues);
   }
-  // Outside our lock: a reaction may run on another thread as soon as this is called. The
-  // message stays alive: control_ is only popped, and sending_ only dropped, in OnWriteDone.
-  StartWrite(next);
+  // Outside our lock (the transport never calls back from write()).
+  call_->write(std::move(next));
   return prep;
 }
 
-void SyncStream::OnWriteDone(bool ok) {
-  grpc::Status status;
+void SyncStream::onWriteDone(bool ok) {
+  wire::GrpcStatus status;
   bool do_finish = false;
   {
     absl::MutexLock lock(&mu_);
@@ -227,14 +231,14 @@ void SyncStream::OnWriteDone(bool ok) {
       // The stream is broken (peer gone or cancelled); nothing more can be written.
       if (!finish_requested_) {
         finish_requested_ = true;
-        final_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
+        final_status_ = rpcStatus(absl::StatusCode::kUnavailable, "write failed");
       }
     } else if (writing_control_) {
-      control_.pop_front();
+      control_.erase(control_.begin());
     } else {
       server_->counters().chunks_sent++;
-      server_->counters().bytes_sent += sending_->messages[next_chunk_].ByteSizeLong();
-      if (++next_chunk_ >= sending_->messages.size()) {
+      server_->counters().bytes_sent += sending_->serialized[next_chunk_]->size();
+      if (++next_chunk_ >= sending_->serialized.size()) {
         sending_.reset();  // all chunks out; push_ keeps it in flight until Ack/Nack
         next_chunk_ = 0;
       }
@@ -246,26 +250,31 @@ void SyncStream::OnWriteDone(bool ok) {
     }
   }
   if (do_finish) {
-    Finish(std::move(status));
+    call_->finish(std::move(status));
     return;
   }
   pumpAndRequest();
 }
 
-void SyncStream::OnReadDone(bool ok) {
-  if (!ok) {
-    // Half-close or cancellation: either way the stream is over.
-    finish(grpc::Status::OK);
-    return;
-  }
-  handle(in_);
+void SyncStream::onReadsDone() {
+  // Half-close, reset or a lost connection: either way the stream is over.
+  finish(rpcStatus(absl::StatusCode::kOk, ""));
+}
+
+void SyncStream::onMessage(std::string_view bytes) {
   {
     absl::MutexLock lock(&mu_);
     if (finish_requested_) {
-      return;
+      return;  // ending; what the DP still sends changes nothing
     }
   }
-  StartRead(&in_);
+  DataPlaneMessage message;
+  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    finish(rpcStatus(absl::StatusCode::kInvalidArgument,
+                     "malformed DataPlaneMessage (protobuf parse failed)"));
+    return;
+  }
+  handle(message);
 }
 
 void SyncStream::handle(const DataPlaneMessage& message) {
@@ -274,13 +283,13 @@ void SyncStream::handle(const DataPlaneMessage& message) {
     last_seen_ = absl::Now();
   }
   if (!hello_seen_ && message.kind_case() != DataPlaneMessage::kHello) {
-    finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first message must be Hello"));
+    finish(rpcStatus(absl::StatusCode::kFailedPrecondition, "the first message must be Hello"));
     return;
   }
   switch (message.kind_case()) {
     case DataPlaneMessage::kHello:
       if (hello_seen_) {
-        finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "duplicate Hello"));
+        finish(rpcStatus(absl::StatusCode::kInvalidArgument, "duplicate Hello"));
         return;
       }
       onHello(message.hello());
@@ -309,7 +318,7 @@ void SyncStream::handle(const DataPlaneMessage& message) {
 
 void SyncStream::onHello(const sync::v1::Hello& hello) {
   if (hello.node_id().empty()) {
-    finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hello.node_id is required"));
+    finish(rpcStatus(absl::StatusCode::kInvalidArgument, "hello.node_id is required"));
     return;
   }
   const std::string ip = peerIp(peer_);
@@ -323,7 +332,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
                                   {{"version", "error", *why}});
     LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
              *why);
-    finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, *why));
+    finish(rpcStatus(absl::StatusCode::kFailedPrecondition, *why));
     return;
   }
   // PKI mode: the certificate says which groups this DP may join.
@@ -349,7 +358,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
                                     ip, "group_not_allowed", {{"group", "error", why}});
       LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
                why);
-      finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why));
+      finish(rpcStatus(absl::StatusCode::kPermissionDenied, why));
       return;
     }
   }
@@ -359,9 +368,10 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     const uint64_t retry_ms = server_->retryAfterMs();
     LOG_DEBUG(kLog, "shedding node %s: %d initial syncs in progress; retry in %d ms",
               hello.node_id(), server_->options().max_concurrent_syncs, retry_ms);
-    context_->AddTrailingMetadata("retry-after-ms", std::to_string(retry_ms));
-    finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        "too many data planes syncing; retry later"));
+    wire::GrpcStatus status = rpcStatus(absl::StatusCode::kResourceExhausted,
+                                        "too many data planes syncing; retry later");
+    status.trailers.emplace_back("retry-after-ms", std::to_string(retry_ms));
+    finish(std::move(status));
     return;
   }
   compat_class_ = compatClass(hello.version(), server_->options().compat_rules);
@@ -399,7 +409,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
       out->set_field(issue.field);
       out->set_description(issue.description);
     }
-    control_.push_back(std::move(reply));
+    control_.push_back(std::make_shared<const std::string>(reply.SerializeAsString()));
   }
   server_->attach(this);
   pumpAndRequest();
@@ -442,26 +452,13 @@ void SyncStream::onNack(const sync::v1::Nack& nack) {
   pumpAndRequest();
 }
 
-void SyncStream::OnDone() {
+void SyncStream::onDone() {
   server_->detach(this);
   delete this;
 }
 
 // ---------------------------------------------------------------------------------------------
 // SyncServerImpl
-
-class SyncServerImpl::Service final : public sync::v1::ConfigSync::CallbackService {
- public:
-  explicit Service(SyncServerImpl* server) : server_(server) {}
-
-  grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* Sync(
-      grpc::CallbackServerContext* context) override {
-    return server_->newStream(context);
-  }
-
- private:
-  SyncServerImpl* const server_;
-};
 
 SyncServerImpl::SyncServerImpl(ConfigStore& store, SyncServerOptions options)
     : store_(store),
@@ -477,10 +474,11 @@ SyncServerImpl::SyncServerImpl(ConfigStore& store, SyncServerOptions options)
 SyncServerImpl::~SyncServerImpl() { shutdown(); }
 
 absl::Status SyncServerImpl::init() {
-  std::shared_ptr<grpc::ServerCredentials> creds;
-  if (options_.insecure) {
-    creds = grpc::InsecureServerCredentials();
-  } else {
+  wire::ServerOptions wo;
+  wo.listen_address = options_.listen_address;
+  wo.workers = std::max<uint32_t>(1, options_.workers);
+  wo.max_receive_message_bytes = kMaxReceiveMessageBytes;
+  if (!options_.insecure) {
     auto cert = readFile("cluster certificate", options_.cert_path);
     if (!cert.ok()) {
       return cert.status();
@@ -489,6 +487,8 @@ absl::Status SyncServerImpl::init() {
     if (!key.ok()) {
       return key.status();
     }
+    wo.cert_pem = *cert;
+    wo.key_pem = *key;
     if (options_.mtls == sync::ClusterMtls::kShared) {
       // Kong's cluster_mtls=shared: the DP must hold our certificate and key. TLS proves it
       // holds the key of what it presents; checkPeer() pins what it presents to our cert.
@@ -499,48 +499,24 @@ absl::Status SyncServerImpl::init() {
                                                        digest.status().message()));
       }
       pinned_sha256_ = *digest;
-      grpc::SslServerCredentialsOptions ssl(
-          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
-      ssl.pem_key_cert_pairs.push_back({*key, *cert});
-      creds = grpc::SslServerCredentials(ssl);
+      wo.client_cert = wire::ClientCertMode::kRequireAny;
     } else {
       auto ca = readFile("cluster CA", options_.ca_path);
       if (!ca.ok()) {
         return ca.status();
       }
-      grpc::SslServerCredentialsOptions ssl(
-          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-      ssl.pem_root_certs = *ca;
-      ssl.pem_key_cert_pairs.push_back({*key, *cert});
-      creds = grpc::SslServerCredentials(ssl);
+      wo.ca_pem = *ca;
+      wo.client_cert = wire::ClientCertMode::kRequireVerified;
     }
   }
-
-  service_ = std::make_unique<Service>(this);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen_address, creds, &port_);
-  builder.RegisterService(service_.get());
-  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
-  // Detect dead DPs at the transport level, and accept the DPs' own keepalive pings.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  // See common/sync/grpc_args.h: no BDP probes (a PING round trip and timers per stream after
-  // each push); no channelz (per-connection socket nodes and per-message counters we do not
-  // export).
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
-  sync::forEachGrpcArgFromEnv("PORTICO_CLUSTER_GRPC_ARGS", [&](const std::string& k, int v) {
-    LOG_INFO(kLog, "cluster listener: gRPC channel argument %s=%d (environment)", k, v);
-    builder.AddChannelArgument(k, v);
-  });
-  server_ = builder.BuildAndStart();
-  if (server_ == nullptr || port_ == 0) {
-    server_.reset();
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options_.listen_address, " for cluster sync"));
+  auto server = wire::GrpcServer::start(
+      std::move(wo), "/portico.sync.v1.ConfigSync/Sync",
+      [this](wire::ServerCall* call, wire::CallInfo info) { return newStream(call, info); });
+  if (!server.ok()) {
+    return server.status();
   }
+  server_ = std::move(*server);
+  port_ = server_->port();
 
   {
     absl::MutexLock lock(&sink_->mu);
@@ -602,25 +578,20 @@ SyncServerStats SyncServerImpl::stats() const {
   return s;
 }
 
-std::optional<grpc::Status> SyncServerImpl::checkPeer(const grpc::CallbackServerContext& context,
-                                                      std::vector<std::string>* groups) {
+std::optional<wire::GrpcStatus> SyncServerImpl::checkPeer(const wire::CallInfo& info,
+                                                          std::vector<std::string>* groups) {
   if (options_.insecure) {
     return std::nullopt;
   }
-  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  std::vector<grpc::string_ref> pems;
-  if (auth != nullptr) {
-    pems = auth->FindPropertyValues("x509_pem_cert");
+  if (info.peer_cert_pem.empty()) {
+    return rpcStatus(absl::StatusCode::kUnauthenticated, "no client certificate");
   }
-  if (pems.empty()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no client certificate");
-  }
-  const std::string pem(pems.front().data(), pems.front().size());
+  const std::string& pem = info.peer_cert_pem;
   if (options_.mtls == sync::ClusterMtls::kShared) {
     auto digest = sync::certificateSha256(pem);
     if (!digest.ok() || *digest != pinned_sha256_) {
-      return grpc::Status(
-          grpc::StatusCode::UNAUTHENTICATED,
+      return rpcStatus(
+          absl::StatusCode::kUnauthenticated,
           absl::StrCat("client certificate (sha256 ", digest.ok() ? digest->substr(0, 16) : "?",
                        "...) is not the cluster certificate (sha256 ",
                        pinned_sha256_.substr(0, 16), "...); --cluster_mtls=shared pins it"));
@@ -633,9 +604,8 @@ std::optional<grpc::Status> SyncServerImpl::checkPeer(const grpc::CallbackServer
   }
   // A join token (metadata `portico-join-token`, --cluster_join_token on the DP) adds the
   // group the CP issued it for. Every known token is compared in constant time.
-  const auto& md = context.client_metadata();
-  if (auto it = md.find(sync::kJoinTokenMetadata); it != md.end()) {
-    const std::string token(it->second.data(), it->second.size());
+  if (const std::string* value = info.header(sync::kJoinTokenMetadata)) {
+    const std::string& token = *value;
     const std::string* found = nullptr;
     for (const auto& [known, group] : options_.join_tokens) {
       if (known.size() == token.size() &&
@@ -644,29 +614,28 @@ std::optional<grpc::Status> SyncServerImpl::checkPeer(const grpc::CallbackServer
       }
     }
     if (found == nullptr) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown join token");
+      return rpcStatus(absl::StatusCode::kUnauthenticated, "unknown join token");
     }
     groups->push_back(*found);
   }
   return std::nullopt;
 }
 
-grpc::ServerBidiReactor<DataPlaneMessage, ControlPlaneMessage>* SyncServerImpl::newStream(
-    grpc::CallbackServerContext* context) {
+wire::CallHandler* SyncServerImpl::newStream(wire::ServerCall* call,
+                                             const wire::CallInfo& info) {
   std::vector<std::string> groups;
-  std::optional<grpc::Status> refusal = checkPeer(*context, &groups);
+  std::optional<wire::GrpcStatus> refusal = checkPeer(info, &groups);
   if (refusal.has_value()) {
     counters_.refused++;
-    LOG_WARN(kLog, "refusing data plane %s: %s", peerIp(context->peer()),
-             refusal->error_message());
+    LOG_WARN(kLog, "refusing data plane %s: %s", peerIp(info.peer), refusal->message);
   }
   absl::MutexLock lock(&mu_);
-  auto* stream = new SyncStream(this, next_session_++, context, std::move(groups));
+  auto* stream = new SyncStream(this, next_session_++, call, info.peer, std::move(groups));
   streams_.insert(stream);
   counters_.streams_total++;
   // Under mu_, so shutdown() either sees this stream in streams_ or we see shutting_down_.
   if (!refusal.has_value() && shutting_down_) {
-    refusal = grpc::Status(grpc::StatusCode::UNAVAILABLE, "control plane is shutting down");
+    refusal = rpcStatus(absl::StatusCode::kUnavailable, "control plane is shutting down");
   }
   stream->begin(std::move(refusal));
   return stream;
@@ -1101,7 +1070,7 @@ void SyncServerImpl::sweepLiveness() {
       LOG_WARN(kLog, "node %s missed %d heartbeats; dropping its stream (offline)",
                stream->nodeId().empty() ? "(no hello)" : stream->nodeId(),
                options_.missed_heartbeats_offline);
-      stream->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "missed heartbeats"));
+      stream->finish(rpcStatus(absl::StatusCode::kUnavailable, "missed heartbeats"));
     }
   }
 }
@@ -1121,15 +1090,15 @@ void SyncServerImpl::shutdown() {
     cv_.SignalAll();
     // Tell every DP now, so it reconnects (to another replica) instead of timing out.
     for (SyncStream* stream : streams_) {
-      stream->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "control plane shutting down"));
+      stream->finish(rpcStatus(absl::StatusCode::kUnavailable, "control plane shutting down"));
     }
   }
   if (config_thread_.joinable()) {
     config_thread_.join();
   }
   if (server_ != nullptr) {
-    // Streams whose peer does not read any more are cancelled at the deadline.
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    // Streams whose peer does not read any more are cut off after 2 s.
+    server_->shutdown(2000);
   }
   absl::MutexLock lock(&mu_);
   auto no_streams = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };

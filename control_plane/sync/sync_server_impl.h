@@ -1,5 +1,5 @@
-// SyncServerImpl: ConfigSync on the gRPC callback API, so thousands of DP streams cost no
-// threads. One config thread reads snapshots from the store (never on gRPC threads), encodes
+// SyncServerImpl: ConfigSync served by our own gRPC transport (wire/grpc_server.h), so
+// thousands of DP streams cost no threads and a few KB each. One config thread reads snapshots from the store (never on gRPC threads), encodes
 // each generation once and offers the shared EncodedSnapshot to every stream of its group.
 //
 // Locking: SyncServerImpl::mu_ guards groups, the load queue and the stream set; each
@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <string_view>
 #include <map>
 #include <optional>
 #include <tuple>
@@ -29,19 +30,18 @@
 #include "portico/config/v1/config.pb.h"
 #include "control_plane/sync/push_state.h"
 #include "control_plane/sync/sync_server.h"
-#include "grpcpp/grpcpp.h"
-#include "portico/sync/v1/sync.grpc.pb.h"
+#include "control_plane/sync/wire/grpc_server.h"
+#include "portico/sync/v1/sync.pb.h"
 
 namespace portico::cp {
 
 class SyncServerImpl;
 
-// One DP's stream. Reactions run on gRPC's threads; offer() and finish() may also be called
-// by the server (holding its mu_).
-class SyncStream final
-    : public grpc::ServerBidiReactor<sync::v1::DataPlaneMessage, sync::v1::ControlPlaneMessage> {
+// One DP's stream. Callbacks run on the transport's io thread; offer() and finish() may also
+// be called by the server (holding its mu_).
+class SyncStream final : public wire::CallHandler {
  public:
-  SyncStream(SyncServerImpl* server, uint64_t session, grpc::CallbackServerContext* context,
+  SyncStream(SyncServerImpl* server, uint64_t session, wire::ServerCall* call, std::string peer,
              std::vector<std::string> cert_groups);
 
   // A payload a stream waits for (see pump()).
@@ -53,7 +53,7 @@ class SyncStream final
   };
 
   // Starts reading, or refuses the stream at once with `refusal` (shutdown, certificate).
-  void begin(std::optional<grpc::Status> refusal);
+  void begin(std::optional<wire::GrpcStatus> refusal);
   // A new generation of this stream's group, or a payload of the current one became ready.
   // Caller holds the server's mu_.
   void offer(TargetConstSharedPtr target);
@@ -61,7 +61,7 @@ class SyncStream final
   // The last time the DP sent anything (for the liveness sweep). Thread-safe.
   absl::Time lastSeen() const;
   // Ends the stream with `status` once any write in progress completes. Idempotent.
-  void finish(grpc::Status status);
+  void finish(wire::GrpcStatus status);
 
   uint64_t session() const { return session_; }
   // A load-shedding slot (see SyncServerOptions::max_concurrent_syncs). Thread-safe.
@@ -70,10 +70,11 @@ class SyncStream final
   const std::string& group() const { return group_; }
   const std::string& nodeId() const { return node_id_; }
 
-  // Interface: grpc::ServerBidiReactor
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnDone() override;
+  // Interface: wire::CallHandler
+  void onMessage(std::string_view message) override;
+  void onReadsDone() override;
+  void onWriteDone(bool ok) override;
+  void onDone() override;
 
  private:
   void handle(const sync::v1::DataPlaneMessage& message);
@@ -92,13 +93,12 @@ class SyncStream final
 
   SyncServerImpl* const server_;
   const uint64_t session_;
-  grpc::CallbackServerContext* const context_;
+  wire::ServerCall* const call_;
   const std::string peer_;  // gRPC peer URI of the DP
   // PKI mode: the groups the DP's certificate names (portico://group/<name>).
   const std::vector<std::string> cert_groups_;
   std::atomic<bool> holds_slot_{false};
   std::string compat_class_;       // set at Hello
-  sync::v1::DataPlaneMessage in_;  // the one outstanding read
   bool hello_seen_ = false;        // reaction-thread only (reads are serialized)
   std::string group_;
   std::string node_id_;
@@ -106,9 +106,8 @@ class SyncStream final
   mutable absl::Mutex mu_;
   PushState push_ ABSL_GUARDED_BY(mu_);
   absl::Time last_seen_ ABSL_GUARDED_BY(mu_) = absl::Now();
-  // Messages written before any chunk (HelloReply). A deque keeps each element's address
-  // stable while gRPC writes it.
-  std::deque<sync::v1::ControlPlaneMessage> control_ ABSL_GUARDED_BY(mu_);
+  // Serialized messages written before any chunk (HelloReply).
+  std::vector<wire::SharedBytes> control_ ABSL_GUARDED_BY(mu_);
   sync::EncodedSnapshotConstSharedPtr sending_ ABSL_GUARDED_BY(mu_);
   size_t next_chunk_ ABSL_GUARDED_BY(mu_) = 0;
   bool write_in_progress_ ABSL_GUARDED_BY(mu_) = false;
@@ -116,7 +115,7 @@ class SyncStream final
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool offered_ ABSL_GUARDED_BY(mu_) = false;  // the group's target was offered at least once
-  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  wire::GrpcStatus final_status_ ABSL_GUARDED_BY(mu_);
 };
 
 class SyncServerImpl final : public SyncServer {
@@ -137,8 +136,7 @@ class SyncServerImpl final : public SyncServer {
   // For SyncStream (any thread).
   uint32_t heartbeatIntervalMs() const { return options_.heartbeat_interval_ms; }
   const SyncServerOptions& options() const { return options_; }
-  grpc::ServerBidiReactor<sync::v1::DataPlaneMessage, sync::v1::ControlPlaneMessage>*
-  newStream(grpc::CallbackServerContext* context);
+  wire::CallHandler* newStream(wire::ServerCall* call, const wire::CallInfo& info);
   // Load shedding at Hello: true if the stream may sync now (it is current, or got a slot).
   bool admit(SyncStream* stream, const std::string& group, uint64_t generation,
              const std::string& hash) ABSL_LOCKS_EXCLUDED(mu_);
@@ -164,7 +162,6 @@ class SyncServerImpl final : public SyncServer {
   Counters& counters() { return counters_; }
 
  private:
-  class Service;
   // Holds the store's change callback target; cleared on shutdown so a late notification is
   // dropped instead of touching a destroyed server.
   struct ChangeSink {
@@ -189,8 +186,8 @@ class SyncServerImpl final : public SyncServer {
     }
   };
   // Why a TLS peer may not open a stream (nullopt: it may), and its certificate's groups.
-  std::optional<grpc::Status> checkPeer(const grpc::CallbackServerContext& context,
-                                        std::vector<std::string>* groups);
+  std::optional<wire::GrpcStatus> checkPeer(const wire::CallInfo& info,
+                                            std::vector<std::string>* groups);
   struct LoadRequest {
     uint64_t wanted_generation = 0;
     uint32_t attempts = 0;
@@ -216,8 +213,7 @@ class SyncServerImpl final : public SyncServer {
   NodeRegistry registry_;
   Counters counters_;
   std::shared_ptr<ChangeSink> sink_;
-  std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;  // declared after service_: destroyed first
+  std::unique_ptr<wire::GrpcServer> server_;
   int port_ = 0;
   std::thread config_thread_;
   std::mt19937_64 rng_;  // config thread only
