@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/admin_api/http_server.h"
+#include "control_plane/store/change_log_pruner.h"
 #include "control_plane/store/migrations.h"
 #include "control_plane/store/pg_store_impl.h"
 #include "control_plane/store/pg_changes.h"
@@ -50,6 +51,12 @@ ABSL_FLAG(int64_t, cluster_data_plane_purge_delay, 1209600,
           "seconds after which a data plane not seen is removed from the fleet registry");
 ABSL_FLAG(int32_t, cluster_delta_window, 128,
           "generations kept for deltas (0 = always send full snapshots)");
+ABSL_FLAG(int64_t, cluster_change_log_retention, 1000,
+          "generations of change_log rows kept per group (older ones are pruned every minute); "
+          "at least --cluster_delta_window");
+ABSL_FLAG(int32_t, cluster_workers, 1,
+          "io threads serving data-plane sync streams (one handles thousands of idle streams; "
+          "more help TLS handshake storms)");
 ABSL_FLAG(int32_t, admin_workers, 8,
           "threads (and PostgreSQL connections) serving Admin API requests");
 ABSL_FLAG(std::string, admin_auth, "off",
@@ -204,6 +211,7 @@ int serve(const std::string& dsn) {
   SyncServerOptions sync_options;
   sync_options.listen_address = absl::GetFlag(FLAGS_cluster_listen);
   sync_options.insecure = absl::GetFlag(FLAGS_cluster_insecure);
+  sync_options.workers = static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_cluster_workers)));
   sync_options.cert_path = absl::GetFlag(FLAGS_cluster_cert);
   sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
   sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
@@ -257,6 +265,16 @@ int serve(const std::string& dsn) {
 #endif
   (*store)->startListening();
 
+  // Its own thread and connection; deltas need no row older than the delta window.
+  ChangeLogPrunerOptions prune_options;
+  prune_options.dsn = dsn;
+  prune_options.keep_generations = static_cast<uint64_t>(
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_cluster_change_log_retention)));
+  prune_options.min_keep_generations =
+      static_cast<uint64_t>(std::max(0, absl::GetFlag(FLAGS_cluster_delta_window)));
+  ChangeLogPruner change_log_pruner(prune_options);
+  change_log_pruner.start();
+
   AdminServerOptions admin_options;
   admin_options.listen_address = absl::GetFlag(FLAGS_admin_listen);
   admin_options.db_workers = workers;
@@ -277,6 +295,7 @@ int serve(const std::string& dsn) {
   sigwait(&signals, &signal);
   LOG_INFO("cp", "received %s, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   (*admin)->shutdown();
+  change_log_pruner.stop();
 #ifdef PORTICO_HAVE_CP_SYNC
   (*sync)->shutdown();
 #ifdef PORTICO_HAVE_CP_FLEET
