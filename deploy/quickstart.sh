@@ -121,21 +121,45 @@ cluster_port=$(pick_port 8005)
 proxy_port=$(pick_port 8000)
 proxy_ssl_port=$(pick_port 8443)
 status_port=$(pick_port 8100)
-upstream_port=$(portico_free_port)
+# A free port can be taken by someone else before the upstream binds it: try a few.
+for attempt in 1 2 3 4 5; do
+  upstream_port=$(portico_free_port)
+  start_bg upstream "$ECHO_BIN" --port="$upstream_port"
+  up=0
+  for _ in $(seq 1 50); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$upstream_port/" 2>/dev/null; then up=1; break; fi
+    kill -0 "$(cat "$STATE/upstream.pid")" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ $up == 1 ]] && break
+  stop_one upstream
+  [[ $attempt == 5 ]] && { cat "$STATE/upstream.log" >&2; die "the demo upstream did not start"; }
+done
+say "started the demo upstream on 127.0.0.1:$upstream_port"
 
-say "starting the demo upstream on 127.0.0.1:$upstream_port"
-start_bg upstream "$ECHO_BIN" --port="$upstream_port"
+# Cluster mTLS as in production, in Kong's "shared" mode: CP and DP hold the same self-signed
+# certificate and each pins it (docs: README, "Cluster TLS").
+if [[ ! -s $STATE/cluster.crt || ! -s $STATE/cluster.key ]]; then
+  say "making the cluster certificate ($STATE/cluster.crt, shared mode)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1095 \
+    -subj "/CN=portico-cluster" -addext "subjectAltName=DNS:portico-cluster" \
+    -keyout "$STATE/cluster.key" -out "$STATE/cluster.crt" 2>/dev/null ||
+    die "openssl could not make the cluster certificate"
+  chmod 600 "$STATE/cluster.key"
+fi
+cluster_tls=(--cluster_cert="$STATE/cluster.crt" --cluster_key="$STATE/cluster.key"
+             --cluster_mtls=shared)
 
 say "starting portico-cp (Admin API 127.0.0.1:$admin_port, cluster 127.0.0.1:$cluster_port)"
 start_bg cp "$CP_BIN" --admin_listen="127.0.0.1:$admin_port" \
-  --cluster_listen="127.0.0.1:$cluster_port" --cluster_insecure
+  --cluster_listen="127.0.0.1:$cluster_port" "${cluster_tls[@]}"
 wait_http "http://127.0.0.1:$admin_port/status" "portico-cp" "$STATE/cp.log"
 
 say "starting portico-dp (proxy 127.0.0.1:$proxy_port, HTTPS 127.0.0.1:$proxy_ssl_port, status 127.0.0.1:$status_port)"
 start_bg dp "$DP_BIN" --proxy_listen="127.0.0.1:$proxy_port" \
   --proxy_ssl_listen="127.0.0.1:$proxy_ssl_port" \
   --status_listen="127.0.0.1:$status_port" --cp_address="127.0.0.1:$cluster_port" \
-  --cluster_insecure --config_cache_path="$STATE/dp-config.cache"
+  "${cluster_tls[@]}" --config_cache_path="$STATE/dp-config.cache"
 
 admin=http://127.0.0.1:$admin_port
 say "loading the demo config: service 'demo' -> 127.0.0.1:$upstream_port, route 'demo' on /demo"
