@@ -27,6 +27,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "control_plane/sync/wire/h2_frame.h"
 #include "control_plane/sync/wire/hpack.h"
 
 namespace portico::cp::wire {
@@ -36,38 +37,41 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 constexpr char kLog[] = "cluster";
-constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-enum FrameType : uint8_t {
-  kData = 0,
-  kHeaders = 1,
-  kPriority = 2,
-  kRstStream = 3,
-  kSettings = 4,
-  kPushPromise = 5,
-  kPing = 6,
-  kGoaway = 7,
-  kWindowUpdate = 8,
-  kContinuation = 9,
-};
-constexpr uint8_t kFlagEndStream = 0x1;
-constexpr uint8_t kFlagAck = 0x1;
-constexpr uint8_t kFlagEndHeaders = 0x4;
-constexpr uint8_t kFlagPadded = 0x8;
-constexpr uint8_t kFlagPriority = 0x20;
-
-enum H2Error : uint32_t {
-  kNoError = 0,
-  kProtocolError = 1,
-  kInternalError = 2,
-  kFlowControlError = 3,
-  kStreamClosed = 5,
-  kFrameSizeError = 6,
-  kRefusedStream = 7,
-  kCancel = 8,
-  kCompressionError = 9,
-  kEnhanceYourCalm = 0xb,
-};
+using h2::kPreface;
+using h2::kData;
+using h2::kHeaders;
+using h2::kPriority;
+using h2::kRstStream;
+using h2::kSettings;
+using h2::kPushPromise;
+using h2::kPing;
+using h2::kGoaway;
+using h2::kWindowUpdate;
+using h2::kContinuation;
+using h2::kFlagEndStream;
+using h2::kFlagAck;
+using h2::kFlagEndHeaders;
+using h2::kFlagPadded;
+using h2::kFlagPriority;
+using h2::kNoError;
+using h2::kProtocolError;
+using h2::kFlowControlError;
+using h2::kFrameSizeError;
+using h2::kRefusedStream;
+using h2::kCompressionError;
+using h2::kEnhanceYourCalm;
+using h2::kSettingEnablePush;
+using h2::kSettingMaxConcurrentStreams;
+using h2::kSettingInitialWindowSize;
+using h2::kSettingMaxFrameSize;
+using h2::kSettingMaxHeaderListSize;
+using h2::read24;
+using h2::read32;
+using h2::put32;
+using h2::append32;
+using h2::putFrameHeader;
+using h2::appendFrameHeader;
+using h2::frame32;
 
 // What we accept: the default SETTINGS_MAX_FRAME_SIZE (DP messages are small).
 constexpr uint32_t kOurMaxFrame = 16384;
@@ -81,37 +85,19 @@ constexpr size_t kMaxHeaderBlockBytes = 65536;
 constexpr size_t kReadBufferBytes = 64 * 1024;
 constexpr int kMaxIov = 128;
 constexpr size_t kTlsWriteChunk = 16384;
+// Control frames (PING/SETTINGS ACKs, refusals, headers) queued but not yet written. Real
+// clients keep this at a few KB; a client that sends frames needing answers and never reads
+// them would grow it without bound (RFC 9113 §10.5), so past this the connection is closed.
+constexpr size_t kMaxUnsentControlBytes = 256 * 1024;
+// Up-front reservation for a message being assembled: its length prefix is only the client's
+// word, so memory beyond this follows the bytes that actually arrive.
+constexpr uint32_t kMaxMessageReserve = 64 * 1024;
 constexpr int64_t kMaxWindow = 0x7fffffff;
 
 int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-uint32_t read24(const uint8_t* p) { return (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2]; }
-uint32_t read32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-void put24(char* p, uint32_t v) {
-  p[0] = static_cast<char>(v >> 16);
-  p[1] = static_cast<char>(v >> 8);
-  p[2] = static_cast<char>(v);
-}
-void put32(char* p, uint32_t v) {
-  p[0] = static_cast<char>(v >> 24);
-  p[1] = static_cast<char>(v >> 16);
-  p[2] = static_cast<char>(v >> 8);
-  p[3] = static_cast<char>(v);
-}
-void appendFrameHeader(std::string& out, uint32_t length, uint8_t type, uint8_t flags,
-                       uint32_t stream) {
-  char h[9];
-  put24(h, length);
-  h[3] = static_cast<char>(type);
-  h[4] = static_cast<char>(flags);
-  put32(h + 5, stream & 0x7fffffff);
-  out.append(h, 9);
 }
 
 // gRPC's grpc-message encoding: percent-encode bytes outside printable ASCII and '%'.
@@ -141,6 +127,16 @@ std::string sslErrors() {
     out += buf;
   }
   return out.empty() ? "unknown TLS error" : out;
+}
+
+// Why an SSL_read/SSL_write failed: OpenSSL's error queue, or errno for a socket error (a DP
+// that went away shows as EPIPE/ECONNRESET with an empty queue).
+std::string tlsFailure(int ssl_error) {
+  const int saved_errno = errno;
+  if (ssl_error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+    return saved_errno != 0 ? std::strerror(saved_errno) : "connection closed by the peer";
+  }
+  return sslErrors();
 }
 
 struct SslCtxDeleter {
@@ -243,6 +239,7 @@ struct OutPiece {
   uint32_t offset = 0;
   uint32_t length = 0;
   uint32_t done_stream = 0;  // the last piece of a message on this stream: report the write
+  bool control = false;      // counted in Connection::control_unsent_
   std::array<char, 16> small{};
 
   const char* data() const { return owner ? owner->data() + offset : small.data() + offset; }
@@ -268,6 +265,9 @@ class ServerCore {
   SslCtxPtr ssl_ctx;
   std::atomic<uint64_t> connections_active{0}, connections_total{0}, calls_active{0},
       handshake_failures{0}, protocol_errors{0};
+  // onDone callbacks posted (a call ended by its trailers) that have not returned yet; shutdown
+  // waits for them, since a post from an io thread may land behind the stop it posts.
+  std::atomic<uint64_t> dones_pending{0};
   std::atomic<bool> stopping{false};
 };
 
@@ -384,6 +384,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   std::string in_;  // an incomplete frame carried to the next read
   std::vector<OutPiece> out_;
   size_t out_head_ = 0;  // first piece not completely written
+  size_t control_unsent_ = 0;  // bytes of control pieces in out_ not yet written
 
   HpackDecoder hpack_;
   std::string header_block_;  // HEADERS + CONTINUATION being collected
@@ -528,17 +529,12 @@ void Connection::onEstablished() {
   auto setting = [&s](uint16_t id, uint32_t v) {
     s.push_back(static_cast<char>(id >> 8));
     s.push_back(static_cast<char>(id));
-    char b[4];
-    put32(b, v);
-    s.append(b, 4);
+    append32(s, v);
   };
-  setting(0x3, core_.options.max_concurrent_streams);
-  setting(0x4, kRecvWindow);
-  setting(0x6, kMaxHeaderListBytes);
-  appendFrameHeader(s, 4, kWindowUpdate, 0, 0);
-  char b[4];
-  put32(b, kRecvWindow - 65535);
-  s.append(b, 4);
+  setting(kSettingMaxConcurrentStreams, core_.options.max_concurrent_streams);
+  setting(kSettingInitialWindowSize, kRecvWindow);
+  setting(kSettingMaxHeaderListSize, kMaxHeaderListBytes);
+  s += frame32(kWindowUpdate, 0, kRecvWindow - 65535);
   queueControl(std::move(s));
   flush();
   onReadable();  // the client may have sent its preface with the handshake
@@ -600,7 +596,7 @@ void Connection::onReadable() {
           waitWritable();
           return;
         }
-        close(err == SSL_ERROR_ZERO_RETURN ? "" : "TLS read failed: " + sslErrors());
+        close(err == SSL_ERROR_ZERO_RETURN ? "" : "TLS read failed: " + tlsFailure(err));
         return;
       }
       n = static_cast<size_t>(r);
@@ -641,6 +637,8 @@ void Connection::onReadable() {
 void Connection::queueControl(std::string bytes) {
   OutPiece piece;
   piece.length = static_cast<uint32_t>(bytes.size());
+  piece.control = true;
+  control_unsent_ += bytes.size();
   piece.owner = std::make_shared<const std::string>(std::move(bytes));
   out_.push_back(std::move(piece));
 }
@@ -652,6 +650,9 @@ void Connection::noteWritten(size_t n, std::vector<uint32_t>& done) {
     p.offset += static_cast<uint32_t>(take);
     p.length -= static_cast<uint32_t>(take);
     n -= take;
+    if (p.control) {
+      control_unsent_ -= take;
+    }
     if (p.length == 0) {
       if (p.done_stream != 0) {
         done.push_back(p.done_stream);
@@ -698,7 +699,7 @@ void Connection::flush() {
           waitReadable();
           break;
         }
-        close("TLS write failed: " + sslErrors());
+        close("TLS write failed: " + tlsFailure(err));
         return;
       }
       tls_retry_len_ = 0;
@@ -789,6 +790,10 @@ bool Connection::consume(const char* data, size_t n) {
     const uint8_t flags = h[4];
     const uint32_t stream = read32(h + 5) & 0x7fffffff;
     if (!onFrame(type, flags, stream, h + 9, len) || closed_) {
+      return false;
+    }
+    if (control_unsent_ > kMaxUnsentControlBytes) {
+      connectionError(kEnhanceYourCalm, "the client does not read the answers to its frames");
       return false;
     }
     pos += 9 + len;
@@ -965,7 +970,7 @@ bool Connection::onSettings(uint8_t flags, const uint8_t* p, uint32_t len) {
   for (uint32_t i = 0; i < len; i += 6) {
     const uint16_t id = static_cast<uint16_t>((p[i] << 8) | p[i + 1]);
     const uint32_t v = read32(p + i + 2);
-    if (id == 0x4) {  // INITIAL_WINDOW_SIZE: applies to every open stream (§6.9.2)
+    if (id == kSettingInitialWindowSize) {  // applies to every open stream (§6.9.2)
       if (v > kMaxWindow) {
         return connectionError(kFlowControlError, "INITIAL_WINDOW_SIZE too large");
       }
@@ -974,12 +979,12 @@ bool Connection::onSettings(uint8_t flags, const uint8_t* p, uint32_t len) {
       for (auto& c : calls_) {
         c->send_window_ += delta;
       }
-    } else if (id == 0x5) {  // MAX_FRAME_SIZE
+    } else if (id == kSettingMaxFrameSize) {
       if (v < 16384 || v > 16777215) {
         return connectionError(kProtocolError, "MAX_FRAME_SIZE out of range");
       }
       peer_max_frame_ = v;
-    } else if (id == 0x2 && v > 1) {
+    } else if (id == kSettingEnablePush && v > 1) {
       return connectionError(kProtocolError, "ENABLE_PUSH out of range");
     }
   }
@@ -997,21 +1002,13 @@ void Connection::respondHeadersOnly(uint32_t stream, std::string block, bool cli
   s += block;
   if (!client_done) {
     // The response is complete; the client need not send the rest (RFC 9113 §8.1).
-    appendFrameHeader(s, 4, kRstStream, 0, stream);
-    char b[4];
-    put32(b, kNoError);
-    s.append(b, 4);
+    s += frame32(kRstStream, stream, kNoError);
   }
   queueControl(std::move(s));
 }
 
 void Connection::refuseStream(uint32_t stream, uint32_t code) {
-  std::string s;
-  appendFrameHeader(s, 4, kRstStream, 0, stream);
-  char b[4];
-  put32(b, code);
-  s.append(b, 4);
-  queueControl(std::move(s));
+  queueControl(frame32(kRstStream, stream, code));
 }
 
 bool Connection::onHeaderBlock(uint32_t stream, bool end_stream) {
@@ -1124,12 +1121,7 @@ bool Connection::onData(uint32_t stream, uint8_t flags, const uint8_t* p, uint32
   }
   conn_recv_unacked_ += len;
   if (conn_recv_unacked_ >= kRecvWindow / 2) {
-    std::string s;
-    appendFrameHeader(s, 4, kWindowUpdate, 0, 0);
-    char b[4];
-    put32(b, conn_recv_unacked_);
-    s.append(b, 4);
-    queueControl(std::move(s));
+    queueControl(frame32(kWindowUpdate, 0, conn_recv_unacked_));
     conn_recv_unacked_ = 0;
   }
   Call* call = findCall(stream);
@@ -1151,12 +1143,7 @@ bool Connection::onData(uint32_t stream, uint8_t flags, const uint8_t* p, uint32
   }
   call->recv_unacked_ += len;
   if (call->recv_unacked_ >= kRecvWindow / 2 && !(flags & kFlagEndStream)) {
-    std::string s;
-    appendFrameHeader(s, 4, kWindowUpdate, 0, stream);
-    char b[4];
-    put32(b, call->recv_unacked_);
-    s.append(b, 4);
-    queueControl(std::move(s));
+    queueControl(frame32(kWindowUpdate, stream, call->recv_unacked_));
     call->recv_unacked_ = 0;
   }
   std::shared_ptr<Call> keep = call->shared_from_this();
@@ -1210,7 +1197,7 @@ bool Connection::deliverData(Call& call, const uint8_t* p, uint32_t len) {
     } else {
       const uint32_t take = std::min(need, len);
       if (call.msg_.empty()) {
-        call.msg_.reserve(call.msg_len_);
+        call.msg_.reserve(std::min(call.msg_len_, kMaxMessageReserve));
       }
       call.msg_.append(reinterpret_cast<const char*>(p), take);
       if (take < need) {
@@ -1291,10 +1278,7 @@ void Connection::queueData(Call& call) {
     const bool last = call.pending_off_ + n == total;
     OutPiece head;
     char* h = head.small.data();
-    put24(h, static_cast<uint32_t>(n));
-    h[3] = static_cast<char>(kData);
-    h[4] = 0;
-    put32(h + 5, call.id_);
+    putFrameHeader(h, static_cast<uint32_t>(n), kData, 0, call.id_);
     head.length = 9;
     size_t off = call.pending_off_;
     size_t left = n;
@@ -1349,11 +1333,16 @@ void Connection::sendTrailers(Call& call) {
   respondHeadersOnly(call.id_, std::move(b), call.remote_closed_);
   call.headers_sent_ = true;
   call.local_closed_ = true;
-  // The call is over for the handler; the bytes are queued and go out in order.
+  // The call is over for the handler; the bytes are queued and go out in order. Counted as
+  // pending before it stops counting as active: shutdown must never see it as neither.
+  core_.dones_pending++;
   removeCall(call);
   call.done_ = true;
   std::shared_ptr<Call> keep = call.shared_from_this();
-  asio::post(worker_.ctx, [keep] { keep->handler_->onDone(); });
+  asio::post(worker_.ctx, [keep, core = &core_] {
+    keep->handler_->onDone();
+    core->dones_pending--;
+  });
 }
 
 void Connection::removeCall(Call& call) {
@@ -1379,10 +1368,8 @@ void Connection::sendGoaway(uint32_t code, std::string_view debug) {
   const std::string_view d = debug.substr(0, 256);
   std::string s;
   appendFrameHeader(s, static_cast<uint32_t>(8 + d.size()), kGoaway, 0, 0);
-  char b[8];
-  put32(b, last_stream_id_);
-  put32(b + 4, code);
-  s.append(b, 8);
+  append32(s, last_stream_id_);
+  append32(s, code);
   s.append(d);
   queueControl(std::move(s));
   flush();
@@ -1408,6 +1395,7 @@ void Connection::close(std::string_view why) {
   socket_.close(ec);
   std::vector<OutPiece>().swap(out_);
   out_head_ = 0;
+  control_unsent_ = 0;
   std::string().swap(in_);
   // Every open call learns its connection is gone; those already finishing end now.
   std::vector<std::shared_ptr<Call>> calls = calls_;
@@ -1590,7 +1578,11 @@ void GrpcServerImpl::reap(Worker& w) {
 }
 
 void GrpcServerImpl::scheduleSweep(Worker& w) {
-  w.sweep->expires_after(std::chrono::seconds(1));
+  // Often enough that no timeout fires more than half of itself late (and at most 1 s).
+  const ServerOptions& o = core_->options;
+  const uint32_t shortest =
+      std::min({o.handshake_timeout_ms, o.keepalive_time_ms, o.keepalive_timeout_ms});
+  w.sweep->expires_after(std::chrono::milliseconds(std::clamp<uint32_t>(shortest / 2, 10, 1000)));
   w.sweep->async_wait([this, &w](const boost::system::error_code& ec) {
     if (ec) {
       return;
@@ -1638,7 +1630,8 @@ void GrpcServerImpl::shutdown(uint32_t grace_ms) {
   forEachConnection([](Connection& c) { c.sendGoaway(kNoError, "server shutdown"); });
   auto wait_calls = [this](int64_t ms) {
     const int64_t until = nowMs() + ms;
-    while (core_->calls_active.load() > 0 && nowMs() < until) {
+    while ((core_->calls_active.load() > 0 || core_->dones_pending.load() > 0) &&
+           nowMs() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   };
@@ -1649,7 +1642,7 @@ void GrpcServerImpl::shutdown(uint32_t grace_ms) {
     LOG_ERROR(kLog, "cluster listener: %d calls still open at shutdown",
               core_->calls_active.load());
   }
-  // Let posted completions (onDone) run, then stop.
+  // Every onDone has returned (dones_pending); stop.
   for (auto& w : workers_) {
     Worker* wp = w.get();
     asio::post(wp->ctx, [wp] {
