@@ -37,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/flags.h"
 #include "common/logging.h"
+#include "common/sync/cluster_tls.h"
 #include "common/sync/codec.h"
 #include "common/sync/delta.h"
 #include "common/sync/grpc_args.h"
@@ -46,7 +47,11 @@
 #include "tests/integration/sync/fake_store.h"
 #include "tests/support/test_support.h"
 
-ABSL_FLAG(std::string, cp, "127.0.0.1:8005", "control plane cluster address (plain text)");
+ABSL_FLAG(std::string, cp, "127.0.0.1:8005", "control plane cluster address");
+ABSL_FLAG(std::string, tls_cert, "",
+          "cluster TLS in shared mode: the CP's --cluster_cert, also presented by every node "
+          "(plain text without it)");
+ABSL_FLAG(std::string, tls_key, "", "the key of --tls_cert");
 ABSL_FLAG(int32_t, nodes, 200, "simulated data planes");
 ABSL_FLAG(std::string, group, "", "group the nodes join (\"\" = default)");
 ABSL_FLAG(std::string, dp_version, "0.1.0", "version the nodes announce");
@@ -192,7 +197,9 @@ class Stream final : public grpc::ClientBidiReactor<DataPlaneMessage, ControlPla
 
 class Sim {
  public:
-  Sim(std::string target, int n) : target_(std::move(target)) {
+  Sim(std::string target, int n, std::shared_ptr<grpc::ChannelCredentials> creds,
+      std::string tls_name)
+      : target_(std::move(target)), creds_(std::move(creds)), tls_name_(std::move(tls_name)) {
     nodes_.reserve(n);
     for (int i = 0; i < n; ++i) {
       auto node = std::make_unique<Node>();
@@ -219,8 +226,10 @@ class Sim {
                                     [&](const std::string& k, int v) { args.SetInt(k, v); });
         args.SetMaxReceiveMessageSize(4 << 20);
         // Owned by the node, so a stream ending never destroys a channel on gRPC's thread.
-        node->channel =
-            grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+        if (!tls_name_.empty()) {
+          args.SetSslTargetNameOverride(tls_name_);
+        }
+        node->channel = grpc::CreateCustomChannel(target_, creds_, args);
       }
       channel = node->channel;
     }
@@ -360,6 +369,8 @@ class Sim {
 
  private:
   const std::string target_;
+  const std::shared_ptr<grpc::ChannelCredentials> creds_;
+  const std::string tls_name_;  // the CP certificate's name (shared mode), or ""
   std::vector<std::unique_ptr<Node>> nodes_;
   VerifiedCache cache_;
   std::atomic<bool> stopping_{false};
@@ -697,7 +708,28 @@ int run() {
     target = absl::StrCat("127.0.0.1:", server->port());
   }
 
-  Sim sim(target, n);
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  std::string tls_name;
+  if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
+    // Shared mode, as portico-dp: the one cluster certificate is root, client cert and pin.
+    auto cert = sync::readPemFile("--tls_cert", absl::GetFlag(FLAGS_tls_cert));
+    auto key = sync::readPemFile("--tls_key", absl::GetFlag(FLAGS_tls_key));
+    auto name = cert.ok() ? sync::certificateName(*cert) : cert.status();
+    if (!cert.ok() || !key.ok() || !name.ok()) {
+      std::fprintf(stderr, "fleet_sim: cluster TLS: %s\n",
+                   (!cert.ok() ? cert.status() : !key.ok() ? key.status() : name.status())
+                       .ToString()
+                       .c_str());
+      return 1;
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = *cert;
+    ssl.pem_cert_chain = *cert;
+    ssl.pem_private_key = *key;
+    creds = grpc::SslCredentials(ssl);
+    tls_name = *name;
+  }
+  Sim sim(target, n, creds, tls_name);
   sim.startBackground();
   const auto deadline_connect = std::chrono::seconds(absl::GetFlag(FLAGS_connect_timeout_s));
 

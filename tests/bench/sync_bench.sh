@@ -54,7 +54,7 @@ ADMIN_PORT=$(portico_free_port); CLUSTER_PORT=$(portico_free_port)
 CP_PID=
 start_cp() {
   "$CP" --pg_dsn="$DSN" --admin_listen=127.0.0.1:$ADMIN_PORT \
-    --cluster_listen=127.0.0.1:$CLUSTER_PORT --cluster_insecure --log_level=warn \
+    --cluster_listen=127.0.0.1:$CLUSTER_PORT ${CLUSTER_TLS_FLAGS:---cluster_insecure} --log_level=warn \
     ${CP_EXTRA_FLAGS:-} >>"$WORK/cp.log" 2>&1 &
   CP_PID=$!; PIDS+=($CP_PID)
   for _ in $(seq 100); do
@@ -120,6 +120,56 @@ DP_DETAIL=$(awk '
     p=$0; sub(/.*persist /, "", p); sub(/\).*/, "", p) }
   END { printf "decode %s, validate %s, build+swap %s, persist %s", d, v, b, p }' "$WORK/dp.log" 2>/dev/null || true)
 
+# --- proxy p99 while that DP applies full snapshots -----------------------------------------------
+# The DP proxies to portico-echo under wrk (1 thread, 16 connections, 10 s) twice per run: once
+# with no config change, once while a PATCH every second makes the CP (run here with
+# --cluster_delta_window=0, so every change is a full snapshot) push the whole 30k-entity
+# config, which the DP decodes, validates, builds and swaps beside the proxy worker.
+to_ms() { python3 -c '
+import sys,re
+m=re.match(r"([0-9.]+)(us|ms|s)$",sys.argv[1]); n=float(m.group(1))
+print(round(n*{"us":0.001,"ms":1,"s":1000}[m.group(2)],2))' "$1"; }
+wrk_p99() { wrk -t1 -c16 -d10s --latency "$1" | awk '$1=="99%" {print $2}'; }
+P99_IDLE=(); P99_APPLY=(); APPLIES=()
+if want dp; then
+  ECHO_PORT=$(portico_free_port)
+  "$BUILD/bin/portico-echo" --port=$ECHO_PORT >"$WORK/echo.log" 2>&1 &
+  PIDS+=($!)
+  curl -fs -X PUT "http://127.0.0.1:$ADMIN_PORT/services/bench-echo" \
+    -d "url=http://127.0.0.1:$ECHO_PORT" >/dev/null
+  curl -fs -X PUT "http://127.0.0.1:$ADMIN_PORT/services/bench-echo/routes/bench-echo-route" \
+    -d 'paths[]=/bench-echo' >/dev/null
+  SAVED_FLAGS="${CP_EXTRA_FLAGS:-}"
+  stop_cp; CP_EXTRA_FLAGS="$SAVED_FLAGS --cluster_delta_window=0"; start_cp
+  PROXY_PORT=$(portico_free_port)
+  "$DP" --cp_address=127.0.0.1:$CLUSTER_PORT --cluster_insecure --workers=1 \
+    --proxy_listen=127.0.0.1:$PROXY_PORT --status_listen=127.0.0.1:$(portico_free_port) \
+    >"$WORK/dp-load.log" 2>&1 &
+  DPP=$!; PIDS+=($DPP)
+  for _ in $(seq 300); do
+    curl -fs "http://127.0.0.1:$PROXY_PORT/bench-echo" >/dev/null 2>&1 && break; sleep 0.1
+  done
+  for r in $(seq "$REPEAT"); do
+    P99_IDLE+=("$(to_ms "$(wrk_p99 "http://127.0.0.1:$PROXY_PORT/bench-echo")")")
+    before=$(grep -c "applied generation" "$WORK/dp-load.log" || true)
+    ( for i in $(seq 9); do
+        sleep 1
+        curl -fs -X PATCH "http://127.0.0.1:$ADMIN_PORT/routes/route-7" \
+          -H 'Content-Type: application/json' -d "{\"tags\":[\"load-$r-$i\"]}" >/dev/null
+      done ) &
+    CHG=$!
+    P99_APPLY+=("$(to_ms "$(wrk_p99 "http://127.0.0.1:$PROXY_PORT/bench-echo")")")
+    wait $CHG
+    sleep 1
+    APPLIES+=($(( $(grep -c "applied generation" "$WORK/dp-load.log" || true) - before )))
+    log "proxy p99 run $r: ${P99_IDLE[-1]} ms idle, ${P99_APPLY[-1]} ms during ${APPLIES[-1]} full applies"
+  done
+  kill $DPP; wait $DPP 2>/dev/null || true
+  stop_cp; CP_EXTRA_FLAGS="$SAVED_FLAGS"; start_cp
+fi
+P99_IDLE_M=$(printf '%s\n' "${P99_IDLE[@]}" | median); P99_APPLY_M=$(printf '%s\n' "${P99_APPLY[@]}" | median)
+APPLIES_M=$(printf '%s\n' "${APPLIES[@]}" | median)
+
 ROUTE=route-7
 # --- propagation to 200 DPs, bytes per change, CP CPU 200 vs 10 ---------------------------------
 run_sim() { "$SIM" --cp=127.0.0.1:$CLUSTER_PORT --admin=127.0.0.1:$ADMIN_PORT --route=$ROUTE "$@"; }
@@ -171,23 +221,39 @@ done
 STORM_M=$(m "${STORM[@]}"); REFUSALS_M=$(m "${REFUSALS[@]}")
 
 # --- CP memory per idle stream: RSS with 1,000 idle streams minus with 0 -----------------------
-MEM=()
-for r in $(seq "$REPEAT"); do
-  want mem || break
+# Plain text (the goal's figure), then mTLS in shared mode (what production runs).
+mem_run() {  # $1: extra fleet_sim flags; sets MEM_RESULT (KB per stream)
   stop_cp; start_cp
-  "$SIM" --cp=127.0.0.1:$CLUSTER_PORT --nodes=1 >/dev/null   # loads + encodes the snapshot
+  "$SIM" --cp=127.0.0.1:$CLUSTER_PORT --nodes=1 $1 >/dev/null   # loads + encodes the snapshot
   sleep 1
-  RSS0=$(rss_kb $CP_PID)
-  "$SIM" --cp=127.0.0.1:$CLUSTER_PORT --nodes=1000 --resume --hold_s=4 >"$WORK/hold.out" &
-  SP=$!
+  local rss0 rss1 sp
+  rss0=$(rss_kb $CP_PID)
+  "$SIM" --cp=127.0.0.1:$CLUSTER_PORT --nodes=1000 --resume --hold_s=4 $1 >"$WORK/hold.out" &
+  sp=$!
   for _ in $(seq 300); do grep -q HOLDING "$WORK/hold.out" && break; sleep 0.1; done
   sleep 2
-  RSS1=$(rss_kb $CP_PID)
-  wait $SP || true
-  MEM+=("$(awk -v a="$RSS0" -v b="$RSS1" 'BEGIN {printf "%.1f", (b-a)/1000}')")
-  log "memory run $r: RSS $RSS0 KB -> $RSS1 KB with 1,000 idle streams: ${MEM[-1]} KB/stream"
+  rss1=$(rss_kb $CP_PID)
+  wait $sp || true
+  log "memory run${1:+ (TLS)}: RSS $rss0 KB -> $rss1 KB with 1,000 idle streams"
+  MEM_RESULT=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN {printf "%.1f", (b-a)/1000}')
+}
+MEM=(); MEM_TLS=()
+for r in $(seq "$REPEAT"); do
+  want mem || break
+  mem_run ""; MEM+=("$MEM_RESULT")
 done
-MEM_M=$(m "${MEM[@]}")
+if want mem; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=cp.portico.test" -addext "subjectAltName=DNS:cp.portico.test" \
+    -keyout "$WORK/cluster.key" -out "$WORK/cluster.crt" 2>/dev/null
+  CLUSTER_TLS_FLAGS="--cluster_cert=$WORK/cluster.crt --cluster_key=$WORK/cluster.key --cluster_mtls=shared"
+  for r in $(seq "$REPEAT"); do
+    mem_run "--tls_cert=$WORK/cluster.crt --tls_key=$WORK/cluster.key"; MEM_TLS+=("$MEM_RESULT")
+  done
+  unset CLUSTER_TLS_FLAGS
+  stop_cp
+fi
+MEM_M=$(m "${MEM[@]}"); MEM_TLS_M=$(m "${MEM_TLS[@]}")
 
 ok() { awk -v v="$1" -v g="$2" 'BEGIN {print (v != "n/a" && v+0 <= g+0) ? "yes" : "**no**"}'; }
 HOST="$(nproc) cores shared with other builds/benchmarks ($(uname -m)), REPEAT=$REPEAT, medians"
@@ -213,7 +279,9 @@ Host: $HOST.
 | the same, net of the idle streams' CPU over an equally long window without changes | – | $CPU200N_M vs $CPU10N_M ms = ${CPU_RATIO_N}× | |
 | 1,000 DPs connecting at once (each needs the full snapshot), all current | ≤ 15 s | **$STORM_M ms** ($REFUSALS_M RESOURCE_EXHAUSTED retries) | $(ok "$STORM_M" 15000) |
 | CP memory per idle stream (RSS with 1,000 idle streams − with 0, ÷ 1,000) | ≤ 16 KB | **$MEM_M KB** | $(ok "$MEM_M" 16) |
+| the same with mTLS (shared certificate, ECDSA P-256) | – | $MEM_TLS_M KB | |
 | full snapshot on the wire (30k entities, zstd, chunk messages) | – | **$FULL_BYTES B** | |
+| real portico-dp proxy p99 (wrk, 16 connections, 10 s) without / during full-snapshot applies (one a second) | – | $P99_IDLE_M / $P99_APPLY_M ms ($APPLIES_M applies in the window) | |
 | real portico-dp: full snapshot, last chunk received → applied, persisted, ACKed | ≤ 300 ms | **$DP_APPLY_MED ms** (last run: $DP_DETAIL) | $(ok "$DP_APPLY_MED" 300) |
 
 Histogram of per-DP write → ACK (ms: count, last run, 200 DPs × $CHANGES changes): $HIST
