@@ -18,12 +18,14 @@ class Versioned {
     return current_;
   }
 
-  // The previous value is released outside the lock, so a reader never waits on a destructor.
-  void set(std::shared_ptr<const T> value) {
+  // Publishes `value` and returns the previous one, outside the lock, so a reader never waits
+  // on a destructor (and the caller may choose where the previous value is destroyed).
+  std::shared_ptr<const T> set(std::shared_ptr<const T> value) {
     {
       absl::MutexLock lock(&mu_);
       current_.swap(value);
     }
+    return value;
   }
 
  private:

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "common/flags.h"
 #include "common/logging.h"
+#include "common/retirer.h"
 #include "data_plane/proxy/proxy_server.h"
 #include "data_plane/snapshot.h"
 #include "data_plane/status/status_server.h"
@@ -124,7 +125,7 @@ absl::Status applySnapshot(SnapshotStore& store, const config::v1::Snapshot& pro
   if (!snap.ok()) {
     return snap.status();
   }
-  store.set(*std::move(snap));
+  store.set(*std::move(snap));  // before the proxy starts: nothing else holds the old one
   releaseFreedMemory();
   LOG_INFO("config", "applied generation %d (hash %s)", static_cast<int64_t>(proto.generation()),
            hash);
@@ -200,6 +201,8 @@ int run(int argc, char** argv) {
                                       : std::max(1u, std::thread::hardware_concurrency());
 
   SnapshotStore store;
+  // Declared before the proxy and the sync client, so it outlives both.
+  Retirer<Snapshot> retirer(releaseFreedMemory);
 
   const std::string declarative = absl::GetFlag(FLAGS_declarative_config);
   if (!declarative.empty()) {
@@ -261,7 +264,7 @@ int run(int argc, char** argv) {
     sync_options.health = [&store] { return upstreamHealth(store.get().get()); };
     sync = std::make_unique<SyncClient>(
         std::move(sync_options),
-        [&store](const config::v1::Snapshot& proto, const std::string& hash,
+        [&store, &retirer](const config::v1::Snapshot& proto, const std::string& hash,
                  config::FieldErrors* errors) -> absl::Status {
           const absl::Time start = absl::Now();
 #if defined(PORTICO_HAVE_CONFIG_VALIDATE)
@@ -275,14 +278,15 @@ int run(int argc, char** argv) {
           if (!snap.ok()) {
             return snap.status();
           }
-          store.set(*std::move(snap));
+          // The replaced snapshot is destroyed (and its memory trimmed) off this thread and
+          // off the proxy workers, once the requests still using it are done.
+          retirer.retire(store.set(*std::move(snap)));
           const absl::Time built = absl::Now();
-          releaseFreedMemory();
           // The sync client logs the whole push; this splits its apply part.
-          LOG_INFO("config", "generation %d: validated in %s, built and swapped in %s, "
-                   "memory released in %s", static_cast<int64_t>(proto.generation()),
-                   absl::FormatDuration(validated - start), absl::FormatDuration(built - validated),
-                   absl::FormatDuration(absl::Now() - built));
+          LOG_INFO("config", "generation %d: validated in %s, built and swapped in %s",
+                   static_cast<int64_t>(proto.generation()),
+                   absl::FormatDuration(validated - start),
+                   absl::FormatDuration(built - validated));
           return absl::OkStatus();
         });
     absl::Status started = sync->start();

@@ -5,7 +5,9 @@
 portico_free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    # Below Linux's ephemeral range (32768-60999): a port picked there can be taken as the
+    # source port of an outgoing connection before our server binds it.
+    port=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return

@@ -165,20 +165,32 @@ std::string jsonEscape(const std::string& s) {
 
 }  // namespace
 
+// A port below Linux's ephemeral range (32768-60999) that binds now. A port from bind(0) is an
+// ephemeral one, which any outgoing connection (a test's clients, PostgreSQL's) may take as its
+// source port before the server we start binds it; below the range only listeners compete,
+// and the bind check sees them.
 int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  static std::mutex mu;
+  static std::mt19937 rng(static_cast<uint32_t>(std::random_device{}()) ^
+                          static_cast<uint32_t>(::getpid()));
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    int port;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      port = 20000 + static_cast<int>(rng() % 12000);
+    }
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
     ::close(fd);
-    throw std::runtime_error("freePort: bind failed");
+    if (ok) {
+      return port;
+    }
   }
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  throw std::runtime_error("freePort: no free port in 20000-31999");
 }
 
 std::string buildDir() {
