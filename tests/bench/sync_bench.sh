@@ -134,7 +134,12 @@ to_ms() { python3 -c '
 import sys,re
 m=re.match(r"([0-9.]+)(us|ms|s)$",sys.argv[1]); n=float(m.group(1))
 print(round(n*{"us":0.001,"ms":1,"s":1000}[m.group(2)],2))' "$1"; }
-wrk_p99() { wrk -t1 -c16 -d10s --latency "$1" | awk '$1=="99%" {print $2}'; }
+WRK_N=0
+wrk_p99() {  # the whole wrk output is kept as wrk-N.txt in the work folder
+  WRK_N=$((WRK_N + 1))
+  wrk -t1 -c16 -d10s --latency "$1" >"$WORK/wrk-$WRK_N.txt"
+  awk '$1=="99%" {print $2}' "$WORK/wrk-$WRK_N.txt"
+}
 P99_IDLE=(); P99_APPLY=(); APPLIES=()
 if want dp; then
   ECHO_PORT=$(portico_free_port)

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   try {
-    portico::testing::EchoUpstream upstream(port);
+    portico::testing::EchoUpstream upstream(port, /*record=*/false);
     std::printf("portico-echo listening on 127.0.0.1:%d\n", upstream.port());
     std::fflush(stdout);
     int sig = 0;

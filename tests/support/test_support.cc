@@ -493,6 +493,7 @@ struct EchoUpstream::Impl {
   std::vector<std::thread> connections;
   std::vector<int> connection_fds;
   std::atomic<bool> stopping{false};
+  bool record = true;
 
   void serve(int fd) {
     std::string buffer;
@@ -571,7 +572,7 @@ struct EchoUpstream::Impl {
                          jsonEscape(r.target) + "\",\"headers\":{" + headers_json +
                          "},\"body_size\":" + std::to_string(r.body.size()) + "}\n";
       bool close_after = header("connection") == "close";
-      {
+      if (record) {
         std::lock_guard<std::mutex> lock(mu);
         received.push_back(std::move(r));
       }
@@ -586,7 +587,8 @@ struct EchoUpstream::Impl {
   }
 };
 
-EchoUpstream::EchoUpstream(int port) : impl_(std::make_unique<Impl>()) {
+EchoUpstream::EchoUpstream(int port, bool record) : impl_(std::make_unique<Impl>()) {
+  impl_->record = record;
   impl_->listen_fd = ::socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   ::setsockopt(impl_->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
