@@ -134,11 +134,9 @@ to_ms() { python3 -c '
 import sys,re
 m=re.match(r"([0-9.]+)(us|ms|s)$",sys.argv[1]); n=float(m.group(1))
 print(round(n*{"us":0.001,"ms":1,"s":1000}[m.group(2)],2))' "$1"; }
-WRK_N=0
-wrk_p99() {  # the whole wrk output is kept as wrk-N.txt in the work folder
-  WRK_N=$((WRK_N + 1))
-  wrk -t1 -c16 -d10s --latency "$1" >"$WORK/wrk-$WRK_N.txt"
-  awk '$1=="99%" {print $2}' "$WORK/wrk-$WRK_N.txt"
+wrk_p99() {  # $1 URL, $2 name: the whole wrk output is kept as wrk-<name>.txt (KEEP=1)
+  wrk -t1 -c16 -d10s --latency "$1" >"$WORK/wrk-$2.txt"
+  awk '$1=="99%" {print $2}' "$WORK/wrk-$2.txt"
 }
 P99_IDLE=(); P99_APPLY=(); APPLIES=()
 if want dp; then
@@ -160,7 +158,7 @@ if want dp; then
     curl -fs "http://127.0.0.1:$PROXY_PORT/bench-echo" >/dev/null 2>&1 && break; sleep 0.1
   done
   for r in $(seq "$REPEAT"); do
-    P99_IDLE+=("$(to_ms "$(wrk_p99 "http://127.0.0.1:$PROXY_PORT/bench-echo")")")
+    P99_IDLE+=("$(to_ms "$(wrk_p99 "http://127.0.0.1:$PROXY_PORT/bench-echo" "idle-$r")")")
     before=$(grep -c "applied generation" "$WORK/dp-load.log" || true)
     ( for i in $(seq 9); do
         sleep 1
@@ -168,7 +166,7 @@ if want dp; then
           -H 'Content-Type: application/json' -d "{\"tags\":[\"load-$r-$i\"]}" >/dev/null
       done ) &
     CHG=$!
-    P99_APPLY+=("$(to_ms "$(wrk_p99 "http://127.0.0.1:$PROXY_PORT/bench-echo")")")
+    P99_APPLY+=("$(to_ms "$(wrk_p99 "http://127.0.0.1:$PROXY_PORT/bench-echo" "apply-$r")")")
     wait $CHG
     sleep 1
     APPLIES+=($(( $(grep -c "applied generation" "$WORK/dp-load.log" || true) - before )))
