@@ -18,6 +18,7 @@
 #include "control_plane/store/pg_store_impl.h"
 #include "control_plane/store/pg_changes.h"
 #ifdef PORTICO_HAVE_CP_SYNC
+#include "control_plane/sync/sync_metrics.h"
 #include "control_plane/sync/sync_server.h"
 #endif
 #ifdef PORTICO_HAVE_CP_FLEET
@@ -285,6 +286,17 @@ int serve(const std::string& dsn) {
   admin_options.require_auth = admin_auth == "on";
   admin_options.ssl_cert_path = absl::GetFlag(FLAGS_admin_ssl_cert);
   admin_options.ssl_key_path = absl::GetFlag(FLAGS_admin_ssl_key);
+  admin_options.metrics = [&](metrics::Writer& w) {
+#ifdef PORTICO_HAVE_CP_SYNC
+    writeSyncMetrics(**sync, w);
+#endif
+    const ChangeLogPruner::Stats p = change_log_pruner.stats();
+    w.counter("portico_cp_change_log_pruned_rows_total",
+              "change_log rows deleted by the retention pruner.", static_cast<double>(p.rows_deleted));
+    w.counter("portico_cp_change_log_prune_failures_total",
+              "Prune rounds that failed (PostgreSQL unreachable, ...); retried next round.",
+              static_cast<double>(p.failures));
+  };
   auto admin = AdminHttpServer::start(**store, admin_options);
   if (!admin.ok()) {
     return fail(std::string(admin.status().message()));

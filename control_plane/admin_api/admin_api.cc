@@ -1182,6 +1182,24 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
                            {{"database", "postgres"}, {"role", "control_plane"},
                             {"plugins", enabled}}}});
   }
+  if (seg.size() == 1 && seg[0] == "metrics" && prefix.empty()) {  // process-wide, root only
+    if (m != "GET") {
+      return notAllowed();
+    }
+    metrics::Writer w;
+    w.gauge("kong_datastore_reachable", "1 if PostgreSQL answered this scrape's query.",
+            store_.currentGeneration(group).ok() ? 1 : 0);
+    w.gauge("portico_cp_admin_connections_active", "Admin API connections open now.",
+            static_cast<double>(counters_.connections_active.load()));
+    w.counter("portico_cp_admin_connections_accepted_total", "Admin API connections accepted.",
+              static_cast<double>(counters_.connections_accepted.load()));
+    w.counter("portico_cp_admin_requests_total", "Admin API requests received.",
+              static_cast<double>(counters_.total_requests.load()));
+    if (options_.metrics) {
+      options_.metrics(w);
+    }
+    return {200, w.text(), metrics::Writer::kContentType};
+  }
   if (seg.size() == 1 && seg[0] == "status") {
     if (m != "GET") {
       return notAllowed();

@@ -6,12 +6,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/metrics/metrics.h"
 #include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/store/pg_store_impl.h"
 
@@ -27,7 +29,8 @@ struct ApiRequest {
 
 struct ApiResponse {
   int status = 200;
-  std::string body;  // JSON, or empty for 204
+  std::string body;          // JSON, or empty for 204
+  std::string content_type;  // "" = JSON
 };
 
 // The one REST translation of internal status codes (rule 6): kInvalidArgument 400,
@@ -45,6 +48,9 @@ struct AdminApiOptions {
   // Every request needs a valid Kong-Admin-Token (401 without); read-only tokens get 403 on
   // POST/PUT/PATCH/DELETE.
   bool require_auth = false;
+  // Adds the rest of the process's metrics (sync, fleet, change-log pruning) to GET /metrics,
+  // after the Admin API's own. Called on a DB worker thread; must be thread-safe.
+  std::function<void(metrics::Writer&)> metrics;
 };
 
 class AdminApi {

@@ -130,7 +130,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         static_cast<http::status>(resp.status), version_ == 0 ? 11 : version_);
     res->set(http::field::server, kServerHeader);
     if (resp.status != 204) {
-      res->set(http::field::content_type, kJsonType);
+      res->set(http::field::content_type,
+               resp.content_type.empty() ? kJsonType : resp.content_type.c_str());
       res->body() = resp.body;
     }
     res->keep_alive(keep_alive);
@@ -168,6 +169,7 @@ class AdminHttpServerImpl final : public AdminHttpServer {
     state_.options = options;
     AdminApiOptions api_options;
     api_options.require_auth = options.require_auth;
+    api_options.metrics = options.metrics;
     state_.api = std::make_unique<AdminApi>(store, state_.counters, api_options);
     const int readers = options.db_workers < 1 ? 1 : options.db_workers;
     state_.workers = std::make_unique<net::thread_pool>(static_cast<size_t>(readers));

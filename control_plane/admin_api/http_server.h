@@ -24,6 +24,7 @@ struct AdminServerOptions {
   bool require_auth = false;                      // --admin_auth=on (see AdminApiOptions)
   std::string ssl_cert_path;                      // both set: serve HTTPS only (PEM files)
   std::string ssl_key_path;
+  std::function<void(metrics::Writer&)> metrics;  // see AdminApiOptions::metrics
 };
 
 class AdminHttpServer {

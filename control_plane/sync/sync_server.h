@@ -80,6 +80,11 @@ struct SyncServerStats {
   uint64_t shed = 0;              // streams refused with RESOURCE_EXHAUSTED (load shedding)
   uint64_t syncing = 0;           // streams in their initial sync now (load-shedding slots)
   uint64_t compat_encodes = 0;    // payloads encoded for an older compatibility class
+  // The cluster listener's transport (wire/grpc_server.h).
+  uint64_t connections_active = 0;
+  uint64_t connections_total = 0;
+  uint64_t tls_handshake_failures = 0;  // refused certificates included (each logged)
+  uint64_t protocol_errors = 0;         // connections closed for an HTTP/2 error
 };
 
 class SyncServer {

@@ -575,6 +575,13 @@ SyncServerStats SyncServerImpl::stats() const {
   s.shed = counters_.shed.load();
   s.syncing = syncing_.load();
   s.compat_encodes = counters_.compat_encodes.load();
+  if (server_ != nullptr) {
+    const wire::ServerStats t = server_->stats();
+    s.connections_active = t.connections_active;
+    s.connections_total = t.connections_total;
+    s.tls_handshake_failures = t.handshake_failures;
+    s.protocol_errors = t.protocol_errors;
+  }
   return s;
 }
 

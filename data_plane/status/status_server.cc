@@ -9,13 +9,12 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <prometheus/metric_family.h>
-#include <prometheus/text_serializer.h>
 
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "common/http/http_parser.h"
+#include "common/metrics/metrics.h"
 #include "common/logging.h"
 #include "data_plane/proxy/local_reply.h"
 
@@ -37,27 +36,6 @@ std::string jsonEscape(const std::string& s) {
     }
   }
   return out;
-}
-
-prometheus::MetricFamily family(const std::string& name, const std::string& help,
-                                prometheus::MetricType type) {
-  prometheus::MetricFamily f;
-  f.name = name;
-  f.help = help;
-  f.type = type;
-  return f;
-}
-
-void addValue(prometheus::MetricFamily* f, double v,
-              std::vector<prometheus::ClientMetric::Label> labels = {}) {
-  prometheus::ClientMetric m;
-  m.label = std::move(labels);
-  if (f->type == prometheus::MetricType::Counter) {
-    m.counter.value = v;
-  } else {
-    m.gauge.value = v;
-  }
-  f->metric.push_back(std::move(m));
 }
 
 std::string response(int status, std::string_view content_type, const std::string& body,
@@ -99,7 +77,7 @@ struct StatusServer::Impl {
                       *keep_alive);
     }
     if (req.path == "/metrics") {
-      return response(200, "text/plain; version=0.0.4; charset=utf-8", metricsText(*store, stats),
+      return response(200, metrics::Writer::kContentType, metricsText(*store, stats),
                       *keep_alive);
     }
     return response(404, "application/json; charset=utf-8", "{\"message\":\"Not found\"}",
@@ -218,18 +196,13 @@ std::string StatusServer::statusJson(const SnapshotStore& store, const ProxyStat
 }
 
 std::string StatusServer::metricsText(const SnapshotStore& store, const ProxyStats* stats) {
-  using prometheus::MetricType;
   SnapshotConstSharedPtr snap = store.get();
   ProxyTotals t = stats != nullptr ? stats->totals() : ProxyTotals{};
-  std::vector<prometheus::MetricFamily> families;
+  metrics::Writer w;
   auto counter = [&](const char* name, const char* help, uint64_t v) {
-    families.push_back(family(name, help, MetricType::Counter));
-    addValue(&families.back(), static_cast<double>(v));
+    w.counter(name, help, static_cast<double>(v));
   };
-  auto gauge = [&](const char* name, const char* help, double v) {
-    families.push_back(family(name, help, MetricType::Gauge));
-    addValue(&families.back(), v);
-  };
+  auto gauge = [&](const char* name, const char* help, double v) { w.gauge(name, help, v); };
   gauge("portico_dp_config_generation", "Generation of the applied config snapshot (0: none).",
         snap ? static_cast<double>(snap->generation()) : 0);
   gauge("portico_dp_config_ready", "1 once a config snapshot has been applied.", snap ? 1 : 0);
@@ -238,12 +211,10 @@ std::string StatusServer::metricsText(const SnapshotStore& store, const ProxySta
   counter("portico_dp_connections_accepted_total", "Client connections accepted.",
           t.connections_accepted);
   counter("portico_dp_requests_total", "Requests received (parsed heads).", t.requests_total);
-  families.push_back(family("portico_dp_responses_total",
-                            "Responses sent to clients, by status class.", MetricType::Counter));
+  w.beginCounter("portico_dp_responses_total", "Responses sent to clients, by status class.");
   static const char* kClasses[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
   for (int k = 1; k < 6; ++k) {
-    addValue(&families.back(), static_cast<double>(t.responses_by_class[k]),
-             {{"code", kClasses[k]}});
+    w.sample(static_cast<double>(t.responses_by_class[k]), {{"code", kClasses[k]}});
   }
   counter("portico_dp_no_route_total", "Requests no route matched (404).", t.no_route_total);
   counter("portico_dp_bad_requests_total", "Requests rejected as malformed (400/414/431/501).",
@@ -275,7 +246,7 @@ std::string StatusServer::metricsText(const SnapshotStore& store, const ProxySta
         snap ? static_cast<double>(snap->config().routes_size()) : 0);
   gauge("portico_dp_config_certificates", "Certificates in the applied config.",
         snap ? static_cast<double>(snap->config().certificates_size()) : 0);
-  return prometheus::TextSerializer().Serialize(families);
+  return w.text();
 }
 
 }  // namespace portico::dp

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "control_plane/store/migrations.h"
 #include "data_plane/sync_client/sync_client.h"
 #include "tests/support/test_support.h"
@@ -215,6 +217,77 @@ TEST_CASE("racing writers: one name, many threads, two CPs: exactly one 201, the
   }
   CHECK(created.load() == 1);
   CHECK(conflicts.load() == kThreads - 1);
+}
+
+
+// The value of the first sample whose line starts with `prefix` (name, or name{labels...}),
+// or -1 if there is none.
+double metric(const std::string& text, const std::string& prefix) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) {
+      end = text.size();
+    }
+    const std::string line = text.substr(pos, end - pos);
+    if (line.rfind(prefix, 0) == 0 && line.size() > prefix.size() &&
+        (line[prefix.size()] == ' ' || line[prefix.size()] == '{' || prefix.back() == '}' ||
+         prefix.back() == ',')) {
+      return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    pos = end + 1;
+  }
+  return -1;
+}
+
+TEST_CASE("metrics: GET /metrics shows sync and transport counters and Kong's per-DP gauges") {
+  TestPostgres pg;
+  REQUIRE(cp::migrateUp(pg.dsn()).ok());
+  Cp cp(pg.dsn());
+  dp::SyncClient::Options co;
+  co.cp_address = "127.0.0.1:" + std::to_string(cp.cluster_port);
+  co.insecure = true;
+  co.version = "0.1.0";
+  co.node_id = "6f1c1c8e-0000-4000-8000-000000000001";
+  co.hostname = "dp-metrics";
+  dp::SyncClient client(co, [](const config::v1::Snapshot&, const std::string&,
+                               config::FieldErrors*) { return absl::OkStatus(); });
+  REQUIRE(call(cp.admin_port, "POST", "/services", R"({"name":"m1","host":"h"})").status == 201);
+  REQUIRE(client.start().ok());
+  REQUIRE(waitFor([&] { return client.state().connected && client.state().applies >= 1; }, 15s));
+
+  HttpResponse r;
+  REQUIRE(waitFor(
+      [&] {
+        r = call(cp.admin_port, "GET", "/metrics");
+        return r.status == 200 && metric(r.body, "portico_cp_sync_acks_total") >= 1;
+      },
+      10s));
+  CHECK(r.headers["content-type"].rfind("text/plain; version=0.0.4", 0) == 0);
+  CHECK(metric(r.body, "kong_datastore_reachable") == 1);
+  CHECK(metric(r.body, "portico_cp_admin_requests_total") >= 2);
+  CHECK(metric(r.body, "portico_cp_sync_streams_active") == 1);
+  CHECK(metric(r.body, "portico_cp_cluster_connections_active") == 1);
+  CHECK(metric(r.body, "portico_cp_sync_encodes_total") >= 1);
+  CHECK(metric(r.body, "portico_cp_sync_pushes_total{kind=\"full\"}") >= 1);
+  CHECK(metric(r.body, "portico_cp_sync_bytes_sent_total") > 0);
+  CHECK(metric(r.body, "portico_cp_change_log_pruned_rows_total") == 0);
+  const std::string node = "node_id=\"" + co.node_id + "\",hostname=\"dp-metrics\"";
+  CHECK(metric(r.body, "kong_data_plane_version_compatible{" + node + ",") == 1);
+  const double last_seen = metric(r.body, "kong_data_plane_last_seen{" + node + ",");
+  CHECK(std::abs(last_seen - static_cast<double>(absl::ToUnixSeconds(absl::Now()))) < 60);
+  CHECK(metric(r.body, "kong_data_plane_config_hash{" + node + ",") > 0);
+  CHECK(metric(r.body, "portico_cp_data_planes{sync_status=\"normal\",connected=\"true\"}") == 1);
+  CHECK(call(cp.admin_port, "POST", "/metrics").status == 405);
+
+  client.stop();
+  REQUIRE(waitFor(
+      [&] {
+        r = call(cp.admin_port, "GET", "/metrics");
+        return metric(r.body, "portico_cp_sync_streams_active") == 0;
+      },
+      10s));
+  CHECK(metric(r.body, "portico_cp_data_planes{sync_status=\"normal\",connected=\"false\"}") == 1);
 }
 
 }  // namespace
