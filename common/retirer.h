@@ -11,6 +11,7 @@
 #include <memory>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -54,50 +55,70 @@ class Retirer {
   // Objects handed over and not destroyed or let go yet (for tests and status).
   size_t pending() const {
     absl::MutexLock lock(&mu_);
-    return queue_.size() + (busy_ ? 1 : 0);
+    return queue_.size() + held_;
   }
 
  private:
+  struct Held {
+    std::shared_ptr<const T> value;
+    absl::Time deadline;
+  };
+
   void loop() {
+    // Every held object is checked on each tick, so one kept alive by a long request never
+    // holds up the ones behind it.
+    std::vector<Held> held;
     for (;;) {
-      std::shared_ptr<const T> old;
+      bool stopping;
       {
         absl::MutexLock lock(&mu_);
-        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stop_ || !queue_.empty();
-        };
-        mu_.Await(absl::Condition(&ready));
-        if (queue_.empty()) {
-          return;  // stopping
+        if (held.empty()) {
+          auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            return stop_ || !queue_.empty();
+          };
+          mu_.Await(absl::Condition(&ready));
         }
-        old = std::move(queue_.front());
-        queue_.pop_front();
-        busy_ = true;
+        const absl::Time deadline = absl::Now() + max_wait_;
+        for (auto& value : queue_) {
+          held.push_back({std::move(value), deadline});
+        }
+        queue_.clear();
+        stopping = stop_;
+        held_ = held.size();
       }
-      // Requests that started on the old value still hold it; they end within milliseconds.
-      const absl::Time deadline = absl::Now() + max_wait_;
-      while (old.use_count() > 1 && absl::Now() < deadline && !stopping()) {
-        absl::SleepFor(absl::Milliseconds(2));
+      if (held.empty() && stopping) {
+        return;
       }
-      old.reset();
-      if (after_release_) {
+      const absl::Time now = absl::Now();
+      bool released = false;
+      for (auto it = held.begin(); it != held.end();) {
+        // use_count() == 1: only we hold it, so it is destroyed here. Past the deadline (or
+        // at shutdown) it is let go, and its last holder destroys it.
+        if (stopping || it->value.use_count() == 1 || now >= it->deadline) {
+          released = released || it->value.use_count() == 1;
+          it = held.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (released && after_release_) {
         after_release_();
       }
-      absl::MutexLock lock(&mu_);
-      busy_ = false;
+      {
+        absl::MutexLock lock(&mu_);
+        held_ = held.size();
+      }
+      if (!held.empty()) {
+        absl::SleepFor(absl::Milliseconds(2));
+      }
     }
-  }
-
-  bool stopping() const {
-    absl::MutexLock lock(&mu_);
-    return stop_;
   }
 
   const std::function<void()> after_release_;
   const absl::Duration max_wait_;
   mutable absl::Mutex mu_;
   std::deque<std::shared_ptr<const T>> queue_ ABSL_GUARDED_BY(mu_);
-  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  size_t held_ ABSL_GUARDED_BY(mu_) = 0;  // taken from queue_, not released yet
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts after the members above exist
 };

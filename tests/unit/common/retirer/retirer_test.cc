@@ -65,6 +65,24 @@ TEST_CASE("retirer: an object still in use waits for its last user, then dies on
   REQUIRE(waitFor([&] { return retirer.pending() == 0; }));
 }
 
+TEST_CASE("retirer: an object kept by a long request does not hold up the ones after it") {
+  std::atomic<std::thread::id> on{};
+  std::atomic<int> destroyed{0};
+  Retirer<Tracked> retirer;  // max_wait 30 s
+  auto first = std::make_shared<const Tracked>(Tracked{&on, &destroyed});
+  std::shared_ptr<const Tracked> websocket = first;  // outlives the test's waits
+  retirer.retire(std::move(first));
+  const int before = destroyed.load();
+  for (int i = 0; i < 5; ++i) {
+    retirer.retire(std::make_shared<const Tracked>(Tracked{&on, &destroyed}));
+  }
+  // The five temporaries counted once each; the five retired objects die within moments.
+  REQUIRE(waitFor([&] { return destroyed.load() == before + 10; }));
+  CHECK(waitFor([&] { return retirer.pending() == 1; }));  // only the "WebSocket"'s
+  websocket.reset();
+  REQUIRE(waitFor([&] { return retirer.pending() == 0; }));
+}
+
 TEST_CASE("retirer: an object held past max_wait is left to its last holder") {
   std::atomic<std::thread::id> on{};
   std::atomic<int> destroyed{0};
