@@ -1,6 +1,5 @@
 #include "data_plane/snapshot.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -14,23 +13,8 @@
 namespace portico::dp {
 namespace {
 
-bool isIpLiteral(const std::string& host) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
 // IP literals need no resolution; names go to the balancer's resolver (never blocking here).
-bool ipLiteral(const std::string& host, std::string* address) {
-  std::string bare = host;
-  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
-    bare = bare.substr(1, bare.size() - 2);
-  }
-  if (!isIpLiteral(bare)) {
-    return false;
-  }
-  *address = bare;
-  return true;
-}
+using dns::ipLiteral;
 
 uint32_t timeoutOr(int32_t ms, uint32_t dflt) { return ms > 0 ? static_cast<uint32_t>(ms) : dflt; }
 

@@ -3,6 +3,17 @@
 #include <cstring>
 
 namespace portico::http {
+
+std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
 namespace {
 
 // Character classes, one lookup per byte on the hot path.
@@ -51,16 +62,6 @@ bool parseDecimal(std::string_view s, uint64_t* out) {
   }
   *out = v;
   return true;
-}
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 // Calls f(token) for each comma-separated, OWS-trimmed, non-empty list element.

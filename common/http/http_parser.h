@@ -110,4 +110,7 @@ class HeadParser {
 // ASCII case-insensitive equality.
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 
+// `s` without leading and trailing optional whitespace (spaces and tabs, RFC 9110 OWS).
+std::string_view trimOws(std::string_view s);
+
 }  // namespace portico::http

@@ -476,7 +476,7 @@ SyncServerImpl::~SyncServerImpl() { shutdown(); }
 absl::Status SyncServerImpl::init() {
   wire::ServerOptions wo;
   wo.listen_address = options_.listen_address;
-  wo.workers = std::max<uint32_t>(1, options_.workers);
+  wo.workers = options_.workers;  // the transport runs at least one
   wo.max_receive_message_bytes = kMaxReceiveMessageBytes;
   if (!options_.insecure) {
     auto cert = readFile("cluster certificate", options_.cert_path);

@@ -1,6 +1,5 @@
 #include "data_plane/balancer/balancer.h"
 
-#include <arpa/inet.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -471,19 +470,6 @@ struct Balancer::Fixed {
 
 namespace {
 
-bool bareIpLiteral(const std::string& host, std::string* bare) {
-  std::string h = host;
-  if (h.size() > 2 && h.front() == '[' && h.back() == ']') {
-    h = h.substr(1, h.size() - 2);
-  }
-  unsigned char buf[16];
-  if (inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1) {
-    *bare = std::move(h);
-    return true;
-  }
-  return false;
-}
-
 // Shared by every fixed endpoint (config() must return something; nothing reads it on pick).
 const std::shared_ptr<const BalancerConfig>& fixedConfig() {
   static const auto* const kConfig = new std::shared_ptr<const BalancerConfig>([] {
@@ -499,7 +485,7 @@ const std::shared_ptr<const BalancerConfig>& fixedConfig() {
 std::shared_ptr<const Balancer> Balancer::forService(const std::string& host, uint16_t port,
                                                      bool https, Runtime& runtime) {
   std::string ip;
-  if (!bareIpLiteral(host, &ip)) {
+  if (!dns::ipLiteral(host, &ip)) {
     return create(BalancerConfig::forHost(host, port, https), runtime,
                   std::chrono::milliseconds(0));
   }

@@ -15,13 +15,6 @@
 #include "common/logging.h"
 
 namespace portico::dp::dns {
-namespace {
-
-uint64_t steadyMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 bool ipLiteral(const std::string& host, std::string* bare) {
   std::string h = host;
@@ -30,11 +23,20 @@ bool ipLiteral(const std::string& host, std::string* bare) {
   }
   unsigned char buf[16];
   if (inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1) {
-    *bare = h;
+    *bare = std::move(h);
     return true;
   }
   return false;
 }
+
+namespace {
+
+uint64_t steadyMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
 
 }  // namespace
 

@@ -20,6 +20,10 @@ struct ares_addrinfo;  // c-ares, kept out of this header
 
 namespace portico::dp::dns {
 
+// True if `host` is an IPv4 or IPv6 literal (IPv6 optionally in brackets); `*bare` then gets
+// the address without brackets. Such hosts need no resolution.
+bool ipLiteral(const std::string& host, std::string* bare);
+
 // Told when a Record's answer changes. Called on the resolver thread; must not block long.
 class Listener {
  public:

@@ -146,16 +146,6 @@ std::string_view hostWithoutPort(std::string_view host) {
   return host;
 }
 
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // nginx's proxy_next_upstream default leaves these out once the request was sent.
 bool idempotent(std::string_view method) {
   return method != "POST" && method != "PATCH" && method != "LOCK";
@@ -636,7 +626,8 @@ void Session::resolveClientAddress(const http::RequestHead& req) {
   std::string_view rest = value;
   while (!rest.empty()) {
     size_t comma = rest.rfind(',');
-    std::string_view item = trimOws(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+    std::string_view item =
+        http::trimOws(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(0, comma);
     chosen = item;
     if (!opts.real_ip_recursive || !opts.trusted_ips.contains(item)) {
@@ -892,7 +883,7 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
     if (peer_trusted_ && !rv.https) {
       std::string_view proto;
       rv.forwarded_https = req.find("x-forwarded-proto", &proto) &&
-                           http::equalsIgnoreCase(trimOws(proto), "https");
+                           http::equalsIgnoreCase(http::trimOws(proto), "https");
     }
     rv.headers = req.headers.data();
     rv.num_headers = req.num_headers;

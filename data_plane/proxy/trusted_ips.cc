@@ -1,19 +1,10 @@
 #include "data_plane/proxy/trusted_ips.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/http/http_parser.h"
 
 namespace portico::dp {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 bool prefixMatches(const uint8_t* a, const uint8_t* b, uint32_t bits) {
   uint32_t i = 0;
@@ -35,7 +26,7 @@ absl::StatusOr<TrustedIps> TrustedIps::parse(std::string_view list) {
   TrustedIps out;
   while (!list.empty()) {
     size_t comma = list.find(',');
-    std::string_view item = trim(list.substr(0, comma));
+    std::string_view item = http::trimOws(list.substr(0, comma));
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     if (item.empty()) {
       continue;

@@ -354,6 +354,13 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void respondHeadersOnly(uint32_t stream, std::string block, bool client_done);
   bool deliverData(Call& call, const uint8_t* p, uint32_t len);
   void failCall(Call& call, int code, std::string message);
+  // The client will send no more messages: onReadsDone, unless the handler already finished.
+  void endReads(Call& call);
+  // The stream can carry nothing more (reset, transport failure, connection gone): an
+  // outstanding write fails, reads end, and a call already finishing ends now.
+  void breakCall(Call& call);
+  // Removes a finished call and tells its handler (onDone).
+  void endCall(Call& call);
   Call* findCall(uint32_t id);
   void queueControl(std::string bytes);
   void pumpAll();
@@ -418,12 +425,11 @@ void Call::doWrite(SharedBytes message) {
   if (done_ || finish_requested_) {
     return;
   }
-  write_outstanding_ = true;
   if (broken_ || local_closed_ || conn_ == nullptr) {
-    write_outstanding_ = false;
     handler_->onWriteDone(false);
     return;
   }
+  write_outstanding_ = true;
   pending_ = std::move(message);
   pending_off_ = 0;
   std::shared_ptr<Connection> conn = conn_;
@@ -884,24 +890,7 @@ bool Connection::onFrame(uint8_t type, uint8_t flags, uint32_t stream, const uin
         return connectionError(kProtocolError, "bad RST_STREAM");
       }
       if (Call* call = findCall(stream)) {
-        call->broken_ = true;
-        call->remote_closed_ = true;
-        call->local_closed_ = true;
-        std::shared_ptr<Call> keep = call->shared_from_this();
-        if (call->write_outstanding_) {
-          call->write_outstanding_ = false;
-          call->pending_.reset();
-          call->handler_->onWriteDone(false);
-        }
-        if (!call->reads_done_sent_) {
-          call->reads_done_sent_ = true;
-          call->handler_->onReadsDone();
-        }
-        if (call->finish_requested_ && !call->done_) {
-          removeCall(*call);
-          call->done_ = true;
-          call->handler_->onDone();
-        }
+        breakCall(*call);
       }
       return true;
     }
@@ -1040,12 +1029,9 @@ bool Connection::onHeaderBlock(uint32_t stream, bool end_stream) {
   }
   if (Call* call = findCall(stream)) {
     // Trailers from the client (gRPC clients send none); only END_STREAM matters.
-    if (end_stream && !call->remote_closed_) {
+    if (end_stream) {
       call->remote_closed_ = true;
-      if (!call->reads_done_sent_ && !call->finish_requested_) {
-        call->reads_done_sent_ = true;
-        call->handler_->onReadsDone();
-      }
+      endReads(*call);
     }
     return true;
   }
@@ -1098,12 +1084,9 @@ bool Connection::onHeaderBlock(uint32_t stream, bool end_stream) {
     }
   }
   call->handler_ = core_.factory(call.get(), std::move(info));
-  if (end_stream && !call->remote_closed_) {
+  if (end_stream) {
     call->remote_closed_ = true;
-    if (!call->reads_done_sent_ && !call->finish_requested_) {
-      call->reads_done_sent_ = true;
-      call->handler_->onReadsDone();
-    }
+    endReads(*call);
   }
   return true;
 }
@@ -1156,10 +1139,7 @@ bool Connection::onData(uint32_t stream, uint8_t flags, const uint8_t* p, uint32
       failCall(*call, 13, "stream ended inside a message");
       return true;
     }
-    if (!call->reads_done_sent_ && !call->finish_requested_ && !call->done_) {
-      call->reads_done_sent_ = true;
-      call->handler_->onReadsDone();
-    }
+    endReads(*call);
   }
   return true;
 }
@@ -1230,24 +1210,37 @@ void Connection::failCall(Call& call, int code, std::string message) {
     hpackAppendLiteral(b, "grpc-status", std::to_string(code));
     hpackAppendLiteral(b, "grpc-message", percentEncode(message));
     respondHeadersOnly(call.id_, std::move(b), call.remote_closed_);
-    call.local_closed_ = true;
   }
+  breakCall(call);
+}
+
+void Connection::endReads(Call& call) {
+  if (!call.reads_done_sent_ && !call.finish_requested_ && !call.done_) {
+    call.reads_done_sent_ = true;
+    call.handler_->onReadsDone();
+  }
+}
+
+void Connection::breakCall(Call& call) {
+  std::shared_ptr<Call> keep = call.shared_from_this();
   call.broken_ = true;
   call.remote_closed_ = true;
+  call.local_closed_ = true;
   if (call.write_outstanding_) {
     call.write_outstanding_ = false;
     call.pending_.reset();
     call.handler_->onWriteDone(false);
   }
-  if (!call.reads_done_sent_) {
-    call.reads_done_sent_ = true;
-    call.handler_->onReadsDone();
-  }
+  endReads(call);
   if (call.finish_requested_ && !call.done_) {
-    removeCall(call);
-    call.done_ = true;
-    call.handler_->onDone();
+    endCall(call);
   }
+}
+
+void Connection::endCall(Call& call) {
+  removeCall(call);
+  call.done_ = true;
+  call.handler_->onDone();
 }
 
 void Connection::queueData(Call& call) {
@@ -1400,23 +1393,7 @@ void Connection::close(std::string_view why) {
   // Every open call learns its connection is gone; those already finishing end now.
   std::vector<std::shared_ptr<Call>> calls = calls_;
   for (auto& call : calls) {
-    call->broken_ = true;
-    call->remote_closed_ = true;
-    call->local_closed_ = true;
-    if (call->write_outstanding_) {
-      call->write_outstanding_ = false;
-      call->pending_.reset();
-      call->handler_->onWriteDone(false);
-    }
-    if (!call->reads_done_sent_) {
-      call->reads_done_sent_ = true;
-      call->handler_->onReadsDone();
-    }
-    if (call->finish_requested_ && !call->done_) {
-      removeCall(*call);
-      call->done_ = true;
-      call->handler_->onDone();
-    }
+    breakCall(*call);
   }
 }
 
@@ -1479,6 +1456,7 @@ class GrpcServerImpl final : public GrpcServer {
   std::unique_ptr<ServerCore> core_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<tcp::acceptor> acceptor_;
+  std::unique_ptr<asio::steady_timer> accept_retry_;  // on workers_[0], like the acceptor
   size_t next_worker_ = 0;
   int port_ = 0;
   bool shut_down_ = false;
@@ -1515,6 +1493,7 @@ absl::Status GrpcServerImpl::init() {
   }
   const tcp::endpoint ep = results.begin()->endpoint();
   acceptor_ = std::make_unique<tcp::acceptor>(workers_[0]->ctx);
+  accept_retry_ = std::make_unique<asio::steady_timer>(workers_[0]->ctx);
   acceptor_->open(ep.protocol(), ec);
   if (!ec) {
     acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
@@ -1558,9 +1537,16 @@ void GrpcServerImpl::accept() {
         }
         reap(target);
       });
-    } else if (ec == asio::error::no_descriptors) {
-      LOG_WARN(kLog, "cluster listener: out of file descriptors; pausing accepts for 100 ms");
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
+      // A timer, not a sleep: this thread also serves worker 0's connections.
+      LOG_WARN(kLog, "cluster listener: %s; pausing accepts for 100 ms", ec.message());
+      accept_retry_->expires_after(std::chrono::milliseconds(100));
+      accept_retry_->async_wait([this](const boost::system::error_code& wait_ec) {
+        if (!wait_ec) {
+          accept();
+        }
+      });
+      return;
     }
     accept();
   });
@@ -1626,6 +1612,7 @@ void GrpcServerImpl::shutdown(uint32_t grace_ms) {
     if (acceptor_ != nullptr) {
       acceptor_->close(ec);
     }
+    accept_retry_->cancel();
   });
   forEachConnection([](Connection& c) { c.sendGoaway(kNoError, "server shutdown"); });
   auto wait_calls = [this](int64_t ms) {
