@@ -22,12 +22,17 @@ uint32_t timeoutOr(int32_t ms, uint32_t dflt) { return ms > 0 ? static_cast<uint
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(
     config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime,
-    std::vector<PluginConfigConstSharedPtr> plugins) {
+    std::unique_ptr<const PluginChains> chains) {
   std::shared_ptr<Snapshot> snap(new Snapshot());
   snap->config_ = std::move(config);
   snap->hash_ = std::move(hash);
-  snap->plugins_ = std::move(plugins);
   ASSIGN_OR_RETURN(snap->router_, router::Router::build(snap->config_));
+  ASSIGN_OR_RETURN(snap->consumers_, ConsumerIndex::build(snap->config_));
+  if (chains != nullptr) {
+    snap->plugins_ = std::move(chains);
+  } else {
+    ASSIGN_OR_RETURN(snap->plugins_, PluginChains::build(snap->config_));
+  }
   ASSIGN_OR_RETURN(snap->certificates_, tls::CertificateTable::build(snap->config_));
   // Balancers: every name resolved at once (a bounded wait, on this config thread), then one
   // balancer per upstream; health state carries over inside the runtime.

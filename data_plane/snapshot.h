@@ -11,7 +11,8 @@
 #include "absl/status/statusor.h"
 #include "common/versioned.h"
 #include "data_plane/balancer/balancer.h"
-#include "data_plane/proxy/plugin.h"
+#include "data_plane/plugins/chain.h"
+#include "data_plane/plugins/consumers.h"
 #include "data_plane/proxy/tls.h"
 #include "data_plane/router/router.h"
 #include "portico/config/v1/config.pb.h"
@@ -47,10 +48,12 @@ class Snapshot {
   // Names are resolved by `runtime`'s resolver thread (null: Runtime::processDefault()); build()
   // waits briefly for names never seen before. Health state carries over from the previous
   // snapshot for unchanged upstreams.
-  // `plugins`: the chain every request runs (the plugin registry's output; empty = none).
+  // Consumers are indexed and plugin chains compiled through the registry; a plugin this DP
+  // does not implement, or cannot run as configured, fails the build (never fail open).
+  // `chains`: replaces the compiled chains (tests of the proxy's plugin phases).
   static absl::StatusOr<std::shared_ptr<const Snapshot>> build(
       config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime = nullptr,
-      std::vector<PluginConfigConstSharedPtr> plugins = {});
+      std::unique_ptr<const PluginChains> chains = nullptr);
 
   uint64_t generation() const { return config_.generation(); }
   const std::string& hash() const { return hash_; }
@@ -67,9 +70,10 @@ class Snapshot {
   }
   // Server certificates by SNI (certificates + snis); never null after build().
   const tls::CertificateTable& certificates() const { return *certificates_; }
-  // Plugin configs run for every request, in priority order. Empty until the plugin registry
-  // fills it; the proxy skips every phase (no cost) when it is empty.
-  const std::vector<PluginConfigConstSharedPtr>& plugins() const { return plugins_; }
+  // The plugin chains per route; the proxy skips every phase (no cost) when they are empty.
+  const PluginChains& plugins() const { return *plugins_; }
+  // Consumers and credentials by key, username and id.
+  const ConsumerIndex& consumers() const { return *consumers_; }
 
  private:
   Snapshot() = default;
@@ -80,7 +84,8 @@ class Snapshot {
   std::vector<ServiceTarget> targets_;
   std::vector<std::shared_ptr<const balancer::Balancer>> balancers_;
   std::unique_ptr<const tls::CertificateTable> certificates_;
-  std::vector<PluginConfigConstSharedPtr> plugins_;
+  std::unique_ptr<const ConsumerIndex> consumers_;  // points into config_
+  std::unique_ptr<const PluginChains> plugins_;     // points into config_
 };
 
 using SnapshotConstSharedPtr = std::shared_ptr<const Snapshot>;

@@ -48,6 +48,8 @@ Field utf8NameField(const std::string& name) {
 }
 Field consumerField() { return Field::foreign("consumer", "consumers").req().cascade(); }
 
+}  // namespace
+
 std::string headerNameCheck(const std::string& name) {
   for (char c : name) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) {
@@ -67,6 +69,8 @@ std::vector<Json> jsonList(std::initializer_list<const char*> items) {
   }
   return out;
 }
+
+namespace {
 
 // ---- OpenSSL helpers ---------------------------------------------------------------------------
 
@@ -211,11 +215,24 @@ EntitySchema consumersSchema() {
   return s;
 }
 
+}  // namespace
+
 const std::vector<Json>& httpProtocols() {
   static const auto* const kProtocols =
       new std::vector<Json>(jsonList({"grpc", "grpcs", "http", "https"}));
   return *kProtocols;
 }
+
+PluginSchema httpPluginSchema(std::string name, int32_t priority, std::vector<Field> config) {
+  PluginSchema p;
+  p.name = std::move(name);
+  p.priority = priority;
+  p.config = Field::record("config", std::move(config)).req();
+  p.protocols = httpProtocols();
+  return p;
+}
+
+namespace {
 
 EntitySchema pluginsSchema() {
   EntitySchema s;
@@ -548,90 +565,6 @@ std::vector<const EntitySchema*>* buildSchemas() {
   return out;
 }
 
-// ---- plugins -----------------------------------------------------------------------------------
-
-PluginSchema authPlugin(std::string name, std::vector<Field> config) {
-  PluginSchema p;
-  p.name = std::move(name);
-  p.config = Field::record("config", std::move(config)).req();
-  p.no_consumer = true;
-  p.protocols = httpProtocols();
-  return p;
-}
-
-std::vector<PluginSchema>* buildPlugins() {
-  auto* out = new std::vector<PluginSchema>();
-  out->push_back(authPlugin(
-      "key-auth",
-      {Field::array("key_names", headerNameField("name")).req().def(Json::array({"apikey"})),
-       Field::boolean("hide_credentials").req().def(false), Field::string("anonymous"),
-       Field::boolean("key_in_header").req().def(true),
-       Field::boolean("key_in_query").req().def(true),
-       Field::boolean("key_in_body").req().def(false),
-       Field::boolean("run_on_preflight").req().def(true), Field::string("realm")}));
-  out->push_back(authPlugin("basic-auth", {Field::string("anonymous"),
-                                           Field::boolean("hide_credentials").req().def(false),
-                                           Field::string("realm").req().def("service")}));
-  PluginSchema acl = authPlugin(
-      "acl", {Field::array("allow", Field::string("group")),
-              Field::array("deny", Field::string("group")),
-              Field::boolean("hide_groups_header").req().def(false)});
-  EntityCheck allow_deny;
-  allow_deny.fn = [](const Json& e) -> std::string {
-    const Json& c = e["config"];
-    if (!c.is_object()) {
-      return "";
-    }
-    const bool allow = c["allow"].is_array() && !c["allow"].empty();
-    const bool deny = c["deny"].is_array() && !c["deny"].empty();
-    if (allow && deny) {
-      return "only one of these fields must be non-empty: 'config.allow', 'config.deny'";
-    }
-    if (!allow && !deny) {
-      return "at least one of these fields must be non-empty: 'config.allow', 'config.deny'";
-    }
-    return "";
-  };
-  acl.checks = {allow_deny};
-  out->push_back(std::move(acl));
-  out->push_back(authPlugin(
-      "hmac-auth",
-      {Field::boolean("hide_credentials").req().def(false),
-       Field::number("clock_skew").def(300).range(0, 1e15), Field::string("anonymous"),
-       Field::boolean("validate_request_body").req().def(false),
-       Field::array("enforce_headers", Field::string("h")).def(Json::array()),
-       Field::array("algorithms",
-                    Field::string("a").oneOf(jsonList(
-                        {"hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"})))
-           .def(Json::array({"hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"})),
-       Field::string("realm")}));
-  out->push_back(authPlugin(
-      "jwt",
-      {Field::set("uri_param_names", Field::string("p")).def(Json::array({"jwt"})),
-       Field::set("cookie_names", Field::string("c")).def(Json::array()),
-       Field::string("key_claim_name").def("iss"),
-       Field::boolean("secret_is_base64").req().def(false),
-       Field::set("claims_to_verify", Field::string("c").oneOf(jsonList({"exp", "nbf"}))),
-       Field::string("anonymous"), Field::boolean("run_on_preflight").req().def(true),
-       Field::number("maximum_expiration").def(0).range(0, 31536000),
-       Field::set("header_names", Field::string("h")).def(Json::array({"authorization"})),
-       Field::string("realm")}));
-  PluginSchema prometheus;
-  prometheus.name = "prometheus";
-  prometheus.config = Field::record("config", {Field::boolean("per_consumer").def(false),
-                                               Field::boolean("status_code_metrics").def(false),
-                                               Field::boolean("latency_metrics").def(false),
-                                               Field::boolean("bandwidth_metrics").def(false),
-                                               Field::boolean("upstream_health_metrics").def(false)})
-                          .req();
-  prometheus.protocols = jsonList({"grpc", "grpcs", "http", "https", "tcp", "tls",
-                                   "tls_passthrough", "udp"});
-  out->push_back(std::move(prometheus));
-  std::sort(out->begin(), out->end(),
-            [](const PluginSchema& a, const PluginSchema& b) { return a.name < b.name; });
-  return out;
-}
-
 }  // namespace
 
 const std::vector<const EntitySchema*>& allEntitySchemas() {
@@ -646,11 +579,6 @@ const EntitySchema* findEntitySchema(const std::string& name) {
     }
   }
   return nullptr;
-}
-
-const std::vector<PluginSchema>& pluginSchemas() {
-  static const auto* const kPlugins = buildPlugins();
-  return *kPlugins;
 }
 
 const PluginSchema* findPluginSchema(const std::string& name) {

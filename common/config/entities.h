@@ -21,21 +21,35 @@ const std::vector<const EntitySchema*>& allEntitySchemas();
 // By entity name ("consumers"); nullptr if unknown.
 const EntitySchema* findEntitySchema(const std::string& name);
 
-// A bundled plugin: its config record and the scopes it refuses.
+// A bundled plugin: its config record and the scopes it refuses. Each is defined in its own
+// folder, data_plane/plugins/<name>/schema.cc, and listed in data_plane/plugins/builtin.inc.
 struct PluginSchema {
   std::string name;
+  int32_t priority = 0;            // Kong's PRIORITY: higher runs first
+  std::string version = "3.10.0";  // Kong's VERSION for the bundled plugins we match
   Field config;                    // a record named "config"
   bool no_consumer = false;        // typedefs.no_consumer: `consumer` must be null
   std::vector<Json> protocols;     // allowed protocols (and the default set)
   std::vector<EntityCheck> checks; // on the whole plugin entity ("config.allow", ...)
 };
-// The enabled plugins, sorted by name.
+// The enabled plugins (every one the data plane implements), sorted by name. Defined by the
+// plugin registry's schema list (data_plane/plugins/schemas.cc).
 const std::vector<PluginSchema>& pluginSchemas();
+// The same, in builtin.inc order (the DP registry pairs it with the build functions).
+const std::vector<PluginSchema>& pluginSchemasInListOrder();
 const PluginSchema* findPluginSchema(const std::string& name);
 // The plugin entity schema specialized for one plugin (config record, scope rules).
 const EntitySchema& pluginEntitySchema(const PluginSchema& plugin);
 // GET /schemas/plugins/{name}.
 Json pluginSchemaToJson(const PluginSchema& plugin);
+
+// Kong typedefs for plugin config schemas.
+std::string headerNameCheck(const std::string& name);  // typedefs.header_name's message
+Field headerNameField(const std::string& name);
+std::vector<Json> jsonList(std::initializer_list<const char*> items);
+const std::vector<Json>& httpProtocols();  // typedefs.protocols_http
+// An HTTP plugin (protocols_http) with the given PRIORITY and config record fields.
+PluginSchema httpPluginSchema(std::string name, int32_t priority, std::vector<Field> config);
 
 // Validates and normalizes `input` as entity `entity` (every field present, unset = null,
 // defaults filled, derived fields such as a CA certificate's cert_digest computed). Foreign

@@ -1168,9 +1168,10 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
     }
     Json enabled = Json::array();
     Json available = Json::object();
+    // Only what every data plane of this build enforces (the plugin registry's schemas).
     for (const auto& p : config::pluginSchemas()) {
       enabled.push_back(p.name);
-      available[p.name] = Json{{"version", "0.1.0"}, {"priority", 0}};
+      available[p.name] = Json{{"version", p.version}, {"priority", p.priority}};
     }
     return json(200, Json{{"tagline", "Welcome to portico"},
                           {"version", "0.1.0"},

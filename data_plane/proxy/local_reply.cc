@@ -10,12 +10,20 @@ std::string_view reasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";
     case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
     case 301: return "Moved Permanently";
     case 302: return "Found";
     case 307: return "Temporary Redirect";
     case 308: return "Permanent Redirect";
     case 426: return "Upgrade Required";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 429: return "Too Many Requests";
     case 404: return "Not Found";
     case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
@@ -31,18 +39,48 @@ std::string_view reasonPhrase(int status) {
   }
 }
 
-void appendLocalReply(int status, std::string_view message, bool keep_alive,
-                      std::string_view date, std::string* out, std::string_view extra_headers) {
-  const size_t body_len = message.size() + 14;  // {"message":""}
+void appendJsonEscaped(std::string_view in, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char c : in) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(c);
+    } else if (u < 0x20) {
+      out->append("\\u00");
+      out->push_back(kHex[u >> 4]);
+      out->push_back(kHex[u & 15]);
+    } else {
+      out->push_back(c);
+    }
+  }
+}
+
+void appendLocalBody(int status, std::string_view body, std::string_view content_type,
+                     bool keep_alive, std::string_view date, std::string* out,
+                     std::string_view extra_headers) {
   auto sv = [](std::string_view s) { return absl::string_view(s.data(), s.size()); };
   absl::StrAppend(out, "HTTP/1.1 ", status, " ", sv(reasonPhrase(status)), "\r\nDate: ", sv(date),
-                  "\r\nContent-Type: application/json; charset=utf-8\r\n", sv(extra_headers));
+                  "\r\n");
+  if (!content_type.empty()) {
+    absl::StrAppend(out, "Content-Type: ", sv(content_type), "\r\n");
+  }
+  out->append(extra_headers);
   if (extra_headers.find("Connection:") == std::string_view::npos) {
     absl::StrAppend(out, "Connection: ", keep_alive ? "keep-alive" : "close", "\r\n");
   }
-  absl::StrAppend(out, "Content-Length: ", body_len,
-                  "\r\nServer: ", sv(kServerHeader), "\r\n\r\n{\"message\":\"", sv(message),
-                  "\"}");
+  absl::StrAppend(out, "Content-Length: ", body.size(), "\r\nServer: ", sv(kServerHeader),
+                  "\r\n\r\n");
+  out->append(body);
+}
+
+void appendLocalReply(int status, std::string_view message, bool keep_alive,
+                      std::string_view date, std::string* out, std::string_view extra_headers) {
+  std::string body = "{\"message\":\"";
+  appendJsonEscaped(message, &body);
+  body.append("\"}");
+  appendLocalBody(status, body, "application/json; charset=utf-8", keep_alive, date, out,
+                  extra_headers);
 }
 
 std::string httpDateNow() {

@@ -24,13 +24,23 @@ inline constexpr std::string_view kViaValue = "1.1 portico/0.1.0";
 
 std::string_view reasonPhrase(int status);
 
-// Appends a complete JSON error response `{"message":"<message>"}` to *out.
+// Appends a complete JSON error response `{"message":"<message>"}` to *out (the message is
+// JSON-escaped).
 // `date` is an IMF-fixdate (the worker caches one per second).
 // `extra_headers` ("Name: value\r\n" lines) go before the body; with a Connection field among
 // them, pass keep_alive=false and close after writing.
 void appendLocalReply(int status, std::string_view message, bool keep_alive,
                       std::string_view date, std::string* out,
                       std::string_view extra_headers = {});
+
+// The same with an exact body (Kong's kong.response.exit); no Content-Type when
+// `content_type` is empty.
+void appendLocalBody(int status, std::string_view body, std::string_view content_type,
+                     bool keep_alive, std::string_view date, std::string* out,
+                     std::string_view extra_headers = {});
+
+// Appends `in` JSON-escaped (no quotes).
+void appendJsonEscaped(std::string_view in, std::string* out);
 
 // Formats now as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::string httpDateNow();

@@ -7,7 +7,9 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <chrono>
 #include <exception>
+#include <optional>
 
 #include "common/http/chunked.h"
 #include "common/logging.h"
@@ -204,49 +206,183 @@ Task<void> join(asio::io_context& io, Spawned& s) {
 }  // namespace
 
 // The RequestContext plugins see; one per session, reused by every request that has plugins.
+// Header edits are kept as lists and applied when the heads are written.
 class Session::Context final : public RequestContext {
  public:
   explicit Context(Session& s) : s_(s) {}
-  void begin(const http::RequestHead& req) {
+  void begin(const http::RequestHead& req, const router::Match* m) {
+    head_ = &req;
     method_.assign(req.method);
     path_.assign(req.path);
+    query_.assign(req.has_query ? req.query : std::string_view());
+    host_.assign(req.host);
+    route_ = m != nullptr ? m->route : nullptr;
+    service_ = m != nullptr ? m->service : nullptr;
+    consumer_ = nullptr;
+    credential_id_.clear();
+    up_set_.clear();
+    up_drop_.clear();
+    query_override_.reset();
+    resp_set_.clear();
+    resp_drop_.clear();
     local_status_ = 0;
     local_message_.clear();
+    local_body_.reset();
+    local_type_.clear();
+    shared_.clear();
+    latencies_ = Latencies{};
+    latencies_.started_at_ms = wallMs();
+    started_mono_ms_ = nowMs();
+    body_.reset();
   }
-  int localStatus() const { return local_status_; }
+  // The request head's views die once the body is read; phases after the upstream request
+  // was built see the copies only.
+  void headGone() { head_ = nullptr; }
+  void setBufferedBody(std::string_view body) { body_ = body; }
+  void bodyGone() { body_.reset(); }
+  void markUpstreamStart() { latencies_.kong_ms = static_cast<int64_t>(nowMs() - started_mono_ms_); upstream_mono_ms_ = nowMs(); }
+  void markUpstreamHead() { latencies_.upstream_ms = static_cast<int64_t>(nowMs() - upstream_mono_ms_); }
+  void markDone() {
+    latencies_.request_ms = static_cast<int64_t>(nowMs() - started_mono_ms_);
+    if (latencies_.kong_ms < 0) latencies_.kong_ms = latencies_.request_ms;
+  }
+
+  int localStatusValue() const { return local_status_; }
   const std::string& localMessage() const { return local_message_; }
+  const std::optional<std::string>& localBody() const { return local_body_; }
+  const std::string& localType() const { return local_type_; }
+  const std::optional<std::string>& queryOverride() const { return query_override_; }
+  bool dropsUpstream(std::string_view name) const { return contains(up_drop_, name); }
+  bool dropsResponse(std::string_view name) const { return contains(resp_drop_, name); }
+  bool hasUpstreamEdits() const { return !up_drop_.empty() || !up_set_.empty(); }
+  bool hasResponseEdits() const { return !resp_drop_.empty() || !resp_set_.empty(); }
+  void appendUpstreamHeaders(std::string* out) const { appendFields(up_set_, out); }
+  void appendResponseHeaders(std::string* out) const { appendFields(resp_set_, out); }
 
   // Interface
-  const Snapshot& snapshot() const override { return *s_.snap_; }
   std::string_view method() const override { return method_; }
   std::string_view path() const override { return path_; }
-  bool requestHeader(std::string_view name, std::string_view* value) const override {
-    return s_.req_.find(name, value);
+  std::string_view query() const override { return query_; }
+  std::string_view scheme() const override { return s_.tls_ ? "https" : "http"; }
+  std::string_view host() const override { return host_; }
+  std::string_view clientIp() const override { return s_.client_ip_; }
+  const http::RequestHead& requestHead() const override {
+    static const http::RequestHead kEmpty;
+    return head_ != nullptr ? *head_ : kEmpty;
+  }
+  bool bufferedBody(std::string_view* body) const override {
+    if (!body_) return false;
+    *body = *body_;
+    return true;
+  }
+  const config::v1::Route* route() const override { return route_; }
+  const config::v1::Service* service() const override { return service_; }
+  const ConsumerIndex& consumers() const override { return s_.snap_->consumers(); }
+  const Consumer* consumer() const override { return consumer_; }
+  std::string_view credentialId() const override { return credential_id_; }
+  void authenticate(const Consumer* consumer, std::string_view credential_id) override {
+    consumer_ = consumer;
+    credential_id_.assign(credential_id);
   }
   void setUpstreamHeader(std::string_view name, std::string_view value) override {
-    appendField(&s_.up_extra_, name, value);
+    removeUpstreamHeader(name);
+    addUpstreamHeader(name, value);
+  }
+  void addUpstreamHeader(std::string_view name, std::string_view value) override {
+    if (checkValue(value)) up_set_.emplace_back(std::string(name), std::string(value));
+  }
+  void removeUpstreamHeader(std::string_view name) override { drop(name, &up_drop_, &up_set_); }
+  void setUpstreamQuery(std::string query) override { query_override_ = std::move(query); }
+  bool responseHeader(std::string_view name, std::string_view* value) const override {
+    return s_.status_ != 0 && s_.resp_.status != 0 && s_.resp_.find(name, value);
   }
   void setResponseHeader(std::string_view name, std::string_view value) override {
-    appendField(&s_.resp_extra_, name, value);
+    removeResponseHeader(name);
+    addResponseHeader(name, value);
+  }
+  void addResponseHeader(std::string_view name, std::string_view value) override {
+    if (checkValue(value)) resp_set_.emplace_back(std::string(name), std::string(value));
+  }
+  void removeResponseHeader(std::string_view name) override {
+    drop(name, &resp_drop_, &resp_set_);
   }
   void sendLocalReply(int status, std::string_view message) override {
-    local_status_ = status;
-    local_message_.assign(message);
+    if (local_status_ == 0) {
+      local_status_ = status;
+      local_message_.assign(message);
+    }
   }
+  void sendLocalBody(int status, std::string_view body, std::string_view content_type) override {
+    if (local_status_ == 0) {
+      local_status_ = status;
+      local_body_.emplace(body);
+      local_type_.assign(content_type);
+    }
+  }
+  int localStatus() const override { return local_status_; }
   int responseStatus() const override { return s_.status_; }
+  absl::flat_hash_map<std::string, std::string>& shared() override { return shared_; }
+  const Latencies& latencies() const override { return latencies_; }
 
  private:
-  static void appendField(std::string* out, std::string_view name, std::string_view value) {
-    out->append(name);
-    out->append(": ");
-    out->append(value);
-    out->append("\r\n");
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  static uint64_t wallMs() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   }
+  static bool contains(const std::vector<std::string>& names, std::string_view name) {
+    for (const std::string& n : names) {
+      if (http::equalsIgnoreCase(n, name)) return true;
+    }
+    return false;
+  }
+  static void drop(std::string_view name, std::vector<std::string>* names, Fields* set) {
+    if (!contains(*names, name)) names->emplace_back(name);
+    std::erase_if(*set, [name](const auto& f) { return http::equalsIgnoreCase(f.first, name); });
+  }
+  static void appendFields(const Fields& fields, std::string* out) {
+    for (const auto& [name, value] : fields) {
+      out->append(name);
+      out->append(": ");
+      out->append(value);
+      out->append("\r\n");
+    }
+  }
+  // A value with CR, LF or NUL would split or truncate the head it goes into: the request is
+  // refused rather than forwarded with a forged field.
+  bool checkValue(std::string_view value) {
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos) {
+      return true;
+    }
+    sendLocalReply(400, kMsgBadRequest);
+    return false;
+  }
+
   Session& s_;
+  const http::RequestHead* head_ = nullptr;
   std::string method_;
   std::string path_;
+  std::string query_;
+  std::string host_;
+  const config::v1::Route* route_ = nullptr;
+  const config::v1::Service* service_ = nullptr;
+  const Consumer* consumer_ = nullptr;
+  std::string credential_id_;
+  Fields up_set_;
+  std::vector<std::string> up_drop_;
+  std::optional<std::string> query_override_;
+  Fields resp_set_;
+  std::vector<std::string> resp_drop_;
   int local_status_ = 0;
   std::string local_message_;
+  std::optional<std::string> local_body_;
+  std::string local_type_;
+  absl::flat_hash_map<std::string, std::string> shared_;
+  Latencies latencies_;
+  uint64_t started_mono_ms_ = 0;
+  uint64_t upstream_mono_ms_ = 0;
+  std::optional<std::string_view> body_;
 };
 
 Session::Session(Worker& worker, Socket socket, bool tls)
@@ -298,6 +434,7 @@ Task<void> runSession(std::unique_ptr<Session> session) { co_await session->run(
 
 void Session::runLogPhase() {
   if (!plugins_.empty()) {
+    context_->markDone();
     for (PluginPtr& p : plugins_) {
       p->onLog(*context_);
     }
@@ -388,19 +525,25 @@ close:
 }
 
 Task<void> Session::sendLocal(int status, std::string_view message, bool keep_alive,
-                              std::string_view extra_headers) {
+                              std::string_view extra_headers, const LocalBody* body) {
   status_ = status;
   if (!plugins_.empty()) {
     for (PluginPtr& p : plugins_) {
       p->onResponseHeaders(*context_);
     }
+    context_->appendResponseHeaders(&resp_extra_);
   }
   out_.clear();
   if (!resp_extra_.empty()) {
     resp_extra_.append(extra_headers);
     extra_headers = resp_extra_;
   }
-  appendLocalReply(status, message, keep_alive, worker_.date(), &out_, extra_headers);
+  if (body != nullptr) {
+    appendLocalBody(status, body->body, body->content_type, keep_alive, worker_.date(), &out_,
+                    extra_headers);
+  } else {
+    appendLocalReply(status, message, keep_alive, worker_.date(), &out_, extra_headers);
+  }
   WorkerStats& st = worker_.stats();
   WorkerStats::inc(st.responses_by_class[status / 100 < 6 ? status / 100 : 5]);
   WorkerStats::inc(st.bytes_sent_total, out_.size());
@@ -408,6 +551,15 @@ Task<void> Session::sendLocal(int status, std::string_view message, bool keep_al
   dl_.arm(&client_, worker_.options().send_timeout_ms);
   co_await asyncWriteAll(clientStream(), asio::buffer(out_), awaitWith(ec));
   dl_.disarm();
+}
+
+Task<void> Session::sendPluginReply(bool keep_alive) {
+  if (context_->localBody()) {
+    const LocalBody body{*context_->localBody(), context_->localType()};
+    co_await sendLocal(context_->localStatusValue(), {}, keep_alive, {}, &body);
+  } else {
+    co_await sendLocal(context_->localStatusValue(), context_->localMessage(), keep_alive);
+  }
 }
 
 Task<bool> Session::connect(UpstreamConn& conn, const ServiceTarget& target, bool* timed_out) {
@@ -669,7 +821,13 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
   out->append(req.method);
   out->push_back(' ');
   router::appendUpstreamPath(target.base_path, m.normalized_path, m.strip_len, out);
-  if (req.has_query) {
+  const bool edits = !plugins_.empty() && context_->hasUpstreamEdits();
+  if (!plugins_.empty() && context_->queryOverride()) {
+    if (!context_->queryOverride()->empty()) {
+      out->push_back('?');
+      out->append(*context_->queryOverride());
+    }
+  } else if (req.has_query) {
     out->push_back('?');
     out->append(req.query);
   }
@@ -690,7 +848,8 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
   for (uint32_t i = 0; i < req.num_headers; ++i) {
     const http::Header& h = req.headers[i];
     FieldAction action = classify(h.name, /*request=*/true);
-    if (action == FieldAction::kDrop || (nominated.n > 0 && nominated.contains(h.name))) {
+    if (action == FieldAction::kDrop || (nominated.n > 0 && nominated.contains(h.name)) ||
+        (edits && context_->dropsUpstream(h.name))) {
       continue;
     }
     switch (action) {
@@ -733,6 +892,9 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
   }
   if (!up_extra_.empty()) {
     out->append(up_extra_);
+  }
+  if (edits) {
+    context_->appendUpstreamHeaders(out);
   }
   // Kong: X-Real-IP is the (realip) client address; X-Forwarded-For appends the TCP peer to
   // what the client sent, or is the client address when it sent none.
@@ -799,6 +961,7 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
   out->append(resp.reason);
   out->append("\r\n");
   const Nominated nominated = nominatedBy(resp);
+  const bool resp_edits = !plugins_.empty() && context_->hasResponseEdits();
   std::string_view via;
   for (uint32_t i = 0; i < resp.num_headers; ++i) {
     const http::Header& h = resp.headers[i];
@@ -807,7 +970,8 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
       action = FieldAction::kForward;
     }
     if (action == FieldAction::kDrop || action == FieldAction::kUpgrade ||
-        (nominated.n > 0 && nominated.contains(h.name))) {
+        (nominated.n > 0 && nominated.contains(h.name)) ||
+        (resp_edits && context_->dropsResponse(h.name))) {
       continue;
     }
     if (action == FieldAction::kVia) {
@@ -910,25 +1074,40 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
                        "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n");
     co_return Outcome{false};
   }
-  // Plugins' access phase (no cost when the snapshot has no plugins).
+  // Plugins' access phase (no cost when the snapshot has no plugins). The walk resolves each
+  // plugin's instance when it reaches it, so one scoped to the consumer an earlier auth
+  // plugin set is found (Kong's plugins iterator). After a reply, the remaining plugins are
+  // still collected for the response and log phases, but their access handlers are skipped.
   if (snap_ && !snap_->plugins().empty()) {
-    if (!context_) {
-      context_ = std::make_unique<Context>(*this);
-    }
-    context_->begin(req);
-    for (const PluginConfigConstSharedPtr& pc : snap_->plugins()) {
-      plugins_.push_back(pc->createPlugin());
-    }
-    for (PluginPtr& p : plugins_) {
-      if (p->onRequest(*context_) == PhaseResult::kStop || context_->localStatus() != 0) {
-        break;
+    const PluginChains& chains = snap_->plugins();
+    const Chain& chain = matched ? chains.forRoute(m.route_index) : chains.global();
+    if (!chain.empty()) {
+      if (!context_) {
+        context_ = std::make_unique<Context>(*this);
       }
-    }
-    if (context_->localStatus() != 0) {
-      const bool keep = client_keep && body_buffered;
-      skipBody(keep);
-      co_await sendLocal(context_->localStatus(), context_->localMessage(), keep);
-      co_return Outcome{keep};
+      context_->begin(req, matched ? &m : nullptr);
+      if (req_body == http::BodyKind::kContentLength && body_buffered) {
+        context_->setBufferedBody(in_.view().substr(req.head_bytes, req_len));
+      }
+      for (const ChainEntry& entry : chain) {
+        const PluginInstance* inst =
+            chains.resolve(entry, context_->route(), context_->service(), context_->consumer());
+        if (inst == nullptr) {
+          continue;
+        }
+        plugins_.push_back(inst->config->createPlugin());
+        // Kong runs no access handler when no route matched (only the global plugins'
+        // response and log phases, after the 404).
+        if (matched && context_->localStatus() == 0) {
+          plugins_.back()->onRequest(*context_);
+        }
+      }
+      if (context_->localStatus() != 0) {
+        const bool keep = client_keep && body_buffered;
+        co_await sendPluginReply(keep);
+        skipBody(keep);
+        co_return Outcome{keep};
+      }
     }
   }
   const ServiceTarget* target =
@@ -955,8 +1134,8 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
     }
     if (context_->localStatus() != 0) {
       const bool keep = client_keep && body_buffered;
+      co_await sendPluginReply(keep);
       skipBody(keep);
-      co_await sendLocal(context_->localStatus(), context_->localMessage(), keep);
       co_return Outcome{keep};
     }
   }
@@ -983,6 +1162,11 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
   up_head_.clear();
   buildUpstreamHead(req, m, *target, upgrade, &up_head_);
   in_.consume(req.head_bytes);  // `req` views must not be used after the body is read
+  if (!plugins_.empty()) {
+    context_->headGone();
+    context_->bodyGone();
+    context_->markUpstreamStart();
+  }
 
   error_code ec;
   const bool has_body = !(req_body == http::BodyKind::kNone ||
@@ -1183,6 +1367,9 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
 
   const int status = resp_.status;
   status_ = status;
+  if (!plugins_.empty()) {
+    context_->markUpstreamHead();
+  }
   // hash_on=cookie and the client sent none: the balancer made one up; hand it to the client
   // so its next requests hash to the same target (Kong does the same).
   if (!ep_.set_cookie.empty()) {
@@ -1192,6 +1379,7 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
     for (PluginPtr& p : plugins_) {
       p->onResponseHeaders(*context_);
     }
+    context_->appendResponseHeaders(&resp_extra_);
   }
   if (status == 101) {
     if (!upgrade) {

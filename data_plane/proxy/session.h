@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/http/http_parser.h"
-#include "data_plane/proxy/plugin.h"
+#include "data_plane/plugins/plugin.h"
 #include "data_plane/proxy/worker.h"
 #include "data_plane/router/router.h"
 
@@ -60,8 +60,16 @@ class Session {
   class Context;  // the RequestContext plugins see
 
   Task<Outcome> handle(const http::RequestHead& req);
+  struct LocalBody {
+    std::string_view body;
+    std::string_view content_type;
+  };
+  // A response of our own: `{"message": message}` (Kong's kong.response.error), or `body`
+  // exactly when given. Runs the plugins' response-header phase first.
   Task<void> sendLocal(int status, std::string_view message, bool keep_alive,
-                       std::string_view extra_headers = {});
+                       std::string_view extra_headers = {}, const LocalBody* body = nullptr);
+  // The reply a plugin asked for (Context::sendLocalReply/sendLocalBody).
+  Task<void> sendPluginReply(bool keep_alive);
   Task<Pump> pump(Stream src, IoBuffer& in, uint32_t src_timeout_ms, Stream dst,
                   uint32_t dst_timeout_ms, http::BodyKind kind, uint64_t length, bool chunk_out,
                   std::string_view head, bool* src_eof, Deadline& dl, std::string& staging);

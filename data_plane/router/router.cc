@@ -30,6 +30,7 @@ struct Router::Entry {
   uint64_t priority = 0;
   std::string uuid;
   const config::v1::Route* route = nullptr;
+  int32_t route_index = -1;
   const config::v1::Service* service = nullptr;
   int32_t service_index = -1;
   bool strip_path = false;
@@ -250,7 +251,9 @@ absl::StatusOr<std::unique_ptr<const Router>> Router::build(const config::v1::Sn
   // Usually one entry per route: sized up front rather than doubled (10k routes: ~1.5 MiB of
   // spare capacity kept for the snapshot's life otherwise).
   router->entries_.reserve(static_cast<size_t>(config.routes_size()));
+  int32_t route_index = -1;
   for (const config::v1::Route& route : config.routes()) {
+    ++route_index;
     if (!isHttpRoute(route)) {
       continue;  // TODO(portico): grpc/stream routes get their own router.
     }
@@ -298,6 +301,7 @@ absl::StatusOr<std::unique_ptr<const Router>> Router::build(const config::v1::Sn
     for (size_t gi = 0; gi < groups.size(); ++gi) {
       Entry e;
       e.route = &route;
+      e.route_index = route_index;
       e.service = service;
       e.service_index = service_index;
       e.strip_path = route.strip_path();
@@ -548,6 +552,7 @@ bool Router::matchEntry(const Entry& e, const RequestView& req, std::string_view
     }
   }
   out->route = e.route;
+  out->route_index = e.route_index;
   out->service = e.service;
   out->service_index = e.service_index;
   out->normalized_path = path;

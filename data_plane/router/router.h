@@ -44,6 +44,7 @@ struct MatchScratch {
 
 struct Match {
   const config::v1::Route* route = nullptr;
+  int32_t route_index = -1;                      // index in Snapshot::config().routes()
   const config::v1::Service* service = nullptr;  // nullptr: serviceless route (answer 503)
   int32_t service_index = -1;                    // index in Snapshot::config().services()
   std::string_view normalized_path;              // view into MatchScratch::normalized

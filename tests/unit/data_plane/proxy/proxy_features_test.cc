@@ -69,7 +69,9 @@ struct Fixture {
     https_only->clear_protocols();
     https_only->add_protocols("https");
     https_only->set_https_redirect_status_code(426);
-    auto snap = Snapshot::build(cfg, "h1", nullptr, std::move(plugins));
+    auto snap = Snapshot::build(
+        cfg, "h1", nullptr,
+        plugins.empty() ? nullptr : PluginChains::globalOnly(std::move(plugins)));
     REQUIRE(snap.ok());
     store.set(*snap);
     ProxyOptions opts;

@@ -1,0 +1,116 @@
+// The plugin phase interface (STYLE rules 1-3). A PluginConfig is built once per snapshot from
+// a validated plugin entity and is immutable; it creates one cheap Plugin per request. The
+// proxy session runs the phases: onRequest() after routing (Kong's access), onUpstreamRequest()
+// before the upstream head is written, onResponseHeaders() before the client head is written
+// (upstream or local reply), and onLog() for every request, whatever happened to it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/http/http_parser.h"
+#include "portico/config/v1/config.pb.h"
+
+namespace portico::dp {
+
+class ConsumerIndex;
+struct Consumer;
+
+enum class PhaseResult : uint8_t { kContinue, kStop };  // kStop: the plugin already replied
+
+// Milliseconds, Kong's `latencies` (-1 until known).
+struct Latencies {
+  uint64_t started_at_ms = 0;   // wall clock, when the request head was complete
+  int64_t kong_ms = -1;         // time spent in the proxy itself (access phase)
+  int64_t upstream_ms = -1;     // upstream connect to response head (-1: no upstream)
+  int64_t request_ms = -1;      // whole request, set before onLog
+};
+
+// The request as plugins see it. Implemented by the proxy session; lives for one request, on
+// the worker that owns the connection. Views returned stay valid until the phase returns.
+class RequestContext {
+ public:
+  virtual ~RequestContext() = default;
+
+  // ---- The client's request, as received.
+  virtual std::string_view method() const = 0;
+  virtual std::string_view path() const = 0;   // raw path, without the query
+  virtual std::string_view query() const = 0;  // raw query string without '?', "" when none
+  virtual std::string_view scheme() const = 0; // "http" or "https"
+  virtual std::string_view host() const = 0;   // the Host header as sent
+  virtual std::string_view clientIp() const = 0;  // after trusted_ips/real-IP
+  virtual const http::RequestHead& requestHead() const = 0;  // every header, in wire order
+  // First value of a request header (case-insensitive).
+  bool requestHeader(std::string_view name, std::string_view* value) const {
+    return requestHead().find(name, value);
+  }
+  // The whole request body when it is already buffered (small bodies sent with the head);
+  // false when it is still on the wire or there is none.
+  virtual bool bufferedBody(std::string_view* body) const = 0;
+
+  // ---- Routing (null when no route matched: only global plugins run then).
+  virtual const config::v1::Route* route() const = 0;
+  virtual const config::v1::Service* service() const = 0;
+
+  // ---- Consumers (Kong's kong.client.authenticate / get_consumer / get_credential).
+  virtual const ConsumerIndex& consumers() const = 0;
+  virtual const Consumer* consumer() const = 0;       // null until a plugin authenticates
+  virtual std::string_view credentialId() const = 0;  // "" for none (anonymous)
+  virtual void authenticate(const Consumer* consumer, std::string_view credential_id) = 0;
+
+  // ---- The upstream request. A set replaces every value the client sent.
+  virtual void setUpstreamHeader(std::string_view name, std::string_view value) = 0;
+  virtual void addUpstreamHeader(std::string_view name, std::string_view value) = 0;
+  virtual void removeUpstreamHeader(std::string_view name) = 0;
+  // Replaces the query string sent upstream ("" = none).
+  virtual void setUpstreamQuery(std::string query) = 0;
+
+  // ---- The client response. In onResponseHeaders, responseHeader() reads the upstream's.
+  virtual bool responseHeader(std::string_view name, std::string_view* value) const = 0;
+  virtual void setResponseHeader(std::string_view name, std::string_view value) = 0;
+  virtual void addResponseHeader(std::string_view name, std::string_view value) = 0;
+  virtual void removeResponseHeader(std::string_view name) = 0;
+
+  // ---- Answering the client. The one way a plugin replies itself: Kong's
+  // kong.response.error (`{"message": ...}`), or kong.response.exit with an exact body.
+  // Response headers set before the call go with the reply. The first reply wins.
+  virtual void sendLocalReply(int status, std::string_view message) = 0;
+  virtual void sendLocalBody(int status, std::string_view body,
+                             std::string_view content_type) = 0;
+  virtual int localStatus() const = 0;     // 0 until a plugin replied
+  virtual int responseStatus() const = 0;  // 0 until a response exists
+
+  // ---- Shared between the plugins of one request (Kong's kong.ctx.shared).
+  virtual absl::flat_hash_map<std::string, std::string>& shared() = 0;
+  virtual const Latencies& latencies() const = 0;
+};
+
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  // Kong's access phase: after routing, before the upstream is chosen. Skipped once an earlier
+  // plugin replied; the later phases still run.
+  virtual PhaseResult onRequest(RequestContext&) { return PhaseResult::kContinue; }
+  // After every onRequest() returned kContinue, before the upstream request head is sent.
+  virtual PhaseResult onUpstreamRequest(RequestContext&) { return PhaseResult::kContinue; }
+  // Before the client response head is sent (upstream or local reply).
+  virtual void onResponseHeaders(RequestContext&) {}
+  // Always runs, also after kStop, errors and client aborts. Metrics and logs go here.
+  virtual void onLog(const RequestContext&) {}
+};
+using PluginPtr = std::unique_ptr<Plugin>;
+
+// Built once per snapshot from a validated plugin entity; shared by every request.
+class PluginConfig {
+ public:
+  virtual ~PluginConfig() = default;
+  virtual std::string_view name() const = 0;
+  virtual int32_t priority() const = 0;  // Kong's order: higher runs first; ties by name
+  virtual PluginPtr createPlugin() const = 0;
+};
+using PluginConfigConstSharedPtr = std::shared_ptr<const PluginConfig>;
+
+}  // namespace portico::dp
