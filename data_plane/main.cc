@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "common/retirer.h"
 #include "data_plane/proxy/proxy_server.h"
+#include "data_plane/plugins/registry.h"
 #include "data_plane/snapshot.h"
 #include "data_plane/status/status_server.h"
 #if defined(PORTICO_HAVE_CONFIG_VALIDATE)
@@ -261,6 +262,9 @@ int run(int argc, char** argv) {
     sync_options.join_token = absl::GetFlag(FLAGS_cluster_join_token);
     sync_options.cache_path = absl::GetFlag(FLAGS_config_cache_path);
     sync_options.version = "0.1.0";
+    for (const PluginFactory& plugin : builtinPlugins()) {
+      sync_options.plugins.emplace_back(plugin.name);
+    }
     // Balancer health for the CP's GET /upstreams/{u}/health (Heartbeat.upstreams).
     sync_options.health = [&store] { return upstreamHealth(store.get().get()); };
     sync = std::make_unique<SyncClient>(
@@ -275,7 +279,8 @@ int run(int argc, char** argv) {
           }
 #endif
           const absl::Time validated = absl::Now();
-          absl::StatusOr<SnapshotConstSharedPtr> snap = Snapshot::build(proto, hash);
+          absl::StatusOr<SnapshotConstSharedPtr> snap =
+              Snapshot::build(proto, hash, nullptr, nullptr, errors);
           if (!snap.ok()) {
             return snap.status();
           }

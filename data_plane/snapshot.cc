@@ -22,7 +22,7 @@ uint32_t timeoutOr(int32_t ms, uint32_t dflt) { return ms > 0 ? static_cast<uint
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(
     config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime,
-    std::unique_ptr<const PluginChains> chains) {
+    std::unique_ptr<const PluginChains> chains, config::FieldErrors* errors) {
   std::shared_ptr<Snapshot> snap(new Snapshot());
   snap->config_ = std::move(config);
   snap->hash_ = std::move(hash);
@@ -31,7 +31,7 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(
   if (chains != nullptr) {
     snap->plugins_ = std::move(chains);
   } else {
-    ASSIGN_OR_RETURN(snap->plugins_, PluginChains::build(snap->config_));
+    ASSIGN_OR_RETURN(snap->plugins_, PluginChains::build(snap->config_, errors));
   }
   ASSIGN_OR_RETURN(snap->certificates_, tls::CertificateTable::build(snap->config_));
   // Balancers: every name resolved at once (a bounded wait, on this config thread), then one

@@ -50,10 +50,12 @@ class Snapshot {
   // snapshot for unchanged upstreams.
   // Consumers are indexed and plugin chains compiled through the registry; a plugin this DP
   // does not implement, or cannot run as configured, fails the build (never fail open).
-  // `chains`: replaces the compiled chains (tests of the proxy's plugin phases).
+  // `chains`: replaces the compiled chains (tests of the proxy's plugin phases). `errors`
+  // (optional) receives a plugin failure as a field error (the NACK's field path).
   static absl::StatusOr<std::shared_ptr<const Snapshot>> build(
       config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime = nullptr,
-      std::unique_ptr<const PluginChains> chains = nullptr);
+      std::unique_ptr<const PluginChains> chains = nullptr,
+      config::FieldErrors* errors = nullptr);
 
   uint64_t generation() const { return config_.generation(); }
   const std::string& hash() const { return hash_; }

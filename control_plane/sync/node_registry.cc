@@ -66,6 +66,14 @@ void NodeRegistry::onRefused(const std::string& node_id, const std::string& host
   dirty(node_id);
 }
 
+void NodeRegistry::setSyncStatus(const std::string& node_id, std::string sync_status,
+                                 std::vector<CompatibilityIssue> issues) {
+  touch(node_id, [&](NodeStatus& s) {
+    s.sync_status = std::move(sync_status);
+    s.compatibility_issues = std::move(issues);
+  });
+}
+
 void NodeRegistry::setCompatibilityIssues(const std::string& node_id,
                                           std::vector<CompatibilityIssue> issues) {
   absl::MutexLock lock(&mu_);

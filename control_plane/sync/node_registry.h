@@ -37,7 +37,8 @@ struct NodeStatus {
   std::string group;
   std::string ip;                       // peer address of its stream
   std::map<std::string, std::string> labels;
-  // Kong's sync_status: "normal", "version_incompatible" (refused), or "unknown".
+  // Kong's sync_status: "normal", "version_incompatible" (refused), "plugin_set_incompatible"
+  // (lacks a plugin its group uses: not sent the config), or "unknown".
   std::string sync_status = "unknown";
   std::vector<CompatibilityIssue> compatibility_issues;
   bool connected = false;
@@ -79,6 +80,10 @@ class NodeRegistry {
   void onRefused(const std::string& node_id, const std::string& hostname,
                  const std::string& version, const std::string& group, const std::string& ip,
                  std::string sync_status, std::vector<CompatibilityIssue> issues);
+  // The node's sync_status and its issues (e.g. "plugin_set_incompatible" with the plugins it
+  // lacks, or back to "normal"): replaces both.
+  void setSyncStatus(const std::string& node_id, std::string sync_status,
+                     std::vector<CompatibilityIssue> issues);
   // What the CP strips from the payloads it sends this node (older minor): replaces the list.
   void setCompatibilityIssues(const std::string& node_id,
                               std::vector<CompatibilityIssue> issues);

@@ -27,12 +27,18 @@ namespace portico::cp {
 // and shared by every stream. Thread-safe.
 class Target {
  public:
-  Target(std::string group, uint64_t generation, std::string hash)
-      : group_(std::move(group)), generation_(generation), hash_(std::move(hash)) {}
+  Target(std::string group, uint64_t generation, std::string hash,
+         std::set<std::string> plugin_names = {})
+      : group_(std::move(group)),
+        generation_(generation),
+        hash_(std::move(hash)),
+        plugin_names_(std::move(plugin_names)) {}
 
   const std::string& group() const { return group_; }
   uint64_t generation() const { return generation_; }
   const std::string& hash() const { return hash_; }
+  // Every plugin name the config uses (enabled or not): a DP must implement them all.
+  const std::set<std::string>& pluginNames() const { return plugin_names_; }
 
   void setFull(sync::EncodedSnapshotConstSharedPtr full);
   void addDelta(sync::EncodedSnapshotConstSharedPtr delta);  // keyed by its base generation
@@ -59,6 +65,7 @@ class Target {
   const std::string group_;
   const uint64_t generation_;
   const std::string hash_;
+  const std::set<std::string> plugin_names_;
   mutable absl::Mutex mu_;
   sync::EncodedSnapshotConstSharedPtr full_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, sync::EncodedSnapshotConstSharedPtr> deltas_ ABSL_GUARDED_BY(mu_);

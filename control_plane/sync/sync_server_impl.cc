@@ -107,6 +107,18 @@ SyncStream::SyncStream(SyncServerImpl* server, uint64_t session, wire::ServerCal
     : server_(server), session_(session), call_(call), peer_(std::move(peer)),
       cert_groups_(std::move(cert_groups)) {}
 
+namespace {
+
+std::set<std::string> pluginNamesOf(const config::v1::Snapshot& snapshot) {
+  std::set<std::string> names;
+  for (const config::v1::Plugin& p : snapshot.plugins()) {
+    names.insert(p.name());
+  }
+  return names;
+}
+
+}  // namespace
+
 void SyncStream::begin(std::optional<wire::GrpcStatus> refusal) {
   if (refusal.has_value()) {
     finish(std::move(*refusal));
@@ -122,6 +134,30 @@ void SyncStream::maybeReleaseSlotLocked() {
 }
 
 void SyncStream::offer(TargetConstSharedPtr target) {
+  // Kong's plugin_set_incompatible: a DP that lacks a plugin the config names would refuse it
+  // (never run it without the plugin); it is not sent, and the node is listed with the gap.
+  if (dp_plugins_.has_value()) {
+    std::vector<CompatibilityIssue> missing;
+    for (const std::string& name : target->pluginNames()) {
+      if (!dp_plugins_->contains(name)) {
+        missing.push_back({"plugin_missing", "error",
+                           "plugin '" + name + "' is configured in group " + group_ +
+                               " but this data plane does not implement it",
+                           "plugins", "", "name"});
+      }
+    }
+    if (!missing.empty()) {
+      LOG_WARN(kLog, "node %s lacks %d plugin(s) of group %s generation %d; not sending it",
+               node_id_, missing.size(), group_, target->generation());
+      plugin_set_incompatible_ = true;
+      server_->registry().setSyncStatus(node_id_, "plugin_set_incompatible", std::move(missing));
+      return;
+    }
+    if (plugin_set_incompatible_) {
+      plugin_set_incompatible_ = false;
+      server_->registry().setSyncStatus(node_id_, "normal", {});
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     offered_ = true;
@@ -375,6 +411,10 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     return;
   }
   compat_class_ = compatClass(hello.version(), server_->options().compat_rules);
+  if (std::find(hello.capabilities().begin(), hello.capabilities().end(), "plugin-set") !=
+      hello.capabilities().end()) {
+    dp_plugins_.emplace(hello.plugins().begin(), hello.plugins().end());
+  }
   hello_seen_ = true;
   node_id_ = hello.node_id();
   group_ = group;
@@ -908,7 +948,8 @@ absl::Status SyncServerImpl::loadGroup(const std::string& group) {
            group, changes->generation, base_generation,
            sync::entityCount(delta.upserts()) + delta.deletes_size(), (*encoded)->encoded_size,
            absl::FormatDuration(absl::Now() - start));
-  auto target = std::make_shared<Target>(group, changes->generation, *hash);
+  auto target =
+      std::make_shared<Target>(group, changes->generation, *hash, pluginNamesOf(current));
   target->addDelta(std::move(*encoded));
   absl::MutexLock lock(&mu_);
   publishLocked(group, std::move(target));
@@ -937,8 +978,8 @@ absl::Status SyncServerImpl::loadFull(const std::string& group) {
            group, (*encoded)->generation, (*encoded)->payload_size, (*encoded)->encoded_size,
            (*encoded)->messages.size(), shortHash((*encoded)->config_hash),
            absl::FormatDuration(absl::Now() - start));
-  auto target =
-      std::make_shared<Target>(group, (*encoded)->generation, (*encoded)->config_hash);
+  auto target = std::make_shared<Target>(group, (*encoded)->generation,
+                                         (*encoded)->config_hash, pluginNamesOf(*snapshot));
   target->setFull(*encoded);
   snapshots_[group] = std::make_unique<config::v1::Snapshot>(std::move(*snapshot));
   absl::MutexLock lock(&mu_);

@@ -99,6 +99,10 @@ class SyncStream final : public wire::CallHandler {
   const std::vector<std::string> cert_groups_;
   std::atomic<bool> holds_slot_{false};
   std::string compat_class_;       // set at Hello
+  // The plugins the DP implements (Hello with capability "plugin-set"); unset for DPs that
+  // do not say, which refuse what they cannot run themselves (NACK).
+  std::optional<std::set<std::string>> dp_plugins_;
+  std::atomic<bool> plugin_set_incompatible_{false};
   bool hello_seen_ = false;        // reaction-thread only (reads are serialized)
   std::string group_;
   std::string node_id_;

@@ -10,7 +10,10 @@ namespace portico::dp {
 namespace {
 
 absl::Status pluginError(const config::v1::Plugin& p, std::string_view field,
-                         std::string_view reason) {
+                         std::string_view reason, config::FieldErrors* errors) {
+  if (errors != nullptr) {
+    errors->push_back({"plugins", p.id(), std::string(field), std::string(reason)});
+  }
   return absl::InvalidArgumentError("plugins " + p.id() + ": " + std::string(field) + ": " +
                                     std::string(reason));
 }
@@ -52,7 +55,7 @@ std::unique_ptr<const PluginChains> PluginChains::globalOnly(
 }
 
 absl::StatusOr<std::unique_ptr<const PluginChains>> PluginChains::build(
-    const config::v1::Snapshot& config) {
+    const config::v1::Snapshot& config, config::FieldErrors* errors) {
   auto chains = std::unique_ptr<PluginChains>(new PluginChains());
   absl::flat_hash_map<std::string_view, int32_t> kind_of;
   for (const config::v1::Plugin& p : config.plugins()) {
@@ -61,19 +64,20 @@ absl::StatusOr<std::unique_ptr<const PluginChains>> PluginChains::build(
       // Checked before `enabled`: a disabled plugin this DP cannot run would fail open the
       // moment someone enables it, and the CP must learn of the gap now.
       return pluginError(p, "name",
-                         "plugin '" + p.name() + "' is not implemented by this data plane");
+                         "plugin '" + p.name() + "' is not implemented by this data plane",
+                         errors);
     }
     if (!p.enabled() || !runsOnHttp(p)) {
       continue;
     }
     config::Json conf = config::Json::parse(p.config(), nullptr, /*allow_exceptions=*/false);
     if (!conf.is_object()) {
-      return pluginError(p, "config", "expected a record");
+      return pluginError(p, "config", "expected a record", errors);
     }
     absl::StatusOr<PluginConfigConstSharedPtr> built = factory->build(p, conf);
     if (!built.ok()) {
       const absl::string_view why = built.status().message();
-      return pluginError(p, "config", std::string_view(why.data(), why.size()));
+      return pluginError(p, "config", std::string_view(why.data(), why.size()), errors);
     }
     auto inst = std::make_unique<PluginInstance>(PluginInstance{&p, *std::move(built)});
     const PluginInstance* ip = inst.get();
@@ -102,7 +106,8 @@ absl::StatusOr<std::unique_ptr<const PluginChains>> PluginChains::build(
       kind.global = ip;
     }
     if (!unique) {
-      return pluginError(p, "@entity", "more than one instance with this name and scope");
+      return pluginError(p, "@entity", "more than one instance with this name and scope",
+                         errors);
     }
   }
   if (chains->kinds_.empty()) {

@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "common/config/validate.h"
 #include "data_plane/plugins/consumers.h"
 #include "data_plane/plugins/plugin.h"
 #include "portico/config/v1/config.pb.h"
@@ -38,8 +39,9 @@ class PluginChains {
   // Builds every enabled HTTP plugin through the registry. Fails (kInvalidArgument, message
   // "plugins <id>: <field>: <reason>") on a plugin this data plane does not implement or a
   // config it cannot run: never fail open.
+  // `errors` (optional) receives the same failure as a field error for the NACK.
   static absl::StatusOr<std::unique_ptr<const PluginChains>> build(
-      const config::v1::Snapshot& config);
+      const config::v1::Snapshot& config, config::FieldErrors* errors = nullptr);
   // Chains of global instances only, run on every request (tests of the proxy's phases).
   static std::unique_ptr<const PluginChains> globalOnly(
       std::vector<PluginConfigConstSharedPtr> configs);

@@ -318,6 +318,10 @@ class SyncClient::Impl {
       if (options_.deltas) {
         hello->add_capabilities("delta");
       }
+      hello->add_capabilities("plugin-set");
+      for (const std::string& plugin : options_.plugins) {
+        hello->add_plugins(plugin);
+      }
       for (const auto& [k, v] : options_.labels) {
         (*hello->mutable_labels())[k] = v;
       }

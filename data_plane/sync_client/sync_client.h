@@ -37,6 +37,8 @@ class SyncClient {
     std::string hostname;                // gethostname() if empty
     std::string group;                   // "" = default
     std::string version;                 // of this binary
+    // The plugins this binary implements (Hello.plugins, capability "plugin-set").
+    std::vector<std::string> plugins;
     std::map<std::string, std::string> labels;
     std::string cache_path;              // "" = no cache (--config_cache_path)
     uint64_t max_snapshot_bytes = sync::kDefaultMaxSnapshotBytes;

@@ -19,6 +19,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/e2e_cluster.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -26,118 +27,6 @@ namespace {
 using namespace std::chrono_literals;
 using namespace portico::testing;
 using nlohmann::json;
-
-bool sh(const std::string& cmd) {
-  return std::system(("bash -c '" + cmd + "' >/dev/null 2>&1").c_str()) == 0;
-}
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/portico-sync-e2e-XXXXXX";
-    path = ::mkdtemp(tmpl);
-    std::filesystem::permissions(path, std::filesystem::perms::all);
-  }
-  ~TempDir() {
-    if (std::getenv("PORTICO_KEEP_TMP") == nullptr) {
-      std::filesystem::remove_all(path);
-    }
-  }
-  std::string path;
-};
-
-// A private PostgreSQL we can stop and start (TestPostgres may share a server).
-struct Postgres {
-  TempDir dir;
-  int port = freePort();
-  std::string lib = sourceDir() + "/deploy/lib.sh";
-  Postgres() {
-    REQUIRE(start());
-    REQUIRE(sh("psql -h 127.0.0.1 -p " + std::to_string(port) +
-               " -U postgres -qc \"CREATE DATABASE portico\""));
-  }
-  ~Postgres() { stop(); }
-  bool start() {
-    return sh("source " + lib + " && portico_pg_start " + dir.path + "/pg " +
-              std::to_string(port));
-  }
-  void stop() { sh("source " + lib + " && portico_pg_stop " + dir.path + "/pg"); }
-  std::string dsn() const {
-    return "host=127.0.0.1 port=" + std::to_string(port) + " dbname=portico user=postgres";
-  }
-};
-
-struct Cp {
-  int admin_port = freePort();
-  int cluster_port = freePort();
-  std::vector<std::string> args;
-  std::unique_ptr<Process> proc;
-
-  Cp(const std::string& dsn, std::vector<std::string> extra = {"--cluster_insecure"}) {
-    args = {"--pg_dsn=" + dsn, "--admin_listen=127.0.0.1:" + std::to_string(admin_port),
-            "--cluster_listen=127.0.0.1:" + std::to_string(cluster_port),
-            "--cluster_heartbeat_interval_ms=500"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    start();
-  }
-  void start() {
-    proc = std::make_unique<Process>(binaryPath("portico-cp"), args);
-    INFO("cp log:\n" << proc->log());
-    REQUIRE(waitFor([&] { return admin("GET", "/status").status == 200; }, 20s));
-  }
-  void kill9() {
-    ::kill(proc->pid(), SIGKILL);
-    proc->wait(10s);
-  }
-  HttpResponse admin(const std::string& method, const std::string& path,
-                     const std::string& body = "") {
-    return httpRequest("127.0.0.1", admin_port, method, path, body);
-  }
-  uint64_t generation() {
-    // The newest generation any DP acked, as the fleet endpoint lists it.
-    auto r = admin("GET", "/clustering/data-planes");
-    uint64_t g = 0;
-    auto j = json::parse(r.body, nullptr, false);
-    if (j.is_object() && j.contains("data")) {
-      for (auto& n : j["data"]) {
-        g = std::max(g, n.value("generation", uint64_t{0}));
-      }
-    }
-    return g;
-  }
-};
-
-struct Dp {
-  int proxy_port = freePort();
-  int status_port = freePort();
-  std::vector<std::string> args;
-  std::unique_ptr<Process> proc;
-
-  Dp(int cluster_port, const std::string& cache, std::vector<std::string> extra = {
-                                                     "--cluster_insecure"}) {
-    args = {"--proxy_listen=127.0.0.1:" + std::to_string(proxy_port),
-            "--status_listen=127.0.0.1:" + std::to_string(status_port),
-            "--cp_address=127.0.0.1:" + std::to_string(cluster_port), "--workers=1",
-            "--config_cache_path=" + cache};
-    args.insert(args.end(), extra.begin(), extra.end());
-    start();
-  }
-  void start() { proc = std::make_unique<Process>(binaryPath("portico-dp"), args); }
-  void kill9() {
-    ::kill(proc->pid(), SIGKILL);
-    proc->wait(10s);
-  }
-  int get(const std::string& path) { return httpRequest("127.0.0.1", proxy_port, "GET", path).status; }
-  uint64_t generation() {
-    auto r = httpRequest("127.0.0.1", status_port, "GET", "/status");
-    return r.status == 200 ? json::parse(r.body, nullptr, false).value("generation", uint64_t{0})
-                           : 0;
-  }
-};
-
-void migrate(const std::string& dsn) {
-  Process m(binaryPath("portico-cp"), {"--pg_dsn=" + dsn, "migrations", "up"});
-  REQUIRE(m.wait(60s) == 0);
-}
 
 // A service pointing at the echo upstream and a route /<name> to it.
 void addRoute(Cp& cp, const std::string& name, int upstream_port) {
