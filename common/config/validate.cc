@@ -810,6 +810,55 @@ FieldErrors validateRoute(const v1::Route& r) {
   return errors.take();
 }
 
+namespace {
+
+// key-auth keys come by the hundred thousand (one or more per API client), and the schema
+// path (entity -> JSON -> processEntity) costs ~17 us each: 1M keys took 19 s. The same rules
+// as the keyauth_credentials schema, with the same messages, checked on the proto.
+void validateKeyAuthCredentials(const v1::Snapshot& snapshot,
+                                const absl::flat_hash_set<std::string>& consumer_ids,
+                                FieldErrors* out) {
+  const char* kEntity = "keyauth_credentials";
+  absl::flat_hash_set<std::string_view> ids;
+  absl::flat_hash_set<std::string_view> keys;
+  ids.reserve(static_cast<size_t>(snapshot.keyauth_credentials_size()));
+  keys.reserve(static_cast<size_t>(snapshot.keyauth_credentials_size()));
+  for (const v1::KeyAuthCredential& k : snapshot.keyauth_credentials()) {
+    const std::string& id = k.id();
+    if (id.empty()) {
+      out->push_back({kEntity, id, "id", "required field missing"});
+    } else if (!isUuid(id)) {
+      out->push_back({kEntity, id, "id", "expected a valid UUID"});
+    } else if (!ids.insert(id).second) {
+      out->push_back({kEntity, id, "id", "duplicate id: " + id});
+    }
+    if (!k.has_consumer() || k.consumer().id().empty()) {
+      out->push_back({kEntity, id, "consumer", "required field missing"});
+    } else if (!isUuid(k.consumer().id())) {
+      out->push_back({kEntity, id, "consumer.id", "expected a valid UUID"});
+    } else if (!consumer_ids.contains(k.consumer().id())) {
+      out->push_back({kEntity, id, "consumer.id",
+                      "the foreign key '{id=\"" + k.consumer().id() +
+                          "\"}' does not reference an existing 'consumers' entity."});
+    }
+    if (k.key().empty()) {
+      out->push_back({kEntity, id, "key", "length must be at least 1"});
+    } else if (!keys.insert(k.key()).second) {
+      out->push_back({kEntity, id, "key", "duplicate value: {key=\"" + k.key() + "\"}"});
+    }
+    if (k.has_ttl() && (k.ttl() < 0 || k.ttl() > 100000000)) {
+      out->push_back({kEntity, id, "ttl", "value should be between 0 and 100000000"});
+    }
+    for (int i = 0; i < k.tags_size(); ++i) {
+      if (std::string why = checkTag(k.tags(i)); !why.empty()) {
+        out->push_back({kEntity, id, "tags." + std::to_string(i + 1), why});
+      }
+    }
+  }
+}
+
+}  // namespace
+
 FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
   FieldErrors out;
   auto append = [&out](FieldErrors&& more) {
@@ -867,8 +916,9 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
   const google::protobuf::Reflection* refl = snapshot.GetReflection();
   std::vector<std::pair<const EntitySchema*, Json>> entities;
   for (const EntitySchema* schema : allEntitySchemas()) {
-    if (schema->name == "services" || schema->name == "routes") {
-      continue;
+    if (schema->name == "services" || schema->name == "routes" ||
+        schema->name == "keyauth_credentials") {
+      continue;  // services and routes above; key-auth keys below, on the proto directly
     }
     const google::protobuf::FieldDescriptor* f = d->FindFieldByName(schema->name);
     if (f == nullptr) {
@@ -948,6 +998,7 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
       }
     }
   }
+  validateKeyAuthCredentials(snapshot, ids["consumers"], &out);
   return out;
 }
 

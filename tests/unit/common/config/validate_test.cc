@@ -340,3 +340,39 @@ TEST_CASE("normalizePath") {
 
 }  // namespace
 }  // namespace portico::config
+
+TEST_CASE("snapshot: key-auth credentials (checked on the proto, schema messages)") {
+  portico::config::v1::Snapshot s;
+  auto* c = s.add_consumers();
+  c->set_id("a1b2c3d4-0000-4000-8000-000000000001");
+  c->set_username("bob");
+  auto add = [&](const std::string& id, const std::string& consumer, const std::string& key) {
+    auto* k = s.add_keyauth_credentials();
+    k->set_id(id);
+    if (!consumer.empty()) k->mutable_consumer()->set_id(consumer);
+    k->set_key(key);
+    return k;
+  };
+  add("a1b2c3d4-0000-4000-8000-000000000010", c->id(), "k1");
+  CHECK(portico::config::validateSnapshot(s).empty());
+  add("a1b2c3d4-0000-4000-8000-000000000011", c->id(), "k1");
+  add("a1b2c3d4-0000-4000-8000-000000000012", "a1b2c3d4-0000-4000-8000-00000000ffff", "k2");
+  add("a1b2c3d4-0000-4000-8000-000000000013", "", "k3");
+  add("not-a-uuid", c->id(), "");
+  add("a1b2c3d4-0000-4000-8000-000000000014", c->id(), "k4")->set_ttl(-1);
+  using portico::config::FieldError;
+  const std::vector<FieldError> want = {
+      {"keyauth_credentials", "a1b2c3d4-0000-4000-8000-000000000011", "key",
+       "duplicate value: {key=\"k1\"}"},
+      {"keyauth_credentials", "a1b2c3d4-0000-4000-8000-000000000012", "consumer.id",
+       "the foreign key '{id=\"a1b2c3d4-0000-4000-8000-00000000ffff\"}' does not reference an "
+       "existing 'consumers' entity."},
+      {"keyauth_credentials", "a1b2c3d4-0000-4000-8000-000000000013", "consumer",
+       "required field missing"},
+      {"keyauth_credentials", "not-a-uuid", "id", "expected a valid UUID"},
+      {"keyauth_credentials", "not-a-uuid", "key", "length must be at least 1"},
+      {"keyauth_credentials", "a1b2c3d4-0000-4000-8000-000000000014", "ttl",
+       "value should be between 0 and 100000000"},
+  };
+  CHECK(portico::config::validateSnapshot(s) == want);
+}
