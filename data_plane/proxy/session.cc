@@ -1006,140 +1006,170 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
   out->append("\r\n");
 }
 
+// The request pipeline: plan -> route -> access (plugins) -> upstream request phase ->
+// balance + forward + respond (forward()) -> log (run() calls runLogPhase()). Every response
+// of our own leaves through localReply().
 Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
-  WorkerStats& st = worker_.stats();
-  const ProxyOptions& opts = worker_.options();
-  WorkerStats::inc(st.requests_total);
-  status_ = 0;
-  resp_extra_.clear();
-  up_extra_.clear();
-  const bool head_method = req.method == "HEAD";
-  client_http10_ = req.version == http::Version::kHttp10;
-  bool client_keep = req.keep_alive && !worker_.draining() && requests_ < opts.keepalive_requests;
-  const http::BodyKind req_body = req.body;
-  const uint64_t req_len = req.content_length;
-  // A local reply keeps the connection only if the request's body is already here to skip.
-  const bool body_buffered =
-      req_body == http::BodyKind::kNone ||
-      (req_body == http::BodyKind::kContentLength && in_.size() - req.head_bytes >= req_len);
-  auto skipBody = [&](bool keep) {
-    if (keep) {
-      in_.consume(req.head_bytes + (req_body == http::BodyKind::kContentLength
-                                        ? static_cast<size_t>(req_len) : 0));
-    }
-  };
-  if (peer_trusted_) {
-    resolveClientAddress(req);
-  }
-
-  // The snapshot is read once; this request uses it until its log phase (STYLE rule 7).
-  snap_ = worker_.store().get();
+  const RequestPlan plan = planRequest(req);
   router::Match m;
-  bool matched = false;
-  if (snap_) {
-    router::RequestView rv;
-    rv.method = req.method;
-    rv.host = req.host;
-    rv.path = req.path;
-    rv.server_port = server_port_;
-    rv.https = tls_.has_value();
-    rv.sni = sni_;
-    if (peer_trusted_ && !rv.https) {
-      std::string_view proto;
-      rv.forwarded_https = req.find("x-forwarded-proto", &proto) &&
-                           http::equalsIgnoreCase(http::trimOws(proto), "https");
-    }
-    rv.headers = req.headers.data();
-    rv.num_headers = req.num_headers;
-    matched = snap_->router().match(rv, &scratch_, &m);
-  }
-  if (matched && opts.allow_debug_header) {
-    addDebugHeaders(req, m);
-  }
+  const bool matched = routeRequest(req, &m);
   if (matched && m.https_required) {
     // Kong: 426 with Upgrade, or the route's redirect status with Location: https://host/uri.
     const int code = m.route->https_redirect_status_code();
-    std::string extra;
     if (code == 301 || code == 302 || code == 307 || code == 308) {
-      extra.append("Location: https://");
+      std::string extra = "Location: https://";
       extra.append(hostWithoutPort(req.host));
       extra.append(req.target.front() == '/' ? req.target : std::string_view(req.path));
       extra.append("\r\n");
-      const bool keep = client_keep && body_buffered;
-      skipBody(keep);
-      co_await sendLocal(code, kMsgUseHttps, keep, extra);
-      co_return Outcome{keep};
+      co_return co_await localReply(plan, code, kMsgUseHttps, extra);
     }
     co_await sendLocal(426, kMsgUseHttps, false,
                        "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n");
     co_return Outcome{false};
   }
-  // Plugins' access phase (no cost when the snapshot has no plugins). The walk resolves each
-  // plugin's instance when it reaches it, so one scoped to the consumer an earlier auth
-  // plugin set is found (Kong's plugins iterator). After a reply, the remaining plugins are
-  // still collected for the response and log phases, but their access handlers are skipped.
-  if (snap_ && !snap_->plugins().empty()) {
-    const PluginChains& chains = snap_->plugins();
-    const Chain& chain = matched ? chains.forRoute(m.route_index) : chains.global();
-    if (!chain.empty()) {
-      if (!context_) {
-        context_ = std::make_unique<Context>(*this);
-      }
-      context_->begin(req, matched ? &m : nullptr);
-      if (req_body == http::BodyKind::kContentLength && body_buffered) {
-        context_->setBufferedBody(in_.view().substr(req.head_bytes, req_len));
-      }
-      for (const ChainEntry& entry : chain) {
-        const PluginInstance* inst =
-            chains.resolve(entry, context_->route(), context_->service(), context_->consumer());
-        if (inst == nullptr) {
-          continue;
-        }
-        plugins_.push_back(inst->config->createPlugin());
-        // Kong runs no access handler when no route matched (only the global plugins'
-        // response and log phases, after the 404).
-        if (matched && context_->localStatus() == 0) {
-          plugins_.back()->onRequest(*context_);
-        }
-      }
-      if (context_->localStatus() != 0) {
-        const bool keep = client_keep && body_buffered;
-        co_await sendPluginReply(keep);
-        skipBody(keep);
-        co_return Outcome{keep};
-      }
-    }
+  if (!runAccessPhase(req, matched ? &m : nullptr, plan)) {
+    co_return co_await localReply(plan, 0, {});
   }
   const ServiceTarget* target =
       matched && m.service != nullptr ? &snap_->target(m.service_index) : nullptr;
-  if (target == nullptr || !target->resolved) {
-    const bool keep = client_keep && body_buffered;
-    skipBody(keep);
-    if (!matched) {
-      WorkerStats::inc(st.no_route_total);
-      co_await sendLocal(404, kMsgNoRoute, keep);
-    } else if (m.service == nullptr) {
-      co_await sendLocal(503, kMsgNoService, keep);
-    } else {
-      co_await sendLocal(503, kMsgNameResolution, keep);
-    }
-    co_return Outcome{keep};
+  if (!matched) {
+    WorkerStats::inc(worker_.stats().no_route_total);
+    co_return co_await localReply(plan, 404, kMsgNoRoute);
   }
-  if (!plugins_.empty()) {
-    for (PluginPtr& p : plugins_) {
-      if (p->onUpstreamRequest(*context_) == PhaseResult::kStop ||
-          context_->localStatus() != 0) {
-        break;
-      }
-    }
-    if (context_->localStatus() != 0) {
-      const bool keep = client_keep && body_buffered;
-      co_await sendPluginReply(keep);
-      skipBody(keep);
-      co_return Outcome{keep};
-    }
+  if (target == nullptr) {
+    co_return co_await localReply(plan, 503, kMsgNoService);
   }
+  if (!target->resolved) {
+    co_return co_await localReply(plan, 503, kMsgNameResolution);
+  }
+  if (!runUpstreamRequestPhase()) {
+    co_return co_await localReply(plan, 0, {});
+  }
+  co_return co_await forward(req, m, *target, plan);
+}
 
+Session::RequestPlan Session::planRequest(const http::RequestHead& req) {
+  WorkerStats::inc(worker_.stats().requests_total);
+  status_ = 0;
+  resp_extra_.clear();
+  up_extra_.clear();
+  client_http10_ = req.version == http::Version::kHttp10;
+  RequestPlan plan;
+  plan.head_bytes = req.head_bytes;
+  plan.head_method = req.method == "HEAD";
+  plan.client_keep = req.keep_alive && !worker_.draining() &&
+                     requests_ < worker_.options().keepalive_requests;
+  plan.body = req.body;
+  plan.body_len = req.content_length;
+  // A local reply keeps the connection only if the request's body is already here to skip.
+  plan.body_buffered =
+      plan.body == http::BodyKind::kNone ||
+      (plan.body == http::BodyKind::kContentLength && in_.size() - req.head_bytes >= plan.body_len);
+  if (peer_trusted_) {
+    resolveClientAddress(req);
+  }
+  return plan;
+}
+
+bool Session::routeRequest(const http::RequestHead& req, router::Match* m) {
+  // The snapshot is read once; this request uses it until its log phase (STYLE rule 7).
+  snap_ = worker_.store().get();
+  if (!snap_) {
+    return false;
+  }
+  router::RequestView rv;
+  rv.method = req.method;
+  rv.host = req.host;
+  rv.path = req.path;
+  rv.server_port = server_port_;
+  rv.https = tls_.has_value();
+  rv.sni = sni_;
+  if (peer_trusted_ && !rv.https) {
+    std::string_view proto;
+    rv.forwarded_https = req.find("x-forwarded-proto", &proto) &&
+                         http::equalsIgnoreCase(http::trimOws(proto), "https");
+  }
+  rv.headers = req.headers.data();
+  rv.num_headers = req.num_headers;
+  const bool matched = snap_->router().match(rv, &scratch_, m);
+  if (matched && worker_.options().allow_debug_header) {
+    addDebugHeaders(req, *m);
+  }
+  return matched;
+}
+
+bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* m,
+                             const RequestPlan& plan) {
+  // No cost when the snapshot has no plugins. The walk resolves each plugin's instance when it
+  // reaches it, so one scoped to the consumer an earlier auth plugin set is found (Kong's
+  // plugins iterator). After a reply, the remaining plugins are still collected for the
+  // response and log phases, but their access handlers are skipped.
+  if (!snap_ || snap_->plugins().empty()) {
+    return true;
+  }
+  const PluginChains& chains = snap_->plugins();
+  const Chain& chain = m != nullptr ? chains.forRoute(m->route_index) : chains.global();
+  if (chain.empty()) {
+    return true;
+  }
+  if (!context_) {
+    context_ = std::make_unique<Context>(*this);
+  }
+  context_->begin(req, m);
+  if (plan.body == http::BodyKind::kContentLength && plan.body_buffered) {
+    context_->setBufferedBody(in_.view().substr(req.head_bytes, plan.body_len));
+  }
+  for (const ChainEntry& entry : chain) {
+    const PluginInstance* inst =
+        chains.resolve(entry, context_->route(), context_->service(), context_->consumer());
+    if (inst == nullptr) {
+      continue;
+    }
+    plugins_.push_back(inst->config->createPlugin());
+    // Kong runs no access handler when no route matched (only the global plugins' response
+    // and log phases, after the 404).
+    if (m != nullptr && context_->localStatus() == 0) {
+      plugins_.back()->onRequest(*context_);
+    }
+  }
+  return context_->localStatus() == 0;
+}
+
+bool Session::runUpstreamRequestPhase() {
+  for (PluginPtr& p : plugins_) {
+    if (p->onUpstreamRequest(*context_) == PhaseResult::kStop || context_->localStatus() != 0) {
+      break;
+    }
+  }
+  return plugins_.empty() || context_->localStatus() == 0;
+}
+
+Task<Session::Outcome> Session::localReply(const RequestPlan& plan, int status,
+                                           std::string_view message,
+                                           std::string_view extra_headers) {
+  const bool keep = plan.client_keep && plan.body_buffered;
+  if (status == 0) {
+    co_await sendPluginReply(keep);
+  } else {
+    co_await sendLocal(status, message, keep, extra_headers);
+  }
+  if (keep) {
+    in_.consume(plan.head_bytes +
+                (plan.body == http::BodyKind::kContentLength ? static_cast<size_t>(plan.body_len)
+                                                             : 0));
+  }
+  co_return Outcome{keep};
+}
+
+Task<Session::Outcome> Session::forward(const http::RequestHead& req, const router::Match& m,
+                                        const ServiceTarget& target_ref, RequestPlan plan) {
+  WorkerStats& st = worker_.stats();
+  const ProxyOptions& opts = worker_.options();
+  const ServiceTarget* target = &target_ref;
+  const bool head_method = plan.head_method;
+  bool client_keep = plan.client_keep;
+  const http::BodyKind req_body = plan.body;
+  const uint64_t req_len = plan.body_len;
   // The balancer picks the first attempt's address (Kong's balancer phase); retries after a
   // connect failure pick again below, avoiding the address that failed.
   balancer::Lease lease;
@@ -1147,13 +1177,10 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
     const HashInputs inputs(&req, client_ip_);
     const balancer::PickStatus ps = target->balancer->pick(inputs, 0, nullptr, &ep_, &lease);
     if (ps != balancer::PickStatus::kOk) {
-      const bool keep = client_keep && body_buffered;
-      skipBody(keep);
-      co_await sendLocal(503,
-                         ps == balancer::PickStatus::kNoAddresses ? kMsgNameResolution
-                                                                  : balancer::kMsgNoPeer,
-                         keep);
-      co_return Outcome{keep};
+      co_return co_await localReply(plan, 503,
+                                    ps == balancer::PickStatus::kNoAddresses
+                                        ? kMsgNameResolution
+                                        : balancer::kMsgNoPeer);
     }
     ep_.pool_key.append(target->pool_key_suffix);
   }

@@ -59,7 +59,33 @@ class Session {
   };
   class Context;  // the RequestContext plugins see
 
+  // What handle() decided about a request before routing it.
+  struct RequestPlan {
+    uint32_t head_bytes = 0;
+    bool head_method = false;
+    bool client_keep = false;    // the connection may serve another request
+    bool body_buffered = false;  // the whole body (or none) is already in in_
+    http::BodyKind body = http::BodyKind::kNone;
+    uint64_t body_len = 0;
+  };
+
+  // One request, through the pipeline: planRequest -> routeRequest -> runAccessPhase ->
+  // runUpstreamRequestPhase -> forward, with localReply() the one exit for our own replies.
   Task<Outcome> handle(const http::RequestHead& req);
+  RequestPlan planRequest(const http::RequestHead& req);
+  bool routeRequest(const http::RequestHead& req, router::Match* m);
+  // Collects the route's (or, unmatched, the global) plugins and runs their access phase;
+  // false when one of them replied.
+  bool runAccessPhase(const http::RequestHead& req, const router::Match* m,
+                      const RequestPlan& plan);
+  bool runUpstreamRequestPhase();  // false when a plugin replied
+  // `status` 0: the reply a plugin asked for. Skips the request body when the connection is
+  // kept.
+  Task<Outcome> localReply(const RequestPlan& plan, int status, std::string_view message,
+                           std::string_view extra_headers = {});
+  // Balance, send upstream (retries), relay the response.
+  Task<Outcome> forward(const http::RequestHead& req, const router::Match& m,
+                        const ServiceTarget& target, RequestPlan plan);
   struct LocalBody {
     std::string_view body;
     std::string_view content_type;
