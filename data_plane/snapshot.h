@@ -13,7 +13,7 @@
 #include "data_plane/balancer/balancer.h"
 #include "data_plane/plugins/chain.h"
 #include "data_plane/plugins/consumers.h"
-#include "data_plane/proxy/tls.h"
+#include "data_plane/tls/tls.h"
 #include "data_plane/router/router.h"
 #include "portico/config/v1/config.pb.h"
 

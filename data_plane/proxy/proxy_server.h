@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "data_plane/proxy/proxy_options.h"
 #include "data_plane/proxy/proxy_stats.h"
-#include "data_plane/proxy/tls.h"
+#include "data_plane/tls/tls.h"
 #include "data_plane/snapshot.h"
 
 namespace portico::dp {

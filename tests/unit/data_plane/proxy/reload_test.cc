@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "data_plane/proxy/proxy_server.h"
-#include "data_plane/proxy/tls.h"
+#include "data_plane/tls/tls.h"
 #include "tests/unit/data_plane/proxy/wire.h"
 
 namespace portico::dp {

@@ -1,4 +1,4 @@
-#include "data_plane/proxy/tls.h"
+#include "data_plane/tls/tls.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
