@@ -50,6 +50,9 @@ std::unique_ptr<const PluginChains> PluginChains::globalOnly(
     chains->kinds_.back().global = chains->instances_.back().get();
     chains->global_.push_back(
         {static_cast<int32_t>(chains->kinds_.size() - 1), chains->kinds_.back().global, 8, false});
+    if (chains->kinds_.back().global->config->runsInRewrite()) {
+      chains->rewrite_.push_back(chains->global_.back());
+    }
   }
   return chains;
 }
@@ -126,6 +129,11 @@ absl::StatusOr<std::unique_ptr<const PluginChains>> PluginChains::build(
     }
   }
   std::sort(chains->global_.begin(), chains->global_.end(), before);
+  for (const ChainEntry& e : chains->global_) {
+    if (e.base->config->runsInRewrite()) {
+      chains->rewrite_.push_back(e);
+    }
+  }
   chains->routes_.resize(static_cast<size_t>(config.routes_size()));
   std::string key;
   for (int i = 0; i < config.routes_size(); ++i) {

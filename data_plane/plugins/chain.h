@@ -54,6 +54,8 @@ class PluginChains {
   }
   // Global instances only: requests no route matched (Kong runs them after the 404).
   const Chain& global() const { return global_; }
+  // Global instances with a rewrite phase, in order (Kong runs them before routing).
+  const Chain& rewrite() const { return rewrite_; }
   bool empty() const { return instances_.empty(); }
   size_t instanceCount() const { return instances_.size(); }
 
@@ -78,6 +80,7 @@ class PluginChains {
   std::vector<Kind> kinds_;
   std::vector<Chain> routes_;  // indexed like config().routes()
   Chain global_;
+  Chain rewrite_;
 };
 
 }  // namespace portico::dp

@@ -91,6 +91,9 @@ class RequestContext {
 class Plugin {
  public:
   virtual ~Plugin() = default;
+  // Kong's rewrite phase: before routing, for global instances whose config says
+  // runsInRewrite(). The same object then goes through the later phases.
+  virtual PhaseResult onRewrite(RequestContext&) { return PhaseResult::kContinue; }
   // Kong's access phase: after routing, before the upstream is chosen. Skipped once an earlier
   // plugin replied; the later phases still run.
   virtual PhaseResult onRequest(RequestContext&) { return PhaseResult::kContinue; }
@@ -110,6 +113,8 @@ class PluginConfig {
   virtual std::string_view name() const = 0;
   virtual int32_t priority() const = 0;  // Kong's order: higher runs first; ties by name
   virtual PluginPtr createPlugin() const = 0;
+  // True for a plugin with a rewrite phase (run for global instances only, as Kong does).
+  virtual bool runsInRewrite() const { return false; }
 };
 using PluginConfigConstSharedPtr = std::shared_ptr<const PluginConfig>;
 

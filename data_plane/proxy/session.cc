@@ -235,6 +235,10 @@ class Session::Context final : public RequestContext {
     started_mono_ms_ = nowMs();
     body_.reset();
   }
+  void setRoute(const router::Match* m) {
+    route_ = m != nullptr ? m->route : nullptr;
+    service_ = m != nullptr ? m->service : nullptr;
+  }
   // The request head's views die once the body is read; phases after the upstream request
   // was built see the copies only.
   void headGone() { head_ = nullptr; }
@@ -433,6 +437,7 @@ void Session::closeIfIdle() {
 Task<void> runSession(std::unique_ptr<Session> session) { co_await session->run(); }
 
 void Session::runLogPhase() {
+  rewritten_.clear();
   if (!plugins_.empty()) {
     context_->markDone();
     for (PluginPtr& p : plugins_) {
@@ -1011,6 +1016,10 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
 // of our own leaves through localReply().
 Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
   const RequestPlan plan = planRequest(req);
+  snap_ = worker_.store().get();  // read once; kept until the log phase (STYLE rule 7)
+  if (!runRewritePhase(req, plan)) {
+    co_return co_await localReply(plan, 0, {});
+  }
   router::Match m;
   const bool matched = routeRequest(req, &m);
   if (matched && m.https_required) {
@@ -1072,8 +1081,6 @@ Session::RequestPlan Session::planRequest(const http::RequestHead& req) {
 }
 
 bool Session::routeRequest(const http::RequestHead& req, router::Match* m) {
-  // The snapshot is read once; this request uses it until its log phase (STYLE rule 7).
-  snap_ = worker_.store().get();
   if (!snap_) {
     return false;
   }
@@ -1098,6 +1105,34 @@ bool Session::routeRequest(const http::RequestHead& req, router::Match* m) {
   return matched;
 }
 
+bool Session::runRewritePhase(const http::RequestHead& req, const RequestPlan& plan) {
+  if (!snap_ || snap_->plugins().rewrite().empty()) {
+    return true;
+  }
+  if (!context_) {
+    context_ = std::make_unique<Context>(*this);
+  }
+  context_->begin(req, nullptr);
+  if (plan.body == http::BodyKind::kContentLength && plan.body_buffered) {
+    context_->setBufferedBody(in_.view().substr(req.head_bytes, plan.body_len));
+  }
+  for (const ChainEntry& entry : snap_->plugins().rewrite()) {
+    rewritten_.emplace_back(entry.base, entry.base->config->createPlugin());
+    if (context_->localStatus() == 0) {
+      rewritten_.back().second->onRewrite(*context_);
+    }
+  }
+  if (context_->localStatus() != 0) {
+    // Replied before routing: the global plugins it created still see the response and log.
+    for (auto& [inst, plugin] : rewritten_) {
+      plugins_.push_back(std::move(plugin));
+    }
+    rewritten_.clear();
+    return false;
+  }
+  return true;
+}
+
 bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* m,
                              const RequestPlan& plan) {
   // No cost when the snapshot has no plugins. The walk resolves each plugin's instance when it
@@ -1115,9 +1150,13 @@ bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* 
   if (!context_) {
     context_ = std::make_unique<Context>(*this);
   }
-  context_->begin(req, m);
-  if (plan.body == http::BodyKind::kContentLength && plan.body_buffered) {
-    context_->setBufferedBody(in_.view().substr(req.head_bytes, plan.body_len));
+  if (rewritten_.empty()) {
+    context_->begin(req, m);
+    if (plan.body == http::BodyKind::kContentLength && plan.body_buffered) {
+      context_->setBufferedBody(in_.view().substr(req.head_bytes, plan.body_len));
+    }
+  } else {
+    context_->setRoute(m);  // keeps what the rewrite phase did
   }
   for (const ChainEntry& entry : chain) {
     const PluginInstance* inst =
@@ -1125,13 +1164,21 @@ bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* 
     if (inst == nullptr) {
       continue;
     }
-    plugins_.push_back(inst->config->createPlugin());
+    PluginPtr plugin;
+    for (auto& [done, object] : rewritten_) {
+      if (done == inst && object != nullptr) {
+        plugin = std::move(object);
+        break;
+      }
+    }
+    plugins_.push_back(plugin != nullptr ? std::move(plugin) : inst->config->createPlugin());
     // Kong runs no access handler when no route matched (only the global plugins' response
     // and log phases, after the 404).
     if (m != nullptr && context_->localStatus() == 0) {
       plugins_.back()->onRequest(*context_);
     }
   }
+  rewritten_.clear();
   return context_->localStatus() == 0;
 }
 

@@ -74,6 +74,8 @@ class Session {
   Task<Outcome> handle(const http::RequestHead& req);
   RequestPlan planRequest(const http::RequestHead& req);
   bool routeRequest(const http::RequestHead& req, router::Match* m);
+  // Kong's rewrite phase for global plugins, before routing; false when one replied.
+  bool runRewritePhase(const http::RequestHead& req, const RequestPlan& plan);
   // Collects the route's (or, unmatched, the global) plugins and runs their access phase;
   // false when one of them replied.
   bool runAccessPhase(const http::RequestHead& req, const router::Match* m,
@@ -139,6 +141,8 @@ class Session {
   uint32_t requests_ = 0;
   // Plugins of the current request (empty when the snapshot has none).
   std::vector<PluginPtr> plugins_;
+  // Objects the rewrite phase created, by instance; the access walk takes them over.
+  std::vector<std::pair<const PluginInstance*, PluginPtr>> rewritten_;
   std::unique_ptr<Context> context_;  // created on the first request that has plugins
   SnapshotConstSharedPtr snap_;  // the current request's snapshot (kept until its log phase)
   int status_ = 0;               // the current request's response status, for onLog

@@ -444,6 +444,60 @@ TEST_CASE("proxy: plugin phases run in order and onLog always runs") {
   CHECK(ev[2] == "log 499");
 }
 
+// A global plugin with a rewrite phase: it runs before routing (also for requests no route
+// matches), and the same object goes on through access, response headers and log.
+class RewritePlugin final : public Plugin {
+ public:
+  explicit RewritePlugin(Recorder& rec) : rec_(rec) {}
+  PhaseResult onRewrite(RequestContext& ctx) override {
+    rewrote_ = true;
+    rec_.add("rewrite " + std::string(ctx.path()));
+    ctx.setUpstreamHeader("X-Rewritten", "yes");
+    if (ctx.path() == "/stop-early") {
+      ctx.sendLocalReply(418, "stopped in rewrite");
+    }
+    return PhaseResult::kContinue;
+  }
+  PhaseResult onRequest(RequestContext&) override {
+    rec_.add(rewrote_ ? "access (same object)" : "access (new object)");
+    return PhaseResult::kContinue;
+  }
+  void onLog(const RequestContext& ctx) override {
+    rec_.add("log " + std::to_string(ctx.responseStatus()));
+  }
+
+ private:
+  Recorder& rec_;
+  bool rewrote_ = false;
+};
+
+class RewritePluginConfig final : public PluginConfig {
+ public:
+  explicit RewritePluginConfig(Recorder& rec) : rec_(rec) {}
+  std::string_view name() const override { return "rewriter"; }
+  int32_t priority() const override { return 5000; }
+  PluginPtr createPlugin() const override { return std::make_unique<RewritePlugin>(rec_); }
+  bool runsInRewrite() const override { return true; }
+
+ private:
+  Recorder& rec_;
+};
+
+TEST_CASE("proxy: the rewrite phase runs global plugins before routing, one object throughout") {
+  Recorder rec;
+  Fixture f({}, {std::make_shared<RewritePluginConfig>(rec)});
+  RawClient c(f.port());
+  c.send(get("/x"));
+  WireResponse r = c.read();
+  REQUIRE(r.status == 200);
+  CHECK(has(r.body, "X-Rewritten: yes"));
+  CHECK(rec.take(3) == std::vector<std::string>{"rewrite /x", "access (same object)", "log 200"});
+  c.send(get("/stop-early"));
+  r = c.read();
+  CHECK(r.status == 418);
+  CHECK(rec.take(2) == std::vector<std::string>{"rewrite /stop-early", "log 418"});
+}
+
 TEST_CASE("proxy: graceful drain: in-flight requests on many connections all complete") {
   Fixture f;
   std::atomic<int> ok{0};
