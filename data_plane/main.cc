@@ -269,8 +269,11 @@ int run(int argc, char** argv) {
     sync_options.health = [&store] { return upstreamHealth(store.get().get()); };
     sync = std::make_unique<SyncClient>(
         std::move(sync_options),
-        [&store, &retirer](const config::v1::Snapshot& proto, const std::string& hash,
-                 config::FieldErrors* errors) -> absl::Status {
+        SyncClient::SharedApplyFn([&store, &retirer](
+                                      std::shared_ptr<const config::v1::Snapshot> shared,
+                                      const std::string& hash,
+                                      config::FieldErrors* errors) -> absl::Status {
+          const config::v1::Snapshot& proto = *shared;
           const absl::Time start = absl::Now();
 #if defined(PORTICO_HAVE_CONFIG_VALIDATE)
           *errors = config::validateSnapshot(proto);
@@ -280,7 +283,7 @@ int run(int argc, char** argv) {
 #endif
           const absl::Time validated = absl::Now();
           absl::StatusOr<SnapshotConstSharedPtr> snap =
-              Snapshot::build(proto, hash, nullptr, nullptr, errors);
+              Snapshot::build(std::move(shared), hash, nullptr, nullptr, errors);
           if (!snap.ok()) {
             return snap.status();
           }
@@ -294,7 +297,7 @@ int run(int argc, char** argv) {
                    absl::FormatDuration(validated - start),
                    absl::FormatDuration(built - validated));
           return absl::OkStatus();
-        });
+        }));
     absl::Status started = sync->start();
     if (!started.ok()) {
       fail(std::string(started.message()));

@@ -56,10 +56,16 @@ class Snapshot {
       config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime = nullptr,
       std::unique_ptr<const PluginChains> chains = nullptr,
       config::FieldErrors* errors = nullptr);
+  // The same over a shared config (the sync client holds the same one: a big config is in
+  // memory once, not once per holder).
+  static absl::StatusOr<std::shared_ptr<const Snapshot>> build(
+      std::shared_ptr<const config::v1::Snapshot> config, std::string hash,
+      balancer::Runtime* runtime = nullptr, std::unique_ptr<const PluginChains> chains = nullptr,
+      config::FieldErrors* errors = nullptr);
 
-  uint64_t generation() const { return config_.generation(); }
+  uint64_t generation() const { return config_->generation(); }
   const std::string& hash() const { return hash_; }
-  const config::v1::Snapshot& config() const { return config_; }
+  const config::v1::Snapshot& config() const { return *config_; }
 
   const router::Router& router() const { return *router_; }
   // Indexed like config().services(); valid for a Match's service_index.
@@ -80,7 +86,7 @@ class Snapshot {
  private:
   Snapshot() = default;
 
-  config::v1::Snapshot config_;
+  std::shared_ptr<const config::v1::Snapshot> config_;
   std::string hash_;
   std::unique_ptr<const router::Router> router_;  // points into config_
   std::vector<ServiceTarget> targets_;

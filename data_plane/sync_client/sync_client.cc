@@ -81,7 +81,8 @@ std::string generateUuid() {
 
 class SyncClient::Impl {
  public:
-  Impl(Options options, ApplyFn apply) : options_(std::move(options)), apply_(std::move(apply)) {
+  Impl(Options options, SharedApplyFn apply)
+      : options_(std::move(options)), apply_(std::move(apply)) {
     if (options_.node_id.empty()) {
       options_.node_id = generateUuid();
     }
@@ -188,7 +189,8 @@ class SyncClient::Impl {
       return;
     }
     config::FieldErrors errors;
-    absl::Status st = callApply(cached->snapshot, cached->config_hash, &errors);
+    auto shared = std::make_shared<const config::v1::Snapshot>(std::move(cached->snapshot));
+    absl::Status st = callApply(shared, cached->config_hash, &errors);
     if (!st.ok()) {
       LOG_WARN(kLog, "cached generation %d does not apply (%s); waiting for the control plane",
                cached->generation, st.ToString());
@@ -196,7 +198,7 @@ class SyncClient::Impl {
     }
     LOG_INFO(kLog, "serving cached generation %d (%s) from %s", cached->generation,
              shortHash(cached->config_hash), options_.cache_path);
-    current_ = std::make_unique<config::v1::Snapshot>(std::move(cached->snapshot));
+    current_ = std::move(shared);
     absl::MutexLock lock(&mu_);
     state_.generation = cached->generation;
     state_.config_hash = cached->config_hash;
@@ -205,8 +207,8 @@ class SyncClient::Impl {
   }
 
   // ApplyFn is the embedder's code; a throw there must not take the sync thread down.
-  absl::Status callApply(const config::v1::Snapshot& snapshot, const std::string& hash,
-                         config::FieldErrors* errors) {
+  absl::Status callApply(const std::shared_ptr<const config::v1::Snapshot>& snapshot,
+                         const std::string& hash, config::FieldErrors* errors) {
     try {
       return apply_(snapshot, hash, errors);
     } catch (const std::exception& e) {
@@ -527,7 +529,8 @@ class SyncClient::Impl {
       return;
     }
     config::FieldErrors errors;
-    absl::Status st = callApply(assembled.snapshot, assembled.config_hash, &errors);
+    auto shared = std::make_shared<const config::v1::Snapshot>(std::move(assembled.snapshot));
+    absl::Status st = callApply(shared, assembled.config_hash, &errors);
     if (!st.ok()) {
       LOG_WARN(kLog, "generation %d (%s) rejected: %s (%d errors); still serving generation %d",
                assembled.generation, shortHash(assembled.config_hash), st.ToString(),
@@ -551,7 +554,7 @@ class SyncClient::Impl {
                   cst.ToString());
       }
     }
-    current_ = std::make_unique<config::v1::Snapshot>(std::move(assembled.snapshot));
+    current_ = std::move(shared);
     sendAck(session, assembled.generation, assembled.config_hash);
     // From the last chunk's arrival to the ACK: what a push costs this DP (sync_bench reads it).
     const absl::Time done = absl::Now();
@@ -643,10 +646,10 @@ class SyncClient::Impl {
 
   Options options_;
   const uint64_t max_snapshot_bytes_ = options_.max_snapshot_bytes;
-  const ApplyFn apply_;
+  const SharedApplyFn apply_;
   // The snapshot applied last (canonical), the base for deltas. Sync thread only (and
   // start() before the thread exists).
-  std::unique_ptr<config::v1::Snapshot> current_;
+  std::shared_ptr<const config::v1::Snapshot> current_;  // also held by the served config
   std::shared_ptr<grpc::ChannelCredentials> creds_;
   std::string pinned_sha256_;     // shared mode: the certificate the CP must present
   uint64_t retry_after_ms_ = 0;   // the last stream's hint (sync thread only)
@@ -660,8 +663,16 @@ class SyncClient::Impl {
   State state_ ABSL_GUARDED_BY(mu_);
 };
 
-SyncClient::SyncClient(Options options, ApplyFn apply)
+SyncClient::SyncClient(Options options, SharedApplyFn apply)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(apply))) {}
+
+SyncClient::SyncClient(Options options, ApplyFn apply)
+    : SyncClient(std::move(options),
+                 SharedApplyFn([apply = std::move(apply)](
+                                   std::shared_ptr<const config::v1::Snapshot> snapshot,
+                                   const std::string& hash, config::FieldErrors* errors) {
+                   return apply(*snapshot, hash, errors);
+                 })) {}
 
 SyncClient::~SyncClient() = default;
 

@@ -59,6 +59,11 @@ class SyncClient {
   using ApplyFn = std::function<absl::Status(const config::v1::Snapshot&,
                                              const std::string& hash,
                                              config::FieldErrors* errors)>;
+  // The same, handed the shared, immutable snapshot the client keeps as its current one
+  // (deltas apply to a copy of it): an embedder that retains it holds no second copy.
+  using SharedApplyFn = std::function<absl::Status(
+      std::shared_ptr<const config::v1::Snapshot>, const std::string& hash,
+      config::FieldErrors* errors)>;
 
   // What the client is doing; for /status, metrics and tests.
   struct State {
@@ -80,6 +85,7 @@ class SyncClient {
   };
 
   SyncClient(Options options, ApplyFn apply);
+  SyncClient(Options options, SharedApplyFn apply);
   ~SyncClient();  // stop()s
   SyncClient(const SyncClient&) = delete;
   SyncClient& operator=(const SyncClient&) = delete;
