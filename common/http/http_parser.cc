@@ -335,6 +335,16 @@ HeadParser::Status HeadParser::parseRequest(std::string_view buf, RequestHead* o
         buf.substr(skip).find('\r') == std::string_view::npos) {
       return fail(ParseError::kUriTooLong);
     }
+    // An HTTP/0.9 request ("GET /path" CRLF) has no version and no header block to wait
+    // for: refuse it as soon as its line is complete instead of waiting for a head.
+    const std::string_view rest = buf.substr(skip);
+    if (const size_t eol = rest.find("\r\n"); eol != std::string_view::npos) {
+      const std::string_view line = rest.substr(0, eol);
+      const size_t sp = line.rfind(' ');
+      if (sp == std::string_view::npos || line.substr(sp + 1).substr(0, 5) != "HTTP/") {
+        return fail(ParseError::kBadRequest);
+      }
+    }
     return Status::kIncomplete;
   }
   const char* p = buf.data() + skip;

@@ -467,6 +467,9 @@ Task<void> Session::run() {
   }
   for (;;) {
     parser_.reset();
+    // nginx's client_header_timeout: one deadline for the whole head, from its first byte,
+    // not one per read (a client sending a byte every few seconds must not hold us forever).
+    uint64_t head_deadline_ms = 0;
     for (;;) {
       http::HeadParser::Status st = parser_.parseRequest(in_.view(), &req_);
       if (st == http::HeadParser::Status::kComplete) {
@@ -493,7 +496,18 @@ Task<void> Session::run() {
         co_await sendLocal(431, kMsgHeaderTooLarge, false);
         goto close;
       }
-      dl_.arm(&client_, idle_ ? opts.keepalive_timeout_ms : opts.client_header_timeout_ms);
+      if (idle_) {
+        dl_.arm(&client_, opts.keepalive_timeout_ms);
+      } else {
+        const uint64_t now = nowMs();
+        if (head_deadline_ms == 0) {
+          head_deadline_ms = now + opts.client_header_timeout_ms;
+        }
+        if (now >= head_deadline_ms) {
+          goto close;
+        }
+        dl_.arm(&client_, static_cast<uint32_t>(head_deadline_ms - now));
+      }
       size_t n = co_await asyncReadSome(clientStream(),
                                         asio::buffer(in_.tail(), in_.tailSize()), awaitWith(ec));
       dl_.disarm();
@@ -1016,6 +1030,11 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
 // of our own leaves through localReply().
 Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
   const RequestPlan plan = planRequest(req);
+  if (req.method == "CONNECT") {
+    // A gateway is no forward proxy: a tunnel request is refused, never sent upstream.
+    co_await sendLocal(405, kMsgMethodNotAllowed, false);
+    co_return Outcome{false};
+  }
   snap_ = worker_.store().get();  // read once; kept until the log phase (STYLE rule 7)
   if (!runRewritePhase(req, plan)) {
     co_return co_await localReply(plan, 0, {});

@@ -113,13 +113,39 @@ Worker::~Worker() {
 
 namespace {
 
-absl::Status listenOn(Acceptor& acceptor, const std::string& address, uint16_t port) {
+// SO_REUSEPORT lets our workers share a port, but it would also let a second portico-dp (or
+// anything else with the option) silently take half the traffic. Before the first worker
+// binds, a plain bind (no SO_REUSEPORT) tells whether another socket already listens there.
+absl::Status probeUnused(const tcp::endpoint& ep, const std::string& address) {
+  error_code ec;
+  tcp::acceptor probe(asio::system_executor{});
+  probe.open(ep.protocol(), ec);
+  if (!ec) {
+    probe.set_option(asio::socket_base::reuse_address(true), ec);  // TIME_WAIT is fine
+  }
+  if (!ec) {
+    probe.bind(ep, ec);
+  }
+  if (ec == asio::error::address_in_use) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, ":", ep.port(),
+                                               ": address already in use by another process"));
+  }
+  return absl::OkStatus();  // other errors surface from the real bind below
+}
+
+absl::Status listenOn(Acceptor& acceptor, const std::string& address, uint16_t port,
+                      bool first) {
   error_code ec;
   asio::ip::address addr = asio::ip::make_address(address, ec);
   if (ec) {
     return absl::InvalidArgumentError(absl::StrCat("invalid proxy listen address: ", address));
   }
   tcp::endpoint ep(addr, port);
+  if (first && port != 0) {
+    if (absl::Status st = probeUnused(ep, address); !st.ok()) {
+      return st;
+    }
+  }
   acceptor.open(ep.protocol(), ec);
   if (!ec) {
     acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -147,7 +173,7 @@ absl::Status listenOn(Acceptor& acceptor, const std::string& address, uint16_t p
 }  // namespace
 
 absl::Status Worker::listen(uint16_t port) {
-  absl::Status st = listenOn(*acceptor_, options_.listen_address, port);
+  absl::Status st = listenOn(*acceptor_, options_.listen_address, port, index_ == 0);
   if (st.ok()) {
     listen_port_ = acceptor_->local_endpoint().port();
   }
@@ -155,7 +181,7 @@ absl::Status Worker::listen(uint16_t port) {
 }
 
 absl::Status Worker::listenTls(uint16_t port) {
-  absl::Status st = listenOn(*tls_acceptor_, options_.ssl_listen_address, port);
+  absl::Status st = listenOn(*tls_acceptor_, options_.ssl_listen_address, port, index_ == 0);
   if (st.ok()) {
     tls_listen_port_ = tls_acceptor_->local_endpoint().port();
   }

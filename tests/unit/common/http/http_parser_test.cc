@@ -245,5 +245,16 @@ TEST_CASE("http: parses responses") {
   CHECK(p.parseResponse("ICY 200 OK\r\n\r\n", false, &r) == Status::kError);
 }
 
+TEST_CASE("http: an HTTP/0.9 request line is refused at once, not waited on") {
+  HeadParser p;
+  RequestHead h;
+  CHECK(p.parseRequest("GET /index.html\r\n", &h) == Status::kError);
+  CHECK(p.error() == ParseError::kBadRequest);
+  HeadParser q;
+  CHECK(q.parseRequest("GET /index.html HTTP/1.1\r\nHost: a\r\n", &h) == Status::kIncomplete);
+  HeadParser r;
+  CHECK(r.parseRequest("GET /x HTTP/1.1\r\n", &h) == Status::kIncomplete);
+}
+
 }  // namespace
 }  // namespace portico::http

@@ -498,6 +498,64 @@ TEST_CASE("proxy: the rewrite phase runs global plugins before routing, one obje
   CHECK(rec.take(2) == std::vector<std::string>{"rewrite /stop-early", "log 418"});
 }
 
+TEST_CASE("proxy: CONNECT is refused with 405, never tunnelled upstream") {
+  Fixture f;
+  RawClient c(f.port());
+  c.send("CONNECT /path HTTP/1.1\r\nHost: example.com\r\n\r\n");
+  WireResponse r = c.read();
+  CHECK(r.status == 405);
+  CHECK(r.body == R"({"message":"Method not allowed"})");
+  CHECK(c.closedByPeer());
+  RawClient d(f.port());  // the authority form is not even a valid origin request
+  d.send("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+  CHECK(d.read().status == 400);
+}
+
+TEST_CASE("proxy: HTTP/0.9 gets a 400 at once") {
+  Fixture f;
+  RawClient c(f.port());
+  const auto start = std::chrono::steady_clock::now();
+  c.send("GET /\r\n");
+  WireResponse r = c.read();
+  CHECK(r.status == 400);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+}
+
+TEST_CASE("proxy: client_header_timeout covers the whole head, not each read") {
+  Fixture f([](ProxyOptions& o) { o.client_header_timeout_ms = 800; });
+  RawClient c(f.port());
+  const std::string head = "GET /x HTTP/1.1\r\nHost: h\r\nX-Slow: abcdefghijklmnopqrstuvwxyz\r\n";
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  // One byte every 150 ms: each read is well within 800 ms, the head never is.
+  for (size_t i = 0; i < head.size() && !closed; ++i) {
+    try {
+      c.send(head.substr(i, 1));
+    } catch (...) {
+      closed = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(1500)) {
+      closed = c.closedByPeer();
+      break;
+    }
+  }
+  CHECK(closed);
+}
+
+TEST_CASE("proxy: a second proxy on a port already served refuses to start") {
+  Fixture f;
+  SnapshotStore store;
+  ProxyOptions opts;
+  opts.listen_address = "127.0.0.1";
+  opts.listen_port = static_cast<uint16_t>(f.port());
+  opts.workers = 2;
+  auto second = ProxyServer::start(opts, store);
+  REQUIRE(!second.ok());
+  CHECK(std::string(second.status().message()).find("address already in use") !=
+        std::string::npos);
+}
+
 TEST_CASE("proxy: graceful drain: in-flight requests on many connections all complete") {
   Fixture f;
   std::atomic<int> ok{0};
