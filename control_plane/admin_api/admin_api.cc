@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/config/entities.h"
+#include "common/config/json_limits.h"
 #include "common/config/kong_json.h"
 #include "common/config/validate.h"
 #include "common/logging.h"
@@ -265,15 +266,12 @@ std::optional<ApiResponse> parsePage(const ParsedTarget& t, PageRequest* page) {
 }
 
 // The body as JSON; an empty body is an empty object.
-std::optional<Json> parseBody(const ApiRequest& req) {
+// Deeper than config::kMaxJsonDepth is refused before parsing (*too_deep).
+std::optional<Json> parseBody(const ApiRequest& req, bool* too_deep) {
   if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) {
     return Json::object();
   }
-  Json j = Json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) {
-    return std::nullopt;
-  }
-  return j;
+  return config::parseUntrustedJson(req.body, config::kMaxJsonDepth, too_deep);
 }
 
 // ---- request bodies ---------------------------------------------------------------------
@@ -342,7 +340,7 @@ void setFormValue(Json& root, const std::string& key, const std::string& value) 
   }
 }
 
-Json parseForm(const std::string& body) {
+Json parseForm(const std::string& body, bool* too_deep) {
   Json out = Json::object();
   size_t pos = 0;
   while (pos <= body.size()) {
@@ -353,7 +351,14 @@ Json parseForm(const std::string& body) {
     const std::string pair = body.substr(pos, amp - pos);
     if (!pair.empty()) {
       const size_t eq = pair.find('=');
-      setFormValue(out, urlDecode(pair.substr(0, eq), true),
+      const std::string key = urlDecode(pair.substr(0, eq), true);
+      // "a.b.c" and "a[1]" nest: the same depth limit as JSON bodies.
+      if (std::count(key.begin(), key.end(), '.') + std::count(key.begin(), key.end(), '[') >=
+          config::kMaxJsonDepth) {
+        *too_deep = true;
+        return Json::object();
+      }
+      setFormValue(out, key,
                    eq == std::string::npos ? "" : urlDecode(pair.substr(eq + 1), true));
     }
     pos = amp + 1;
@@ -366,7 +371,15 @@ enum class BodyKind { kJson, kForm, kUnsupported, kInvalid };
 struct Body {
   BodyKind kind = BodyKind::kJson;
   Json value = Json::object();
+  bool too_deep = false;  // kInvalid because of config::kMaxJsonDepth
 };
+
+// The one message for a body that is not JSON we take.
+std::string invalidBodyMessage(const Body& b) {
+  return b.too_deep ? std::string(kCannotParseJson) + ": nested deeper than " +
+                          std::to_string(config::kMaxJsonDepth) + " levels"
+                    : std::string(kCannotParseJson);
+}
 
 Body readBody(const ApiRequest& req) {
   Body b;
@@ -374,14 +387,17 @@ Body readBody(const ApiRequest& req) {
   std::transform(ct.begin(), ct.end(), ct.begin(), ::tolower);
   if (ct.find("application/x-www-form-urlencoded") != std::string::npos) {
     b.kind = BodyKind::kForm;
-    b.value = parseForm(req.body);
+    b.value = parseForm(req.body, &b.too_deep);
+    if (b.too_deep) {
+      b.kind = BodyKind::kInvalid;
+    }
     return b;
   }
   if (!ct.empty() && ct.find("application/json") == std::string::npos) {
     b.kind = BodyKind::kUnsupported;
     return b;
   }
-  std::optional<Json> j = parseBody(req);
+  std::optional<Json> j = parseBody(req, &b.too_deep);
   if (!j) {
     b.kind = BodyKind::kInvalid;
     return b;
@@ -1080,7 +1096,7 @@ ApiResponse AdminApi::controlPlanes(const ApiRequest& req, const std::vector<std
   if (m == "POST" || m == "PATCH") {
     body = readBody(req);
     if (body.kind == BodyKind::kInvalid) {
-      return konnectError(400, kCannotParseJson);
+      return konnectError(400, invalidBodyMessage(body));
     }
     if (body.kind == BodyKind::kUnsupported) {
       return konnectError(415, "Unsupported Media Type");
@@ -1220,7 +1236,7 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
   // Checked per endpoint so a bad body on an unknown path still answers 404.
   const auto bodyError = [&]() -> std::optional<ApiResponse> {
     if (body.kind == BodyKind::kInvalid) {
-      return message(400, kCannotParseJson);
+      return message(400, invalidBodyMessage(body));
     }
     if (body.kind == BodyKind::kUnsupported) {
       return message(415, "Unsupported Media Type");

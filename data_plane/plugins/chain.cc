@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/entities.h"
+#include "common/config/json_limits.h"
 #include "data_plane/plugins/registry.h"
 
 namespace portico::dp {
@@ -73,11 +74,11 @@ absl::StatusOr<std::unique_ptr<const PluginChains>> PluginChains::build(
     if (!p.enabled() || !runsOnHttp(p)) {
       continue;
     }
-    config::Json conf = config::Json::parse(p.config(), nullptr, /*allow_exceptions=*/false);
-    if (!conf.is_object()) {
+    std::optional<config::Json> conf = config::parseUntrustedJson(p.config());
+    if (!conf || !conf->is_object()) {
       return pluginError(p, "config", "expected a record", errors);
     }
-    absl::StatusOr<PluginConfigConstSharedPtr> built = factory->build(p, conf);
+    absl::StatusOr<PluginConfigConstSharedPtr> built = factory->build(p, *conf);
     if (!built.ok()) {
       const absl::string_view why = built.status().message();
       return pluginError(p, "config", std::string_view(why.data(), why.size()), errors);

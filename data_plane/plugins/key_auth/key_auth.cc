@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config/json_limits.h"
 #include "common/config/schema.h"
 #include "data_plane/plugins/consumers.h"
 #include "data_plane/plugins/request_util.h"
@@ -121,10 +122,11 @@ class KeyAuth final : public Plugin {
       return findQueryArg(body, name, key);
     }
     if (type.find("application/json") != std::string_view::npos) {
-      config::Json doc = config::Json::parse(body, nullptr, /*allow_exceptions=*/false);
-      if (!doc.is_object()) {
+      std::optional<config::Json> parsed = config::parseUntrustedJson(body);
+      if (!parsed || !parsed->is_object()) {
         return 0;
       }
+      const config::Json& doc = *parsed;
       auto it = doc.find(std::string(name));
       if (it == doc.end()) {
         return 0;
