@@ -51,6 +51,11 @@ class RequestContext {
   // false when it is still on the wire or there is none.
   virtual bool bufferedBody(std::string_view* body) const = 0;
 
+  // Caps a request body whose size is not known up front (chunked): once more than
+  // `max_bytes` of it arrived, nothing more goes upstream and the client gets 413 (417 after
+  // Expect: 100-continue) if no response started, else the connection is closed.
+  virtual void limitRequestBody(uint64_t max_bytes) = 0;
+
   // ---- Routing (null when no route matched: only global plugins run then).
   virtual const config::v1::Route* route() const = 0;
   virtual const config::v1::Service* service() const = 0;

@@ -23,6 +23,8 @@ std::string_view reasonPhrase(int status) {
     case 403: return "Forbidden";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 417: return "Expectation Failed";
     case 418: return "I'm a teapot";
     case 429: return "Too Many Requests";
     case 404: return "Not Found";

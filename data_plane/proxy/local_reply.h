@@ -19,6 +19,7 @@ inline constexpr std::string_view kMsgHeaderTooLarge = "Request header or cookie
 inline constexpr std::string_view kMsgUriTooLong = "Request-URI too large";
 inline constexpr std::string_view kMsgNotImplemented = "Not implemented";
 inline constexpr std::string_view kMsgMethodNotAllowed = "Method not allowed";
+inline constexpr std::string_view kMsgBodyTooLarge = "Request size limit exceeded";
 inline constexpr std::string_view kMsgVersion = "HTTP version not supported";
 inline constexpr std::string_view kServerHeader = "portico/0.1.0";
 inline constexpr std::string_view kViaValue = "1.1 portico/0.1.0";

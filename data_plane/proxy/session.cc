@@ -274,6 +274,7 @@ class Session::Context final : public RequestContext {
     static const http::RequestHead kEmpty;
     return head_ != nullptr ? *head_ : kEmpty;
   }
+  void limitRequestBody(uint64_t max_bytes) override { s_.req_body_limit_ = max_bytes; }
   bool bufferedBody(std::string_view* body) const override {
     if (!body_) return false;
     *body = *body_;
@@ -641,6 +642,7 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
   error_code ec;
   uint64_t remaining = length;
   http::ChunkedDecoder decoder;
+  uint64_t decoded = 0;  // chunked data bytes so far (req_body_limit_)
   bool done = kind == http::BodyKind::kNone ||
               (kind == http::BodyKind::kContentLength && length == 0);
   char chunk_header[24];
@@ -672,6 +674,10 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
             co_return Pump::kBadFraming;
           }
           done = r == http::ChunkedDecoder::Result::kDone;
+          decoded += staging.size();
+          if (!to_client && req_body_limit_ != 0 && decoded > req_body_limit_) {
+            co_return Pump::kTooLarge;  // before the bytes past the limit go upstream
+          }
           if (!staging.empty()) {
             if (chunk_out) {
               bufs[nb++] = asio::buffer(chunk_header,
@@ -1079,6 +1085,7 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
 Session::RequestPlan Session::planRequest(const http::RequestHead& req) {
   WorkerStats::inc(worker_.stats().requests_total);
   status_ = 0;
+  req_body_limit_ = 0;
   resp_extra_.clear();
   up_extra_.clear();
   client_http10_ = req.version == http::Version::kHttp10;
@@ -1299,6 +1306,10 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
       co_await sendLocal(400, kMsgBadRequest, false);
       co_return Outcome{false};
     }
+    if (body.result == static_cast<int>(Pump::kTooLarge)) {
+      co_await sendLocal(req.expect_continue ? 417 : 413, kMsgBodyTooLarge, false);
+      co_return Outcome{false};
+    }
     const bool keep = client_keep && !has_body;
     if (timeout) {
       WorkerStats::inc(st.upstream_timeouts_total);
@@ -1382,7 +1393,7 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
             }
             body.finish(static_cast<int>(p));
             if (p == Pump::kSrcClosed || p == Pump::kSrcError || p == Pump::kSrcTimeout ||
-                p == Pump::kBadFraming) {
+                p == Pump::kBadFraming || p == Pump::kTooLarge) {
               // The client failed mid-body: stop waiting for the upstream's answer.
               error_code ignored;
               conn->socket.cancel(ignored);

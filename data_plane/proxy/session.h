@@ -52,7 +52,8 @@ class Session {
 
  private:
   enum class Pump : uint8_t {
-    kOk, kSrcClosed, kSrcError, kSrcTimeout, kDstError, kDstTimeout, kBadFraming
+    kOk, kSrcClosed, kSrcError, kSrcTimeout, kDstError, kDstTimeout, kBadFraming,
+    kTooLarge  // the request body passed req_body_limit_
   };
   struct Outcome {
     bool keep_client = false;
@@ -146,6 +147,7 @@ class Session {
   std::unique_ptr<Context> context_;  // created on the first request that has plugins
   SnapshotConstSharedPtr snap_;  // the current request's snapshot (kept until its log phase)
   int status_ = 0;               // the current request's response status, for onLog
+  uint64_t req_body_limit_ = 0;  // set by a plugin (request-size-limiting); 0 = none
   balancer::Endpoint ep_;        // the current attempt's address (data_plane/balancer)
 };
 

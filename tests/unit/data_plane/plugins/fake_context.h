@@ -47,6 +47,7 @@ class FakeContext final : public RequestContext {
     *body = body_text;
     return true;
   }
+  void limitRequestBody(uint64_t max_bytes) override { body_limit = max_bytes; }
   const config::v1::Route* route() const override { return route_; }
   const config::v1::Service* service() const override { return nullptr; }
   const ConsumerIndex& consumers() const override { return consumers_; }
@@ -100,6 +101,7 @@ class FakeContext final : public RequestContext {
   std::vector<std::pair<std::string, std::string>> response_set;
   int local_status = 0;
   std::string local_message;
+  uint64_t body_limit = 0;
 
  private:
   http::RequestHead head_;
