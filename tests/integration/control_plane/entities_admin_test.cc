@@ -153,7 +153,7 @@ TEST_CASE("entities: plugins with key-auth config, uniqueness, scope and cascade
   CHECK(patched["config"]["key_names"] == json({"apikey"}));
   // Foreign key to a missing service.
   CHECK(f.callJson("POST", "/plugins",
-                   {{"name", "prometheus"},
+                   {{"name", "request-termination"},
                     {"service", {{"id", "6b1c2a5e-6d7e-4c5e-8a1b-0f0e0d0c0b0a"}}}},
                    400)["code"] == 4);
   // Deleting the route deletes its plugin.
@@ -232,10 +232,12 @@ TEST_CASE("entities: form bodies, 415, PUT upsert by key, snapshot passes valida
              "application/x-www-form-urlencoded");
   REQUIRE(r.status == 201);
   CHECK(json::parse(r.body)["port"] == 8080);
-  r = f.call("POST", "/consumers/formy/plugins", "name=prometheus&config.per_consumer=true",
+  r = f.call("POST", "/consumers/formy/plugins",
+             "name=request-termination&config.status_code=403&config.echo=true",
              "application/x-www-form-urlencoded");
   REQUIRE(r.status == 201);
-  CHECK(json::parse(r.body)["config"]["per_consumer"] == true);
+  CHECK(json::parse(r.body)["config"]["status_code"] == 403);
+  CHECK(json::parse(r.body)["config"]["echo"] == true);
   CHECK(f.call("POST", "/consumers", "x", "text/plain").status == 415);
 
   json put = f.callJson("PUT", "/consumers/carol", {{"custom_id", "c1"}}, 200);
@@ -259,7 +261,7 @@ TEST_CASE("entities: form bodies, 415, PUT upsert by key, snapshot passes valida
   CHECK(snap->keyauth_credentials_size() == 1);
   CHECK(snap->targets_size() == 1);
   CHECK(snap->snis_size() == 1);
-  CHECK(snap->plugins(0).config().find("per_consumer") != std::string::npos);
+  CHECK(snap->plugins(0).config().find("status_code") != std::string::npos);
   const config::FieldErrors errors = config::validateSnapshot(*snap);
   for (const auto& e : errors) {
     INFO(e.entity_type << " " << e.field << ": " << e.reason);
