@@ -12,6 +12,15 @@ int hexValue(char c) {
   return -1;
 }
 
+int sextet(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
 char foldHeaderChar(char c) {
   if (c == '_') return '-';
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -35,6 +44,32 @@ void forEachArg(std::string_view query, Fn&& fn) {
 }
 
 }  // namespace
+
+std::optional<std::string> decodeBase64(std::string_view in) {
+  while (!in.empty() && in.back() == '=') {
+    in.remove_suffix(1);
+  }
+  if (in.size() % 4 == 1) {
+    return std::nullopt;
+  }
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int v = sextet(c);
+    if (v < 0) {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
 
 bool decodeQueryComponent(std::string_view in, std::string* out) {
   out->clear();

@@ -3,6 +3,7 @@
 // authentication plugin applies (kong.client.authenticate + set_consumer).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -10,6 +11,9 @@
 #include "data_plane/plugins/plugin.h"
 
 namespace portico::dp::plugins {
+
+// Strict standard-alphabet base64 (padding optional); nullopt on any other character.
+std::optional<std::string> decodeBase64(std::string_view in);
 
 // Percent-decodes `in` ('+' is a space, as ngx.decode_args); false on a bad escape.
 bool decodeQueryComponent(std::string_view in, std::string* out);

@@ -1,48 +1,15 @@
 #include "data_plane/plugins/basic_auth/credentials.h"
 
+#include "data_plane/plugins/request_util.h"
+
 namespace portico::dp::plugins::basic_auth {
 namespace {
 
 constexpr size_t kMaxHeader = 16 * 1024;
 
-int sextet(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 bool space(char c) { return c == ' ' || c == '\t'; }
 
 }  // namespace
-
-std::optional<std::string> decodeBase64(std::string_view in) {
-  while (!in.empty() && in.back() == '=') {
-    in.remove_suffix(1);
-  }
-  if (in.size() % 4 == 1) {
-    return std::nullopt;
-  }
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = sextet(c);
-    if (v < 0) {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
 
 std::optional<BasicCredentials> parseBasicAuthorization(std::string_view header) {
   if (header.size() > kMaxHeader) {

@@ -18,7 +18,4 @@ struct BasicCredentials {
 // value over 16 KB.
 std::optional<BasicCredentials> parseBasicAuthorization(std::string_view header);
 
-// Strict standard-alphabet base64 (padding optional); nullopt on any other character.
-std::optional<std::string> decodeBase64(std::string_view in);
-
 }  // namespace portico::dp::plugins::basic_auth
