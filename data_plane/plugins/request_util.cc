@@ -12,12 +12,12 @@ int hexValue(char c) {
   return -1;
 }
 
-int sextet(char c) {
+int sextet(char c, bool url_safe) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
   if (c >= 'a' && c <= 'z') return c - 'a' + 26;
   if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
+  if (c == '+' || (url_safe && c == '-')) return 62;
+  if (c == '/' || (url_safe && c == '_')) return 63;
   return -1;
 }
 
@@ -45,7 +45,7 @@ void forEachArg(std::string_view query, Fn&& fn) {
 
 }  // namespace
 
-std::optional<std::string> decodeBase64(std::string_view in) {
+std::optional<std::string> decodeBase64(std::string_view in, bool url_safe) {
   while (!in.empty() && in.back() == '=') {
     in.remove_suffix(1);
   }
@@ -57,7 +57,7 @@ std::optional<std::string> decodeBase64(std::string_view in) {
   uint32_t acc = 0;
   int bits = 0;
   for (char c : in) {
-    const int v = sextet(c);
+    const int v = sextet(c, url_safe);
     if (v < 0) {
       return std::nullopt;
     }

@@ -12,8 +12,9 @@
 
 namespace portico::dp::plugins {
 
-// Strict standard-alphabet base64 (padding optional); nullopt on any other character.
-std::optional<std::string> decodeBase64(std::string_view in);
+// Strict base64 (padding optional); nullopt on any other character. `url_safe` also takes
+// the URL alphabet ('-', '_'), as JWTs use.
+std::optional<std::string> decodeBase64(std::string_view in, bool url_safe = false);
 
 // Percent-decodes `in` ('+' is a space, as ngx.decode_args); false on a bad escape.
 bool decodeQueryComponent(std::string_view in, std::string* out);
@@ -50,6 +51,28 @@ PhaseResult failAuthentication(RequestContext& ctx, const std::string* anonymous
 // set a credential.
 inline bool alreadyAuthenticated(const RequestContext& ctx, const std::string* anonymous) {
   return anonymous != nullptr && !ctx.credentialId().empty();
+}
+
+// The access phase the auth plugins share (Kong's handler shape): skips OPTIONS unless
+// `run_on_preflight`, skips when `anonymous` is set and another auth plugin already set a
+// credential, then runs `authenticate()`, which returns "" once it set the consumer or the 401
+// message; a failure goes through failAuthentication().
+template <class Authenticate>
+PhaseResult runAuthentication(RequestContext& ctx, const std::optional<std::string>& anonymous,
+                              bool run_on_preflight, std::string_view www_authenticate,
+                              Authenticate&& authenticate) {
+  if (!run_on_preflight && ctx.method() == "OPTIONS") {
+    return PhaseResult::kContinue;
+  }
+  const std::string* anon = anonymous ? &*anonymous : nullptr;
+  if (alreadyAuthenticated(ctx, anon)) {
+    return PhaseResult::kContinue;
+  }
+  const std::string_view message = authenticate();
+  if (message.empty()) {
+    return PhaseResult::kContinue;
+  }
+  return failAuthentication(ctx, anon, 401, message, www_authenticate);
 }
 
 }  // namespace portico::dp::plugins

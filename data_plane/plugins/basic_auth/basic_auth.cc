@@ -33,14 +33,10 @@ class BasicAuth final : public Plugin {
 
   // Interface
   PhaseResult onRequest(RequestContext& ctx) override {
-    const std::string* anonymous = config_.anonymous ? &*config_.anonymous : nullptr;
-    if (alreadyAuthenticated(ctx, anonymous)) {
-      return PhaseResult::kContinue;
-    }
-    if (authenticate(ctx)) {
-      return PhaseResult::kContinue;
-    }
-    return failAuthentication(ctx, anonymous, 401, kUnauthorized, config_.www_authenticate);
+    return runAuthentication(ctx, config_.anonymous, /*run_on_preflight=*/true,
+                             config_.www_authenticate, [&] {
+                               return authenticate(ctx) ? std::string_view() : kUnauthorized;
+                             });
   }
 
  private:

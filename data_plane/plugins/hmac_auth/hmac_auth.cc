@@ -64,15 +64,8 @@ class HmacAuth final : public Plugin {
 
   // Interface
   PhaseResult onRequest(RequestContext& ctx) override {
-    const std::string* anonymous = config_.anonymous ? &*config_.anonymous : nullptr;
-    if (alreadyAuthenticated(ctx, anonymous)) {
-      return PhaseResult::kContinue;
-    }
-    std::string_view message = authenticate(ctx);
-    if (message.empty()) {
-      return PhaseResult::kContinue;
-    }
-    return failAuthentication(ctx, anonymous, 401, message, config_.www_authenticate);
+    return runAuthentication(ctx, config_.anonymous, /*run_on_preflight=*/true,
+                             config_.www_authenticate, [&] { return authenticate(ctx); });
   }
 
  private:

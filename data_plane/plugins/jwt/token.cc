@@ -12,18 +12,10 @@
 #include <memory>
 
 #include "common/config/json_limits.h"
+#include "data_plane/plugins/request_util.h"
 
 namespace portico::dp::plugins::jwt {
 namespace {
-
-int urlSextet(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-' || c == '+') return 62;  // '+' and '/': Kong's decoder takes either alphabet
-  if (c == '_' || c == '/') return 63;
-  return -1;
-}
 
 const EVP_MD* digestFor(std::string_view alg) {
   if (alg.size() < 5) return nullptr;
@@ -71,23 +63,7 @@ std::optional<std::string> ecdsaToDer(const std::string& raw, size_t half) {
 }  // namespace
 
 std::optional<std::string> base64UrlDecode(std::string_view in) {
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = urlSextet(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
+  return decodeBase64(in, /*url_safe=*/true);  // Kong's decoder takes either alphabet
 }
 
 bool supportedAlg(std::string_view alg) {

@@ -41,18 +41,8 @@ class KeyAuth final : public Plugin {
 
   // Interface
   PhaseResult onRequest(RequestContext& ctx) override {
-    if (!config_.run_on_preflight && ctx.method() == "OPTIONS") {
-      return PhaseResult::kContinue;
-    }
-    const std::string* anonymous = config_.anonymous ? &*config_.anonymous : nullptr;
-    if (alreadyAuthenticated(ctx, anonymous)) {
-      return PhaseResult::kContinue;
-    }
-    std::string_view message = authenticate(ctx);
-    if (message.empty()) {
-      return PhaseResult::kContinue;
-    }
-    return failAuthentication(ctx, anonymous, 401, message, config_.www_authenticate);
+    return runAuthentication(ctx, config_.anonymous, config_.run_on_preflight,
+                             config_.www_authenticate, [&] { return authenticate(ctx); });
   }
 
  private:
