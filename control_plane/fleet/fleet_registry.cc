@@ -143,8 +143,9 @@ absl::StatusOr<int> FleetRegistry::flush() {
                         "::jsonb,", txn.quote(issuesJson(n)), "::jsonb,",
                         last_error.empty() ? std::string("NULL")
                                            : absl::StrCat(txn.quote(last_error), "::jsonb"),
-                        ",to_timestamp(", absl::ToDoubleSeconds(n.last_seen - absl::UnixEpoch()),
-                        "),now())");
+                        // Integer milliseconds: StrCat of a double keeps 6 digits
+                        // (1.79623e+09), which put last_seen up to ~1.4 h off.
+                        ",to_timestamp(", absl::ToUnixMillis(n.last_seen), " / 1000.0),now())");
       }
       sql +=
           " ON CONFLICT (id) DO UPDATE SET group_name = EXCLUDED.group_name, "

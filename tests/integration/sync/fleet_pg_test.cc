@@ -3,6 +3,8 @@
 // writes (one statement per flush per 1,000 nodes), the /clustering endpoints' shapes, and
 // the purge of nodes not seen for the purge delay.
 #include <chrono>
+#include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -178,6 +180,13 @@ TEST_CASE("fleet: status is written in batches and served in Kong's and Konnect'
   CHECK(d["sync_status"] == "normal");
   CHECK(d["labels"]["region"] == "eu");
   CHECK(d["config_hash"].get<std::string>().size() == 64);
+  // last_seen is the wall clock of the last heartbeat (it was stored to 6 digits once,
+  // up to ~1.4 h off, and live nodes showed connected: false).
+  const int64_t now_s = static_cast<int64_t>(std::time(nullptr));
+  for (const json& node : body["data"]) {
+    CHECK(std::llabs(node["last_seen"].get<int64_t>() - now_s) <= 5);
+    CHECK(node["connected"] == true);
+  }
 
   r = fleet.handle("GET", {"clustering", "status"}, {});
   REQUIRE(r.has_value());
