@@ -79,12 +79,38 @@ std::string generateUuid() {
   return out;
 }
 
+namespace {
+
+// A DP keeps its node id across restarts (one entry in the fleet, not one per restart): it is
+// stored beside the config cache as "<cache>.node_id". Without a cache, or when the file
+// cannot be read or written, a fresh UUID is used.
+std::string persistentNodeId(const std::string& cache_path) {
+  if (cache_path.empty()) {
+    return generateUuid();
+  }
+  const std::string path = cache_path + ".node_id";
+  {
+    std::ifstream in(path);
+    std::string id;
+    if (in && std::getline(in, id) && id.size() == 36 &&
+        id.find_first_not_of("0123456789abcdef-") == std::string::npos) {
+      return id;
+    }
+  }
+  const std::string id = generateUuid();
+  std::ofstream out(path, std::ios::trunc);
+  out << id << "\n";
+  return id;
+}
+
+}  // namespace
+
 class SyncClient::Impl {
  public:
   Impl(Options options, SharedApplyFn apply)
       : options_(std::move(options)), apply_(std::move(apply)) {
     if (options_.node_id.empty()) {
-      options_.node_id = generateUuid();
+      options_.node_id = persistentNodeId(options_.cache_path);
     }
     if (options_.hostname.empty()) {
       options_.hostname = localHostname();

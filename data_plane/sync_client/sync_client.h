@@ -33,7 +33,7 @@ class SyncClient {
     sync::ClusterMtls mtls = sync::ClusterMtls::kPki;
     std::string server_name;             // expected CP cert name if not the address' host
     std::string join_token;              // pki: lets the CP admit this DP to a group
-    std::string node_id;                 // generated (UUID v4) if empty
+    std::string node_id;                 // if empty: kept in <cache_path>.node_id, else a UUID v4
     std::string hostname;                // gethostname() if empty
     std::string group;                   // "" = default
     std::string version;                 // of this binary

@@ -113,10 +113,20 @@ TEST_CASE("e2e plugins: key-auth never serves without a valid key (config swaps 
   CHECK(load.refused.load() > 100);
   CHECK(load.authorized_ok.load() > 50);
 
-  // The DP restarts from its cache while the CP is down: still closed.
+  // The DP restarts from its cache while the CP is down: still closed, and still the same
+  // node (its id is kept beside the cache).
+  auto nodeId = [&] {
+    std::ifstream in(cache.path + "/dp.cache.node_id");
+    std::string id;
+    std::getline(in, id);
+    return id;
+  };
+  const std::string node_before = nodeId();
+  CHECK(node_before.size() == 36);
   cp.kill9();
   dp.kill9();
   dp.start();
+  CHECK(nodeId() == node_before);
   REQUIRE(waitFor([&] { return proxyGet(dp, "/demo/x", "k1").status == 200; }, 10s));
   CHECK(proxyGet(dp, "/demo/x").status == 401);
   CHECK(proxyGet(dp, "/demo/x", "wrong").status == 401);
