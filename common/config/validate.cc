@@ -563,6 +563,8 @@ std::string checkTag(const std::string& value) {
   return "";
 }
 
+bool isValidUtf8(std::string_view s) { return validUtf8(s); }
+
 FieldErrors validateService(const v1::Service& s) {
   Errors errors("services", s.id());
   if (!s.id().empty()) {

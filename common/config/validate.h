@@ -43,6 +43,7 @@ std::string checkSni(const std::string& value);           // typedefs.wildcard_h
 // when it is neither; `has_port` tells whether a port was given.
 std::string classifyHost(const std::string& value, bool* has_port);
 bool isUuid(const std::string& value);
+bool isValidUtf8(std::string_view value);
 // Kong's normalization of a prefix path (percent-decoding of unreserved characters,
 // upper-case hex, dot-segment removal), as used for the "non-normalized path" check.
 std::string normalizePath(const std::string& path);

@@ -1038,6 +1038,20 @@ ApiResponse AdminApi::handle(const ApiRequest& req) {
     }
   }
   const ParsedTarget t = parseTarget(req.target);
+  // Decoded bytes reach PostgreSQL as text: invalid UTF-8 or NUL there is a client error.
+  const auto clean = [](const std::string& s) {
+    return config::isValidUtf8(s) && s.find('\0') == std::string::npos;
+  };
+  for (const std::string& s : t.segments) {
+    if (!clean(s)) {
+      return message(400, "invalid UTF-8 or NUL in the request path");
+    }
+  }
+  for (const auto& [k, v] : t.query) {
+    if (!clean(k) || !clean(v)) {
+      return message(400, "invalid UTF-8 or NUL in the query string");
+    }
+  }
   const auto& seg = t.segments;
   // The fleet registry (control_plane/fleet/): /clustering/*, /control-planes/{id}/nodes.
   if (fleet::FleetEndpoints* fleet = fleet::installedFleetEndpoints().load(); fleet != nullptr) {

@@ -1,6 +1,6 @@
 // Hostile Admin API input against a real portico-cp: bodies nested 150,000 deep (JSON and
-// form keys), sent once and 16 at a time. The CP answers 400 with a specific message, stays
-// up, and its resident memory stays under 100 MB.
+// form keys), sent once and 16 at a time, and invalid UTF-8 in paths and queries. The CP
+// answers 400 with a specific message, stays up, and its resident memory stays under 100 MB.
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -66,6 +66,16 @@ TEST_CASE("abuse: deeply nested Admin API bodies get 400, the CP stays up and sm
   }
   for (auto& t : threads) t.join();
   CHECK(refused.load() == 16);
+
+  // Invalid UTF-8 in the path or query: 400, not a 500 from PostgreSQL.
+  for (const char* target : {"/services/%ff%fe", "/services?tags=%ff", "/services?offset=%ff%ff",
+                             "/consumers/a%00b"}) {
+    INFO(target);
+    HttpResponse bad = cp.admin("GET", target);
+    CHECK(bad.status == 400);
+    CHECK(json::parse(bad.body, nullptr, false).value("message", "").find("invalid UTF-8") !=
+          std::string::npos);
+  }
 
   REQUIRE(cp.proc->running());
   CHECK(cp.admin("GET", "/status").status == 200);
