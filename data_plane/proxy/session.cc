@@ -205,6 +205,49 @@ Task<void> join(asio::io_context& io, Spawned& s) {
 
 }  // namespace
 
+// Header edits of one request, kept in two strings whose capacity is reused from request to
+// request (a vector of string pairs cost ~15 allocations per authenticated request): `lines`
+// holds the "Name: value\r\n" fields to add, `dropped` the '\n'-terminated names whose
+// existing values are removed.
+struct HeaderEdits {
+  std::string lines;
+  std::string dropped;
+
+  bool empty() const { return lines.empty() && dropped.empty(); }
+  void clear() {
+    lines.clear();
+    dropped.clear();
+  }
+  void add(std::string_view name, std::string_view value) {
+    lines.append(name).append(": ").append(value).append("\r\n");
+  }
+  void remove(std::string_view name) {
+    if (!drops(name)) {
+      dropped.append(name).push_back('\n');
+    }
+    for (size_t pos = 0; pos < lines.size();) {
+      const size_t eol = lines.find("\r\n", pos);
+      const size_t colon = lines.find(':', pos);
+      if (colon < eol && http::equalsIgnoreCase(std::string_view(lines).substr(pos, colon - pos),
+                                                name)) {
+        lines.erase(pos, eol + 2 - pos);
+      } else {
+        pos = eol + 2;
+      }
+    }
+  }
+  bool drops(std::string_view name) const {
+    for (size_t pos = 0; pos < dropped.size();) {
+      const size_t nl = dropped.find('\n', pos);
+      if (http::equalsIgnoreCase(std::string_view(dropped).substr(pos, nl - pos), name)) {
+        return true;
+      }
+      pos = nl + 1;
+    }
+    return false;
+  }
+};
+
 // The RequestContext plugins see; one per session, reused by every request that has plugins.
 // Header edits are kept as lists and applied when the heads are written.
 class Session::Context final : public RequestContext {
@@ -220,11 +263,9 @@ class Session::Context final : public RequestContext {
     service_ = m != nullptr ? m->service : nullptr;
     consumer_ = nullptr;
     credential_id_.clear();
-    up_set_.clear();
-    up_drop_.clear();
+    up_.clear();
     query_override_.reset();
-    resp_set_.clear();
-    resp_drop_.clear();
+    resp_.clear();
     local_status_ = 0;
     local_message_.clear();
     local_body_.reset();
@@ -256,12 +297,12 @@ class Session::Context final : public RequestContext {
   const std::optional<std::string>& localBody() const { return local_body_; }
   const std::string& localType() const { return local_type_; }
   const std::optional<std::string>& queryOverride() const { return query_override_; }
-  bool dropsUpstream(std::string_view name) const { return contains(up_drop_, name); }
-  bool dropsResponse(std::string_view name) const { return contains(resp_drop_, name); }
-  bool hasUpstreamEdits() const { return !up_drop_.empty() || !up_set_.empty(); }
-  bool hasResponseEdits() const { return !resp_drop_.empty() || !resp_set_.empty(); }
-  void appendUpstreamHeaders(std::string* out) const { appendFields(up_set_, out); }
-  void appendResponseHeaders(std::string* out) const { appendFields(resp_set_, out); }
+  bool dropsUpstream(std::string_view name) const { return up_.drops(name); }
+  bool dropsResponse(std::string_view name) const { return resp_.drops(name); }
+  bool hasUpstreamEdits() const { return !up_.empty(); }
+  bool hasResponseEdits() const { return !resp_.empty(); }
+  void appendUpstreamHeaders(std::string* out) const { out->append(up_.lines); }
+  void appendResponseHeaders(std::string* out) const { out->append(resp_.lines); }
 
   // Interface
   std::string_view method() const override { return method_; }
@@ -294,9 +335,9 @@ class Session::Context final : public RequestContext {
     addUpstreamHeader(name, value);
   }
   void addUpstreamHeader(std::string_view name, std::string_view value) override {
-    if (checkValue(value)) up_set_.emplace_back(std::string(name), std::string(value));
+    if (checkValue(value)) up_.add(name, value);
   }
-  void removeUpstreamHeader(std::string_view name) override { drop(name, &up_drop_, &up_set_); }
+  void removeUpstreamHeader(std::string_view name) override { up_.remove(name); }
   void setUpstreamQuery(std::string query) override { query_override_ = std::move(query); }
   bool responseHeader(std::string_view name, std::string_view* value) const override {
     return s_.status_ != 0 && s_.resp_.status != 0 && s_.resp_.find(name, value);
@@ -306,10 +347,10 @@ class Session::Context final : public RequestContext {
     addResponseHeader(name, value);
   }
   void addResponseHeader(std::string_view name, std::string_view value) override {
-    if (checkValue(value)) resp_set_.emplace_back(std::string(name), std::string(value));
+    if (checkValue(value)) resp_.add(name, value);
   }
   void removeResponseHeader(std::string_view name) override {
-    drop(name, &resp_drop_, &resp_set_);
+    resp_.remove(name);
   }
   void sendLocalReply(int status, std::string_view message) override {
     if (local_status_ == 0) {
@@ -330,29 +371,10 @@ class Session::Context final : public RequestContext {
   const Latencies& latencies() const override { return latencies_; }
 
  private:
-  using Fields = std::vector<std::pair<std::string, std::string>>;
   static uint64_t wallMs() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
-  }
-  static bool contains(const std::vector<std::string>& names, std::string_view name) {
-    for (const std::string& n : names) {
-      if (http::equalsIgnoreCase(n, name)) return true;
-    }
-    return false;
-  }
-  static void drop(std::string_view name, std::vector<std::string>* names, Fields* set) {
-    if (!contains(*names, name)) names->emplace_back(name);
-    std::erase_if(*set, [name](const auto& f) { return http::equalsIgnoreCase(f.first, name); });
-  }
-  static void appendFields(const Fields& fields, std::string* out) {
-    for (const auto& [name, value] : fields) {
-      out->append(name);
-      out->append(": ");
-      out->append(value);
-      out->append("\r\n");
-    }
   }
   // A value with CR, LF or NUL would split or truncate the head it goes into: the request is
   // refused rather than forwarded with a forged field.
@@ -374,11 +396,9 @@ class Session::Context final : public RequestContext {
   const config::v1::Service* service_ = nullptr;
   const Consumer* consumer_ = nullptr;
   std::string credential_id_;
-  Fields up_set_;
-  std::vector<std::string> up_drop_;
+  HeaderEdits up_;
   std::optional<std::string> query_override_;
-  Fields resp_set_;
-  std::vector<std::string> resp_drop_;
+  HeaderEdits resp_;
   int local_status_ = 0;
   std::string local_message_;
   std::optional<std::string> local_body_;
