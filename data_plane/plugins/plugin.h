@@ -106,6 +106,10 @@ class Plugin {
   virtual PhaseResult onUpstreamRequest(RequestContext&) { return PhaseResult::kContinue; }
   // Before the client response head is sent (upstream or local reply).
   virtual void onResponseHeaders(RequestContext&) {}
+  // Kong's body_filter, for configs that say wantsResponseBody(): each piece of the response
+  // body as it streams to the client (decoded from chunked framing), then once with
+  // `end_of_body` (and possibly no data). Read-only: the bytes go out as they came.
+  virtual void onResponseBody(RequestContext&, std::string_view data, bool end_of_body) {}
   // Always runs, also after kStop, errors and client aborts. Metrics and logs go here.
   virtual void onLog(const RequestContext&) {}
 };
@@ -120,6 +124,9 @@ class PluginConfig {
   virtual PluginPtr createPlugin() const = 0;
   // True for a plugin with a rewrite phase (run for global instances only, as Kong does).
   virtual bool runsInRewrite() const { return false; }
+  // True for a plugin that looks at the response body (onResponseBody); others cost nothing
+  // per body piece.
+  virtual bool wantsResponseBody() const { return false; }
 };
 using PluginConfigConstSharedPtr = std::shared_ptr<const PluginConfig>;
 

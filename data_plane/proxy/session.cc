@@ -457,8 +457,15 @@ void Session::closeIfIdle() {
 
 Task<void> runSession(std::unique_ptr<Session> session) { co_await session->run(); }
 
+void Session::runBodyPhase(std::string_view data, bool end_of_body) {
+  for (Plugin* p : body_plugins_) {
+    p->onResponseBody(*context_, data, end_of_body);
+  }
+}
+
 void Session::runLogPhase() {
   rewritten_.clear();
+  body_plugins_.clear();
   if (!plugins_.empty()) {
     context_->markDone();
     for (PluginPtr& p : plugins_) {
@@ -584,6 +591,12 @@ Task<void> Session::sendLocal(int status, std::string_view message, bool keep_al
   } else {
     appendLocalReply(status, message, keep_alive, worker_.date(), &out_, extra_headers);
   }
+  if (!body_plugins_.empty()) {
+    const size_t head_end = out_.find("\r\n\r\n");
+    runBodyPhase(head_end == std::string::npos ? std::string_view()
+                                                : std::string_view(out_).substr(head_end + 4),
+                 true);
+  }
   WorkerStats& st = worker_.stats();
   WorkerStats::inc(st.responses_by_class[status / 100 < 6 ? status / 100 : 5]);
   WorkerStats::inc(st.bytes_sent_total, out_.size());
@@ -667,7 +680,11 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
               (kind == http::BodyKind::kContentLength && length == 0);
   char chunk_header[24];
   const bool to_client = dst.sock == &client_;
+  const bool observe = to_client && !body_plugins_.empty();
   *src_eof = false;
+  if (observe && done) {
+    runBodyPhase({}, true);  // a response without a body still ends
+  }
   for (;;) {
     // 1. Forward what is buffered (and the head, on the first round) in one gather write.
     std::array<asio::const_buffer, 5> bufs;
@@ -684,6 +701,9 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
           consumed = take;
           remaining -= take;
           done = remaining == 0;
+          if (observe) {
+            runBodyPhase(std::string_view(in.data(), take), done);
+          }
           break;
         }
         case http::BodyKind::kChunked: {
@@ -697,6 +717,9 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
           decoded += staging.size();
           if (!to_client && req_body_limit_ != 0 && decoded > req_body_limit_) {
             co_return Pump::kTooLarge;  // before the bytes past the limit go upstream
+          }
+          if (observe) {
+            runBodyPhase(staging, done);
           }
           if (!staging.empty()) {
             if (chunk_out) {
@@ -715,6 +738,9 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
         }
         case http::BodyKind::kUntilClose:
           consumed = in.size();
+          if (observe) {
+            runBodyPhase(std::string_view(in.data(), in.size()), false);
+          }
           if (chunk_out) {
             bufs[nb++] = asio::buffer(chunk_header,
                                       http::formatChunkHeader(in.size(), chunk_header));
@@ -753,6 +779,9 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || (!ec && n == 0)) {
       *src_eof = true;
       if (kind == http::BodyKind::kUntilClose) {
+        if (observe) {
+          runBodyPhase({}, true);
+        }
         if (chunk_out) {
           dl.arm(dst.sock, dst_timeout_ms);
           co_await asyncWriteAll(
@@ -1172,6 +1201,9 @@ bool Session::runRewritePhase(const http::RequestHead& req, const RequestPlan& p
     // Replied before routing: the global plugins it created still see the response and log.
     for (auto& [inst, plugin] : rewritten_) {
       plugins_.push_back(std::move(plugin));
+      if (inst->config->wantsResponseBody()) {
+        body_plugins_.push_back(plugins_.back().get());
+      }
     }
     rewritten_.clear();
     return false;
@@ -1218,6 +1250,9 @@ bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* 
       }
     }
     plugins_.push_back(plugin != nullptr ? std::move(plugin) : inst->config->createPlugin());
+    if (inst->config->wantsResponseBody()) {
+      body_plugins_.push_back(plugins_.back().get());
+    }
     // Kong runs no access handler when no route matched (only the global plugins' response
     // and log phases, after the 404).
     if (m != nullptr && context_->localStatus() == 0) {

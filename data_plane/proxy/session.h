@@ -148,6 +148,10 @@ class Session {
   SnapshotConstSharedPtr snap_;  // the current request's snapshot (kept until its log phase)
   int status_ = 0;               // the current request's response status, for onLog
   uint64_t req_body_limit_ = 0;  // set by a plugin (request-size-limiting); 0 = none
+  // Plugins of the current request that want the response body (onResponseBody), in order.
+  std::vector<Plugin*> body_plugins_;
+  // Hands a piece of the response body to body_plugins_.
+  void runBodyPhase(std::string_view data, bool end_of_body);
   balancer::Endpoint ep_;        // the current attempt's address (data_plane/balancer)
 };
 

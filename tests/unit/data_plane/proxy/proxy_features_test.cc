@@ -498,6 +498,58 @@ TEST_CASE("proxy: the rewrite phase runs global plugins before routing, one obje
   CHECK(rec.take(2) == std::vector<std::string>{"rewrite /stop-early", "log 418"});
 }
 
+// A plugin reading the response body as it streams (Kong's body_filter).
+class BodyPlugin final : public Plugin {
+ public:
+  explicit BodyPlugin(Recorder& rec) : rec_(rec) {}
+  void onResponseBody(RequestContext&, std::string_view data, bool end) override {
+    bytes_ += data.size();
+    if (end) {
+      ++ends_;
+    }
+  }
+  void onLog(const RequestContext&) override {
+    rec_.add("body " + std::to_string(bytes_) + " ends " + std::to_string(ends_));
+  }
+
+ private:
+  Recorder& rec_;
+  size_t bytes_ = 0;
+  int ends_ = 0;
+};
+
+class BodyPluginConfig final : public PluginConfig {
+ public:
+  explicit BodyPluginConfig(Recorder& rec) : rec_(rec) {}
+  std::string_view name() const override { return "body"; }
+  int32_t priority() const override { return 10; }
+  PluginPtr createPlugin() const override { return std::make_unique<BodyPlugin>(rec_); }
+  bool wantsResponseBody() const override { return true; }
+
+ private:
+  Recorder& rec_;
+};
+
+TEST_CASE("proxy: the response body phase sees every body byte once, then the end") {
+  Recorder rec;
+  Fixture f({}, {std::make_shared<BodyPluginConfig>(rec)});
+  RawClient c(f.port());
+  c.send(get("/x"));
+  WireResponse r = c.read();
+  REQUIRE(r.status == 200);
+  CHECK(rec.take(1) == std::vector<std::string>{"body " + std::to_string(r.body.size()) +
+                                                " ends 1"});
+  c.send(get("/chunked"));
+  r = c.read();
+  REQUIRE(r.status == 200);
+  CHECK(rec.take(1) == std::vector<std::string>{"body " + std::to_string(r.body.size()) +
+                                                " ends 1"});
+  c.send(get("/dead"));  // a local reply (502) goes through the phase too
+  r = c.read();
+  CHECK(rec.take(1) == std::vector<std::string>{"body " + std::to_string(r.body.size()) +
+                                                " ends 1"});
+}
+
 TEST_CASE("proxy: CONNECT is refused with 405, never tunnelled upstream") {
   Fixture f;
   RawClient c(f.port());
