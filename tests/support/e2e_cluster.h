@@ -109,7 +109,10 @@ struct Dp {
 
   Dp(int cluster_port, const std::string& cache, std::vector<std::string> extra = {
                                                      "--cluster_insecure"}) {
+    // Every listener on a free port: the default HTTPS port 8443 would be shared by DPs of
+    // tests running in parallel, and a DP refuses a port another process serves.
     args = {"--proxy_listen=127.0.0.1:" + std::to_string(proxy_port),
+            "--proxy_ssl_listen=127.0.0.1:" + std::to_string(freePort()),
             "--status_listen=127.0.0.1:" + std::to_string(status_port),
             "--cp_address=127.0.0.1:" + std::to_string(cluster_port), "--workers=1",
             "--config_cache_path=" + cache};

@@ -188,6 +188,7 @@ TEST_CASE("e2e sync: certificate mismatch is refused; missing TLS material is on
   CHECK(cp_bad.log().find("--cluster_insecure") != std::string::npos);
   Process dp_bad(binaryPath("portico-dp"),
                  {"--proxy_listen=127.0.0.1:" + std::to_string(freePort()),
+                  "--proxy_ssl_listen=off",
                   "--status_listen=127.0.0.1:" + std::to_string(freePort())});
   CHECK(dp_bad.wait(20s) == 1);
   CHECK(dp_bad.log().find("--cluster_insecure") != std::string::npos);

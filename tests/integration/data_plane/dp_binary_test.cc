@@ -34,6 +34,7 @@ TEST_CASE("portico-dp: serves a declarative config and drains on SIGTERM") {
   Process dp(binaryPath("portico-dp"),
              {"--declarative_config=" + config,
               "--proxy_listen=127.0.0.1:" + std::to_string(proxy_port),
+              "--proxy_ssl_listen=off",  // 8443 may be another test's DP
               "--status_listen=127.0.0.1:" + std::to_string(status_port), "--workers=2"});
   REQUIRE(waitFor([&] {
     return httpRequest("127.0.0.1", status_port, "GET", "/status/ready").status == 200;
