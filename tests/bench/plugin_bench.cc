@@ -247,6 +247,58 @@ void BM_Apply1MKeyAuthCredentials(benchmark::State& state) {
 }
 BENCHMARK(BM_Apply1MKeyAuthCredentials)->Unit(benchmark::kMillisecond)->Iterations(1);
 
+// Each bundled plugin alone, global, on one request through the phase methods (access and
+// response headers): the per-request object, its config lookups and its work. Auth plugins
+// see no credentials (their 401 path); the others pass, except request-termination, which
+// answers.
+void BM_PluginOverhead(benchmark::State& state, const std::string& name, config::Json conf) {
+  config::v1::Snapshot cfg = keyAuthConfig(1, 1);
+  cfg.clear_plugins();
+  config::Json entity = {{"name", name}, {"config", std::move(conf)}};
+  config::Json out;
+  if (!config::processEntityJson("plugins", entity, &out).empty()) {
+    state.SkipWithError("invalid config");
+    return;
+  }
+  addPlugin(&cfg, uuid(5, 1), name, out["config"].dump(), "");
+  auto snap = Snapshot::build(cfg, "h");
+  if (!snap.ok()) {
+    state.SkipWithError(std::string(snap.status().message()).c_str());
+    return;
+  }
+  const std::string head =
+      "GET /orders?page=2 HTTP/1.1\r\nHost: api.test\r\nUser-Agent: Mozilla/5.0 (X11; Linux "
+      "x86_64) Chrome/120.0\r\nOrigin: https://app.test\r\nAccept: */*\r\n\r\n";
+  testing::FakeContext ctx(head, (*snap)->consumers());
+  std::vector<PluginPtr> active;
+  active.reserve(4);
+  const PluginChains& chains = (*snap)->plugins();
+  for (auto _ : state) {
+    ctx.reset();
+    for (const ChainEntry& e : chains.forRoute(0)) {
+      const PluginInstance* inst = chains.resolve(e, nullptr, nullptr, ctx.consumer());
+      active.push_back(inst->config->createPlugin());
+      active.back()->onRequest(ctx);
+    }
+    for (PluginPtr& p : active) p->onResponseHeaders(ctx);
+    active.clear();
+    benchmark::DoNotOptimize(ctx.local_status);
+  }
+}
+BENCHMARK_CAPTURE(BM_PluginOverhead, acl, "acl", {{"allow", {"g"}}});
+BENCHMARK_CAPTURE(BM_PluginOverhead, basic_auth, "basic-auth", config::Json::object());
+BENCHMARK_CAPTURE(BM_PluginOverhead, bot_detection, "bot-detection", config::Json::object());
+BENCHMARK_CAPTURE(BM_PluginOverhead, cors, "cors", {{"origins", {"https://app.test"}}});
+BENCHMARK_CAPTURE(BM_PluginOverhead, hmac_auth, "hmac-auth", config::Json::object());
+BENCHMARK_CAPTURE(BM_PluginOverhead, ip_restriction, "ip-restriction",
+                  {{"allow", {"127.0.0.0/8", "10.0.0.0/8", "::1"}}});
+BENCHMARK_CAPTURE(BM_PluginOverhead, jwt, "jwt", config::Json::object());
+BENCHMARK_CAPTURE(BM_PluginOverhead, key_auth, "key-auth", config::Json::object());
+BENCHMARK_CAPTURE(BM_PluginOverhead, request_size_limiting, "request-size-limiting",
+                  config::Json::object());
+BENCHMARK_CAPTURE(BM_PluginOverhead, request_termination, "request-termination",
+                  config::Json::object());
+
 // validateSnapshot alone, by shape: (consumers, keys per consumer).
 void BM_Validate(benchmark::State& state) {
   const config::v1::Snapshot cfg =
