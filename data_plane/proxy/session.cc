@@ -340,7 +340,7 @@ class Session::Context final : public RequestContext {
   void removeUpstreamHeader(std::string_view name) override { up_.remove(name); }
   void setUpstreamQuery(std::string query) override { query_override_ = std::move(query); }
   bool responseHeader(std::string_view name, std::string_view* value) const override {
-    return s_.status_ != 0 && s_.resp_.status != 0 && s_.resp_.find(name, value);
+    return s_.resp_.status != 0 && s_.resp_.find(name, value);  // an upstream head exists
   }
   void setResponseHeader(std::string_view name, std::string_view value) override {
     removeResponseHeader(name);
@@ -1135,6 +1135,10 @@ Session::RequestPlan Session::planRequest(const http::RequestHead& req) {
   WorkerStats::inc(worker_.stats().requests_total);
   status_ = 0;
   req_body_limit_ = 0;
+  // The previous request's upstream head points into a pooled connection's buffer: forget it,
+  // so a local reply's response phase never reads stale (or freed) headers.
+  resp_.status = 0;
+  resp_.num_headers = 0;
   resp_extra_.clear();
   up_extra_.clear();
   client_http10_ = req.version == http::Version::kHttp10;
