@@ -1235,8 +1235,13 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
     if (m != "GET") {
       return notAllowed();
     }
-    const bool reachable = store_.currentGeneration(group).ok();
-    return json(200, Json{{"database", {{"reachable", reachable}}},
+    // The group's config generation lets a client wait until a DP runs its last write (a DP
+    // reports the generation it applied on its own /status).
+    const absl::StatusOr<uint64_t> generation = store_.currentGeneration(group);
+    return json(200, Json{{"database", {{"reachable", generation.ok()}}},
+                          {"configuration",
+                           {{"group", group},
+                            {"generation", generation.ok() ? Json(*generation) : Json(nullptr)}}},
                           {"server",
                            {{"connections_accepted", counters_.connections_accepted.load()},
                             {"connections_active", counters_.connections_active.load()},

@@ -77,7 +77,11 @@ struct Cp {
   void start() {
     proc = std::make_unique<Process>(binaryPath("portico-cp"), args);
     INFO("cp log:\n" << proc->log());
-    REQUIRE(waitFor([&] { return admin("GET", "/status").status == 200; }, 20s));
+    // Up: /status answers (401 with --admin_auth=on and no token).
+    REQUIRE(waitFor([&] {
+      const int status = admin("GET", "/status").status;
+      return status == 200 || status == 401;
+    }, 20s));
   }
   void kill9() {
     ::kill(proc->pid(), SIGKILL);

@@ -23,6 +23,7 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 namespace portico::testing {
@@ -161,6 +162,105 @@ std::string jsonEscape(const std::string& s) {
     }
   }
   return out;
+}
+
+
+// "%41+b" -> "A b" (query-string decoding).
+std::string urlDecode(std::string_view in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out.push_back(' ');
+    } else if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+// {"k":"v","r":["1","2"],"flag":true}: a repeated name becomes a list, as Kong's mock
+// upstream reports ngx.req.get_uri_args(); a bare name is true.
+template <typename Pairs>
+std::string jsonMultiMap(const Pairs& pairs) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> grouped;
+  for (const auto& [k, v] : pairs) {
+    auto it = std::find_if(grouped.begin(), grouped.end(), [&](auto& g) { return g.first == k; });
+    if (it == grouped.end()) {
+      grouped.push_back({k, {v}});
+    } else {
+      it->second.push_back(v);
+    }
+  }
+  std::string out = "{";
+  for (const auto& [k, vs] : grouped) {
+    out += out.size() > 1 ? ",\"" : "\"";
+    out += jsonEscape(k);
+    out += "\":";
+    auto one = [](const std::string& v) {
+      std::string quoted = "\"";
+      quoted += jsonEscape(v);
+      quoted += "\"";
+      return v == "\x01true" ? std::string("true") : quoted;
+    };
+    if (vs.size() == 1) {
+      out += one(vs[0]);
+    } else {
+      out += "[";
+      for (size_t i = 0; i < vs.size(); ++i) {
+        if (i != 0) {
+          out += ",";
+        }
+        out += one(vs[i]);
+      }
+      out += "]";
+    }
+  }
+  return out + "}";
+}
+
+// What the echo upstream answers: {"method","path","query","headers","body","uri","body_size"}
+// (the format tests/conformance/plugin_cases.yaml documents).
+std::string echoJson(const EchoUpstream::Received& r,
+                     const std::vector<std::pair<std::string, std::string>>& header_lines) {
+  const size_t q = r.target.find('?');
+  const std::string path = r.target.substr(0, q);
+  std::vector<std::pair<std::string, std::string>> args;
+  if (q != std::string::npos) {
+    std::string_view rest(r.target);
+    rest.remove_prefix(q + 1);
+    while (!rest.empty()) {
+      const size_t amp = rest.find('&');
+      const std::string_view part = rest.substr(0, amp);
+      rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+      if (part.empty()) {
+        continue;
+      }
+      const size_t eq = part.find('=');
+      args.emplace_back(urlDecode(part.substr(0, eq)),
+                        eq == std::string_view::npos ? std::string("\x01true")
+                                                     : urlDecode(part.substr(eq + 1)));
+    }
+  }
+  return "{\"method\":\"" + jsonEscape(r.method) + "\",\"path\":\"" + jsonEscape(path) +
+         "\",\"uri\":\"" + jsonEscape(r.target) + "\",\"query\":" + jsonMultiMap(args) +
+         ",\"headers\":" + jsonMultiMap(header_lines) + ",\"body\":\"" + jsonEscape(r.body) +
+         "\",\"body_size\":" + std::to_string(r.body.size()) + "}\n";
+}
+
+// GET /status/NNN answers NNN; everything else 200.
+int echoStatus(const std::string& target) {
+  if (target.rfind("/status/", 0) == 0 && target.size() >= 11 &&
+      std::isdigit(static_cast<unsigned char>(target[8])) &&
+      std::isdigit(static_cast<unsigned char>(target[9])) &&
+      std::isdigit(static_cast<unsigned char>(target[10])) &&
+      (target.size() == 11 || target[11] == '?' || target[11] == '/')) {
+    return std::stoi(target.substr(8, 3));
+  }
+  return 200;
 }
 
 }  // namespace
@@ -508,6 +608,7 @@ struct EchoUpstream::Impl {
         buffer.append(buf, static_cast<size_t>(n));
       }
       Received r;
+      std::vector<std::pair<std::string, std::string>> header_lines;
       std::istringstream head(buffer.substr(0, head_end));
       std::string line;
       std::getline(head, line);
@@ -528,6 +629,7 @@ struct EchoUpstream::Impl {
         std::string value = line.substr(colon + 1);
         value.erase(0, value.find_first_not_of(" \t"));
         std::string name = lower(line.substr(0, colon));
+        header_lines.emplace_back(name, value);
         if (r.headers.count(name) != 0) {
           r.headers[name] += ", " + value;
         } else {
@@ -563,23 +665,24 @@ struct EchoUpstream::Impl {
         dechunk(buffer.substr(0, end), &r.body);
         buffer.erase(0, end);
       }
-      std::string headers_json;
-      for (auto& [k, v] : r.headers) {
-        headers_json += (headers_json.empty() ? "" : ",") + std::string("\"") + jsonEscape(k) +
-                        "\":\"" + jsonEscape(v) + "\"";
+      const std::string body = echoJson(r, header_lines);
+      if (record) {
+        r.echo = body;
       }
-      std::string body = "{\"method\":\"" + jsonEscape(r.method) + "\",\"path\":\"" +
-                         jsonEscape(r.target) + "\",\"headers\":{" + headers_json +
-                         "},\"body_size\":" + std::to_string(r.body.size()) + "}\n";
       bool close_after = header("connection") == "close";
+      const int status = echoStatus(r.target);
       if (record) {
         std::lock_guard<std::mutex> lock(mu);
         received.push_back(std::move(r));
       }
-      std::string response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             "Content-Length: " +
-                             std::to_string(body.size()) + "\r\n" +
-                             (close_after ? "Connection: close\r\n" : "") + "\r\n" + body;
+      const bool bodiless = status == 204 || status == 304 || (status >= 100 && status < 200);
+      std::string response = "HTTP/1.1 " + std::to_string(status) + " Echo\r\n" +
+                             "Content-Type: application/json\r\n" +
+                             (bodiless ? std::string()
+                                       : "Content-Length: " + std::to_string(body.size()) +
+                                             "\r\n") +
+                             (close_after ? "Connection: close\r\n" : "") + "\r\n" +
+                             (bodiless || r.method == "HEAD" ? std::string() : body);
       if (!writeAll(fd, response) || close_after) {
         return;
       }

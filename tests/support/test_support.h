@@ -86,8 +86,10 @@ HttpResponse httpRequest(const std::string& host, int port, const std::string& m
 // Polls `condition` every 20 ms until it returns true or `timeout` passes.
 bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
-// A minimal HTTP/1.1 upstream on 127.0.0.1 for tests and the quickstart demo: answers every request with 200 and a
-// JSON body echoing the method, path, Host and headers it received, and records each request.
+// A minimal HTTP/1.1 upstream on 127.0.0.1 for tests and the quickstart demo. It answers with
+// Content-Type: application/json and {"method","path","uri","query","headers","body",
+// "body_size"} describing what it received (header names lower-cased, a repeated header or
+// query argument as a list), status 200, or NNN for /status/NNN; and records each request.
 class EchoUpstream {
  public:
   // port 0 = a free port. `record` keeps every request for received(); a long-running upstream
@@ -100,6 +102,7 @@ class EchoUpstream {
     std::string method, target;
     std::map<std::string, std::string> headers;  // lower-cased names
     std::string body;
+    std::string echo;  // the JSON answered (see below)
   };
   std::vector<Received> received() const;
 

@@ -146,19 +146,19 @@ class HmacAuth final : public Plugin {
     for (size_t i = 0; i < headers.size(); ++i) {
       if (i > 0) out.push_back('\n');
       const std::string& h = headers[i];
-      if (h == "request-line") {
+      // As Kong: a header of that name wins; only a missing one means the pseudo-header.
+      std::string_view value;
+      if (ctx.requestHeader(h, &value)) {
+        out.append(h).append(": ").append(value);
+      } else if (h == "request-line") {
         out.append(ctx.method()).append(" ").append(target).append(
             ctx.requestHead().version == http::Version::kHttp10 ? " HTTP/1.0" : " HTTP/1.1");
       } else if (h == "@request-target") {
         std::string method(ctx.method());
         for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        out.append(method).append(" ").append(target);
+        out.append(h).append(": ").append(method).append(" ").append(target);
       } else {
-        std::string_view value;
         out.append(h).append(":");
-        if (ctx.requestHeader(h, &value)) {
-          out.append(" ").append(value);
-        }
       }
     }
     return out;

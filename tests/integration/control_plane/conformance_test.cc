@@ -12,122 +12,23 @@
 #include "control_plane/admin_api/http_server.h"
 #include "control_plane/store/migrations.h"
 #include "control_plane/store/pg_store_impl.h"
+#include "tests/support/conformance_support.h"
 #include "tests/support/test_support.h"
 
 namespace portico::cp {
 namespace {
 
 using nlohmann::json;
+using testing::lookup;
+using testing::substitute;
+using testing::toJson;
+using testing::uriEscape;
+using testing::Vars;
 
 const std::set<std::string> kSupportedCollections = {
     "services", "routes", "consumers", "plugins", "upstreams", "targets", "certificates", "snis",
     "ca_certificates", "key-auths", "basic-auths", "jwts", "hmac-auths", "acls", "tags",
     "schemas", "status"};
-
-// YAML -> JSON with YAML 1.2 core-schema typing of plain scalars; quoted scalars stay strings.
-json toJson(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Sequence: {
-      json arr = json::array();
-      for (const auto& e : n) {
-        arr.push_back(toJson(e));
-      }
-      return arr;
-    }
-    case YAML::NodeType::Map: {
-      json obj = json::object();
-      for (const auto& kv : n) {
-        obj[kv.first.as<std::string>()] = toJson(kv.second);
-      }
-      return obj;
-    }
-    case YAML::NodeType::Scalar:
-      break;
-  }
-  const std::string s = n.Scalar();
-  if (n.Tag() == "!") {
-    return s;
-  }
-  if (s == "null" || s == "~") {
-    return nullptr;
-  }
-  if (s == "true" || s == "false") {
-    return s == "true";
-  }
-  static const std::regex kInt("-?[0-9]+"), kFloat("-?[0-9]+\\.[0-9]+");
-  if (std::regex_match(s, kInt)) {
-    return std::stoll(s);
-  }
-  if (std::regex_match(s, kFloat)) {
-    return std::stod(s);
-  }
-  return s;
-}
-
-std::string uriEscape(const std::string& in) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (char c : in) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(c);
-    } else {
-      out += {'%', kHex[u >> 4], kHex[u & 15]};
-    }
-  }
-  return out;
-}
-
-using Vars = std::map<std::string, std::string>;
-
-std::string substitute(const std::string& in, const Vars& vars) {
-  static const std::regex kVar(R"(\$\{([a-zA-Z0-9_]+)(\|uri_escape)?\})");
-  std::string out;
-  auto begin = std::sregex_iterator(in.begin(), in.end(), kVar);
-  size_t last = 0;
-  for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    out += in.substr(last, it->position() - last);
-    auto v = vars.find((*it)[1].str());
-    const std::string value = v == vars.end() ? "" : v->second;
-    out += (*it)[2].matched ? uriEscape(value) : value;
-    last = it->position() + it->length();
-  }
-  return out + in.substr(last);
-}
-
-json substitute(const json& in, const Vars& vars) {
-  if (in.is_string()) {
-    return substitute(in.get<std::string>(), vars);
-  }
-  if (in.is_structured()) {
-    json out = in;
-    for (auto it = out.begin(); it != out.end(); ++it) {
-      *it = substitute(*it, vars);
-    }
-    return out;
-  }
-  return in;
-}
-
-const json* lookup(const json& body, const std::string& path) {
-  const json* node = &body;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = path.find('.', start);
-    const std::string key = path.substr(start, dot == std::string::npos ? dot : dot - start);
-    if (!node->is_object() || !node->contains(key)) {
-      return nullptr;
-    }
-    node = &(*node)[key];
-    if (dot == std::string::npos) {
-      return node;
-    }
-    start = dot + 1;
-  }
-}
 
 bool hasType(const json& v, const std::string& type) {
   static const std::regex kUuid("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
@@ -212,10 +113,6 @@ struct Server {
   }
 };
 
-std::string casesPath(const std::string& file) {
-  return testing::sourceDir() + "/tests/conformance/" + file;
-}
-
 // The first path segment of every step must be an entity collection we serve.
 std::string unsupportedReason(const YAML::Node& c) {
   for (const auto& step : c["steps"]) {
@@ -235,7 +132,7 @@ std::string unsupportedReason(const YAML::Node& c) {
 }
 
 TEST_CASE("conformance: Kong Admin API cases") {
-  const YAML::Node doc = YAML::LoadFile(casesPath("admin_api_cases.yaml"));
+  const YAML::Node doc = YAML::LoadFile(testing::conformanceCasesPath("admin_api_cases.yaml"));
   Server server;
   int passed = 0, skipped = 0;
   for (const auto& c : doc["cases"]) {
@@ -330,7 +227,7 @@ TEST_CASE("conformance: Kong Admin API cases") {
 }
 
 TEST_CASE("conformance: Kong schema validation cases") {
-  const YAML::Node doc = YAML::LoadFile(casesPath("schema_validation_cases.yaml"));
+  const YAML::Node doc = YAML::LoadFile(testing::conformanceCasesPath("schema_validation_cases.yaml"));
   Server server;
   int passed = 0, skipped = 0;
   for (const auto& c : doc["cases"]) {

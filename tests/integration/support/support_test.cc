@@ -1,6 +1,7 @@
 // The test-support library itself: a real PostgreSQL database, child processes, the echo
 // upstream and the HTTP client. Every other integration test stands on these.
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/test_support.h"
 
@@ -20,9 +21,22 @@ TEST_CASE("support: EchoUpstream echoes and records requests over real sockets")
   auto response = httpRequest("127.0.0.1", upstream.port(), "POST", "/a/b?c=d", "hello",
                               {{"X-Test", "1"}});
   REQUIRE(response.status == 200);
-  CHECK(response.body.find("\"path\":\"/a/b?c=d\"") != std::string::npos);
+  // The format tests/conformance/plugin_cases.yaml documents.
+  const auto j = nlohmann::json::parse(response.body);
+  CHECK(j["method"] == "POST");
+  CHECK(j["path"] == "/a/b");
+  CHECK(j["uri"] == "/a/b?c=d");
+  CHECK(j["query"] == nlohmann::json{{"c", "d"}});
+  CHECK(j["headers"]["x-test"] == "1");
+  CHECK(j["body"] == "hello");
+  // Repeated headers and arguments become lists; /status/NNN answers NNN.
+  auto status = httpRequest("127.0.0.1", upstream.port(), "GET", "/status/418?a=1&a=2&flag", "",
+                            {{"X-Test", "1"}});
+  CHECK(status.status == 418);
+  const auto s = nlohmann::json::parse(status.body);
+  CHECK(s["query"] == nlohmann::json{{"a", {"1", "2"}}, {"flag", true}});
   auto received = upstream.received();
-  REQUIRE(received.size() == 1);
+  REQUIRE(received.size() == 2);
   CHECK(received[0].method == "POST");
   CHECK(received[0].headers["x-test"] == "1");
   CHECK(received[0].body == "hello");

@@ -108,6 +108,20 @@ TEST_CASE("hmac-auth: valid signatures for each algorithm, and Kong's 401s") {
   CHECK(r.body == R"({"message":"HMAC signature cannot be verified"})");
 }
 
+TEST_CASE("hmac-auth: @request-target signs \"@request-target: <method> <target>\"") {
+  HmacFixture f;
+  const std::string date = httpDate();
+  auto signedWith = [&](const std::string& data) {
+    return f.send("POST /x?a=1 HTTP/1.1\r\nHost: h\r\nDate: " + date +
+                  "\r\nContent-Length: 0\r\nAuthorization: hmac username=\"bob-hmac\",  "
+                  "algorithm=\"hmac-sha1\", headers=\"date @request-target\", signature=\"" +
+                  sign(EVP_sha1(), "secret", data) + "\"\r\n\r\n");
+  };
+  // Kong: the pseudo-header's name, ": ", the lower-cased method and the target with query.
+  CHECK(signedWith("date: " + date + "\n@request-target: post /x?a=1").status == 200);
+  CHECK(signedWith("date: " + date + "\npost /x?a=1").status == 401);
+}
+
 TEST_CASE("hmac-auth: enforce_headers, algorithms, hide_credentials, body digest") {
   HmacFixture f(Json{{"enforce_headers", {"x-extra"}}});
   CHECK(f.signedGet(httpDate(), EVP_sha256(), "hmac-sha256").body ==
