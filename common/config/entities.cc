@@ -253,8 +253,23 @@ EntitySchema pluginsSchema() {
                   .req()
                   .def(Json::array({"grpc", "grpcs", "http", "https"})),
               Field::boolean("enabled").req().def(true),
-              tagsField()};
+              tagsField(),
+              // Dynamic ordering (Kong Enterprise's plugin_ordering): access-phase only.
+              Field::record("ordering",
+                            {Field::record("before", {Field::array("access", Field::string("a"))}),
+                             Field::record("after", {Field::array("access", Field::string("a"))})})};
   s.unique_keys = {{{"consumer", "name", "route", "service"}, {}}};
+  // The access order is fixed per route when chains are built; a consumer-scoped instance is
+  // only chosen during the walk, too late to move it.
+  EntityCheck ordering;
+  ordering.fields = {"consumer", "ordering"};
+  ordering.fn = [](const Json& e) -> std::string {
+    const bool consumer = e.contains("consumer") && !e["consumer"].is_null();
+    const bool ordered = e.contains("ordering") && !e["ordering"].is_null();
+    return consumer && ordered ? "dynamic ordering is not supported on consumer-scoped plugins"
+                               : "";
+  };
+  s.checks = {ordering};
   return s;
 }
 
@@ -826,8 +841,9 @@ Json protoToJson(const pb::Message& message) {
     switch (f->cpp_type()) {
       case pb::FieldDescriptor::CPPTYPE_STRING: {
         const std::string s = r->GetString(message, f);
-        // JSON-valued fields (a plugin's config, an upstream's healthchecks).
-        if ((f->name() == "config" || f->name() == "healthchecks") && !s.empty()) {
+        // JSON-valued fields (a plugin's config and ordering, an upstream's healthchecks).
+        if ((f->name() == "config" || f->name() == "healthchecks" || f->name() == "ordering") &&
+            !s.empty()) {
           out[f->name()] = Json::parse(s, nullptr, false);
         } else {
           out[f->name()] = s;

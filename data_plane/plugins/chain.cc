@@ -1,6 +1,8 @@
 #include "data_plane/plugins/chain.h"
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/entities.h"
@@ -37,6 +39,105 @@ std::string routeServiceKey(const std::string& route, const std::string& service
   return route + "|" + service;
 }
 
+// `ordering` -> run_before / run_after; "" or a reason.
+std::string parseOrdering(const config::v1::Plugin& p, PluginInstance* inst) {
+  if (!p.has_ordering()) {
+    return "";
+  }
+  if (p.has_consumer()) {
+    return "dynamic ordering is not supported on consumer-scoped plugins";
+  }
+  std::optional<config::Json> o = config::parseUntrustedJson(p.ordering());
+  if (!o || !(o->is_object() || o->is_null())) {
+    return "expected a record";
+  }
+  if (o->is_null()) {
+    return "";
+  }
+  for (const char* side : {"before", "after"}) {
+    auto it = o->find(side);
+    if (it == o->end() || it->is_null()) {
+      continue;
+    }
+    if (!it->is_object()) {
+      return std::string(side) + ": expected a record";
+    }
+    auto access = it->find("access");
+    if (access == it->end() || access->is_null()) {
+      continue;
+    }
+    if (!access->is_array()) {
+      return std::string(side) + ".access: expected an array";
+    }
+    for (const config::Json& name : *access) {
+      if (!name.is_string()) {
+        return std::string(side) + ".access: expected a string";
+      }
+      (std::string(side) == "before" ? inst->run_before : inst->run_after)
+          .push_back(name.get<std::string>());
+    }
+  }
+  return "";
+}
+
+// Kong's "legacy" dynamic ordering: walk the chain by priority; before placing a plugin, place
+// (recursively) every plugin that must run before it. An `ordering` naming a plugin that is
+// not on this chain adds no constraint. Fails on a cycle, naming it.
+absl::StatusOr<Chain> accessOrder(const Chain& chain, const std::vector<std::string_view>& names) {
+  const size_t n = chain.size();
+  auto indexOf = [&](std::string_view name) -> size_t {
+    for (size_t i = 0; i < n; ++i) {
+      if (names[i] == name) return i;
+    }
+    return n;
+  };
+  std::vector<std::vector<size_t>> deps(n);  // deps[i]: must run before i
+  for (size_t i = 0; i < n; ++i) {
+    if (chain[i].base == nullptr) {
+      continue;
+    }
+    for (const std::string& b : chain[i].base->run_before) {
+      if (const size_t j = indexOf(b); j < n && j != i) deps[j].push_back(i);
+    }
+    for (const std::string& a : chain[i].base->run_after) {
+      if (const size_t j = indexOf(a); j < n && j != i) deps[i].push_back(j);
+    }
+  }
+  for (auto& d : deps) {
+    std::sort(d.begin(), d.end());  // dependencies placed in priority order too
+  }
+  enum class Mark : uint8_t { kNone, kVisiting, kPlaced };
+  std::vector<Mark> mark(n, Mark::kNone);
+  Chain out;
+  std::vector<size_t> path;
+  std::string cycle;
+  std::function<bool(size_t)> visit = [&](size_t i) {
+    if (mark[i] == Mark::kPlaced) return true;
+    if (mark[i] == Mark::kVisiting) {
+      for (auto it = std::find(path.begin(), path.end(), i); it != path.end(); ++it) {
+        cycle += std::string(names[*it]) + " -> ";
+      }
+      cycle += std::string(names[i]);
+      return false;
+    }
+    mark[i] = Mark::kVisiting;
+    path.push_back(i);
+    for (size_t j : deps[i]) {
+      if (!visit(j)) return false;
+    }
+    path.pop_back();
+    mark[i] = Mark::kPlaced;
+    out.push_back(chain[i]);
+    return true;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    if (!visit(i)) {
+      return absl::InvalidArgumentError("dynamic ordering has a cycle: " + cycle);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::unique_ptr<const PluginChains> PluginChains::globalOnly(
@@ -47,7 +148,7 @@ std::unique_ptr<const PluginChains> PluginChains::globalOnly(
     chains->kinds_.back().name = c->name();
     chains->kinds_.back().priority = c->priority();
     chains->instances_.push_back(
-        std::make_unique<PluginInstance>(PluginInstance{nullptr, std::move(c)}));
+        std::make_unique<PluginInstance>(PluginInstance{nullptr, std::move(c), {}, {}}));
     chains->kinds_.back().global = chains->instances_.back().get();
     chains->global_.push_back(
         {static_cast<int32_t>(chains->kinds_.size() - 1), chains->kinds_.back().global, 8, false});
@@ -83,7 +184,10 @@ absl::StatusOr<std::unique_ptr<const PluginChains>> PluginChains::build(
       const absl::string_view why = built.status().message();
       return pluginError(p, "config", std::string_view(why.data(), why.size()), errors);
     }
-    auto inst = std::make_unique<PluginInstance>(PluginInstance{&p, *std::move(built)});
+    auto inst = std::make_unique<PluginInstance>(PluginInstance{&p, *std::move(built), {}, {}});
+    if (const std::string why = parseOrdering(p, inst.get()); !why.empty()) {
+      return pluginError(p, "ordering", why, errors);
+    }
     const PluginInstance* ip = inst.get();
     chains->instances_.push_back(std::move(inst));
 
@@ -173,6 +277,27 @@ absl::StatusOr<std::unique_ptr<const PluginChains>> PluginChains::build(
       }
     }
     std::sort(chain.begin(), chain.end(), before);
+    const config::v1::Plugin* ordered = nullptr;  // an instance on this chain with `ordering`
+    std::vector<std::string_view> names;
+    for (size_t k = 0; k < chain.size(); ++k) {
+      chain[k].priority_pos = static_cast<uint16_t>(k);
+      names.push_back(chains->kinds_[static_cast<size_t>(chain[k].kind)].name);
+      const PluginInstance* b = chain[k].base;
+      if (ordered == nullptr && b != nullptr && b->entity != nullptr &&
+          (!b->run_before.empty() || !b->run_after.empty())) {
+        ordered = b->entity;
+      }
+    }
+    if (ordered != nullptr) {
+      absl::StatusOr<Chain> access = accessOrder(chain, names);
+      if (!access.ok()) {
+        const absl::string_view why = access.status().message();
+        return pluginError(*ordered, "ordering",
+                           std::string(why.data(), why.size()) + " (route " + route.id() + ")",
+                           errors);
+      }
+      chains->access_orders_.emplace(i, *std::move(access));
+    }
   }
   return std::unique_ptr<const PluginChains>(std::move(chains));
 }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -22,6 +23,8 @@ namespace portico::dp {
 struct PluginInstance {
   const config::v1::Plugin* entity = nullptr;
   PluginConfigConstSharedPtr config;
+  // Dynamic ordering (`ordering.before.access` / `ordering.after.access`): plugin names.
+  std::vector<std::string> run_before, run_after;
 };
 
 // Kong's lookup_cfg order: 1 route+service+consumer, 2 route+consumer, 3 service+consumer,
@@ -31,6 +34,7 @@ struct ChainEntry {
   const PluginInstance* base = nullptr;  // best instance without a consumer (null: none)
   uint8_t base_rank = 0;                 // its rank: 4, 6, 7 or 8
   bool consumer_scoped = false;          // consumer-scoped instances of this plugin exist
+  uint16_t priority_pos = 0;             // position in the route's priority-ordered chain
 };
 using Chain = std::vector<ChainEntry>;
 
@@ -51,6 +55,14 @@ class PluginChains {
     return route_index >= 0 && static_cast<size_t>(route_index) < routes_.size()
                ? routes_[static_cast<size_t>(route_index)]
                : global_;
+  }
+  // The order the access phase walks the route's chain in: forRoute() unless an instance on
+  // it sets `ordering` (then `*reordered`; every later phase still runs in priority order,
+  // as Kong's dynamic ordering only moves access handlers).
+  const Chain& accessForRoute(int32_t route_index, bool* reordered) const {
+    auto it = access_orders_.find(route_index);
+    *reordered = it != access_orders_.end();
+    return *reordered ? it->second : forRoute(route_index);
   }
   // Global instances only: requests no route matched (Kong runs them after the 404).
   const Chain& global() const { return global_; }
@@ -79,6 +91,7 @@ class PluginChains {
   std::vector<std::unique_ptr<PluginInstance>> instances_;
   std::vector<Kind> kinds_;
   std::vector<Chain> routes_;  // indexed like config().routes()
+  absl::flat_hash_map<int32_t, Chain> access_orders_;  // only routes with dynamic ordering
   Chain global_;
   Chain rewrite_;
 };

@@ -1225,7 +1225,9 @@ bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* 
     return true;
   }
   const PluginChains& chains = snap_->plugins();
-  const Chain& chain = m != nullptr ? chains.forRoute(m->route_index) : chains.global();
+  bool reordered = false;
+  const Chain& chain =
+      m != nullptr ? chains.accessForRoute(m->route_index, &reordered) : chains.global();
   if (chain.empty()) {
     return true;
   }
@@ -1240,11 +1242,15 @@ bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* 
   } else {
     context_->setRoute(m);  // keeps what the rewrite phase did
   }
+  std::vector<uint16_t> positions;  // only with dynamic ordering: each plugin's priority rank
   for (const ChainEntry& entry : chain) {
     const PluginInstance* inst =
         chains.resolve(entry, context_->route(), context_->service(), context_->consumer());
     if (inst == nullptr) {
       continue;
+    }
+    if (reordered) {
+      positions.push_back(entry.priority_pos);
     }
     PluginPtr plugin;
     for (auto& [done, object] : rewritten_) {
@@ -1264,7 +1270,32 @@ bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* 
     }
   }
   rewritten_.clear();
+  if (reordered) {
+    restorePriorityOrder(positions);
+  }
   return context_->localStatus() == 0;
+}
+
+void Session::restorePriorityOrder(const std::vector<uint16_t>& positions) {
+  // Dynamic ordering moves access handlers only; every later phase runs by priority.
+  std::vector<size_t> idx(plugins_.size());
+  for (size_t i = 0; i < idx.size(); ++i) {
+    idx[i] = i;
+  }
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return positions[a] < positions[b]; });
+  std::vector<PluginPtr> sorted;
+  sorted.reserve(plugins_.size());
+  for (size_t i : idx) {
+    sorted.push_back(std::move(plugins_[i]));
+  }
+  plugins_ = std::move(sorted);
+  std::vector<Plugin*> body;
+  for (PluginPtr& p : plugins_) {
+    if (std::find(body_plugins_.begin(), body_plugins_.end(), p.get()) != body_plugins_.end()) {
+      body.push_back(p.get());
+    }
+  }
+  body_plugins_ = std::move(body);
 }
 
 bool Session::runUpstreamRequestPhase() {

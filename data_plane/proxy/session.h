@@ -142,6 +142,8 @@ class Session {
   uint32_t requests_ = 0;
   // Plugins of the current request (empty when the snapshot has none).
   std::vector<PluginPtr> plugins_;
+  // After an access walk in dynamic order: plugins_ back into priority order.
+  void restorePriorityOrder(const std::vector<uint16_t>& positions);
   // Objects the rewrite phase created, by instance; the access walk takes them over.
   std::vector<std::pair<const PluginInstance*, PluginPtr>> rewritten_;
   std::unique_ptr<Context> context_;  // created on the first request that has plugins

@@ -123,5 +123,85 @@ TEST_CASE("chain: PRIORITY order, ties by name descending") {
                                           "request-termination"});
 }
 
+TEST_CASE("chain: dynamic ordering moves access handlers (before and after), by route") {
+  PluginFixture f;
+  const std::string other = f.addRoute("other", "/other", f.serviceId());
+  f.add("plugins", {{"name", "key-auth"}});  // 1250: runs before request-termination (2)
+  f.add("plugins", {{"name", "request-termination"},
+                    {"route", {{"id", f.routeId()}}},
+                    {"config", {{"status_code", 418}, {"message", "first"}}},
+                    {"ordering", {{"before", {{"access", {"key-auth"}}}}}}});
+  f.add("plugins", {{"name", "request-termination"},
+                    {"route", {{"id", other}}},
+                    {"config", {{"status_code", 418}, {"message", "second"}}}});
+  REQUIRE(f.apply().ToString() == "OK");
+  // On route r request-termination answers before key-auth asks for a key ...
+  WireResponse r = f.get("/x");
+  CHECK(r.status == 418);
+  CHECK(messageOf(r) == "first");
+  // ... on the other route the static order holds.
+  CHECK(f.get("/other").status == 401);
+
+  auto snap = Snapshot::build(f.config(), "h");
+  REQUIRE(snap.ok());
+  bool reordered = false;
+  const Chain& access = (*snap)->plugins().accessForRoute(0, &reordered);
+  REQUIRE(reordered);
+  REQUIRE(access.size() == 2);
+  CHECK(access[0].base->entity->name() == "request-termination");
+  CHECK(access[0].priority_pos == 1);  // the response and log phases keep priority order
+  (*snap)->plugins().accessForRoute(1, &reordered);
+  CHECK_FALSE(reordered);
+}
+
+TEST_CASE("chain: `after` gives the same order; a cycle and a consumer scope are refused") {
+  PluginFixture f;
+  f.add("plugins", {{"name", "key-auth"},
+                    {"ordering", {{"after", {{"access", {"request-termination"}}}}}}});
+  f.add("plugins", {{"name", "request-termination"}, {"config", {{"status_code", 418}}}});
+  REQUIRE(f.apply().ToString() == "OK");
+  CHECK(f.get("/x").status == 418);
+
+  // key-auth after request-termination and request-termination after key-auth: a cycle.
+  auto* plugins = f.config().mutable_plugins();
+  for (auto& p : *plugins) {
+    if (p.name() == "request-termination") {
+      p.set_ordering(R"({"after":{"access":["key-auth"]}})");
+    }
+  }
+  const absl::Status st = f.apply();
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(std::string(st.message()).find("dynamic ordering has a cycle") != std::string::npos);
+  CHECK(f.get("/x").status == 418);  // the last good config still serves
+
+  // The shared schema refuses ordering on a consumer-scoped instance (Admin API and DP alike).
+  Json bob;
+  bob["username"] = "bob";
+  bob["id"] = "8a0b7a49-8f3e-4c7b-9d1a-1b2c3d4e5f61";
+  Json out;
+  config::FieldErrors errors = config::processEntityJson(
+      "plugins",
+      {{"id", "7a0b7a49-8f3e-4c7b-9d1a-1b2c3d4e5f62"},
+       {"name", "request-termination"},
+       {"consumer", {{"id", bob["id"]}}},
+       {"ordering", {{"before", {{"access", {"key-auth"}}}}}}},
+      &out);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].field == "@entity");
+  CHECK(errors[0].reason == "dynamic ordering is not supported on consumer-scoped plugins");
+  config::v1::Snapshot s;
+  auto* p = s.add_plugins();
+  p->set_id("7a0b7a49-8f3e-4c7b-9d1a-1b2c3d4e5f62");
+  p->set_name("request-termination");
+  p->set_config(R"({"status_code":503})");
+  p->set_enabled(true);
+  p->mutable_consumer()->set_id(bob["id"].get<std::string>());
+  p->set_ordering(R"({"before":{"access":["key-auth"]}})");
+  config::FieldErrors nack;
+  CHECK_FALSE(PluginChains::build(s, &nack).ok());
+  REQUIRE(nack.size() == 1);
+  CHECK(nack[0].field == "ordering");
+}
+
 }  // namespace
 }  // namespace portico::dp
