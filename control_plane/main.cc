@@ -65,6 +65,15 @@ ABSL_FLAG(std::string, admin_auth, "off",
 ABSL_FLAG(std::string, admin_ssl_cert, "", "Admin API TLS certificate chain (PEM); with "
           "--admin_ssl_key the Admin listener serves HTTPS only");
 ABSL_FLAG(std::string, admin_ssl_key, "", "Admin API TLS private key (PEM)");
+ABSL_FLAG(int32_t, admin_header_timeout_ms, 60000,
+          "a request head must arrive whole within this (nginx's client_header_timeout; also "
+          "how long an idle keep-alive connection stays open)");
+ABSL_FLAG(int32_t, admin_body_timeout_ms, 60000,
+          "a request body must arrive whole within this of its head");
+ABSL_FLAG(int32_t, admin_max_connections, 2048,
+          "open Admin API connections in all; more are answered 503 and closed (0: no cap)");
+ABSL_FLAG(int32_t, admin_max_connections_per_client, 256,
+          "open Admin API connections per client address (0: no cap)");
 
 namespace portico::cp {
 namespace {
@@ -286,6 +295,14 @@ int serve(const std::string& dsn) {
   admin_options.require_auth = admin_auth == "on";
   admin_options.ssl_cert_path = absl::GetFlag(FLAGS_admin_ssl_cert);
   admin_options.ssl_key_path = absl::GetFlag(FLAGS_admin_ssl_key);
+  admin_options.header_timeout =
+      std::chrono::milliseconds(std::max(100, absl::GetFlag(FLAGS_admin_header_timeout_ms)));
+  admin_options.body_timeout =
+      std::chrono::milliseconds(std::max(100, absl::GetFlag(FLAGS_admin_body_timeout_ms)));
+  admin_options.max_connections =
+      static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_admin_max_connections)));
+  admin_options.max_connections_per_client =
+      static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_admin_max_connections_per_client)));
   admin_options.metrics = [&](metrics::Writer& w) {
 #ifdef PORTICO_HAVE_CP_SYNC
     writeSyncMetrics(**sync, w);

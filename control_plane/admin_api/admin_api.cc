@@ -1020,22 +1020,29 @@ AdminApi::AdminApi(PgConfigStore& store, const ServerCounters& counters,
   }
 }
 
+std::optional<ApiResponse> AdminApi::checkToken(const std::string& m, const std::string& token) {
+  if (auth_ == nullptr) {
+    return std::nullopt;
+  }
+  if (token.empty()) {
+    return message(401, kInvalidCredentials);
+  }
+  auto admin = auth_->authenticate(token);
+  if (!admin.ok()) {
+    return absl::IsUnauthenticated(admin.status()) ? message(401, kInvalidCredentials)
+                                                   : statusResponse(admin.status());
+  }
+  if (admin->role != kRoleAdmin && m != "GET" && m != "HEAD" && m != "OPTIONS") {
+    const char* action = m == "POST" ? "create" : m == "DELETE" ? "delete" : "update";
+    return message(403, admin->name + ", you do not have permissions to " + action +
+                            " this resource");
+  }
+  return std::nullopt;
+}
+
 ApiResponse AdminApi::handle(const ApiRequest& req) {
-  if (auth_ != nullptr) {
-    if (req.admin_token.empty()) {
-      return message(401, kInvalidCredentials);
-    }
-    auto admin = auth_->authenticate(req.admin_token);
-    if (!admin.ok()) {
-      return absl::IsUnauthenticated(admin.status()) ? message(401, kInvalidCredentials)
-                                                     : statusResponse(admin.status());
-    }
-    const std::string& m = req.method;
-    if (admin->role != kRoleAdmin && m != "GET" && m != "HEAD" && m != "OPTIONS") {
-      const char* action = m == "POST" ? "create" : m == "DELETE" ? "delete" : "update";
-      return message(403, admin->name + ", you do not have permissions to " + action +
-                              " this resource");
-    }
+  if (std::optional<ApiResponse> denied = checkToken(req.method, req.admin_token)) {
+    return *std::move(denied);
   }
   const ParsedTarget t = parseTarget(req.target);
   // Decoded bytes reach PostgreSQL as text: invalid UTF-8 or NUL there is a client error.

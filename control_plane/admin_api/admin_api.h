@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,11 @@ class AdminApi {
            const AdminApiOptions& options = {});
 
   ApiResponse handle(const ApiRequest& request);
+
+  // With --admin_auth=on: the 401/403 (or 503) the request's token earns before its body is
+  // read, or nullopt when it may go on. Blocking (may query the database).
+  std::optional<ApiResponse> checkToken(const std::string& method, const std::string& token);
+  bool requiresAuth() const { return auth_ != nullptr; }
 
  private:
   // A Kong endpoint (segments after any /control-planes/{id} prefix) of `group`; `prefix` is

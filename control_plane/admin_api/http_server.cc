@@ -1,6 +1,9 @@
 #include "control_plane/admin_api/http_server.h"
 
+#include <malloc.h>
+
 #include <optional>
+#include <string>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -12,6 +15,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 
 namespace portico::cp {
@@ -24,8 +29,13 @@ using tcp = net::ip::tcp;
 
 constexpr char kServerHeader[] = "portico/0.1.0";
 constexpr char kJsonType[] = "application/json; charset=utf-8";
-constexpr auto kIdleTimeout = std::chrono::seconds(60);
+constexpr auto kWriteTimeout = std::chrono::seconds(60);
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+constexpr char kTooManyConnections[] =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: portico/0.1.0\r\n"
+    "Content-Type: application/json; charset=utf-8\r\nContent-Length: 39\r\n"
+    "Connection: close\r\n\r\n{\"message\":\"Too many open connections\"}";
 using SslStream = beast::ssl_stream<beast::tcp_stream>;
 
 // What every session needs; owned by the server and outlives all sessions (the io_context,
@@ -37,6 +47,48 @@ struct ServerState {
   std::unique_ptr<net::thread_pool> workers;        // reads
   std::unique_ptr<net::thread_pool> write_workers;  // POST/PUT/PATCH/DELETE
   std::unique_ptr<net::ssl::context> ssl;  // set when serving TLS
+
+  // Open connections per client address (the caps in AdminServerOptions).
+  absl::Mutex clients_mu;
+  absl::flat_hash_map<std::string, uint32_t> clients ABSL_GUARDED_BY(clients_mu);
+  std::atomic<int64_t> last_trim_ms{0};
+
+  // Takes a slot for `client`; false when a cap is reached.
+  bool admit(const std::string& client) {
+    absl::MutexLock lock(&clients_mu);
+    if (options.max_connections != 0 &&
+        counters.connections_active.load() >= options.max_connections) {
+      return false;
+    }
+    uint32_t& n = clients[client];
+    if (options.max_connections_per_client != 0 && n >= options.max_connections_per_client) {
+      if (n == 0) clients.erase(client);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void release(const std::string& client) {
+    absl::MutexLock lock(&clients_mu);
+    auto it = clients.find(client);
+    if (it != clients.end() && --it->second == 0) {
+      clients.erase(it);
+    }
+  }
+  // After a burst of connections ends, hand freed buffers back to the OS (glibc keeps them in
+  // its arenas otherwise), at most once a second.
+  void trimWhenIdle() {
+    if (counters.connections_active.load() != 0) {
+      return;
+    }
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    int64_t last = last_trim_ms.load();
+    if (now - last >= 1000 && last_trim_ms.compare_exchange_strong(last, now)) {
+      malloc_trim(0);
+    }
+  }
 };
 
 beast::tcp_stream& tcpOf(beast::tcp_stream& s) { return s; }
@@ -46,11 +98,16 @@ beast::tcp_stream& tcpOf(SslStream& s) { return beast::get_lowest_layer(s); }
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Stream stream, ServerState& state) : stream_(std::move(stream)), state_(state) {
+  Session(Stream stream, ServerState& state, std::string client)
+      : stream_(std::move(stream)), state_(state), client_(std::move(client)) {
     state_.counters.connections_accepted++;
     state_.counters.connections_active++;
   }
-  ~Session() { state_.counters.connections_active--; }
+  ~Session() {
+    state_.release(client_);
+    state_.counters.connections_active--;
+    state_.trimWhenIdle();
+  }
 
   void start() {
     if constexpr (std::is_same_v<Stream, SslStream>) {
@@ -62,18 +119,90 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                   self->close();
                                   return;
                                 }
-                                self->read();
+                                self->readHead();
                               });
     } else {
-      read();
+      readHead();
     }
   }
 
  private:
-  void read() {
+  // The head first, under one deadline for all of it (a client trickling bytes does not
+  // extend it); the body only once the token, if required, was accepted, so an
+  // unauthenticated client never makes us buffer a body.
+  void readHead() {
     parser_.emplace();
+    parser_->header_limit(state_.options.max_header_bytes);
     parser_->body_limit(state_.options.max_body_bytes);
-    tcpOf(stream_).expires_after(kIdleTimeout);
+    tcpOf(stream_).expires_after(state_.options.header_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              self->onHead(ec);
+                            });
+  }
+
+  bool closedOrFailed(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == net::ssl::error::stream_truncated || ec == net::error::eof) {
+      close();
+      return true;
+    }
+    if (ec == http::error::header_limit) {
+      write({431, R"({"message":"Request header fields too large"})"}, false);
+      return true;
+    }
+    if (ec == http::error::body_limit) {
+      write({413, R"({"message":"Request size limit exceeded"})"}, false);
+      return true;
+    }
+    if (ec) {
+      write({400, R"({"message":"Bad request"})"}, false);
+      return true;
+    }
+    return false;
+  }
+
+  void onHead(beast::error_code ec) {
+    if (closedOrFailed(ec)) {
+      return;
+    }
+    const auto& head = parser_->get();
+    if (!state_.api->requiresAuth() || parser_->is_done()) {
+      readBody();
+      return;
+    }
+    // A body is coming: check the token first, on a DB worker (it may query the database).
+    std::string method(head.method_string());
+    std::string token(head["Kong-Admin-Token"]);
+    if (token.empty()) {
+      write(*state_.api->checkToken(method, token), false);  // no database query for this
+      return;
+    }
+    net::post(*state_.workers, [self = this->shared_from_this(), method = std::move(method),
+                                token = std::move(token)]() {
+      std::optional<ApiResponse> denied;
+      try {
+        denied = self->state_.api->checkToken(method, token);
+      } catch (const std::exception& e) {
+        denied = ApiResponse{500, R"({"message":"An unexpected error occurred"})"};
+      }
+      net::post(self->stream_.get_executor(), [self, denied = std::move(denied)]() {
+        if (denied) {
+          self->write(*denied, false);  // the unread body goes with the connection
+        } else {
+          self->readBody();
+        }
+      });
+    });
+  }
+
+  void readBody() {
+    if (parser_->is_done()) {
+      onRead({});
+      return;
+    }
+    tcpOf(stream_).expires_after(state_.options.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        self->onRead(ec);
@@ -81,18 +210,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void onRead(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
-        ec == net::ssl::error::stream_truncated) {
-      close();
-      return;
-    }
-    if (ec == http::error::body_limit) {
-      write({413, R"({"message":"Request size limit exceeded"})"}, false);
-      return;
-    }
-    if (ec) {
-      write({400, R"({"message":"Bad request"})"}, false);
+    if (closedOrFailed(ec)) {
       return;
     }
     http::request<http::string_body> req = parser_->release();
@@ -136,16 +254,41 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     res->keep_alive(keep_alive);
     res->prepare_payload();
-    tcpOf(stream_).expires_after(kIdleTimeout);
+    tcpOf(stream_).expires_after(kWriteTimeout);
     http::async_write(stream_, *res,
                       [self = this->shared_from_this(), res, keep_alive](beast::error_code ec,
                                                                          size_t) {
-                        if (ec || !keep_alive) {
+                        if (ec) {
                           self->close();
                           return;
                         }
-                        self->read();
+                        if (!keep_alive) {
+                          self->lingeringClose();
+                          return;
+                        }
+                        self->readHead();
                       });
+  }
+
+  // nginx's lingering close: after answering a request whose body we did not read, stop
+  // sending and discard what the client still sends for a moment, so the close does not
+  // reset the connection (and the answer with it) while the client's bytes are in flight.
+  void lingeringClose() {
+    beast::error_code ignored;
+    tcpOf(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcpOf(stream_).expires_after(kLingerTimeout);
+    drain();
+  }
+  void drain() {
+    tcpOf(stream_).async_read_some(
+        net::buffer(linger_buf_),
+        [self = this->shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) {
+            self->close();
+            return;
+          }
+          self->drain();
+        });
   }
 
   // TLS close_notify is skipped on purpose: Admin clients close on their own and a blocking
@@ -158,6 +301,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   Stream stream_;
   ServerState& state_;
+  const std::string client_;  // remote address, for the per-client cap
+  char linger_buf_[4096];
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   unsigned version_ = 11;
@@ -269,15 +414,37 @@ class AdminHttpServerImpl final : public AdminHttpServer {
         }
         return;
       }
-      if (state_.ssl != nullptr) {
-        std::make_shared<Session<SslStream>>(SslStream(std::move(s), *state_.ssl), state_)
+      beast::error_code ignored;
+      std::string client = s.remote_endpoint(ignored).address().to_string(ignored);
+      if (!state_.admit(client)) {
+        refuse(std::move(s));
+      } else if (state_.ssl != nullptr) {
+        std::make_shared<Session<SslStream>>(SslStream(std::move(s), *state_.ssl), state_,
+                                             std::move(client))
             ->start();
       } else {
-        std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), state_)
+        std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(s)), state_,
+                                                     std::move(client))
             ->start();
       }
       accept();
     });
+  }
+
+  // Over a connection cap: 503 and close, without reading the request (TLS: close only).
+  void refuse(tcp::socket s) {
+    auto sock = std::make_shared<tcp::socket>(std::move(s));
+    if (state_.ssl != nullptr) {
+      beast::error_code ignored;
+      sock->close(ignored);
+      return;
+    }
+    net::async_write(*sock, net::buffer(kTooManyConnections, sizeof(kTooManyConnections) - 1),
+                     [sock](beast::error_code, size_t) {
+                       beast::error_code ignored;
+                       sock->shutdown(tcp::socket::shutdown_send, ignored);
+                       sock->close(ignored);
+                     });
   }
 
   // Declaration order is destruction order in reverse: the io_context (and the sessions its

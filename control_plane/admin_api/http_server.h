@@ -4,6 +4,7 @@
 // for writes), and the response is posted back to the I/O thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +22,14 @@ struct AdminServerOptions {
   // waiting means bigger batches, not more database load.
   int write_workers = 0;
   uint64_t max_body_bytes = 1 << 20;              // larger bodies answer 413
+  uint32_t max_header_bytes = 64 << 10;           // larger request heads answer 431
+  // The whole request head must arrive within this of the connection's last response (or
+  // its start), as nginx's client_header_timeout; the body within body_timeout of its head.
+  std::chrono::milliseconds header_timeout{60000};
+  std::chrono::milliseconds body_timeout{60000};
+  // Connections beyond these are answered 503 and closed at once (0 = no cap).
+  uint32_t max_connections = 2048;
+  uint32_t max_connections_per_client = 256;
   bool require_auth = false;                      // --admin_auth=on (see AdminApiOptions)
   std::string ssl_cert_path;                      // both set: serve HTTPS only (PEM files)
   std::string ssl_key_path;
