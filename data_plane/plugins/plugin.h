@@ -91,6 +91,13 @@ class RequestContext {
   // ---- Shared between the plugins of one request (Kong's kong.ctx.shared).
   virtual absl::flat_hash_map<std::string, std::string>& shared() = 0;
   virtual const Latencies& latencies() const = 0;
+
+  // The connection the request came on (correlation-id's tracker): the listener's address
+  // and port, the connection's serial number in its worker, and its requests so far.
+  virtual std::string_view serverAddress() const { return ""; }
+  virtual uint16_t serverPort() const { return 0; }
+  virtual uint64_t connectionSerial() const { return 0; }
+  virtual uint32_t connectionRequests() const { return 0; }
 };
 
 class Plugin {

@@ -369,6 +369,10 @@ class Session::Context final : public RequestContext {
   int responseStatus() const override { return s_.status_; }
   absl::flat_hash_map<std::string, std::string>& shared() override { return shared_; }
   const Latencies& latencies() const override { return latencies_; }
+  std::string_view serverAddress() const override { return s_.server_addr_; }
+  uint16_t serverPort() const override { return s_.server_port_; }
+  uint64_t connectionSerial() const override { return s_.serial_; }
+  uint32_t connectionRequests() const override { return s_.requests_; }
 
  private:
   static uint64_t wallMs() {
@@ -423,6 +427,11 @@ Session::Session(Worker& worker, Socket socket, bool tls)
                     worker_.options().trusted_ips.contains(remote.address());
   }
   client_ip_ = peer_ip_;
+  if (tcp::endpoint local = client_.local_endpoint(ec); !ec) {
+    server_addr_ = local.address().to_string();
+  }
+  thread_local uint64_t next_serial = 0;  // sessions live on their worker's thread
+  serial_ = ++next_serial;
   server_port_ = worker_.listenPort();
   if (tls && worker_.tlsContext() != nullptr) {
     tls_.emplace(client_, *worker_.tlsContext());

@@ -136,6 +136,8 @@ class Session {
   Deadline dl_;              // main flow
   Deadline aux_dl_;          // concurrent body pump / relay direction
   uint16_t server_port_ = 0;
+  std::string server_addr_;  // the local address the client connected to
+  uint64_t serial_ = 0;      // this connection's number in its worker
   bool peer_trusted_ = false;
   bool idle_ = false;
   bool client_http10_ = false;
