@@ -39,12 +39,14 @@ Field timestampField(const std::string& name, bool is_float = false) {
   return f;
 }
 Field tagsField() {
-  return Field::set("tags", Field::string("tag").validator([](Json& v) {
+  return Field::set("tags", Field::string("tag").lenMax(kMaxTagLength).validator([](Json& v) {
     return checkTag(v.get<std::string>());
   }));
 }
 Field utf8NameField(const std::string& name) {
-  return Field::string(name).validator([](Json& v) { return checkUtf8Name(v.get<std::string>()); });
+  return Field::string(name).lenMax(kMaxNameLength).validator([](Json& v) {
+    return checkUtf8Name(v.get<std::string>());
+  });
 }
 Field consumerField() { return Field::foreign("consumer", "consumers").req().cascade(); }
 
@@ -158,8 +160,9 @@ EntitySchema servicesSchema() {
               Field::integer("retries").def(5).range(0, 32767),
               Field::string("protocol").req().def("http").oneOf(jsonList(
                   {"grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp"})),
-              Field::string("host").req(), Field::integer("port").req().def(80).range(0, 65535),
-              Field::string("path"),
+              Field::string("host").req().lenMax(kMaxHostLength),
+              Field::integer("port").req().def(80).range(0, 65535),
+              Field::string("path").lenMax(kMaxPathLength),
               Field::integer("connect_timeout").def(60000).range(1, 2147483646),
               Field::integer("write_timeout").def(60000).range(1, 2147483646),
               Field::integer("read_timeout").def(60000).range(1, 2147483646), tagsField(),
@@ -183,7 +186,7 @@ EntitySchema routesSchema() {
                   .lenMin(1)
                   .def(Json::array({"http", "https"})),
               Field::set("methods", Field::string("m")), Field::array("hosts", Field::string("h")),
-              Field::array("paths", Field::string("p")),
+              Field::array("paths", Field::string("p").lenMax(kMaxPathLength)),
               Field::map("headers", Field::string("k"), Field::array("v", Field::string("v"))),
               Field::integer("https_redirect_status_code")
                   .req()
@@ -206,7 +209,8 @@ EntitySchema consumersSchema() {
   s.name = "consumers";
   s.endpoint_key = "username";
   s.fields = {idField(), timestampField("created_at"), timestampField("updated_at"),
-              Field::string("username").isUnique(), Field::string("custom_id").isUnique(),
+              Field::string("username").lenMax(kMaxNameLength).isUnique(),
+              Field::string("custom_id").lenMax(kMaxNameLength).isUnique(),
               tagsField()};
   EntityCheck c;
   c.kind = EntityCheck::Kind::kAtLeastOneOf;
@@ -241,7 +245,7 @@ EntitySchema pluginsSchema() {
   s.fields = {idField(),
               timestampField("created_at"),
               timestampField("updated_at"),
-              Field::string("name").req(),
+              Field::string("name").req().lenMax(kMaxNameLength),
               utf8NameField("instance_name").isUnique(),
               Field::foreign("route", "routes").cascade(),
               Field::foreign("service", "services").cascade(),
@@ -275,6 +279,9 @@ EntitySchema pluginsSchema() {
 
 std::string upstreamNameCheck(Json& v) {
   const std::string name = v.get<std::string>();
+  if (std::string too_long = checkHostLength(name, false); !too_long.empty()) {
+    return too_long;
+  }
   bool has_port = false;
   const std::string kind = classifyHost(name, &has_port);
   if (kind.empty()) {
@@ -342,7 +349,8 @@ EntitySchema upstreamsSchema() {
   s.fields = {idField(),
               timestampField("created_at"),
               timestampField("updated_at"),
-              Field::string("name").req().isUnique().validator(upstreamNameCheck),
+              Field::string("name").req().lenMax(kMaxHostLength).isUnique().validator(
+                  upstreamNameCheck),
               Field::string("algorithm")
                   .def("round-robin")
                   .oneOf(jsonList({"consistent-hashing", "least-connections", "round-robin",
@@ -351,18 +359,18 @@ EntitySchema upstreamsSchema() {
               Field::string("hash_fallback").def("none").oneOf(hash_on),
               headerNameField("hash_on_header"),
               headerNameField("hash_fallback_header"),
-              Field::string("hash_on_cookie"),
+              Field::string("hash_on_cookie").lenMax(kMaxNameLength),
               Field::string("hash_on_cookie_path").def("/").validator([](Json& v) {
                 return checkServicePath(v.get<std::string>());
               }),
-              Field::string("hash_on_query_arg"),
-              Field::string("hash_fallback_query_arg"),
-              Field::string("hash_on_uri_capture"),
-              Field::string("hash_fallback_uri_capture"),
+              Field::string("hash_on_query_arg").lenMax(kMaxNameLength),
+              Field::string("hash_fallback_query_arg").lenMax(kMaxNameLength),
+              Field::string("hash_on_uri_capture").lenMax(kMaxNameLength),
+              Field::string("hash_fallback_uri_capture").lenMax(kMaxNameLength),
               Field::integer("slots").def(10000).range(10, 65536),
               healthchecksField(),
               tagsField(),
-              Field::string("host_header").validator([](Json& v) {
+              Field::string("host_header").lenMax(kMaxHostLength).validator([](Json& v) {
                 return checkHost(v.get<std::string>());
               }),
               Field::foreign("client_certificate", "certificates"),
@@ -389,6 +397,9 @@ EntitySchema upstreamsSchema() {
 // Kong's targets: host[:port] (IPv6 in brackets), port defaulting to 8000.
 std::string targetCheck(Json& v) {
   const std::string target = v.get<std::string>();
+  if (std::string too_long = checkHostLength(target, true); !too_long.empty()) {
+    return too_long;
+  }
   bool has_port = false;
   const std::string kind = classifyHost(target, &has_port);
   if (kind.empty()) {
@@ -468,7 +479,7 @@ EntitySchema snisSchema() {
   s.fields = {idField(),
               timestampField("created_at"),
               timestampField("updated_at"),
-              Field::string("name").req().isUnique().validator([](Json& v) {
+              Field::string("name").req().lenMax(kMaxHostLength).isUnique().validator([](Json& v) {
                 return checkSni(v.get<std::string>());
               }),
               tagsField(),
@@ -532,7 +543,8 @@ EntitySchema credential(const std::string& name, const std::string& path,
 EntitySchema jwtSchema() {
   EntitySchema s = credential(
       "jwt_secrets", "jwts", "key",
-      {Field::string("key").isUnique().autoRandom(), Field::string("secret").autoRandom(),
+      {Field::string("key").lenMax(kMaxSecretLength).isUnique().autoRandom(),
+       Field::string("secret").lenMax(kMaxSecretLength).autoRandom(),
        Field::string("rsa_public_key"),
        Field::string("algorithm").def("HS256").oneOf(
            jsonList({"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384",
@@ -559,21 +571,23 @@ EntitySchema jwtSchema() {
 
 std::vector<const EntitySchema*>* buildSchemas() {
   auto* out = new std::vector<const EntitySchema*>();
-  EntitySchema acls = credential("acls", "acls", "group", {Field::string("group").req()});
+  EntitySchema acls =
+      credential("acls", "acls", "group", {Field::string("group").req().lenMax(kMaxNameLength)});
   // A group once per consumer (Kong's cache_key {consumer, group}).
   acls.unique_keys = {{{"consumer", "group"}, {}}};
   for (EntitySchema s :
        {servicesSchema(), routesSchema(), consumersSchema(), pluginsSchema(), upstreamsSchema(),
         targetsSchema(), certificatesSchema(), snisSchema(), caCertificatesSchema(),
         credential("keyauth_credentials", "key-auths", "key",
-                   {Field::string("key").isUnique().autoRandom(),
+                   {Field::string("key").lenMax(kMaxSecretLength).isUnique().autoRandom(),
                     Field::integer("ttl").range(0, 100000000)}),
         credential("basicauth_credentials", "basic-auths", "username",
-                   {Field::string("username").req().isUnique(), Field::string("password").req()}),
+                   {Field::string("username").req().lenMax(kMaxNameLength).isUnique(),
+                    Field::string("password").req().lenMax(kMaxSecretLength)}),
         jwtSchema(),
         credential("hmacauth_credentials", "hmac-auths", "username",
-                   {Field::string("username").req().isUnique(),
-                    Field::string("secret").autoRandom()}),
+                   {Field::string("username").req().lenMax(kMaxNameLength).isUnique(),
+                    Field::string("secret").lenMax(kMaxSecretLength).autoRandom()}),
         acls}) {
     out->push_back(new EntitySchema(std::move(s)));
   }
@@ -674,6 +688,11 @@ FieldErrors processEntityJson(const std::string& entity, const Json& input, Json
   if (entity == "plugins" && input.is_object()) {
     auto name = input.find("name");
     if (name != input.end() && name->is_string()) {
+      if (std::string too_long = checkMaxLength(name->get_ref<const std::string&>(), kMaxNameLength);
+          !too_long.empty()) {
+        *out = input;
+        return {{"plugins", "", "name", too_long}};
+      }
       const PluginSchema* plugin = findPluginSchema(name->get<std::string>());
       if (plugin == nullptr) {
         *out = input;
@@ -697,6 +716,25 @@ FieldErrors processEntityJson(const std::string& entity, const Json& input, Json
     (*out)["cert_digest"] = sha256Hex((*out)["cert"].get<std::string>());
   }
   return errors;
+}
+
+size_t maxEntityBytes(const std::string& entity) {
+  // A plugin's config (allow lists, templates) and a certificate's PEM chains (cert, key and
+  // their _alt pair) legitimately run past 64 KiB.
+  return entity == "plugins" || entity == "certificates" ? kMaxLargeEntityBytes
+                                                         : kMaxEntityBytes;
+}
+
+FieldErrors checkEntitySize(const std::string& entity, const Json& entity_json) {
+  const size_t max = maxEntityBytes(entity);
+  // `replace`: a form body may carry invalid UTF-8 in a field no rule inspects.
+  const size_t size = entity_json.dump(-1, ' ', false, Json::error_handler_t::replace).size();
+  if (size <= max) {
+    return {};
+  }
+  return {{entity, "", "@entity",
+           "entity size must be at most " + std::to_string(max) + " bytes (got " +
+               std::to_string(size) + ")"}};
 }
 
 namespace {

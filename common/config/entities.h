@@ -57,6 +57,17 @@ PluginSchema httpPluginSchema(std::string name, int32_t priority, std::vector<Fi
 // absent. `id`, `created_at` and `updated_at` are kept when given, else null for the caller.
 FieldErrors processEntityJson(const std::string& entity, const Json& input, Json* out);
 
+// The overall entity size cap, on the Admin API's writes and validations: the normalized
+// entity's JSON text (what is stored and what every DP receives) may be at most
+// maxEntityBytes(entity). Field caps (validate.h) come first and name the field; this catches
+// the rest (thousands of tags or paths, a huge plugin config). Not re-checked on DP apply, so
+// changing a cap never makes DPs refuse a stored config. See docs/design.md.
+inline constexpr size_t kMaxEntityBytes = 64 * 1024;
+inline constexpr size_t kMaxLargeEntityBytes = 256 * 1024;  // plugins, certificates
+size_t maxEntityBytes(const std::string& entity);
+// {"@entity": "entity size must be at most N bytes (got M)"} when `entity_json` is larger.
+FieldErrors checkEntitySize(const std::string& entity, const Json& entity_json);
+
 // Form bodies: turns string values into numbers/booleans/arrays where the schema says so.
 Json coerceFormValues(const std::string& entity, const Json& input);
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "absl/container/flat_hash_set.h"
 #include "re2/re2.h"
 
 namespace portico::config {
@@ -131,9 +132,9 @@ class Processor {
       : options_(options), errors_(errors) {}
 
   void error(const std::string& path, const std::string& reason) {
-    FieldError e{"", "", path, reason};
-    if (std::find(errors_->begin(), errors_->end(), e) == errors_->end()) {
-      errors_->push_back(std::move(e));
+    // A set, not a scan of *errors_: a 1 MiB body can hold 100k bad elements.
+    if (seen_.insert(path + '\n' + reason).second) {
+      errors_->push_back(FieldError{"", "", path, reason});
     }
   }
 
@@ -241,6 +242,10 @@ class Processor {
           return v;
         }
         Json out = Json::array();
+        // Sets of strings (tags, allow lists) are checked against a hash set: the linear scan
+        // took ~12 s of CPU for the 110,000 short tags a 1 MiB body holds (measured 1.6 s
+        // for 40,000, quadratic).
+        absl::flat_hash_set<std::string> strings;
         for (size_t i = 0; i < v.size(); ++i) {
           const std::string epath = path + "." + std::to_string(i + 1);
           if (v[i].is_null()) {
@@ -248,7 +253,8 @@ class Processor {
             continue;
           }
           Json e = value(*f.elements, v[i], epath);
-          if (is_set && std::find(out.begin(), out.end(), e) != out.end()) {
+          if (is_set && (e.is_string() ? !strings.insert(e.get<std::string>()).second
+                                       : std::find(out.begin(), out.end(), e) != out.end())) {
             continue;
           }
           out.push_back(std::move(e));
@@ -471,6 +477,7 @@ class Processor {
  private:
   const ProcessOptions& options_;
   FieldErrors* errors_;
+  absl::flat_hash_set<std::string> seen_;  // path + '\n' + reason of every error reported
 };
 
 }  // namespace

@@ -36,10 +36,11 @@ class Errors {
  public:
   Errors(std::string type, std::string id) : type_(std::move(type)), id_(std::move(id)) {}
   void add(std::string field, std::string reason) {
-    FieldError e{type_, id_, std::move(field), std::move(reason)};
-    if (std::find(errors_.begin(), errors_.end(), e) == errors_.end()) {
-      errors_.push_back(std::move(e));
+    // A set, not a scan of errors_: a 1 MiB body can hold 100k bad elements.
+    if (!seen_.insert(field + '\n' + reason).second) {
+      return;
     }
+    errors_.push_back(FieldError{type_, id_, std::move(field), std::move(reason)});
   }
   void addIf(const std::string& field, const std::string& reason) {
     if (!reason.empty()) {
@@ -62,6 +63,7 @@ class Errors {
  private:
   std::string type_, id_;
   FieldErrors errors_;
+  absl::flat_hash_set<std::string> seen_;
 };
 
 std::string index(const std::string& field, int i) { return field + "." + std::to_string(i + 1); }
@@ -265,6 +267,9 @@ std::string checkSni(const std::string& value) {
   if (value.empty()) {
     return "length must be at least 1";
   }
+  if (std::string too_long = checkHostLength(value, false); !too_long.empty()) {
+    return too_long;
+  }
   std::string host = value;
   const size_t star = host.find('*');
   if (star != std::string::npos) {
@@ -325,6 +330,24 @@ bool isUuid(const std::string& v) {
   return true;
 }
 
+std::string checkMaxLength(std::string_view value, size_t max) {
+  return value.size() > max ? "length must be at most " + std::to_string(max) : "";
+}
+
+std::string checkHostLength(std::string_view value, bool optional_port) {
+  constexpr size_t kPortSuffix = 6;  // ":65535"
+  if (!optional_port || value.size() > kMaxHostLength + kPortSuffix) {
+    return checkMaxLength(value, kMaxHostLength);
+  }
+  std::string_view name = value;
+  const size_t colon = name.rfind(':');
+  // "name:port" or "1.2.3.4:port"; an IPv6 address (several colons) is short anyway.
+  if (colon != std::string_view::npos && name.find(':') == colon) {
+    name = name.substr(0, colon);
+  }
+  return checkMaxLength(name, kMaxHostLength);
+}
+
 std::string checkUuid(const std::string& value) {
   return isUuid(value) ? "" : "expected a valid UUID";
 }
@@ -332,6 +355,9 @@ std::string checkUuid(const std::string& value) {
 std::string checkUtf8Name(const std::string& value) {
   if (value.empty()) {
     return "length must be at least 1";
+  }
+  if (std::string too_long = checkMaxLength(value, kMaxNameLength); !too_long.empty()) {
+    return too_long;
   }
   if (!validUtf8(value)) {
     return "invalid utf-8 character sequence detected";
@@ -350,6 +376,9 @@ std::string checkUtf8Name(const std::string& value) {
 std::string checkHost(const std::string& value) {
   if (value.empty()) {
     return "length must be at least 1";
+  }
+  if (std::string too_long = checkHostLength(value, false); !too_long.empty()) {
+    return too_long;
   }
   const ParsedHost parsed = parseHost(value);
   if (parsed.kind == HostKind::kInvalid && !parsed.bad_port) {
@@ -422,6 +451,9 @@ std::string checkServicePath(const std::string& value) {
   if (value.empty()) {
     return "length must be at least 1";
   }
+  if (std::string too_long = checkMaxLength(value, kMaxPathLength); !too_long.empty()) {
+    return too_long;
+  }
   if (value.find("//") != std::string::npos) {
     return "must not have empty segments";
   }
@@ -487,6 +519,9 @@ std::string checkRouterPath(const std::string& value) {
   if (value.empty()) {
     return "length must be at least 1";
   }
+  if (std::string too_long = checkMaxLength(value, kMaxPathLength); !too_long.empty()) {
+    return too_long;
+  }
   if (value.find("//") != std::string::npos) {
     return "must not have empty segments";
   }
@@ -520,6 +555,9 @@ std::string checkWildcardHost(const std::string& value) {
   if (value.empty()) {
     return "length must be at least 1";
   }
+  if (std::string too_long = checkHostLength(value, true); !too_long.empty()) {
+    return too_long;
+  }
   std::string host = value;
   const size_t star = host.find('*');
   if (star != std::string::npos) {
@@ -548,6 +586,9 @@ std::string checkWildcardHost(const std::string& value) {
 std::string checkTag(const std::string& value) {
   if (value.empty()) {
     return "length must be at least 1";
+  }
+  if (std::string too_long = checkMaxLength(value, kMaxTagLength); !too_long.empty()) {
+    return too_long;
   }
   bool ok = validUtf8(value);
   for (char c : value) {
@@ -700,6 +741,8 @@ FieldErrors validateRoute(const v1::Route& r) {
   for (const auto& h : r.headers()) {
     if (h.name().empty()) {
       errors.add("headers", "length must be at least 1");
+    } else if (h.name().size() > kMaxNameLength) {
+      errors.add("headers", checkMaxLength(h.name(), kMaxNameLength));
     } else if (!RE2::FullMatch(h.name(), *kHeaderNameRe)) {
       errors.add("headers", "bad header name '" + h.name() +
                                 "', allowed characters are A-Z, a-z, 0-9, '_', and '-'");
@@ -845,6 +888,8 @@ void validateKeyAuthCredentials(const v1::Snapshot& snapshot,
     }
     if (k.key().empty()) {
       out->push_back({kEntity, id, "key", "length must be at least 1"});
+    } else if (k.key().size() > kMaxSecretLength) {
+      out->push_back({kEntity, id, "key", checkMaxLength(k.key(), kMaxSecretLength)});
     } else if (!keys.insert(k.key()).second) {
       out->push_back({kEntity, id, "key", "duplicate value: {key=\"" + k.key() + "\"}"});
     }

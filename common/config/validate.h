@@ -3,6 +3,7 @@
 // applies, so a config the CP accepts is exactly a config the DP accepts.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,7 +31,22 @@ FieldErrors validateRoute(const v1::Route& route);
 // that exist). Empty means the snapshot may be applied.
 FieldErrors validateSnapshot(const v1::Snapshot& snapshot);
 
+// Length caps (bytes, as Kong's len_max counts them; "length must be at most N"). Kong's
+// typedefs set none on these fields; ours keep unique-indexed values far below PostgreSQL's
+// index row limit (~2.7 KB) and keep what every DP holds bounded. docs/design.md, "Field
+// length caps", gives the reasons for each number.
+inline constexpr size_t kMaxNameLength = 255;    // names, usernames, custom_id, acl group
+inline constexpr size_t kMaxHostLength = 253;    // a DNS name (RFC 1035), without :port
+inline constexpr size_t kMaxTagLength = 255;     // one tag
+inline constexpr size_t kMaxPathLength = 4096;   // service path, route path (regex or prefix)
+inline constexpr size_t kMaxSecretLength = 1024; // credential keys, secrets, passwords
+// "length must be at most N" when `value` is longer than `max`, else "".
+std::string checkMaxLength(std::string_view value, size_t max);
+// kMaxHostLength on a host, or on the name part of "host:port" when `optional_port`.
+std::string checkHostLength(std::string_view value, bool optional_port);
+
 // Reusable field rules (Kong's typedefs). Each returns the Kong reason text, empty if valid.
+// Each checks its length cap first, so no message echoes an oversized value.
 std::string checkUuid(const std::string& value);          // "expected a valid UUID"
 std::string checkUtf8Name(const std::string& value);      // typedefs.utf8_name
 std::string checkHost(const std::string& value);          // typedefs.host: no port/wildcard

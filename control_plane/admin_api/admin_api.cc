@@ -768,6 +768,9 @@ class Handler {
     }
     Json entity;
     config::FieldErrors errors = config::processEntityJson(type, input, &entity);
+    if (errors.empty()) {
+      errors = config::checkEntitySize(type, entity);
+    }
     if (!errors.empty()) {
       return json(400, config::schemaViolationBody(errors));
     }
@@ -1298,7 +1301,10 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
         return *err;
       }
       Json out;
-      const config::FieldErrors errors = config::processEntityJson("plugins", body.value, &out);
+      config::FieldErrors errors = config::processEntityJson("plugins", body.value, &out);
+      if (errors.empty()) {
+        errors = config::checkEntitySize("plugins", out);
+      }
       if (!errors.empty()) {
         return json(400, config::schemaViolationBody(errors));
       }
@@ -1317,7 +1323,10 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
       Json out;
       Json input = body.kind == BodyKind::kForm ? config::coerceFormValues(name, body.value)
                                                 : body.value;
-      const config::FieldErrors errors = config::processEntityJson(name, input, &out);
+      config::FieldErrors errors = config::processEntityJson(name, input, &out);
+      if (errors.empty()) {
+        errors = config::checkEntitySize(name, out);
+      }
       if (!errors.empty()) {
         return json(400, config::schemaViolationBody(errors));
       }

@@ -269,5 +269,122 @@ TEST_CASE("entities: form bodies, 415, PUT upsert by key, snapshot passes valida
   }
 }
 
+// A valid DNS name of exactly `n` characters (labels of at most 63).
+std::string hostOfLength(size_t n) {
+  std::string h;
+  while (h.size() < n) {
+    if (!h.empty()) {
+      h += '.';
+    }
+    h += std::string(std::min<size_t>(63, n - h.size()), 'a');
+  }
+  return h;
+}
+
+TEST_CASE("entities: field length caps and the entity size cap answer 400, at the limit 201") {
+  Fixture f;
+  const std::string huge(900 * 1024, 'a');  // a 900 KB value (under the 1 MiB body limit)
+  const uint64_t before = f.generation();
+
+  // A 900 KB name once reached PostgreSQL and failed there (index row too big): 500.
+  CHECK(f.callJson("POST", "/services", {{"name", huge}, {"host", "a.test"}}, 400) ==
+        json::parse(R"j({"code":2,"name":"schema violation","message":"schema violation (name: length must be at most 255)","fields":{"name":"length must be at most 255"}})j"));
+  // A 900 KB host or tag was accepted and pushed to every DP.
+  CHECK(f.callJson("POST", "/services", {{"name", "s"}, {"host", huge}}, 400)["fields"] ==
+        json{{"host", "length must be at most 253"}});
+  CHECK(f.callJson("POST", "/services", {{"url", "http://" + huge + ":80/x"}}, 400)["fields"] ==
+        json{{"host", "length must be at most 253"}});
+  CHECK(f.callJson("POST", "/services", {{"host", "a.test"}, {"tags", {"ok", huge}}}, 400)[
+            "fields"] == json{{"tags", {nullptr, "length must be at most 255"}}});
+  CHECK(f.callJson("POST", "/consumers", {{"username", "c"}, {"tags", {huge}}}, 400)["fields"] ==
+        json{{"tags", {"length must be at most 255"}}});
+  CHECK(f.callJson("POST", "/routes", {{"paths", {"/" + huge}}}, 400)["fields"] ==
+        json{{"paths", {"length must be at most 4096"}}});
+  CHECK(f.callJson("POST", "/routes", {{"hosts", {huge}}}, 400)["fields"] ==
+        json{{"hosts", {"length must be at most 253"}}});
+  CHECK(f.callJson("POST", "/consumers", {{"username", huge}}, 400)["fields"] ==
+        json{{"username", "length must be at most 255"}});
+  CHECK(f.callJson("POST", "/consumers", {{"custom_id", huge}}, 400)["fields"] ==
+        json{{"custom_id", "length must be at most 255"}});
+  CHECK(f.callJson("POST", "/upstreams", {{"name", huge}}, 400)["fields"] ==
+        json{{"name", "length must be at most 253"}});
+  CHECK(f.callJson("POST", "/plugins", {{"name", huge}}, 400)["fields"] ==
+        json{{"name", "length must be at most 255"}});
+  CHECK(f.callJson("POST", "/snis", {{"name", huge}, {"certificate", {{"id", "6b0e2b5c-6b3a-4a5e-9b8e-3f1f6c2d9a10"}}}}, 400)["fields"]["name"] == "length must be at most 253");
+  // Form bodies take the same path.
+  auto r = f.call("POST", "/consumers", "username=" + huge, "application/x-www-form-urlencoded");
+  CHECK(r.status == 400);
+  CHECK(r.body.size() < 1024);  // no message echoes the oversized value
+  CHECK(f.generation() == before);
+
+  // At the limit: accepted (and the DP's validation agrees, below).
+  const std::string name255(255, 'n');
+  f.callJson("POST", "/services",
+             {{"name", name255}, {"host", hostOfLength(253)}, {"tags", {std::string(255, 't')}}},
+             201);
+  f.callJson("POST", "/routes",
+             {{"name", "r"}, {"hosts", {hostOfLength(253) + ":8443"}},
+              {"paths", {"/" + std::string(4095, 'p')}}, {"service", {{"name", name255}}}},
+             201);
+  f.callJson("POST", "/consumers", {{"username", name255}, {"custom_id", name255}}, 201);
+  f.callJson("POST", "/consumers/" + name255 + "/key-auth", {{"key", std::string(1024, 'k')}}, 201);
+  f.callJson("POST", "/consumers/" + name255 + "/key-auth", {{"key", std::string(1025, 'k')}},
+             400);
+  f.callJson("POST", "/upstreams", {{"name", hostOfLength(253)}}, 201);
+  CHECK(f.callJson("POST", "/upstreams/" + hostOfLength(253) + "/targets",
+                   {{"target", hostOfLength(253)}}, 201)["target"] == hostOfLength(253) + ":8000");
+  CHECK(f.callJson("POST", "/upstreams/" + hostOfLength(253) + "/targets",
+                   {{"target", hostOfLength(254) + ":81"}}, 400)["fields"] ==
+        json{{"target", "length must be at most 253"}});
+  // GET /schemas advertises the caps where they are plain lengths.
+  const json schema = f.callJson("GET", "/schemas/consumers", json(), 200);
+  bool advertised = false;
+  for (const auto& field : schema["fields"]) {
+    if (field.contains("username")) {
+      advertised = field["username"].value("len_max", 0) == 255;
+    }
+  }
+  CHECK(advertised);
+
+  // The entity as a whole: 700 tags of 100 bytes are each fine, together 70 KB.
+  json many = json::array();
+  for (int i = 0; i < 700; ++i) {
+    many.push_back(std::to_string(i) + std::string(96, 'x'));
+  }
+  json too_big = f.callJson("POST", "/consumers", {{"username", "big"}, {"tags", many}}, 400);
+  CHECK(too_big["code"] == 2);
+  CHECK(too_big["name"] == "schema violation");
+  REQUIRE(too_big["fields"]["@entity"].is_array());
+  CHECK(too_big["fields"]["@entity"][0].get<std::string>().rfind(
+            "entity size must be at most 65536 bytes (got ", 0) == 0);
+  CHECK(f.callJson("POST", "/services", {{"host", "a.test"}, {"tags", many}}, 400)["fields"]
+            .contains("@entity"));
+  CHECK(f.callJson("POST", "/schemas/consumers/validate", {{"username", "big"}, {"tags", many}},
+                   400)["fields"]
+            .contains("@entity"));
+  // PATCH measures the merged entity: growing one past the cap is refused too.
+  json half(many.begin(), many.begin() + 400);
+  json rest(many.begin() + 400, many.end());
+  f.callJson("POST", "/consumers", {{"username", "grows"}, {"tags", half}}, 201);
+  json grown = half;
+  grown.insert(grown.end(), rest.begin(), rest.end());
+  CHECK(f.callJson("PATCH", "/consumers/grows", {{"tags", grown}}, 400)["fields"].contains(
+      "@entity"));
+  // Plugins and certificates get 256 KiB: a 100 KB plugin config is fine.
+  json allow = json::array();
+  for (int i = 0; i < 6000; ++i) {
+    allow.push_back("10." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ".0/24");
+  }
+  f.callJson("POST", "/plugins", {{"name", "ip-restriction"}, {"config", {{"allow", allow}}}},
+             201);
+
+  auto snap = f.store->loadSnapshot("default");
+  REQUIRE(snap.ok());
+  for (const auto& e : config::validateSnapshot(*snap)) {
+    INFO(e.entity_type << " " << e.field << ": " << e.reason);
+    CHECK(false);
+  }
+}
+
 }  // namespace
 }  // namespace portico::cp

@@ -162,7 +162,9 @@ TEST_CASE("certificates: an unparsable cert is reported on the field") {
 
 TEST_CASE("schema json: consumers lists fields and entity checks") {
   const Json j = schemaToJson(*findEntitySchema("consumers"));
-  CHECK(j["fields"][3] == Json::parse(R"({"username":{"type":"string","unique":true}})"));
+  // Kong's, plus our length cap (docs/design.md, "Field length caps").
+  CHECK(j["fields"][3] ==
+        Json::parse(R"({"username":{"len_max":255,"type":"string","unique":true}})"));
   CHECK(j["entity_checks"][0] == Json::parse(R"({"at_least_one_of":["custom_id","username"]})"));
 }
 
