@@ -50,11 +50,12 @@ absl::StatusOr<ChangeSet> PgChangeLogStore::loadChanges(const std::string& group
     // One snapshot of the database: the generation, the log and the rows agree.
     pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> txn(conn);
     const pqxx::result g =
-        txn.exec_params("SELECT generation FROM groups WHERE name = $1", group);
+        txn.exec_params("SELECT generation, epoch::text FROM groups WHERE name = $1", group);
     if (g.empty()) {
       return absl::NotFoundError(absl::StrCat("group '", group, "' not found"));
     }
     out.generation = g[0][0].as<uint64_t>();
+    out.epoch = g[0][1].as<std::string>();
     if (out.generation < after_generation) {
       return absl::OutOfRangeError("generation is ahead of the database");
     }

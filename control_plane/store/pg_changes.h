@@ -27,6 +27,10 @@ class PgChangeLogStore final : public ConfigStore {
   void setChangeCallback(ChangeCallback callback) override {
     base_.setChangeCallback(std::move(callback));
   }
+  absl::StatusOr<bool> startNewEpochIfBehind(const std::string& group, const std::string& epoch,
+                                             uint64_t generation) override {
+    return base_.startNewEpochIfBehind(group, epoch, generation);
+  }
   absl::StatusOr<ChangeSet> loadChanges(const std::string& group, uint64_t after_generation,
                                         uint64_t max_entities) override;
 

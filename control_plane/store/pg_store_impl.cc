@@ -252,11 +252,12 @@ absl::StatusOr<v1::Snapshot> PgConfigStore::loadSnapshot(const std::string& grou
   const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> txn(conn);
     const pqxx::result g =
-        txn.exec_params("SELECT generation FROM groups WHERE name = $1", group);
+        txn.exec_params("SELECT generation, epoch::text FROM groups WHERE name = $1", group);
     if (g.empty()) {
       return groupNotFound(group);
     }
     snap.set_generation(g[0][0].as<uint64_t>());
+    snap.set_epoch(g[0][1].as<std::string>());
     snap.set_group(group);
     for (const auto& row :
          txn.exec_params("SELECT entity FROM services WHERE group_name = $1 ORDER BY id", group)) {
@@ -292,6 +293,32 @@ absl::StatusOr<uint64_t> PgConfigStore::currentGeneration(const std::string& gro
     return st;
   }
   return generation;
+}
+
+absl::StatusOr<bool> PgConfigStore::startNewEpochIfBehind(const std::string& group,
+                                                          const std::string& epoch,
+                                                          uint64_t generation) {
+  bool started = false;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    // The generation moves on too, so every CP replica reloads (and a generation of the new
+    // epoch is never one a DP already ran under the old one).
+    const pqxx::result r = txn.exec_params(
+        "UPDATE groups SET epoch = gen_random_uuid(), generation = generation + 1 "
+        "WHERE name = $1 AND epoch::text = $2 AND generation < $3 RETURNING generation",
+        group, epoch, static_cast<int64_t>(std::min<uint64_t>(generation, INT64_MAX)));
+    if (!r.empty()) {
+      started = true;
+      txn.exec_params("SELECT pg_notify($1, $2)", kChannel,
+                      group + ":" + std::to_string(r[0][0].as<uint64_t>()));
+    }
+    txn.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return started;
 }
 
 void PgConfigStore::setChangeCallback(ChangeCallback callback) {

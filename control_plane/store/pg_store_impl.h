@@ -117,6 +117,8 @@ class PgConfigStore final : public ConfigStore {
   // Interface ConfigStore
   absl::StatusOr<config::v1::Snapshot> loadSnapshot(const std::string& group) override;
   absl::StatusOr<uint64_t> currentGeneration(const std::string& group) override;
+  absl::StatusOr<bool> startNewEpochIfBehind(const std::string& group, const std::string& epoch,
+                                             uint64_t generation) override;
   void setChangeCallback(ChangeCallback callback) override;
 
   // Starts the LISTEN thread and waits (up to 5 s) until it listens, so every change

@@ -18,6 +18,7 @@ namespace portico::cp {
 // generation they lead to (for deltas; see docs/sync-protocol.md).
 struct ChangeSet {
   uint64_t generation = 0;       // the group's generation these changes lead to
+  std::string epoch;             // the group's epoch at that generation
   config::v1::Snapshot upserts;  // each changed entity as stored at `generation`
   std::vector<std::pair<std::string, std::string>> deletes;  // (entity_type, id)
 };
@@ -44,6 +45,19 @@ class ConfigStore {
   // generation of that range (pruned, or a write that logged nothing) or it touches more
   // than `max_entities` entities: the caller sends a full snapshot instead. Stores without a
   // change log answer kUnimplemented (the default). Thread-safe; blocks.
+  // A data plane runs `generation` of `epoch`, the group's epoch, but the database's
+  // generation is lower: its history was rewound (a restore from backup). Starts a new epoch
+  // (and generation) in the same transaction that checks both, notifying like a write; true
+  // when it did, false when the database already moved on. Thread-safe; blocks.
+  virtual absl::StatusOr<bool> startNewEpochIfBehind(const std::string& group,
+                                                     const std::string& epoch,
+                                                     uint64_t generation) {
+    (void)group;
+    (void)epoch;
+    (void)generation;
+    return false;
+  }
+
   virtual absl::StatusOr<ChangeSet> loadChanges(const std::string& group,
                                                 uint64_t after_generation,
                                                 uint64_t max_entities) {

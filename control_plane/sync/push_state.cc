@@ -94,7 +94,9 @@ bool PushState::worthSending(const Target& t) const {
   if (t.hash() == applied_hash_ && t.generation() == applied_generation_) {
     return false;  // already running it
   }
-  if (t.generation() < applied_generation_) {
+  // Generations compare only within one epoch: a DP of another one (a restored or rebuilt
+  // database, or a cache from before either) takes the full snapshot whatever they say.
+  if (t.generation() < applied_generation_ && t.epoch() == applied_epoch_) {
     return false;  // the DP runs something newer (e.g. from another CP replica); it would NACK
   }
   return !isRejected(t.generation(), t.hash());
@@ -121,9 +123,10 @@ PushState::Next PushState::takeNext() {
     queued_.reset();
     return next;
   }
-  const Target::Choice c =
-      queued_->choose(applied_generation_, applied_hash_,
-                      delta_capable_ && !needs_full_ && compat_class_.empty(), compat_class_);
+  const bool same_epoch = queued_->epoch() == applied_epoch_;
+  const Target::Choice c = queued_->choose(
+      applied_generation_, applied_hash_,
+      delta_capable_ && !needs_full_ && compat_class_.empty() && same_epoch, compat_class_);
   if (c.payload == nullptr) {
     next.waiting_for = queued_;  // stays queued; a newer offer may still replace it
     next.need_full = c.need_full;
@@ -150,6 +153,7 @@ bool PushState::onAck(uint64_t generation, const std::string& hash) {
   needs_full_ = false;
   if (in_flight_ != nullptr && in_flight_->generation == generation &&
       in_flight_->config_hash == hash) {
+    applied_epoch_ = in_flight_target_ != nullptr ? in_flight_target_->epoch() : applied_epoch_;
     in_flight_.reset();
     in_flight_target_.reset();
     return true;

@@ -28,17 +28,20 @@ namespace portico::cp {
 class Target {
  public:
   Target(std::string group, uint64_t generation, std::string hash,
-         std::set<std::string> plugin_names = {})
+         std::set<std::string> plugin_names = {}, std::string epoch = "")
       : group_(std::move(group)),
         generation_(generation),
         hash_(std::move(hash)),
-        plugin_names_(std::move(plugin_names)) {}
+        plugin_names_(std::move(plugin_names)),
+        epoch_(std::move(epoch)) {}
 
   const std::string& group() const { return group_; }
   uint64_t generation() const { return generation_; }
   const std::string& hash() const { return hash_; }
   // Every plugin name the config uses (enabled or not): a DP must implement them all.
   const std::set<std::string>& pluginNames() const { return plugin_names_; }
+  // The group's config history this generation belongs to (migrations/0007).
+  const std::string& epoch() const { return epoch_; }
 
   void setFull(sync::EncodedSnapshotConstSharedPtr full);
   void addDelta(sync::EncodedSnapshotConstSharedPtr delta);  // keyed by its base generation
@@ -66,6 +69,7 @@ class Target {
   const uint64_t generation_;
   const std::string hash_;
   const std::set<std::string> plugin_names_;
+  const std::string epoch_;
   mutable absl::Mutex mu_;
   sync::EncodedSnapshotConstSharedPtr full_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, sync::EncodedSnapshotConstSharedPtr> deltas_ ABSL_GUARDED_BY(mu_);
@@ -84,6 +88,8 @@ class PushState {
  public:
   // What the DP runs, from Hello (and from each matching Ack).
   void setApplied(uint64_t generation, std::string hash);
+  // The epoch of what it runs (Hello; an ACK of a push carries the push's epoch over).
+  void setAppliedEpoch(std::string epoch) { applied_epoch_ = std::move(epoch); }
   // A (generation, hash) this DP rejected, possibly on an earlier stream.
   void addRejected(uint64_t generation, std::string hash);
   // Whether the DP announced the "delta" capability.
@@ -126,6 +132,7 @@ class PushState {
 
   uint64_t applied_generation_ = 0;
   std::string applied_hash_;
+  std::string applied_epoch_;
   bool delta_capable_ = false;
   bool needs_full_ = false;  // a delta was NACKed: full snapshots until the next ACK
   std::string compat_class_;

@@ -429,6 +429,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
   {
     absl::MutexLock lock(&mu_);
     push_.setApplied(hello.generation(), hello.config_hash());
+    push_.setAppliedEpoch(hello.epoch());
     push_.setCompatClass(compat_class_);
     push_.setDeltaCapable(server_->options().delta_window > 0 &&
                           std::find(hello.capabilities().begin(), hello.capabilities().end(),
@@ -452,6 +453,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     control_.push_back(std::make_shared<const std::string>(reply.SerializeAsString()));
   }
   server_->attach(this);
+  server_->checkAhead(group_, hello.epoch(), hello.generation());
   pumpAndRequest();
 }
 
@@ -751,6 +753,38 @@ void SyncServerImpl::detach(SyncStream* stream) {
   }
 }
 
+void SyncServerImpl::checkAhead(const std::string& group, const std::string& epoch,
+                                uint64_t generation) {
+  if (epoch.empty() || generation == 0) {
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  auto g = groups_.find(group);
+  if (g != groups_.end() && g->second.current != nullptr &&
+      (g->second.current->epoch() != epoch || g->second.current->generation() >= generation)) {
+    return;  // another epoch (it gets the full snapshot anyway), or nothing we lack
+  }
+  uint64_t& wanted = ahead_[{group, epoch}];
+  wanted = std::max(wanted, generation);
+  cv_.Signal();
+}
+
+void SyncServerImpl::resolveAhead(const std::string& group, const std::string& epoch,
+                                  uint64_t generation) {
+  // The database decides: a lagging replica of ours is not a rewound history.
+  absl::StatusOr<bool> started = store_.startNewEpochIfBehind(group, epoch, generation);
+  if (!started.ok()) {
+    LOG_WARN(kLog, "group %s: cannot check whether a data plane's generation %d is ahead of "
+             "the database: %s", group, generation, started.status().ToString());
+    return;
+  }
+  if (*started) {
+    LOG_WARN(kLog, "group %s: a data plane runs generation %d of epoch %s, which the database "
+             "has not reached (restored from a backup?); started a new epoch, every data plane "
+             "gets the full config", group, generation, epoch);
+  }
+}
+
 void SyncServerImpl::onStoreChange(const std::string& group, uint64_t generation) {
   absl::MutexLock lock(&mu_);
   requestLoadLocked(groupName(group), generation);
@@ -801,6 +835,7 @@ void SyncServerImpl::configLoop() {
     std::string group;
     LoadRequest request;
     std::optional<PrepKey> prep;
+    std::optional<std::pair<std::pair<std::string, std::string>, uint64_t>> ahead;
     {
       absl::MutexLock lock(&mu_);
       while (true) {
@@ -833,18 +868,27 @@ void SyncServerImpl::configLoop() {
           preps_.erase(preps_.begin());
           break;
         }
+        if (!ahead_.empty()) {
+          ahead = *ahead_.begin();
+          ahead_.erase(ahead_.begin());
+          break;
+        }
         cv_.WaitWithDeadline(&mu_, earliest);
       }
     }
     if (absl::Now() >= next_sweep_) {
       next_sweep_ = absl::Now() + sweep_every;
       sweepLiveness();
-      if (group.empty() && !prep.has_value()) {
+      if (group.empty() && !prep.has_value() && !ahead.has_value()) {
         continue;
       }
     }
     if (prep.has_value()) {
       prepare(*prep);
+      continue;
+    }
+    if (ahead.has_value()) {
+      resolveAhead(ahead->first.first, ahead->first.second, ahead->second);
       continue;
     }
 
@@ -912,6 +956,10 @@ absl::Status SyncServerImpl::loadGroup(const std::string& group) {
     return changes.status();
   }
   counters_.delta_loads++;
+  if (changes->epoch != current.epoch()) {
+    LOG_INFO(kLog, "group %s: new epoch %s; reading it in full", group, changes->epoch);
+    return loadFull(group);
+  }
   if (changes->generation <= base_generation) {
     return absl::OkStatus();  // a late or duplicate notification
   }
@@ -948,8 +996,8 @@ absl::Status SyncServerImpl::loadGroup(const std::string& group) {
            group, changes->generation, base_generation,
            sync::entityCount(delta.upserts()) + delta.deletes_size(), (*encoded)->encoded_size,
            absl::FormatDuration(absl::Now() - start));
-  auto target =
-      std::make_shared<Target>(group, changes->generation, *hash, pluginNamesOf(current));
+  auto target = std::make_shared<Target>(group, changes->generation, *hash,
+                                         pluginNamesOf(current), current.epoch());
   target->addDelta(std::move(*encoded));
   absl::MutexLock lock(&mu_);
   publishLocked(group, std::move(target));
@@ -978,8 +1026,9 @@ absl::Status SyncServerImpl::loadFull(const std::string& group) {
            group, (*encoded)->generation, (*encoded)->payload_size, (*encoded)->encoded_size,
            (*encoded)->messages.size(), shortHash((*encoded)->config_hash),
            absl::FormatDuration(absl::Now() - start));
-  auto target = std::make_shared<Target>(group, (*encoded)->generation,
-                                         (*encoded)->config_hash, pluginNamesOf(*snapshot));
+  auto target =
+      std::make_shared<Target>(group, (*encoded)->generation, (*encoded)->config_hash,
+                               pluginNamesOf(*snapshot), snapshot->epoch());
   target->setFull(*encoded);
   snapshots_[group] = std::make_unique<config::v1::Snapshot>(std::move(*snapshot));
   absl::MutexLock lock(&mu_);

@@ -156,6 +156,11 @@ class SyncServerImpl final : public SyncServer {
   void attach(SyncStream* stream) ABSL_LOCKS_EXCLUDED(mu_);
   // From OnDone: forgets the stream. After this returns the stream may be deleted.
   void detach(SyncStream* stream) ABSL_LOCKS_EXCLUDED(mu_);
+  // A DP said at Hello it runs `generation` of `epoch`. If that is the group's epoch but a
+  // generation this CP has not seen, the config thread asks the database, which starts a new
+  // epoch when its history is behind (restored from a backup): every DP then converges.
+  void checkAhead(const std::string& group, const std::string& epoch, uint64_t generation)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   struct Counters {
     std::atomic<uint64_t> streams_total{0}, snapshot_loads{0}, load_failures{0}, encodes{0},
@@ -209,6 +214,7 @@ class SyncServerImpl final : public SyncServer {
   absl::Status loadGroup(const std::string& group);
   absl::Status loadFull(const std::string& group);
   void prepare(const PrepKey& key);
+  void resolveAhead(const std::string& group, const std::string& epoch, uint64_t generation);
   void sweepLiveness();
   absl::Duration retryDelay(uint32_t attempts);
 
@@ -234,6 +240,8 @@ class SyncServerImpl final : public SyncServer {
   std::map<std::string, GroupState> groups_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, LoadRequest> loads_ ABSL_GUARDED_BY(mu_);
   std::set<PrepKey> preps_ ABSL_GUARDED_BY(mu_);
+  // (group, epoch) -> the highest generation a DP reported ahead of us (checkAhead).
+  std::map<std::pair<std::string, std::string>, uint64_t> ahead_ ABSL_GUARDED_BY(mu_);
   // Each group's current config, canonical; deltas are applied to it in place. Config
   // thread only.
   std::map<std::string, std::unique_ptr<config::v1::Snapshot>> snapshots_;

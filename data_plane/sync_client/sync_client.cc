@@ -353,6 +353,9 @@ class SyncClient::Impl {
       for (const auto& [k, v] : options_.labels) {
         (*hello->mutable_labels())[k] = v;
       }
+      if (current_ != nullptr) {
+        hello->set_epoch(current_->epoch());
+      }
       absl::MutexLock lock(&mu_);
       hello->set_generation(state_.generation);
       hello->set_config_hash(state_.config_hash);
@@ -546,7 +549,11 @@ class SyncClient::Impl {
         return;
       }
     }
-    if (assembled.generation < running_generation) {
+    // Generations compare only within one epoch: the CP's history restarted (a restored or
+    // rebuilt database) when its epoch differs, and what it sends is current.
+    const bool same_epoch =
+        current_ == nullptr || current_->epoch() == assembled.snapshot.epoch();
+    if (same_epoch && assembled.generation < running_generation) {
       sendNack(session, assembled.generation, assembled.config_hash,
                absl::FailedPreconditionError(absl::StrCat(
                    "generation ", assembled.generation, " is older than the applied ",
