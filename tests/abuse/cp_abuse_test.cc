@@ -55,6 +55,16 @@ TEST_CASE("abuse: deeply nested Admin API bodies get 400, the CP stays up and sm
   r = post(cp, "/plugins", "name=key-auth&" + form_key + "=1",
            "application/x-www-form-urlencoded");
   CHECK(r.status == 400);
+  CHECK(json::parse(r.body, nullptr, false).value("message", "") ==
+        "Cannot parse form body: nested deeper than 64 levels");
+  // A form index allocates its slots: "tags[4000000000]" would be billions of them.
+  for (const char* key : {"tags[4000000000]", "tags[99999999999999999999999]", "tags[10001]"}) {
+    r = post(cp, "/services", std::string("name=s&host=h&") + key + "=x",
+             "application/x-www-form-urlencoded");
+    CHECK(r.status == 400);
+    CHECK(json::parse(r.body, nullptr, false).value("message", "") ==
+          "Cannot parse form body: array index above 10000");
+  }
 
   // 16 at once, 200 KB each.
   const std::string body200k = std::string(100000, '[') + std::string(100000, ']');
