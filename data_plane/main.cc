@@ -73,6 +73,13 @@ ABSL_FLAG(std::string, declarative_config, "",
           "Run without a control plane from this file: a portico.config.v1.Snapshot in "
           "protobuf's JSON mapping.");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error.");
+ABSL_FLAG(int32_t, client_header_timeout_ms, 60000,
+          "A request head must arrive whole within this (nginx's client_header_timeout), on the "
+          "proxy and status listeners.");
+ABSL_FLAG(int32_t, client_body_timeout_ms, 60000,
+          "Longest wait for the next piece of a request body (nginx's client_body_timeout).");
+ABSL_FLAG(int32_t, keepalive_timeout_ms, 60000,
+          "How long an idle client keep-alive connection stays open (nginx's keepalive_timeout).");
 ABSL_FLAG(int32_t, drain_timeout_ms, 10000,
           "On SIGTERM, how long in-flight requests may take before the process exits.");
 
@@ -189,8 +196,16 @@ int run(int argc, char** argv) {
     proxy_options.real_ip_header = absl::GetFlag(FLAGS_real_ip_header);
     proxy_options.real_ip_recursive = absl::GetFlag(FLAGS_real_ip_recursive);
     proxy_options.allow_debug_header = absl::GetFlag(FLAGS_allow_debug_header);
+    proxy_options.client_header_timeout_ms =
+        static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_client_header_timeout_ms)));
+    proxy_options.client_body_timeout_ms =
+        static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_client_body_timeout_ms)));
+    proxy_options.keepalive_timeout_ms =
+        static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_keepalive_timeout_ms)));
   }
   StatusOptions status_options;
+  status_options.header_timeout_ms =
+      static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_client_header_timeout_ms)));
   if (!splitHostPort(absl::GetFlag(FLAGS_status_listen), &status_options.listen_address,
                      &status_options.listen_port)) {
     fail("invalid --status_listen: " + absl::GetFlag(FLAGS_status_listen));

@@ -1,5 +1,6 @@
 #include "data_plane/proxy/worker.h"
 
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include <utility>  // Boost 1.74 asio/awaitable.hpp uses std::exchange without it
@@ -23,6 +24,7 @@ namespace {
 
 using boost::system::error_code;
 constexpr int kTickMs = 50;
+constexpr uint64_t kTrimAfterDrop = 1000;  // connections gone since the peak
 
 Task<void> acceptLoop(Worker* worker, Acceptor* acceptor, bool tls) {
   for (;;) {
@@ -199,6 +201,20 @@ void Worker::run() {
   io_->run();
 }
 
+// After a spike of connections (a flood, 10,000 idle clients) has gone, their buffers sit in
+// glibc's free lists; hand them back to the OS so the DP's memory returns near its baseline.
+// At most once a second per worker, and only after a large drop: trimming walks the heap.
+void Worker::trimAfterSpike() {
+  const uint64_t active = stats_.connections_active.load(std::memory_order_relaxed);
+  connections_peak_ = std::max(connections_peak_, active);
+  const bool big_drop = connections_peak_ >= active + kTrimAfterDrop && active * 2 <= connections_peak_;
+  const bool now_idle = active == 0 && connections_peak_ >= kTrimAfterDrop / 10;  // the tail
+  if (big_drop || now_idle) {
+    malloc_trim(0);
+    connections_peak_ = active;
+  }
+}
+
 void Worker::tick() {
   const uint64_t now = nowMs();
   for (Session* s = sessions_; s != nullptr;) {
@@ -215,6 +231,7 @@ void Worker::tick() {
   if (now - last_sweep_ms_ >= 1000) {
     last_sweep_ms_ = now;
     pool_.sweep(now);
+    trimAfterSpike();
   }
   tick_timer_->expires_after(std::chrono::milliseconds(kTickMs));
   tick_timer_->async_wait([this](const error_code& ec) {

@@ -132,6 +132,7 @@ class Worker {
 
  private:
   void tick();
+  void trimAfterSpike();
 
   size_t index_;
   const ProxyOptions& options_;
@@ -145,6 +146,7 @@ class Worker {
   asio::ssl::context* tls_context_ = nullptr;
   std::string date_;
   uint64_t last_sweep_ms_ = 0;
+  uint64_t connections_peak_ = 0;  // most open connections since memory was last trimmed
   // Destroyed explicitly in ~Worker in a safe order (sockets before their io_context).
   std::unique_ptr<asio::io_context> io_;
   std::unique_ptr<Acceptor> acceptor_;

@@ -7,10 +7,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "common/http/http_parser.h"
@@ -56,6 +58,8 @@ struct StatusServer::Impl {
   std::thread thread;
   const SnapshotStore* store = nullptr;
   const ProxyStats* stats = nullptr;
+  StatusOptions options;
+  uint32_t connections = 0;  // io thread only
 
   std::string handle(const http::RequestHead& req, bool* keep_alive) {
     *keep_alive = req.keep_alive;
@@ -84,12 +88,31 @@ struct StatusServer::Impl {
                     *keep_alive);
   }
 
-  asio::awaitable<void> serve(tcp::socket socket) {
+  asio::awaitable<void> serve(tcp::socket client) {
+    ++connections;
+    auto sock = std::make_shared<tcp::socket>(std::move(client));
+    tcp::socket& socket = *sock;
+    // The deadline closes the socket, which ends whatever read is pending.
+    asio::steady_timer deadline(io);
+    auto arm = [&] {
+      deadline.expires_after(std::chrono::milliseconds(options.header_timeout_ms));
+      deadline.async_wait([weak = std::weak_ptr<tcp::socket>(sock)](error_code e) {
+        if (auto s = weak.lock(); !e && s) {
+          error_code ignored;
+          s->close(ignored);
+        }
+      });
+    };
+    struct Release {
+      uint32_t& n;
+      ~Release() { --n; }
+    } release{connections};
     std::string buf;
     http::HeadParser parser;
     http::RequestHead req;
     char tmp[4096];
     error_code ec;
+    arm();
     for (;;) {
       http::HeadParser::Status st = parser.parseRequest(buf, &req);
       if (st == http::HeadParser::Status::kIncomplete) {
@@ -117,6 +140,7 @@ struct StatusServer::Impl {
       if (ec || !keep_alive) {
         co_return;
       }
+      arm();  // the next head (or the idle wait for it) gets a fresh deadline
     }
   }
 
@@ -128,6 +152,10 @@ struct StatusServer::Impl {
         if (!acceptor.is_open()) {
           co_return;
         }
+        continue;
+      }
+      if (options.max_connections != 0 && connections >= options.max_connections) {
+        s.close(ec);  // over the cap: probes and scrapers retry
         continue;
       }
       asio::co_spawn(io, serve(std::move(s)), asio::detached);
@@ -143,6 +171,7 @@ absl::StatusOr<std::unique_ptr<StatusServer>> StatusServer::start(const StatusOp
   Impl& impl = *server->impl_;
   impl.store = &store;
   impl.stats = stats;
+  impl.options = options;
   error_code ec;
   asio::ip::address addr = asio::ip::make_address(options.listen_address, ec);
   if (ec) {

@@ -19,6 +19,11 @@ namespace portico::dp {
 struct StatusOptions {
   std::string listen_address = "127.0.0.1";
   uint16_t listen_port = 8100;  // 0 picks a free port
+  // A request head must arrive whole within this of the connection's start or last response
+  // (a trickling client does not extend it); an idle keep-alive connection closes after it.
+  uint32_t header_timeout_ms = 10000;
+  // Connections beyond this are closed at once (scrapers and probes need few).
+  uint32_t max_connections = 1024;
 };
 
 class StatusServer {
