@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "common/http/http_parser.h"
@@ -19,7 +21,11 @@ namespace portico::dp {
 class ConsumerIndex;
 struct Consumer;
 
-enum class PhaseResult : uint8_t { kContinue, kStop };  // kStop: the plugin already replied
+// kStop: the plugin already replied. kNeedRequestBody (onRequest only, when
+// RequestContext::requestBodyPending()): the proxy reads the whole request body, then calls the
+// same plugin's onRequest() again with bufferedBody() set (a body over the proxy's buffering
+// limit gets 413 instead).
+enum class PhaseResult : uint8_t { kContinue, kStop, kNeedRequestBody };
 
 // Milliseconds, Kong's `latencies` (-1 until known).
 struct Latencies {
@@ -33,6 +39,7 @@ struct Latencies {
 // the worker that owns the connection. Views returned stay valid until the phase returns.
 class RequestContext {
  public:
+  static constexpr std::string_view kUnexpected = "An unexpected error occurred";
   virtual ~RequestContext() = default;
 
   // ---- The client's request, as received.
@@ -50,6 +57,9 @@ class RequestContext {
   // The whole request body when it is already buffered (small bodies sent with the head);
   // false when it is still on the wire or there is none.
   virtual bool bufferedBody(std::string_view* body) const = 0;
+  // True when the request has a body that bufferedBody() does not have yet (still on the
+  // wire). A plugin that needs it returns PhaseResult::kNeedRequestBody from onRequest().
+  virtual bool requestBodyPending() const { return false; }
 
   // Caps a request body whose size is not known up front (chunked): once more than
   // `max_bytes` of it arrived, nothing more goes upstream and the client gets 413 (417 after
@@ -72,6 +82,27 @@ class RequestContext {
   virtual void removeUpstreamHeader(std::string_view name) = 0;
   // Replaces the query string sent upstream ("" = none).
   virtual void setUpstreamQuery(std::string query) = 0;
+  // The request headers and query as they go upstream so far: the client's, after the edits
+  // of the plugins that ran before (Kong's kong.request.get_headers()/get_query() after
+  // kong.service.request edits). Host is the client's.
+  virtual void upstreamHeaders(std::vector<std::pair<std::string, std::string>>* out) const {
+    const http::RequestHead& h = requestHead();
+    for (uint32_t i = 0; i < h.num_headers; ++i) {
+      out->emplace_back(std::string(h.headers[i].name), std::string(h.headers[i].value));
+    }
+  }
+  virtual std::string_view upstreamQuery() const { return query(); }
+  // A capture of the matched route's regex path (Kong's router uri_captures): by group name,
+  // or by number when `numeric` (0 = the whole match). False when there is none.
+  virtual bool uriCapture(std::string_view key, bool numeric, std::string_view* value) const {
+    return false;
+  }
+  // Replace the method, the path (the whole upstream path, already escaped, without query) and
+  // the body sent upstream; the proxy then sends the body with its own Content-Length. A
+  // context that cannot do it refuses the request (500) rather than forward it unchanged.
+  virtual void setUpstreamMethod(std::string_view) { sendLocalReply(500, kUnexpected); }
+  virtual void setUpstreamPath(std::string) { sendLocalReply(500, kUnexpected); }
+  virtual void setUpstreamBody(std::string) { sendLocalReply(500, kUnexpected); }
 
   // ---- The client response. In onResponseHeaders, responseHeader() reads the upstream's.
   virtual bool responseHeader(std::string_view name, std::string_view* value) const = 0;

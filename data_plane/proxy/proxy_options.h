@@ -36,6 +36,10 @@ struct ProxyOptions {
   TrustedIps trusted_ips;
   std::string real_ip_header = "X-Real-IP";
   bool real_ip_recursive = false;
+  // The largest request body read whole for a plugin that needs it (request-transformer's body
+  // edits); a larger one is refused with 413. Kong reads bodies into memory up to
+  // client_body_buffer_size and to a temp file beyond.
+  uint64_t max_request_body_buffer = 8 * 1024 * 1024;
   // Kong's allow_debug_header: `Kong-Debug: 1` adds Kong-Route-Id/-Name, Kong-Service-Id/-Name.
   bool allow_debug_header = false;
 };

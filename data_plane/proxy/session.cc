@@ -11,6 +11,8 @@
 #include <exception>
 #include <optional>
 
+#include <re2/re2.h>
+
 #include "common/http/chunked.h"
 #include "common/logging.h"
 #include "data_plane/proxy/local_reply.h"
@@ -261,6 +263,7 @@ class Session::Context final : public RequestContext {
     host_.assign(req.host);
     route_ = m != nullptr ? m->route : nullptr;
     service_ = m != nullptr ? m->service : nullptr;
+    setCaptures(m);
     consumer_ = nullptr;
     credential_id_.clear();
     up_.clear();
@@ -275,15 +278,29 @@ class Session::Context final : public RequestContext {
     latencies_.started_at_ms = wallMs();
     started_mono_ms_ = nowMs();
     body_.reset();
+    body_pending_ = false;
+    method_override_.reset();
+    path_override_.reset();
+    host_override_.reset();
+    body_override_.reset();
   }
   void setRoute(const router::Match* m) {
     route_ = m != nullptr ? m->route : nullptr;
     service_ = m != nullptr ? m->service : nullptr;
+    setCaptures(m);
   }
+  void setBodyPending(bool pending) { body_pending_ = pending; }
+  const std::optional<std::string>& methodOverride() const { return method_override_; }
+  const std::optional<std::string>& pathOverride() const { return path_override_; }
+  const std::optional<std::string>& hostOverride() const { return host_override_; }
+  const std::optional<std::string>& bodyOverride() const { return body_override_; }
   // The request head's views die once the body is read; phases after the upstream request
   // was built see the copies only.
   void headGone() { head_ = nullptr; }
-  void setBufferedBody(std::string_view body) { body_ = body; }
+  void setBufferedBody(std::string_view body) {
+    body_ = body;
+    body_pending_ = false;
+  }
   void bodyGone() { body_.reset(); }
   void markUpstreamStart() { latencies_.kong_ms = static_cast<int64_t>(nowMs() - started_mono_ms_); upstream_mono_ms_ = nowMs(); }
   void markUpstreamHead() { latencies_.upstream_ms = static_cast<int64_t>(nowMs() - upstream_mono_ms_); }
@@ -321,6 +338,7 @@ class Session::Context final : public RequestContext {
     *body = *body_;
     return true;
   }
+  bool requestBodyPending() const override { return body_pending_; }
   const config::v1::Route* route() const override { return route_; }
   const config::v1::Service* service() const override { return service_; }
   const ConsumerIndex& consumers() const override { return s_.snap_->consumers(); }
@@ -335,10 +353,81 @@ class Session::Context final : public RequestContext {
     addUpstreamHeader(name, value);
   }
   void addUpstreamHeader(std::string_view name, std::string_view value) override {
-    if (checkValue(value)) up_.add(name, value);
+    if (!checkValue(value)) {
+      return;
+    }
+    if (name.size() == 4 && http::equalsIgnoreCase(name, "host")) {
+      host_override_.emplace(value);  // Kong: a Host set upstream is upstream_host
+      return;
+    }
+    up_.add(name, value);
   }
   void removeUpstreamHeader(std::string_view name) override { up_.remove(name); }
   void setUpstreamQuery(std::string query) override { query_override_ = std::move(query); }
+  void upstreamHeaders(std::vector<std::pair<std::string, std::string>>* out) const override {
+    if (head_ != nullptr) {
+      for (uint32_t i = 0; i < head_->num_headers; ++i) {
+        const http::Header& h = head_->headers[i];
+        if (!up_.drops(h.name)) {
+          out->emplace_back(std::string(h.name), std::string(h.value));
+        }
+      }
+    }
+    std::string_view lines = up_.lines;
+    while (!lines.empty()) {
+      const size_t eol = lines.find("\r\n");
+      const std::string_view line = lines.substr(0, eol);
+      const size_t colon = line.find(':');
+      out->emplace_back(std::string(line.substr(0, colon)), std::string(line.substr(colon + 2)));
+      lines.remove_prefix(eol + 2);
+    }
+  }
+  std::string_view upstreamQuery() const override {
+    return query_override_ ? std::string_view(*query_override_) : std::string_view(query_);
+  }
+  bool uriCapture(std::string_view key, bool numeric, std::string_view* value) const override {
+    if (regex_ == nullptr) {
+      return false;
+    }
+    if (!captures_done_) {
+      captures_done_ = true;
+      const int n = regex_->NumberOfCapturingGroups();
+      captures_.assign(static_cast<size_t>(n) + 1, re2::StringPiece());
+      if (!regex_->Match(re2::StringPiece(capture_path_.data(), capture_path_.size()), 0,
+                         capture_path_.size(), RE2::ANCHOR_START, captures_.data(), n + 1)) {
+        captures_.clear();
+      }
+    }
+    size_t index = 0;
+    if (numeric) {
+      for (char c : key) {
+        index = index * 10 + static_cast<size_t>(c - '0');
+      }
+    } else {
+      const auto& names = regex_->NamedCapturingGroups();
+      auto it = names.find(std::string(key));
+      if (it == names.end()) {
+        return false;
+      }
+      index = static_cast<size_t>(it->second);
+    }
+    if (index >= captures_.size() || captures_[index].data() == nullptr) {
+      return false;
+    }
+    *value = std::string_view(captures_[index].data(), captures_[index].size());
+    return true;
+  }
+  void setUpstreamMethod(std::string_view method) override { method_override_.emplace(method); }
+  void setUpstreamPath(std::string path) override {
+    if (checkValue(path)) path_override_ = std::move(path);
+  }
+  void setUpstreamBody(std::string body) override {
+    if (body_pending_) {
+      sendLocalReply(500, kUnexpected);  // the client's body would still be on the wire
+      return;
+    }
+    body_override_ = std::move(body);
+  }
   bool responseHeader(std::string_view name, std::string_view* value) const override {
     return s_.resp_.status != 0 && s_.resp_.find(name, value);  // an upstream head exists
   }
@@ -382,6 +471,13 @@ class Session::Context final : public RequestContext {
   }
   // A value with CR, LF or NUL would split or truncate the head it goes into: the request is
   // refused rather than forwarded with a forged field.
+  void setCaptures(const router::Match* m) {
+    regex_ = m != nullptr ? m->regex : nullptr;
+    captures_done_ = false;
+    if (regex_ != nullptr) {
+      capture_path_ = m->normalized_path;  // in the session's match scratch, stable till the next request
+    }
+  }
   bool checkValue(std::string_view value) {
     if (value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos) {
       return true;
@@ -412,6 +508,15 @@ class Session::Context final : public RequestContext {
   uint64_t started_mono_ms_ = 0;
   uint64_t upstream_mono_ms_ = 0;
   std::optional<std::string_view> body_;
+  bool body_pending_ = false;
+  std::optional<std::string> method_override_;
+  std::optional<std::string> path_override_;
+  std::optional<std::string> host_override_;
+  std::optional<std::string> body_override_;
+  const re2::RE2* regex_ = nullptr;  // the matched regex path (uri_captures), computed lazily
+  std::string_view capture_path_;
+  mutable bool captures_done_ = false;
+  mutable std::vector<re2::StringPiece> captures_;
 };
 
 Session::Session(Worker& worker, Socket socket, bool tls)
@@ -900,10 +1005,17 @@ void Session::addDebugHeaders(const http::RequestHead& req, const router::Match&
 }
 
 void Session::buildUpstreamHead(const http::RequestHead& req, const router::Match& m,
-                                const ServiceTarget& target, bool upgrade, std::string* out) {
-  out->append(req.method);
+                                const ServiceTarget& target, bool upgrade,
+                                const std::string_view* body, std::string* out) {
+  const Context* ctx = plugins_.empty() ? nullptr : context_.get();
+  out->append(ctx != nullptr && ctx->methodOverride() ? std::string_view(*ctx->methodOverride())
+                                                      : req.method);
   out->push_back(' ');
-  router::appendUpstreamPath(target.base_path, m.normalized_path, m.strip_len, out);
+  if (ctx != nullptr && ctx->pathOverride()) {
+    out->append(*ctx->pathOverride());  // Kong's set_path: replaces the whole upstream path
+  } else {
+    router::appendUpstreamPath(target.base_path, m.normalized_path, m.strip_len, out);
+  }
   const bool edits = !plugins_.empty() && context_->hasUpstreamEdits();
   if (!plugins_.empty() && context_->queryOverride()) {
     if (!context_->queryOverride()->empty()) {
@@ -915,7 +1027,9 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
     out->append(req.query);
   }
   out->append(" HTTP/1.1\r\nHost: ");
-  if (m.route->preserve_host() && !req.host.empty()) {
+  if (ctx != nullptr && ctx->hostOverride()) {
+    out->append(*ctx->hostOverride());
+  } else if (m.route->preserve_host() && !req.host.empty()) {
     out->append(req.host);
   } else {
     out->append(ep_.host_header);
@@ -937,6 +1051,9 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
     }
     switch (action) {
       case FieldAction::kForward:
+        if (body != nullptr && h.name.size() == 14 && http::equalsIgnoreCase(h.name, "content-length")) {
+          break;  // the replaced body has its own
+        }
         out->append(h.name);
         out->append(": ");
         out->append(h.value);
@@ -1024,7 +1141,10 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
     out->append(", ");
   }
   out->append(kViaValue);
-  if (req.body == http::BodyKind::kChunked) {
+  if (body != nullptr) {
+    out->append("\r\nContent-Length: ");
+    appendUint(body->size(), out);
+  } else if (req.body == http::BodyKind::kChunked) {
     out->append("\r\nTransfer-Encoding: chunked");
   }
   if (upgrade && !upgrade_value.empty()) {
@@ -1093,7 +1213,7 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
 // balance + forward + respond (forward()) -> log (run() calls runLogPhase()). Every response
 // of our own leaves through localReply().
 Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
-  const RequestPlan plan = planRequest(req);
+  RequestPlan plan = planRequest(req);
   if (req.method == "CONNECT") {
     // A gateway is no forward proxy: a tunnel request is refused, never sent upstream.
     co_await sendLocal(405, kMsgMethodNotAllowed, false);
@@ -1119,8 +1239,17 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
                        "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n");
     co_return Outcome{false};
   }
-  if (!runAccessPhase(req, matched ? &m : nullptr, plan)) {
-    co_return co_await localReply(plan, 0, {});
+  for (Access a = runAccessPhase(req, matched ? &m : nullptr, plan);;
+       a = runAccessPhase(req, &m, plan, /*resume=*/true)) {
+    if (a == Access::kReplied) {
+      co_return co_await localReply(plan, 0, {});
+    }
+    if (a == Access::kContinue) {
+      break;
+    }
+    if (!co_await collectRequestBody(req, &plan)) {
+      co_return Outcome{false};
+    }
   }
   const ServiceTarget* target =
       matched && m.service != nullptr ? &snap_->target(m.service_index) : nullptr;
@@ -1201,6 +1330,7 @@ bool Session::runRewritePhase(const http::RequestHead& req, const RequestPlan& p
     context_ = std::make_unique<Context>(*this);
   }
   context_->begin(req, nullptr);
+  context_->setBodyPending(!plan.body_buffered);
   if (plan.body == http::BodyKind::kContentLength && plan.body_buffered) {
     context_->setBufferedBody(in_.view().substr(req.head_bytes, plan.body_len));
   }
@@ -1224,35 +1354,50 @@ bool Session::runRewritePhase(const http::RequestHead& req, const RequestPlan& p
   return true;
 }
 
-bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* m,
-                             const RequestPlan& plan) {
+Session::Access Session::runAccessPhase(const http::RequestHead& req, const router::Match* m,
+                                        const RequestPlan& plan, bool resume) {
   // No cost when the snapshot has no plugins. The walk resolves each plugin's instance when it
   // reaches it, so one scoped to the consumer an earlier auth plugin set is found (Kong's
   // plugins iterator). After a reply, the remaining plugins are still collected for the
   // response and log phases, but their access handlers are skipped.
   if (!snap_ || snap_->plugins().empty()) {
-    return true;
+    return Access::kContinue;
   }
   const PluginChains& chains = snap_->plugins();
   bool reordered = false;
   const Chain& chain =
       m != nullptr ? chains.accessForRoute(m->route_index, &reordered) : chains.global();
   if (chain.empty()) {
-    return true;
+    return Access::kContinue;
   }
-  if (!context_) {
-    context_ = std::make_unique<Context>(*this);
-  }
-  if (rewritten_.empty()) {
-    context_->begin(req, m);
-    if (plan.body == http::BodyKind::kContentLength && plan.body_buffered) {
-      context_->setBufferedBody(in_.view().substr(req.head_bytes, plan.body_len));
+  size_t i = 0;
+  std::vector<uint16_t>& positions = access_positions_;  // with dynamic ordering: ranks
+  if (resume) {
+    // The body a plugin asked for is here: its access handler runs again.
+    context_->setBufferedBody(req_body_);
+    i = access_next_;
+    if (context_->localStatus() == 0 &&
+        plugins_.back()->onRequest(*context_) == PhaseResult::kNeedRequestBody) {
+      context_->sendLocalReply(500, RequestContext::kUnexpected);
     }
+    ++i;
   } else {
-    context_->setRoute(m);  // keeps what the rewrite phase did
+    positions.clear();
+    if (!context_) {
+      context_ = std::make_unique<Context>(*this);
+    }
+    if (rewritten_.empty()) {
+      context_->begin(req, m);
+      context_->setBodyPending(!plan.body_buffered);
+      if (plan.body == http::BodyKind::kContentLength && plan.body_buffered) {
+        context_->setBufferedBody(in_.view().substr(req.head_bytes, plan.body_len));
+      }
+    } else {
+      context_->setRoute(m);  // keeps what the rewrite phase did
+    }
   }
-  std::vector<uint16_t> positions;  // only with dynamic ordering: each plugin's priority rank
-  for (const ChainEntry& entry : chain) {
+  for (; i < chain.size(); ++i) {
+    const ChainEntry& entry = chain[i];
     const PluginInstance* inst =
         chains.resolve(entry, context_->route(), context_->service(), context_->consumer());
     if (inst == nullptr) {
@@ -1274,15 +1419,107 @@ bool Session::runAccessPhase(const http::RequestHead& req, const router::Match* 
     }
     // Kong runs no access handler when no route matched (only the global plugins' response
     // and log phases, after the 404).
-    if (m != nullptr && context_->localStatus() == 0) {
-      plugins_.back()->onRequest(*context_);
+    if (m != nullptr && context_->localStatus() == 0 &&
+        plugins_.back()->onRequest(*context_) == PhaseResult::kNeedRequestBody) {
+      if (context_->requestBodyPending()) {
+        access_next_ = i;
+        return Access::kNeedBody;
+      }
+      context_->sendLocalReply(500, RequestContext::kUnexpected);  // asked for no body
     }
   }
   rewritten_.clear();
   if (reordered) {
     restorePriorityOrder(positions);
   }
-  return context_->localStatus() == 0;
+  return context_->localStatus() == 0 ? Access::kContinue : Access::kReplied;
+}
+
+Task<bool> Session::collectRequestBody(const http::RequestHead& req, RequestPlan* plan) {
+  const ProxyOptions& opts = worker_.options();
+  // A cap set by an earlier plugin (request-size-limiting on a chunked body) applies too.
+  const uint64_t limit = req_body_limit_ != 0 && req_body_limit_ < opts.max_request_body_buffer
+                             ? req_body_limit_
+                             : opts.max_request_body_buffer;
+  req_body_.clear();
+  error_code ec;
+  auto tooLarge = [&]() -> Task<bool> {
+    co_await sendLocal(req.expect_continue ? 417 : 413, kMsgBodyTooLarge, false);
+    co_return false;
+  };
+  auto readSome = [&](char* buf, size_t n) -> Task<size_t> {
+    dl_.arm(&client_, opts.client_body_timeout_ms);
+    size_t got = co_await asyncReadSome(clientStream(), asio::buffer(buf, n), awaitWith(ec));
+    dl_.disarm();
+    if (ec) {
+      co_return 0;
+    }
+    WorkerStats::inc(worker_.stats().bytes_received_total, got);
+    co_return got;
+  };
+  const std::string_view here = in_.view().substr(req.head_bytes);
+  if (req.expect_continue && here.empty() && !client_http10_) {
+    dl_.arm(&client_, opts.send_timeout_ms);
+    co_await asyncWriteAll(clientStream(), asio::buffer(kContinue.data(), kContinue.size()),
+                           awaitWith(ec));
+    dl_.disarm();
+    if (ec) {
+      co_return false;
+    }
+  }
+  if (plan->body == http::BodyKind::kContentLength) {
+    if (plan->body_len > limit) {
+      co_return co_await tooLarge();
+    }
+    const size_t len = static_cast<size_t>(plan->body_len);
+    req_body_.assign(here.substr(0, len));
+    plan->body_in_buf = req_body_.size();
+    size_t have = req_body_.size();
+    req_body_.resize(len);
+    while (have < len) {  // exactly the body: nothing of a pipelined request is read
+      const size_t n = co_await readSome(req_body_.data() + have, len - have);
+      if (n == 0) {
+        co_return false;
+      }
+      have += n;
+    }
+  } else if (plan->body == http::BodyKind::kChunked) {
+    http::ChunkedDecoder decoder;
+    bool too_large = false;
+    auto onData = [&](std::string_view d) {
+      if (req_body_.size() + d.size() > limit) {
+        too_large = true;
+      } else {
+        req_body_.append(d);
+      }
+    };
+    size_t consumed = 0;
+    http::ChunkedDecoder::Result r = decoder.decode(here, &consumed, onData);
+    plan->body_in_buf = r == http::ChunkedDecoder::Result::kDone ? consumed : here.size();
+    std::string chunk;
+    while (r == http::ChunkedDecoder::Result::kNeedMore && !too_large) {
+      chunk.resize(16 * 1024);
+      const size_t n = co_await readSome(chunk.data(), chunk.size());
+      if (n == 0) {
+        co_return false;
+      }
+      r = decoder.decode(std::string_view(chunk.data(), n), &consumed, onData);
+      if (r == http::ChunkedDecoder::Result::kDone && consumed < n) {
+        plan->client_keep = false;  // bytes of a pipelined request were read: close after
+      }
+    }
+    if (too_large) {
+      co_return co_await tooLarge();
+    }
+    if (r == http::ChunkedDecoder::Result::kError) {
+      WorkerStats::inc(worker_.stats().bad_requests_total);
+      co_await sendLocal(400, kMsgBadRequest, false);
+      co_return false;
+    }
+  }
+  plan->body_collected = true;
+  plan->body_buffered = true;
+  co_return true;
 }
 
 void Session::restorePriorityOrder(const std::vector<uint16_t>& positions) {
@@ -1327,8 +1564,9 @@ Task<Session::Outcome> Session::localReply(const RequestPlan& plan, int status,
   }
   if (keep) {
     in_.consume(plan.head_bytes +
-                (plan.body == http::BodyKind::kContentLength ? static_cast<size_t>(plan.body_len)
-                                                             : 0));
+                (plan.body_collected ? static_cast<size_t>(plan.body_in_buf)
+                 : plan.body == http::BodyKind::kContentLength ? static_cast<size_t>(plan.body_len)
+                                                               : 0));
   }
   co_return Outcome{keep};
 }
@@ -1338,10 +1576,21 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
   WorkerStats& st = worker_.stats();
   const ProxyOptions& opts = worker_.options();
   const ServiceTarget* target = &target_ref;
-  const bool head_method = plan.head_method;
+  // A method, or a body, replaced by a plugin (request-transformer).
+  const Context* ctx = plugins_.empty() ? nullptr : context_.get();
+  const std::string_view up_method = ctx != nullptr && ctx->methodOverride()
+                                         ? std::string_view(*ctx->methodOverride())
+                                         : req.method;
+  const bool head_method = up_method == "HEAD";
   bool client_keep = plan.client_keep;
-  const http::BodyKind req_body = plan.body;
-  const uint64_t req_len = plan.body_len;
+  std::optional<std::string_view> replaced_body;
+  if (ctx != nullptr && ctx->bodyOverride()) {
+    replaced_body = *ctx->bodyOverride();
+  } else if (plan.body_collected) {
+    replaced_body = req_body_;
+  }
+  const http::BodyKind req_body = replaced_body ? http::BodyKind::kContentLength : plan.body;
+  const uint64_t req_len = replaced_body ? replaced_body->size() : plan.body_len;
   // The balancer picks the first attempt's address (Kong's balancer phase); retries after a
   // connect failure pick again below, avoiding the address that failed.
   balancer::Lease lease;
@@ -1357,10 +1606,16 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
     ep_.pool_key.append(target->pool_key_suffix);
   }
   const bool upgrade = req.connection_upgrade && req_body == http::BodyKind::kNone;
-  const bool may_resend_after_send = idempotent(req.method);
+  const bool may_resend_after_send = idempotent(up_method);
   up_head_.clear();
-  buildUpstreamHead(req, m, *target, upgrade, &up_head_);
+  buildUpstreamHead(req, m, *target, upgrade, replaced_body ? &*replaced_body : nullptr,
+                    &up_head_);
   in_.consume(req.head_bytes);  // `req` views must not be used after the body is read
+  if (replaced_body) {
+    // The client's body bytes still in the buffer go: the replacement is sent instead.
+    in_.consume(plan.body_collected ? static_cast<size_t>(plan.body_in_buf)
+                                    : static_cast<size_t>(plan.body_len));
+  }
   if (!plugins_.empty()) {
     context_->headGone();
     context_->bodyGone();
@@ -1374,8 +1629,9 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
   // retry; any other body is streamed concurrently with the response (an upstream may answer
   // before it has read everything) and rules out retries once sending started.
   const bool body_in_buffer =
-      !has_body || (req_body == http::BodyKind::kContentLength && in_.size() >= req_len);
-  if (req.expect_continue && has_body && in_.empty() && !client_http10_) {
+      !has_body || replaced_body ||
+      (req_body == http::BodyKind::kContentLength && in_.size() >= req_len);
+  if (req.expect_continue && has_body && !replaced_body && in_.empty() && !client_http10_) {
     dl_.arm(&client_, opts.send_timeout_ms);
     co_await asyncWriteAll(clientStream(), asio::buffer(kContinue.data(), kContinue.size()),
                            awaitWith(ec));
@@ -1460,7 +1716,8 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
     if (body_in_buffer) {
       std::array<asio::const_buffer, 2> bufs = {
           asio::buffer(up_head_),
-          asio::buffer(in_.data(), has_body ? static_cast<size_t>(req_len) : 0)};
+          replaced_body ? asio::buffer(replaced_body->data(), replaced_body->size())
+                        : asio::buffer(in_.data(), has_body ? static_cast<size_t>(req_len) : 0)};
       dl_.arm(&conn->socket, target->write_timeout_ms);
       co_await asyncWriteAll(up, bufs, awaitWith(ec));
       dl_.disarm();
@@ -1564,7 +1821,7 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
   }
   // Passive health checks and the latency EWMA see every response status.
   target->balancer->report(lease, balancer::Outcome::kResponse, resp_.status);
-  if (body_in_buffer && has_body) {
+  if (body_in_buffer && has_body && !replaced_body) {
     in_.consume(static_cast<size_t>(req_len));
   }
 

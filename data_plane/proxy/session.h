@@ -68,6 +68,11 @@ class Session {
     bool body_buffered = false;  // the whole body (or none) is already in in_
     http::BodyKind body = http::BodyKind::kNone;
     uint64_t body_len = 0;
+    // A plugin asked for a body that was still on the wire (PhaseResult::kNeedRequestBody):
+    // it was read into req_body_ (de-chunked); `body_in_buf` of its bytes were in in_ after
+    // the head, the rest came from the socket.
+    bool body_collected = false;
+    uint64_t body_in_buf = 0;
   };
 
   // One request, through the pipeline: planRequest -> routeRequest -> runAccessPhase ->
@@ -77,10 +82,16 @@ class Session {
   bool routeRequest(const http::RequestHead& req, router::Match* m);
   // Kong's rewrite phase for global plugins, before routing; false when one replied.
   bool runRewritePhase(const http::RequestHead& req, const RequestPlan& plan);
-  // Collects the route's (or, unmatched, the global) plugins and runs their access phase;
-  // false when one of them replied.
-  bool runAccessPhase(const http::RequestHead& req, const router::Match* m,
-                      const RequestPlan& plan);
+  // Collects the route's (or, unmatched, the global) plugins and runs their access phase.
+  // kNeedBody: a plugin needs the request body first (access_next_ is where to resume: that
+  // plugin's onRequest() runs again once collectRequestBody() read it).
+  enum class Access : uint8_t { kContinue, kReplied, kNeedBody };
+  Access runAccessPhase(const http::RequestHead& req, const router::Match* m,
+                        const RequestPlan& plan, bool resume = false);
+  // Reads the rest of the request body into req_body_ (at most
+  // ProxyOptions::max_request_body_buffer bytes). False when the request is over: the client
+  // failed (closed) or the body is too large (413/417 sent).
+  Task<bool> collectRequestBody(const http::RequestHead& req, RequestPlan* plan);
   bool runUpstreamRequestPhase();  // false when a plugin replied
   // `status` 0: the reply a plugin asked for. Skips the request body when the connection is
   // kept.
@@ -107,8 +118,10 @@ class Session {
   Task<bool> connect(UpstreamConn& conn, const ServiceTarget& target, bool* timed_out);
   // Real client address (Kong's realip: trusted peers may name another one).
   void resolveClientAddress(const http::RequestHead& req);
+  // `body`: a body replacing the client's (sent with its own Content-Length), or null.
   void buildUpstreamHead(const http::RequestHead& req, const router::Match& m,
-                         const ServiceTarget& target, bool upgrade, std::string* out);
+                         const ServiceTarget& target, bool upgrade, const std::string_view* body,
+                         std::string* out);
   void buildClientHead(const http::ResponseHead& resp, bool chunk_out, bool keep_alive,
                        bool upgrade, std::string* out);
   void addDebugHeaders(const http::RequestHead& req, const router::Match& m);
@@ -131,6 +144,9 @@ class Session {
   std::string up_head_;      // the upstream request head
   std::string staging_;      // re-encoded chunk data, response direction
   std::string req_staging_;  // re-encoded chunk data, request direction
+  std::string req_body_;     // a request body read for a plugin (RequestPlan::body_collected)
+  size_t access_next_ = 0;   // runAccessPhase(): the chain position to resume at
+  std::vector<uint16_t> access_positions_;  // runAccessPhase(): priority ranks (reordered)
   std::string resp_extra_;   // "Name: value\r\n" lines added to the client response
   std::string up_extra_;     // "Name: value\r\n" lines added to the upstream request
   Deadline dl_;              // main flow

@@ -520,6 +520,7 @@ bool Router::matchEntry(const Entry& e, const RequestView& req, std::string_view
     }
   }
   size_t matched_len = 0;
+  const re2::RE2* matched_re = nullptr;
   if (!e.prefixes.empty()) {
     bool ok = false;
     for (const std::string& p : e.prefixes) {
@@ -544,6 +545,7 @@ bool Router::matchEntry(const Entry& e, const RequestView& req, std::string_view
       if (re->Match(piece(path), 0, path.size(), RE2::ANCHOR_START, &whole, 1)) {
         ok = true;
         matched_len = whole.size();
+        matched_re = re;
         break;
       }
     }
@@ -556,6 +558,7 @@ bool Router::matchEntry(const Entry& e, const RequestView& req, std::string_view
   out->service = e.service;
   out->service_index = e.service_index;
   out->normalized_path = path;
+  out->regex = matched_re;
   // Stripping "/" strips nothing (Kong: strip on "/" never strips).
   out->strip_len = (e.strip_path && matched_len > 1) ? matched_len : 0;
   out->https_required = e.https_only && !req.https && !req.forwarded_https;

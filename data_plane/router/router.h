@@ -49,6 +49,9 @@ struct Match {
   int32_t service_index = -1;                    // index in Snapshot::config().services()
   std::string_view normalized_path;              // view into MatchScratch::normalized
   size_t strip_len = 0;  // leading bytes of normalized_path to strip upstream (0 = none)
+  // The regex path that matched (start-anchored on normalized_path), for Kong's uri_captures;
+  // null for a prefix or path-less match.
+  const re2::RE2* regex = nullptr;
   // The route's protocols allow https but not http, and the request is not https: Kong
   // answers 426 or redirects (route.https_redirect_status_code) instead of proxying.
   bool https_required = false;
