@@ -251,6 +251,26 @@ std::string echoJson(const EchoUpstream::Received& r,
          "\",\"body_size\":" + std::to_string(r.body.size()) + "}\n";
 }
 
+const char* echoReason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+  }
+}
+
 // GET /status/NNN answers NNN; everything else 200.
 int echoStatus(const std::string& target) {
   if (target.rfind("/status/", 0) == 0 && target.size() >= 11 &&
@@ -676,7 +696,8 @@ struct EchoUpstream::Impl {
         received.push_back(std::move(r));
       }
       const bool bodiless = status == 204 || status == 304 || (status >= 100 && status < 200);
-      std::string response = "HTTP/1.1 " + std::to_string(status) + " Echo\r\n" +
+      std::string response = "HTTP/1.1 " + std::to_string(status) + " " + echoReason(status) +
+                             "\r\n" +
                              "Content-Type: application/json\r\n" +
                              (bodiless ? std::string()
                                        : "Content-Length: " + std::to_string(body.size()) +
