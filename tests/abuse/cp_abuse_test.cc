@@ -3,7 +3,6 @@
 // hosts, tags and keys, and bodies of 100,000 set elements. The CP answers 400 with a
 // specific message, stores nothing, stays up, and its resident memory stays under 100 MB.
 #include <chrono>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,15 +18,6 @@ namespace {
 using namespace std::chrono_literals;
 using namespace portico::testing;
 using nlohmann::json;
-
-int64_t rssKb(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
 
 HttpResponse post(Cp& cp, const std::string& path, const std::string& body,
                   const std::string& type = "application/json") {

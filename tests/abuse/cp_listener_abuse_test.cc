@@ -2,14 +2,12 @@
 // body is never read before its token is accepted (hundreds of unauthenticated 1 MiB bodies
 // leave the CP small), a head trickled byte by byte is cut at the header deadline, and the
 // per-client and total connection caps answer 503 while the CP keeps serving.
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <regex>
 #include <string>
 #include <thread>
@@ -24,30 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace portico::testing;
-
-int64_t rssKb(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
-int connectTo(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 void sendAll(int fd, const std::string& data) {
   size_t off = 0;
@@ -92,7 +66,7 @@ TEST_CASE("abuse: the Admin listener reads no body before the token, cuts slow h
   const int64_t baseline = rssKb(cp.proc->pid());
 
   SECTION("a body without a token is never read: 401 before it is sent") {
-    const int fd = connectTo(cp.admin_port);
+    const int fd = connectLoopback(cp.admin_port);
     REQUIRE(fd >= 0);
     const auto t0 = std::chrono::steady_clock::now();
     sendAll(fd, "POST /consumers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -104,7 +78,7 @@ TEST_CASE("abuse: the Admin listener reads no body before the token, cuts slow h
           std::string::npos);
     CHECK(std::chrono::steady_clock::now() - t0 < 5s);
     // A wrong token: the same, after one lookup.
-    const int fd2 = connectTo(cp.admin_port);
+    const int fd2 = connectLoopback(cp.admin_port);
     sendAll(fd2, "POST /consumers HTTP/1.1\r\nHost: x\r\nKong-Admin-Token: ptk_0000000000000000_"
                  "00\r\nContent-Length: 1000000\r\n\r\n{");
     CHECK(readAll(fd2).rfind("HTTP/1.1 401", 0) == 0);
@@ -115,7 +89,7 @@ TEST_CASE("abuse: the Admin listener reads no body before the token, cuts slow h
     std::vector<int> fds;
     const std::string chunk(64 << 10, 'a');
     for (int i = 0; i < 250; ++i) {
-      const int fd = connectTo(cp.admin_port);
+      const int fd = connectLoopback(cp.admin_port);
       REQUIRE(fd >= 0);
       sendAll(fd, "POST /services HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   "Content-Length: 1048576\r\n\r\n");
@@ -136,7 +110,7 @@ TEST_CASE("abuse: the Admin listener reads no body before the token, cuts slow h
   }
 
   SECTION("a head trickled one byte at a time is cut at the header deadline") {
-    const int fd = connectTo(cp.admin_port);
+    const int fd = connectLoopback(cp.admin_port);
     REQUIRE(fd >= 0);
     const std::string head = "GET /consumers HTTP/1.1\r\nHost: x\r\nX-Slow: " +
                              std::string(200, 'z') + "\r\n\r\n";
@@ -167,12 +141,12 @@ TEST_CASE("abuse: the Admin listener reads no body before the token, cuts slow h
   SECTION("connections beyond the per-client cap get 503 and are closed; normal service after") {
     std::vector<int> idle;
     for (int i = 0; i < 300; ++i) {
-      const int fd = connectTo(cp.admin_port);
+      const int fd = connectLoopback(cp.admin_port);
       REQUIRE(fd >= 0);
       idle.push_back(fd);
     }
     REQUIRE(waitFor([&] {
-      const int fd = connectTo(cp.admin_port);
+      const int fd = connectLoopback(cp.admin_port);
       const std::string reply = fd >= 0 ? readAll(fd) : "";
       if (fd >= 0) ::close(fd);
       return reply.rfind("HTTP/1.1 503", 0) == 0 &&

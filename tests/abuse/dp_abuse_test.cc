@@ -4,7 +4,6 @@
 // connections held against the proxy leave normal requests' p99 within 2x of the baseline;
 // the status listener caps its connections and keeps answering; oversized heads and
 // smuggling vectors get their exact 4xx. The DP stays alive throughout.
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -13,7 +12,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,33 +28,9 @@ using namespace std::chrono_literals;
 using namespace portico::testing;
 using nlohmann::json;
 
-int64_t rssKb(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
-int connectTo(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Sends `raw` and returns the status code of the first response (0: none).
 int rawStatus(int port, const std::string& raw) {
-  const int fd = connectTo(port);
+  const int fd = connectLoopback(port);
   if (fd < 0) return 0;
   ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
   std::string got;
@@ -72,7 +46,7 @@ int rawStatus(int port, const std::string& raw) {
 // Trickles a request head one byte every 50 ms; returns how long until the server closed
 // the connection (or 10 s if it never did).
 std::chrono::milliseconds trickle(int port) {
-  const int fd = connectTo(port);
+  const int fd = connectLoopback(port);
   REQUIRE(fd >= 0);
   const std::string head =
       "GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(400, 'z') + "\r\n\r\n";
@@ -146,7 +120,7 @@ TEST_CASE("abuse: the DP's proxy and status listeners under slow, idle and malfo
     const double base = p99Us(dp.proxy_port, 300);
     std::vector<int> idle;
     for (int i = 0; i < 10000; ++i) {
-      const int fd = connectTo(dp.proxy_port);
+      const int fd = connectLoopback(dp.proxy_port);
       if (fd < 0) break;
       idle.push_back(fd);
     }
@@ -167,7 +141,7 @@ TEST_CASE("abuse: the DP's proxy and status listeners under slow, idle and malfo
   SECTION("the status listener caps its connections and keeps answering") {
     std::vector<int> idle;
     for (int i = 0; i < 1500; ++i) {
-      const int fd = connectTo(dp.status_port);
+      const int fd = connectLoopback(dp.status_port);
       if (fd < 0) break;
       idle.push_back(fd);
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -77,6 +78,12 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;  // lower-cased names
   std::string body;
 };
+
+// A TCP connection to 127.0.0.1:port with a receive timeout; -1 if it cannot connect.
+int connectLoopback(int port, int recv_timeout_s = 10);
+
+// Resident memory of process `pid` in kB (VmRSS), -1 if unknown.
+int64_t rssKb(int pid);
 
 // One blocking HTTP/1.1 request on a fresh connection ("Connection: close").
 HttpResponse httpRequest(const std::string& host, int port, const std::string& method,

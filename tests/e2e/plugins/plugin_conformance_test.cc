@@ -3,8 +3,6 @@
 // portico-dp and PostgreSQL, with the echo upstream the file describes. Every case starts from
 // an empty configuration. A case that configures a plugin this build does not ship (per
 // GET /plugins/enabled) is skipped with a printed reason; every other case must pass.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,15 +55,8 @@ bool readMore(int fd, std::string* buf) {
 // Connection header of its own (the cases fix the exact header set).
 WireResponse exchange(int port, const std::string& request, bool head_request) {
   WireResponse r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{15, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
+  const int fd = connectLoopback(port, 15);
+  if (fd < 0) {
     r.error = "connect failed";
     return r;
   }
