@@ -286,25 +286,31 @@ int run(int argc, char** argv) {
         std::move(sync_options),
         SyncClient::SharedApplyFn([&store, &retirer](
                                       std::shared_ptr<const config::v1::Snapshot> shared,
+                                      std::shared_ptr<const config::KeyAuthTable> key_auth,
                                       const std::string& hash,
                                       config::FieldErrors* errors) -> absl::Status {
           const config::v1::Snapshot& proto = *shared;
           const absl::Time start = absl::Now();
 #if defined(PORTICO_HAVE_CONFIG_VALIDATE)
-          *errors = config::validateSnapshot(proto);
+          *errors = config::validateSnapshot(proto, key_auth.get());
           if (!errors->empty()) {
             return absl::InvalidArgumentError("snapshot failed validation");
           }
 #endif
           const absl::Time validated = absl::Now();
           absl::StatusOr<SnapshotConstSharedPtr> snap =
-              Snapshot::build(std::move(shared), hash, nullptr, nullptr, errors);
+              Snapshot::build(std::move(shared), std::move(key_auth), hash, nullptr, nullptr,
+                              errors);
           if (!snap.ok()) {
             return snap.status();
           }
           // The replaced snapshot is destroyed (and its memory trimmed) off this thread and
           // off the proxy workers, once the requests still using it are done.
-          retirer.retire(store.set(*std::move(snap)));
+          if (SnapshotConstSharedPtr old = store.set(*std::move(snap)); old != nullptr) {
+            retirer.retire(std::move(old));
+          } else {
+            releaseFreedMemory();  // the first config (the cache at start): parse leftovers
+          }
           const absl::Time built = absl::Now();
           // The sync client logs the whole push; this splits its apply part.
           LOG_INFO("config", "generation %d: validated in %s, built and swapped in %s",

@@ -23,19 +23,22 @@ uint32_t timeoutOr(int32_t ms, uint32_t dflt) { return ms > 0 ? static_cast<uint
 absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(
     config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime,
     std::unique_ptr<const PluginChains> chains, config::FieldErrors* errors) {
-  return build(std::make_shared<const config::v1::Snapshot>(std::move(config)), std::move(hash),
-               runtime, std::move(chains), errors);
+  std::shared_ptr<const config::KeyAuthTable> key_auth = config::KeyAuthTable::extract(&config);
+  return build(std::make_shared<const config::v1::Snapshot>(std::move(config)),
+               std::move(key_auth), std::move(hash), runtime, std::move(chains), errors);
 }
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::build(
-    std::shared_ptr<const config::v1::Snapshot> config, std::string hash,
+    std::shared_ptr<const config::v1::Snapshot> rest,
+    std::shared_ptr<const config::KeyAuthTable> key_auth, std::string hash,
     balancer::Runtime* runtime, std::unique_ptr<const PluginChains> chains,
     config::FieldErrors* errors) {
   std::shared_ptr<Snapshot> snap(new Snapshot());
-  snap->config_ = std::move(config);
+  snap->config_ = std::move(rest);
+  snap->key_auth_ = key_auth != nullptr ? std::move(key_auth) : config::KeyAuthTable::empty();
   snap->hash_ = std::move(hash);
   ASSIGN_OR_RETURN(snap->router_, router::Router::build(*snap->config_));
-  ASSIGN_OR_RETURN(snap->consumers_, ConsumerIndex::build(*snap->config_));
+  ASSIGN_OR_RETURN(snap->consumers_, ConsumerIndex::build(*snap->config_, snap->key_auth_));
   if (chains != nullptr) {
     snap->plugins_ = std::move(chains);
   } else {

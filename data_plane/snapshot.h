@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/config/key_auth_table.h"
 #include "common/versioned.h"
 #include "data_plane/balancer/balancer.h"
 #include "data_plane/plugins/chain.h"
@@ -56,16 +57,21 @@ class Snapshot {
       config::v1::Snapshot config, std::string hash, balancer::Runtime* runtime = nullptr,
       std::unique_ptr<const PluginChains> chains = nullptr,
       config::FieldErrors* errors = nullptr);
-  // The same over a shared config (the sync client holds the same one: a big config is in
-  // memory once, not once per holder).
+  // The same over a shared config held split, as the sync client holds it (a big config is in
+  // memory once, not once per holder): `rest` without key-auth credentials, `key_auth` with
+  // them (validated with config::validateSnapshot(*rest, key_auth.get())). The by-value
+  // build() above moves the proto's credentials into a table itself.
   static absl::StatusOr<std::shared_ptr<const Snapshot>> build(
-      std::shared_ptr<const config::v1::Snapshot> config, std::string hash,
+      std::shared_ptr<const config::v1::Snapshot> rest,
+      std::shared_ptr<const config::KeyAuthTable> key_auth, std::string hash,
       balancer::Runtime* runtime = nullptr, std::unique_ptr<const PluginChains> chains = nullptr,
       config::FieldErrors* errors = nullptr);
 
   uint64_t generation() const { return config_->generation(); }
   const std::string& hash() const { return hash_; }
+  // The config without its key-auth credentials (see keyAuth()).
   const config::v1::Snapshot& config() const { return *config_; }
+  const config::KeyAuthTable& keyAuth() const { return *key_auth_; }
 
   const router::Router& router() const { return *router_; }
   // Indexed like config().services(); valid for a Match's service_index.
@@ -87,6 +93,7 @@ class Snapshot {
   Snapshot() = default;
 
   std::shared_ptr<const config::v1::Snapshot> config_;
+  std::shared_ptr<const config::KeyAuthTable> key_auth_;
   std::string hash_;
   std::unique_ptr<const router::Router> router_;  // points into config_
   std::vector<ServiceTarget> targets_;

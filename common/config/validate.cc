@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/config/entities.h"
+#include "common/config/key_auth_table.h"
 #include "common/config/regex.h"
 #include "re2/re2.h"
 
@@ -904,9 +905,46 @@ void validateKeyAuthCredentials(const v1::Snapshot& snapshot,
   }
 }
 
+// The same rules on credentials held as a KeyAuthTable (the DP's form). Ids and keys are
+// unique by construction (the table reported duplicates among its errors()); rows kept
+// serialized (tags, unusual values) are checked as the proto they are.
+void validateKeyAuthTable(const KeyAuthTable& table,
+                          const absl::flat_hash_set<std::string>& consumer_ids,
+                          FieldErrors* out) {
+  const char* kEntity = "keyauth_credentials";
+  out->insert(out->end(), table.errors().begin(), table.errors().end());
+  char consumer[36];
+  v1::KeyAuthCredential k;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const KeyAuthTable::Row& row = table.row(i);
+    formatUuid(row.consumer, consumer);
+    const std::string_view consumer_id(consumer, sizeof(consumer));
+    if (!consumer_ids.contains(absl::string_view(consumer, sizeof(consumer)))) {
+      out->push_back({kEntity, formatUuid(row.id), "consumer.id",
+                      "the foreign key '{id=\"" + std::string(consumer_id) +
+                          "\"}' does not reference an existing 'consumers' entity."});
+    }
+    const std::string_view key = table.key(row);
+    if (key.empty()) {
+      out->push_back({kEntity, formatUuid(row.id), "key", "length must be at least 1"});
+    } else if (key.size() > kMaxSecretLength) {
+      out->push_back({kEntity, formatUuid(row.id), "key", checkMaxLength(key, kMaxSecretLength)});
+    }
+    if (row.ttl != KeyAuthTable::kNoTtl && (row.ttl < 0 || row.ttl > 100000000)) {
+      out->push_back({kEntity, formatUuid(row.id), "ttl", "value should be between 0 and 100000000"});
+    }
+    const std::vector<std::string> tags = table.tags(i);
+    for (size_t t = 0; t < tags.size(); ++t) {
+      if (std::string why = checkTag(tags[t]); !why.empty()) {
+        out->push_back({kEntity, formatUuid(row.id), "tags." + std::to_string(t + 1), why});
+      }
+    }
+  }
+}
+
 }  // namespace
 
-FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
+FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* key_auth) {
   FieldErrors out;
   auto append = [&out](FieldErrors&& more) {
     out.insert(out.end(), std::make_move_iterator(more.begin()),
@@ -1046,6 +1084,9 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot) {
     }
   }
   validateKeyAuthCredentials(snapshot, ids["consumers"], &out);
+  if (key_auth != nullptr) {
+    validateKeyAuthTable(*key_auth, ids["consumers"], &out);
+  }
   return out;
 }
 

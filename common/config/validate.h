@@ -27,9 +27,14 @@ using FieldErrors = std::vector<FieldError>;
 
 FieldErrors validateService(const v1::Service& service);
 FieldErrors validateRoute(const v1::Route& route);
+class KeyAuthTable;
+
 // Every entity, plus what ties them together (unique ids and names, routes naming services
-// that exist). Empty means the snapshot may be applied.
-FieldErrors validateSnapshot(const v1::Snapshot& snapshot);
+// that exist). Empty means the snapshot may be applied. `key_auth`: the snapshot's key-auth
+// credentials when the DP holds them as a table (common/config/key_auth_table.h) instead of
+// in the proto; checked with the same rules and messages.
+FieldErrors validateSnapshot(const v1::Snapshot& snapshot,
+                             const KeyAuthTable* key_auth = nullptr);
 
 // Length caps (bytes, as Kong's len_max counts them; "length must be at most N"). Kong's
 // typedefs set none on these fields; ours keep unique-indexed values far below PostgreSQL's

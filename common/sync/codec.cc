@@ -192,6 +192,124 @@ absl::StatusOr<config::v1::Snapshot> decodePayload(Encoding encoding, std::strin
   return snapshot;
 }
 
+absl::Status decodePayloadSplit(Encoding encoding, std::string_view payload,
+                                std::string_view expected_hash, uint64_t max_payload_bytes,
+                                config::v1::Snapshot* rest,
+                                std::shared_ptr<const config::KeyAuthTable>* key_auth) {
+  auto raw = decompressPayload(encoding, payload, expected_hash, max_payload_bytes);
+  if (!raw.ok()) {
+    return raw.status();
+  }
+  return parseSnapshotSplit(*raw, rest, key_auth);
+}
+
+absl::Status parseSnapshotSplit(std::string_view raw, config::v1::Snapshot* rest,
+                                std::shared_ptr<const config::KeyAuthTable>* key_auth) {
+  const auto invalid = [] {
+    return absl::InvalidArgumentError("payload is not a valid portico.config.v1.Snapshot");
+  };
+  // One walk over the top-level fields: field 12 (keyauth_credentials) goes to the table one
+  // message at a time; every other field's bytes are parsed as the rest. Parsing the
+  // concatenation of those bytes is what parsing them in place would give (protobuf merges
+  // repeated and singular fields the same way across a split).
+  std::string other;
+  config::KeyAuthTable::Builder builder;
+  config::v1::KeyAuthCredential scratch;
+  const char* p = raw.data();
+  const char* const end = p + raw.size();
+  const char* run = p;  // start of the current run of non-credential bytes
+  while (p < end) {
+    const char* field_start = p;
+    uint64_t tag = 0;
+    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(p),
+                                              static_cast<int>(end - p));
+    if (!in.ReadVarint64(&tag) || (tag >> 3) == 0) {
+      return invalid();
+    }
+    uint64_t skip = 0;
+    std::string_view body;
+    switch (tag & 7) {
+      case 0: {
+        uint64_t v;
+        if (!in.ReadVarint64(&v)) return invalid();
+        break;
+      }
+      case 1: skip = 8; break;
+      case 5: skip = 4; break;
+      case 2: {
+        uint32_t n = 0;
+        if (!in.ReadVarint32(&n)) return invalid();
+        skip = n;
+        break;
+      }
+      default:
+        return invalid();  // groups (3, 4) are not in our protos; 6, 7 do not exist
+    }
+    p += in.CurrentPosition();
+    if (static_cast<uint64_t>(end - p) < skip) {
+      return invalid();
+    }
+    body = std::string_view(p, static_cast<size_t>(skip));
+    p += skip;
+    if ((tag >> 3) == 12) {
+      if ((tag & 7) != 2) {
+        return invalid();
+      }
+      other.append(run, static_cast<size_t>(field_start - run));
+      run = p;
+      if (!builder.addSerialized(body, &scratch)) {
+        return invalid();
+      }
+    }
+  }
+  other.append(run, static_cast<size_t>(end - run));
+  if (!rest->ParseFromString(other)) {
+    return invalid();
+  }
+  *key_auth = std::move(builder).finish();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> serializeDeterministic(const config::v1::Snapshot& rest,
+                                                   const config::KeyAuthTable& key_auth) {
+  auto bytes = serializeDeterministic(rest);
+  if (!bytes.ok() || key_auth.size() == 0) {
+    return bytes;
+  }
+  if (!rest.keyauth_credentials().empty()) {
+    return absl::InternalError("snapshot holds key-auth credentials besides its table");
+  }
+  // Fields are written in number order (unknown ones last): the credentials go before the
+  // first field numbered above 12.
+  const char* p = bytes->data();
+  const char* const end = p + bytes->size();
+  while (p < end) {
+    google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(p),
+                                              static_cast<int>(end - p));
+    uint64_t tag = 0;
+    in.ReadVarint64(&tag);
+    if ((tag >> 3) > 12) {
+      break;
+    }
+    uint64_t v = 0;
+    uint32_t n = 0;
+    switch (tag & 7) {
+      case 0: in.ReadVarint64(&v); break;
+      case 1: in.Skip(8); break;
+      case 5: in.Skip(4); break;
+      case 2: in.ReadVarint32(&n); in.Skip(static_cast<int>(n)); break;
+      default: return absl::InternalError("cannot splice credentials into the snapshot");
+    }
+    p += in.CurrentPosition();
+  }
+  std::string out;
+  out.reserve(bytes->size() + key_auth.size() * 128);
+  out.append(bytes->data(), static_cast<size_t>(p - bytes->data()));
+  key_auth.appendWire(&out);
+  out.append(p, static_cast<size_t>(end - p));
+  return out;
+}
+
 absl::StatusOr<std::string> decompressPayload(Encoding encoding, std::string_view payload,
                                               std::string_view expected_hash,
                                               uint64_t max_payload_bytes) {
@@ -382,21 +500,30 @@ absl::StatusOr<std::optional<AssembledSnapshot>> Reassembler::add(const ConfigCh
     next_index_ = 0;
     return std::optional<AssembledSnapshot>(std::move(out));
   }
-  auto snapshot = decodePayload(header_.encoding(), buffer_, header_.config_hash(),
-                                options_.max_snapshot_bytes);
-  if (!snapshot.ok()) {
-    return fail(chunk, snapshot.status());
+  auto raw = decompressPayload(header_.encoding(), buffer_, header_.config_hash(),
+                               options_.max_snapshot_bytes);
+  if (!raw.ok()) {
+    return fail(chunk, raw.status());
   }
-  if (snapshot->generation() != header_.generation()) {
+  out.payload_size = raw->size();
+  if (options_.split_key_auth) {
+    if (absl::Status st = parseSnapshotSplit(*raw, &out.snapshot, &out.key_auth); !st.ok()) {
+      return fail(chunk, st);
+    }
+  } else if (!out.snapshot.ParseFromString(*raw)) {
+    return fail(chunk, absl::InvalidArgumentError(
+                           "payload is not a valid portico.config.v1.Snapshot"));
+  }
+  raw->clear();
+  raw->shrink_to_fit();
+  if (out.snapshot.generation() != header_.generation()) {
     return fail(chunk, absl::InvalidArgumentError(absl::StrFormat(
                            "payload is generation %d but the push says %d",
-                           snapshot->generation(), header_.generation())));
+                           out.snapshot.generation(), header_.generation())));
   }
   out.generation = header_.generation();
   out.config_hash = header_.config_hash();
-  out.snapshot = std::move(*snapshot);
   out.encoding = header_.encoding();
-  out.payload_size = out.snapshot.ByteSizeLong();
   out.encoded_payload = std::move(buffer_);
   in_progress_ = false;
   buffer_.clear();

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/config/key_auth_table.h"
 #include "portico/config/v1/config.pb.h"
 #include "portico/sync/v1/sync.pb.h"
 
@@ -95,12 +96,31 @@ absl::StatusOr<config::v1::Snapshot> decodePayload(sync::v1::Encoding encoding,
                                                    std::string_view expected_hash,
                                                    uint64_t max_payload_bytes);
 
+// decodePayload for the data plane: the key-auth credentials go into `*key_auth` as a table
+// (never materialized as messages: 1M of them would take ~440 MB), everything else into
+// `*rest`, whose keyauth_credentials list stays empty. Same errors as decodePayload.
+absl::Status decodePayloadSplit(sync::v1::Encoding encoding, std::string_view payload,
+                                std::string_view expected_hash, uint64_t max_payload_bytes,
+                                config::v1::Snapshot* rest,
+                                std::shared_ptr<const config::KeyAuthTable>* key_auth);
+// The parsing half of decodePayloadSplit, on raw serialized Snapshot bytes.
+absl::Status parseSnapshotSplit(std::string_view raw, config::v1::Snapshot* rest,
+                                std::shared_ptr<const config::KeyAuthTable>* key_auth);
+
+// serializeDeterministic() of the whole snapshot that `rest` (keyauth_credentials empty) and
+// `key_auth` together hold: the same bytes, so the same config_hash.
+absl::StatusOr<std::string> serializeDeterministic(const config::v1::Snapshot& rest,
+                                                   const config::KeyAuthTable& key_auth);
+
 // What a completed push yields on the DP. For a delta push, `delta` is set and `snapshot`
 // is empty until the DP applied the delta to what it runs (common/sync/delta.h).
 struct AssembledSnapshot {
   uint64_t generation = 0;
   std::string config_hash;
   config::v1::Snapshot snapshot;
+  // With ReassemblerOptions::split_key_auth (and after a delta is materialized): the
+  // snapshot's key-auth credentials, which `snapshot` then does not hold. Else null.
+  std::shared_ptr<const config::KeyAuthTable> key_auth;
   std::optional<sync::v1::SnapshotDelta> delta;
   uint64_t base_generation = 0;
   std::string base_hash;
@@ -112,6 +132,7 @@ struct AssembledSnapshot {
 
 struct ReassemblerOptions {
   uint64_t max_snapshot_bytes = kDefaultMaxSnapshotBytes;  // uncompressed limit
+  bool split_key_auth = false;  // decode with decodePayloadSplit (the DP)
 };
 
 // Reassembles the chunks of one push at a time. Not thread-safe; owned by the DP's sync

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "common/sync/codec.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -200,6 +201,34 @@ absl::Status applyDelta(Snapshot* snapshot, const sync::v1::SnapshotDelta& delta
     }
   }
   snapshot->set_generation(delta.generation());
+  return absl::OkStatus();
+}
+
+absl::Status applyDelta(Snapshot* rest, std::shared_ptr<const config::KeyAuthTable>* key_auth,
+                        const sync::v1::SnapshotDelta& delta) {
+  if (!rest->keyauth_credentials().empty()) {
+    return absl::InvalidArgumentError("split snapshot holds key-auth credentials");
+  }
+  // The rest takes the delta as usual: upserted credentials land in its (empty) list, where
+  // the cascades drop those of consumers the same delta deletes. They then move to the table.
+  RETURN_IF_ERROR(applyDelta(rest, delta));
+  config::KeyAuthTable::Changes changes;
+  for (const config::v1::KeyAuthCredential& k : rest->keyauth_credentials()) {
+    changes.upserts.push_back(&k);
+  }
+  for (const auto& ref : delta.deletes()) {
+    if (ref.entity_type() == "keyauth_credentials") {
+      changes.deleted_ids.push_back(ref.entity_id());
+    } else if (ref.entity_type() == "consumers") {
+      changes.deleted_consumers.push_back(ref.entity_id());
+    }
+  }
+  if (!changes.upserts.empty() || !changes.deleted_ids.empty() ||
+      !changes.deleted_consumers.empty()) {
+    *key_auth = (*key_auth == nullptr ? config::KeyAuthTable::empty() : *key_auth)
+                    ->apply(changes);
+  }
+  rest->clear_keyauth_credentials();
   return absl::OkStatus();
 }
 

@@ -7,10 +7,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/config/key_auth_table.h"
 #include "portico/config/v1/config.pb.h"
 #include "portico/sync/v1/sync.pb.h"
 
@@ -27,6 +29,14 @@ void canonicalize(config::v1::Snapshot* snapshot);
 // result equals a fresh read. kInvalidArgument for an unknown entity type or an entity
 // without id; `snapshot` may then be partly changed, so callers apply to a copy they can drop.
 absl::Status applyDelta(config::v1::Snapshot* snapshot, const sync::v1::SnapshotDelta& delta);
+
+// applyDelta() on a snapshot held split, as the DP holds it (codec.h, decodePayloadSplit):
+// `rest` without key-auth credentials and `*key_auth` with them. Credentials the delta
+// upserts or deletes, and those of consumers it deletes, end in a new `*key_auth` table; the
+// old one is left as it was. On error both may be partly changed (apply to copies).
+absl::Status applyDelta(config::v1::Snapshot* rest,
+                        std::shared_ptr<const config::KeyAuthTable>* key_auth,
+                        const sync::v1::SnapshotDelta& delta);
 
 // Hex SHA-256 of the deterministic serialization (the config_hash of a full push).
 absl::StatusOr<std::string> hashSnapshot(const config::v1::Snapshot& snapshot);

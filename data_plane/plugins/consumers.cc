@@ -14,7 +14,7 @@ const typename Map::mapped_type* findIn(const Map& map, std::string_view key) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<const ConsumerIndex>> ConsumerIndex::build(
-    const config::v1::Snapshot& config) {
+    const config::v1::Snapshot& config, std::shared_ptr<const config::KeyAuthTable> key_auth) {
   auto index = std::unique_ptr<ConsumerIndex>(new ConsumerIndex());
   index->consumers_.reserve(static_cast<size_t>(config.consumers_size()));
   index->by_id_.reserve(static_cast<size_t>(config.consumers_size()));
@@ -42,16 +42,11 @@ absl::StatusOr<std::unique_ptr<const ConsumerIndex>> ConsumerIndex::build(
     return absl::InvalidArgumentError(std::string(kind) + " " + std::string(id) +
                                       ": duplicate " + std::string(field));
   };
-  index->key_auth_.reserve(static_cast<size_t>(config.keyauth_credentials_size()));
-  for (const auto& k : config.keyauth_credentials()) {
-    absl::StatusOr<const Consumer*> c = owner("keyauth_credentials", k.id(), k.consumer().id());
-    if (!c.ok()) {
-      return c.status();
-    }
-    const int64_t expires = k.has_ttl() && k.ttl() > 0 ? k.created_at() + k.ttl() : 0;
-    if (!index->key_auth_.emplace(k.key(), KeyAuth{*c, &k, expires}).second) {
-      return duplicate("keyauth_credentials", k.id(), "key");
-    }
+  index->key_auth_ = key_auth != nullptr ? std::move(key_auth) : config::KeyAuthTable::empty();
+  if (!index->key_auth_->errors().empty()) {
+    const config::FieldError& e = index->key_auth_->errors().front();
+    return absl::InvalidArgumentError(e.entity_type + " " + e.entity_id + ": " + e.field + ": " +
+                                      e.reason);
   }
   for (const auto& b : config.basicauth_credentials()) {
     absl::StatusOr<const Consumer*> c = owner("basicauth_credentials", b.id(), b.consumer().id());
@@ -111,8 +106,24 @@ const Consumer* ConsumerIndex::byIdOrUsername(std::string_view value) const {
   return c != nullptr ? c : byUsername(value);
 }
 
-const ConsumerIndex::KeyAuth* ConsumerIndex::keyAuth(std::string_view key) const {
-  return findIn(key_auth_, key);
+bool ConsumerIndex::keyAuth(std::string_view key, KeyAuth* out) const {
+  if (key_auth_ == nullptr) {
+    return false;  // the empty() index
+  }
+  const config::KeyAuthTable::Row* row = key_auth_->find(key);
+  if (row == nullptr) {
+    return false;
+  }
+  char consumer_id[36];
+  config::formatUuid(row->consumer, consumer_id);
+  out->consumer = byId(std::string_view(consumer_id, sizeof(consumer_id)));
+  if (out->consumer == nullptr) {
+    return false;
+  }
+  config::formatUuid(row->id, out->credential_id);
+  out->expires_at_s =
+      row->ttl != config::KeyAuthTable::kNoTtl && row->ttl > 0 ? row->created_at + row->ttl : 0;
+  return true;
 }
 const ConsumerIndex::BasicAuth* ConsumerIndex::basicAuth(std::string_view username) const {
   return findIn(basic_auth_, username);

@@ -130,19 +130,18 @@ absl::StatusOr<CachedConfig> loadSnapshotCache(const std::string& path,
     return absl::FailedPreconditionError(absl::StrCat(
         "config cache ", path, " has unknown format version ", cached.format_version()));
   }
-  auto snapshot = sync::decodePayload(cached.encoding(), cached.payload(), cached.config_hash(),
-                                      max_snapshot_bytes);
-  if (!snapshot.ok()) {
-    return absl::Status(snapshot.status().code(),
-                        absl::StrCat("config cache ", path, ": ", snapshot.status().message()));
+  CachedConfig out;
+  if (absl::Status st = sync::decodePayloadSplit(cached.encoding(), cached.payload(),
+                                                 cached.config_hash(), max_snapshot_bytes,
+                                                 &out.snapshot, &out.key_auth);
+      !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("config cache ", path, ": ", st.message()));
   }
-  if (snapshot->generation() != cached.generation()) {
+  if (out.snapshot.generation() != cached.generation()) {
     return absl::DataLossError(absl::StrCat("config cache ", path, " generation mismatch"));
   }
-  CachedConfig out;
   out.generation = cached.generation();
   out.config_hash = cached.config_hash();
-  out.snapshot = std::move(*snapshot);
   return out;
 }
 

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/config/key_auth_table.h"
 #include "common/sync/codec.h"
 #include "portico/config/v1/config.pb.h"
 #include "portico/sync/v1/sync.pb.h"
@@ -23,7 +25,8 @@ absl::Status saveSnapshotCache(const std::string& path, const sync::AssembledSna
 struct CachedConfig {
   uint64_t generation = 0;
   std::string config_hash;
-  config::v1::Snapshot snapshot;
+  config::v1::Snapshot snapshot;  // without its key-auth credentials, which are in key_auth
+  std::shared_ptr<const config::KeyAuthTable> key_auth;
 };
 
 // Reads and verifies (decompress, hash, parse) the cache. kNotFound when there is no file;

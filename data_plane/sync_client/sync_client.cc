@@ -216,7 +216,7 @@ class SyncClient::Impl {
     }
     config::FieldErrors errors;
     auto shared = std::make_shared<const config::v1::Snapshot>(std::move(cached->snapshot));
-    absl::Status st = callApply(shared, cached->config_hash, &errors);
+    absl::Status st = callApply(shared, cached->key_auth, cached->config_hash, &errors);
     if (!st.ok()) {
       LOG_WARN(kLog, "cached generation %d does not apply (%s); waiting for the control plane",
                cached->generation, st.ToString());
@@ -225,6 +225,7 @@ class SyncClient::Impl {
     LOG_INFO(kLog, "serving cached generation %d (%s) from %s", cached->generation,
              shortHash(cached->config_hash), options_.cache_path);
     current_ = std::move(shared);
+    current_key_auth_ = std::move(cached->key_auth);
     absl::MutexLock lock(&mu_);
     state_.generation = cached->generation;
     state_.config_hash = cached->config_hash;
@@ -234,9 +235,13 @@ class SyncClient::Impl {
 
   // ApplyFn is the embedder's code; a throw there must not take the sync thread down.
   absl::Status callApply(const std::shared_ptr<const config::v1::Snapshot>& snapshot,
+                         std::shared_ptr<const config::KeyAuthTable> key_auth,
                          const std::string& hash, config::FieldErrors* errors) {
+    if (key_auth == nullptr) {
+      key_auth = config::KeyAuthTable::empty();
+    }
     try {
-      return apply_(snapshot, hash, errors);
+      return apply_(snapshot, std::move(key_auth), hash, errors);
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("apply threw: ", e.what()));
     } catch (...) {
@@ -362,7 +367,8 @@ class SyncClient::Impl {
     }
     std::thread heartbeat;
     if (write(session, hello_msg)) {
-      sync::Reassembler reassembler(sync::ReassemblerOptions{options_.max_snapshot_bytes});
+      sync::Reassembler reassembler(sync::ReassemblerOptions{
+          .max_snapshot_bytes = options_.max_snapshot_bytes, .split_key_auth = true});
       ControlPlaneMessage msg;
       while (stream->Read(&msg)) {
         switch (msg.kind_case()) {
@@ -563,7 +569,7 @@ class SyncClient::Impl {
     }
     config::FieldErrors errors;
     auto shared = std::make_shared<const config::v1::Snapshot>(std::move(assembled.snapshot));
-    absl::Status st = callApply(shared, assembled.config_hash, &errors);
+    absl::Status st = callApply(shared, assembled.key_auth, assembled.config_hash, &errors);
     if (!st.ok()) {
       LOG_WARN(kLog, "generation %d (%s) rejected: %s (%d errors); still serving generation %d",
                assembled.generation, shortHash(assembled.config_hash), st.ToString(),
@@ -588,6 +594,7 @@ class SyncClient::Impl {
       }
     }
     current_ = std::move(shared);
+    current_key_auth_ = std::move(assembled.key_auth);
     sendAck(session, assembled.generation, assembled.config_hash);
     // From the last chunk's arrival to the ACK: what a push costs this DP (sync_bench reads it).
     const absl::Time done = absl::Now();
@@ -611,9 +618,12 @@ class SyncClient::Impl {
           "delta base ", assembled->base_generation, " is not the applied generation ",
           running_generation));
     }
-    config::v1::Snapshot next = *current_;  // a copy: a failure leaves what we run intact
-    RETURN_IF_ERROR(sync::applyDelta(&next, *assembled->delta));
-    auto raw = sync::serializeDeterministic(next);
+    // Copies (the credentials' table is copied only if the delta changes it): a failure
+    // leaves what we run intact.
+    config::v1::Snapshot next = *current_;
+    std::shared_ptr<const config::KeyAuthTable> key_auth = current_key_auth_;
+    RETURN_IF_ERROR(sync::applyDelta(&next, &key_auth, *assembled->delta));
+    auto raw = sync::serializeDeterministic(next, *key_auth);
     if (!raw.ok()) {
       return raw.status();
     }
@@ -627,6 +637,7 @@ class SyncClient::Impl {
                                               shortHash(assembled->config_hash)));
     }
     assembled->snapshot = std::move(next);
+    assembled->key_auth = std::move(key_auth);
     assembled->payload_size = raw->size();
     assembled->encoding = sync::v1::ENCODING_UNSPECIFIED;
     assembled->encoded_payload = std::move(*raw);  // compressed only if persisted
@@ -683,6 +694,8 @@ class SyncClient::Impl {
   // The snapshot applied last (canonical), the base for deltas. Sync thread only (and
   // start() before the thread exists).
   std::shared_ptr<const config::v1::Snapshot> current_;  // also held by the served config
+  // Its key-auth credentials (never null once current_ is set; same sharing).
+  std::shared_ptr<const config::KeyAuthTable> current_key_auth_ = config::KeyAuthTable::empty();
   std::shared_ptr<grpc::ChannelCredentials> creds_;
   std::string pinned_sha256_;     // shared mode: the certificate the CP must present
   uint64_t retry_after_ms_ = 0;   // the last stream's hint (sync thread only)
@@ -703,8 +716,18 @@ SyncClient::SyncClient(Options options, ApplyFn apply)
     : SyncClient(std::move(options),
                  SharedApplyFn([apply = std::move(apply)](
                                    std::shared_ptr<const config::v1::Snapshot> snapshot,
+                                   std::shared_ptr<const config::KeyAuthTable> key_auth,
                                    const std::string& hash, config::FieldErrors* errors) {
-                   return apply(*snapshot, hash, errors);
+                   if (!key_auth->errors().empty()) {  // rows the table could not hold
+                     *errors = key_auth->errors();
+                     return absl::InvalidArgumentError("snapshot failed validation");
+                   }
+                   if (key_auth->size() == 0) {
+                     return apply(*snapshot, hash, errors);
+                   }
+                   config::v1::Snapshot whole = *snapshot;
+                   key_auth->appendTo(&whole);
+                   return apply(whole, hash, errors);
                  })) {}
 
 SyncClient::~SyncClient() = default;

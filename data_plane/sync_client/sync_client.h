@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/config/key_auth_table.h"
 #include "common/config/validate.h"
 #include "common/sync/cluster_tls.h"
 #include "common/sync/codec.h"
@@ -53,16 +54,20 @@ class SyncClient {
     uint32_t health_refresh_heartbeats = 12;
   };
 
-  // Called on the sync thread with a reassembled, hash-checked snapshot. Validates, builds and
+  // Called on the sync thread with a reassembled, hash-checked snapshot (whole: key-auth
+  // credentials included, which costs a copy; portico-dp uses SharedApplyFn). Validates, builds and
   // publishes it; returns OK once the new config serves traffic, or an error (with per-entity
   // details in `errors`) after which the DP must still serve its previous config.
   using ApplyFn = std::function<absl::Status(const config::v1::Snapshot&,
                                              const std::string& hash,
                                              config::FieldErrors* errors)>;
   // The same, handed the shared, immutable snapshot the client keeps as its current one
-  // (deltas apply to a copy of it): an embedder that retains it holds no second copy.
+  // (deltas apply to a copy of it): an embedder that retains it holds no second copy. The
+  // snapshot comes split (common/sync/codec.h, decodePayloadSplit): `rest` holds no key-auth
+  // credentials; `key_auth` (never null) holds them.
   using SharedApplyFn = std::function<absl::Status(
-      std::shared_ptr<const config::v1::Snapshot>, const std::string& hash,
+      std::shared_ptr<const config::v1::Snapshot> rest,
+      std::shared_ptr<const config::KeyAuthTable> key_auth, const std::string& hash,
       config::FieldErrors* errors)>;
 
   // What the client is doing; for /status, metrics and tests.

@@ -83,9 +83,9 @@ class KeyAuth final : public Plugin {
     if (source == Source::kNone || key.empty()) {
       return kNoKey;
     }
-    const ConsumerIndex::KeyAuth* cred = ctx.consumers().keyAuth(key);
-    if (cred == nullptr ||
-        (cred->expires_at_s != 0 && cred->expires_at_s <= static_cast<int64_t>(std::time(nullptr)))) {
+    ConsumerIndex::KeyAuth cred;
+    if (!ctx.consumers().keyAuth(key, &cred) ||
+        (cred.expires_at_s != 0 && cred.expires_at_s <= static_cast<int64_t>(std::time(nullptr)))) {
       return kUnauthorized;
     }
     if (config_.hide_credentials) {
@@ -95,7 +95,7 @@ class KeyAuth final : public Plugin {
         ctx.setUpstreamQuery(removeQueryArg(ctx.query(), key_name));
       }
     }
-    setConsumer(ctx, *cred->consumer, cred->credential->id(), cred->credential->id());
+    setConsumer(ctx, *cred.consumer, cred.credentialId(), cred.credentialId());
     return {};
   }
 

@@ -183,10 +183,16 @@ class Model {
           break;
         }
         if (t_.consumers().empty()) break;
-        v1::KeyAuthCredential* k = t_.add_keyauth_credentials();
-        k->set_id(uuid(rng_));
+        // New or updated; with the optional fields the DP's compact table must reproduce
+        // byte for byte (ttl present or not, tags, created_at, negative values).
+        v1::KeyAuthCredential* k = pickOrAdd(t_.mutable_keyauth_credentials());
         k->mutable_consumer()->set_id(t_.consumers(rng_() % t_.consumers_size()).id());
         k->set_key("k" + std::to_string(rng_()));
+        k->set_created_at(static_cast<int64_t>(rng_() % 3) * 1700000000 - 1);
+        k->clear_ttl();
+        if (rng_() % 3 == 0) k->set_ttl(static_cast<int32_t>(rng_() % 5) - 1);
+        k->clear_tags();
+        if (rng_() % 4 == 0) k->add_tags("t" + std::to_string(rng_() % 10));
         commit("keyauth_credentials", k->id());
         break;
       }
@@ -380,7 +386,82 @@ TEST_CASE("delta: randomized change sequences end exactly where a full snapshot 
       v1::Snapshot dp2 = it->second;
       REQUIRE(applyDelta(&dp2, *done->delta).ok());
       REQUIRE(*hashSnapshot(dp2) == done->config_hash);
+      // And as the DP holds a config: split into the rest and a key-auth table.
+      v1::Snapshot rest;
+      std::shared_ptr<const config::KeyAuthTable> table;
+      REQUIRE(parseSnapshotSplit(*serializeDeterministic(it->second), &rest, &table).ok());
+      REQUIRE(table->size() == static_cast<size_t>(it->second.keyauth_credentials_size()));
+      REQUIRE(*serializeDeterministic(rest, *table) == *serializeDeterministic(it->second));
+      const auto before = table;
+      REQUIRE(applyDelta(&rest, &table, *done->delta).ok());
+      CHECK(rest.keyauth_credentials().empty());
+      REQUIRE(sha256Hex(*serializeDeterministic(rest, *table)) == done->config_hash);
+      CHECK(table->errors().empty());
+      CHECK(*serializeDeterministic(v1::Snapshot(), *before) ==
+            *serializeDeterministic(v1::Snapshot(), *before));  // the base table is unchanged
     }
+  }
+}
+
+TEST_CASE("delta: a split snapshot (rest + key-auth table) takes a delta like the whole one") {
+  v1::Snapshot whole;
+  whole.set_generation(1);
+  for (const char* id : {"00000000-0000-4000-8000-000000000001",
+                         "00000000-0000-4000-8000-000000000002"}) {
+    whole.add_consumers()->set_id(id);
+  }
+  auto addKey = [](v1::Snapshot* s, const char* id, const char* consumer, const char* key) {
+    auto* k = s->add_keyauth_credentials();
+    k->set_id(id);
+    k->mutable_consumer()->set_id(consumer);
+    k->set_key(key);
+    return k;
+  };
+  addKey(&whole, "00000000-0000-4000-8000-0000000000a1", "00000000-0000-4000-8000-000000000001",
+         "one");
+  addKey(&whole, "00000000-0000-4000-8000-0000000000a2", "00000000-0000-4000-8000-000000000002",
+         "two")->set_ttl(60);
+  v1::Snapshot rest;
+  std::shared_ptr<const config::KeyAuthTable> table;
+  REQUIRE(parseSnapshotSplit(*serializeDeterministic(whole), &rest, &table).ok());
+  REQUIRE(table->size() == 2);
+  CHECK(rest.keyauth_credentials().empty());
+  CHECK(rest.consumers_size() == 2);
+  REQUIRE(table->find("two") != nullptr);
+  CHECK(table->find("two")->ttl == 60);
+  CHECK(table->find("nope") == nullptr);
+
+  // Consumer 1 goes (its key with it), a new key for consumer 2 and one replaced.
+  sync::v1::SnapshotDelta d;
+  d.set_base_generation(1);
+  d.set_generation(2);
+  auto* del = d.add_deletes();
+  del->set_entity_type("consumers");
+  del->set_entity_id("00000000-0000-4000-8000-000000000001");
+  addKey(d.mutable_upserts(), "00000000-0000-4000-8000-0000000000a3",
+         "00000000-0000-4000-8000-000000000002", "three");
+  addKey(d.mutable_upserts(), "00000000-0000-4000-8000-0000000000a2",
+         "00000000-0000-4000-8000-000000000002", "two-b");
+  v1::Snapshot expected = whole;
+  REQUIRE(applyDelta(&expected, d).ok());
+  const auto base_table = table;
+  REQUIRE(applyDelta(&rest, &table, d).ok());
+  CHECK(*serializeDeterministic(rest, *table) == *serializeDeterministic(expected));
+  CHECK(table->find("one") == nullptr);
+  CHECK(table->find("two") == nullptr);
+  CHECK(table->find("two-b") != nullptr);
+  CHECK(table->find("three") != nullptr);
+  CHECK(base_table->find("one") != nullptr);  // what the DP still serves is untouched
+  CHECK(base_table->size() == 2);
+}
+
+TEST_CASE("delta: a payload whose credentials are not valid messages is refused") {
+  v1::Snapshot rest;
+  std::shared_ptr<const config::KeyAuthTable> table;
+  // Field 12 with a length running past the end, field 12 as a varint, a bad tag.
+  for (std::string bad : {std::string("\x62\x05" "ab", 4), std::string("\x60\x01", 2),
+                          std::string("\x62\x02\xff\xff", 4), std::string("\x07", 1)}) {
+    CHECK(parseSnapshotSplit(bad, &rest, &table).code() == absl::StatusCode::kInvalidArgument);
   }
 }
 
