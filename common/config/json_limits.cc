@@ -1,5 +1,7 @@
 #include "common/config/json_limits.h"
 
+#include "common/config/validate.h"
+
 namespace portico::config {
 
 int jsonDepth(std::string_view text, int stop_at) {
@@ -46,6 +48,60 @@ std::optional<nlohmann::json> parseUntrustedJson(std::string_view text, int max_
     return std::nullopt;
   }
   return j;
+}
+
+namespace {
+
+// The reason `text` cannot be stored, or nullptr.
+const char* badText(const std::string& text) {
+  if (text.find('\0') != std::string::npos) {
+    return "must not contain NUL bytes";
+  }
+  return isValidUtf8(text) ? nullptr : "invalid UTF-8";
+}
+
+bool findBad(const nlohmann::json& v, std::string* path, const char** reason) {
+  const auto join = [](const std::string& base, const std::string& part) {
+    return base.empty() ? part : base + "." + part;
+  };
+  if (v.is_string()) {
+    *reason = badText(v.get_ref<const std::string&>());
+    return *reason != nullptr;
+  }
+  if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::string inner = join(*path, std::to_string(i + 1));
+      if (findBad(v[i], &inner, reason)) {
+        *path = std::move(inner);
+        return true;
+      }
+    }
+  } else if (v.is_object()) {
+    for (const auto& [key, item] : v.items()) {
+      if ((*reason = badText(key)) != nullptr) {
+        // The key itself cannot be shown as it is: the path ends at its parent.
+        *path = join(*path, "@key");
+        return true;
+      }
+      std::string inner = join(*path, key);
+      if (findBad(item, &inner, reason)) {
+        *path = std::move(inner);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<BadText> findBadText(const nlohmann::json& value) {
+  std::string path;
+  const char* reason = nullptr;
+  if (findBad(value, &path, &reason)) {
+    return BadText{std::move(path), reason};
+  }
+  return std::nullopt;
 }
 
 }  // namespace portico::config

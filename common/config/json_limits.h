@@ -24,4 +24,14 @@ std::optional<nlohmann::json> parseUntrustedJson(std::string_view text,
                                                  int max_depth = kMaxJsonDepth,
                                                  bool* too_deep = nullptr);
 
+// The first string value or object key in `value` that no field may hold: one with a NUL
+// byte (PostgreSQL text and jsonb refuse it, as do headers and hosts) or invalid UTF-8 (a
+// form body can carry any byte; JSON cannot be written back out with it). `path` is
+// Kong-style ("config.message", "tags.2": 1-based indexes).
+struct BadText {
+  std::string path;
+  std::string reason;  // "must not contain NUL bytes" or "invalid UTF-8"
+};
+std::optional<BadText> findBadText(const nlohmann::json& value);
+
 }  // namespace portico::config

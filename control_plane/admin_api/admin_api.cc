@@ -254,14 +254,25 @@ std::optional<Json> parseBody(const ApiRequest& req, bool* too_deep) {
 
 // ---- request bodies ---------------------------------------------------------------------
 
-enum class BodyKind { kJson, kForm, kUnsupported, kInvalid };
+// kRefused: parsed, but holding what no field may (NUL, invalid UTF-8): a schema violation.
+enum class BodyKind { kJson, kForm, kUnsupported, kInvalid, kRefused };
 
 struct Body {
   BodyKind kind = BodyKind::kJson;
   Json value = Json::object();
   bool too_deep = false;   // kInvalid because of config::kMaxJsonDepth
   std::string form_error;  // kInvalid form body: why
+  config::FieldErrors refused;  // kRefused: the field and why
 };
+
+// Strings reach PostgreSQL as text or jsonb, and headers and hosts on the DP: none takes a
+// NUL byte or invalid UTF-8, in a value or in a key, whatever the field.
+void refuseBadText(Body* b) {
+  if (std::optional<config::BadText> bad = config::findBadText(b->value)) {
+    b->kind = BodyKind::kRefused;
+    b->refused.push_back({"", "", bad->path, bad->reason});
+  }
+}
 
 // The one message for a body that is not JSON we take.
 std::string invalidBodyMessage(const Body& b) {
@@ -285,6 +296,7 @@ Body readBody(const ApiRequest& req) {
       return b;
     }
     b.value = std::move(*form);
+    refuseBadText(&b);
     return b;
   }
   if (!ct.empty() && ct.find("application/json") == std::string::npos) {
@@ -297,6 +309,7 @@ Body readBody(const ApiRequest& req) {
     return b;
   }
   b.value = std::move(*j);
+  refuseBadText(&b);
   return b;
 }
 
@@ -1016,6 +1029,9 @@ ApiResponse AdminApi::controlPlanes(const ApiRequest& req, const std::vector<std
     if (body.kind == BodyKind::kInvalid) {
       return konnectError(400, invalidBodyMessage(body));
     }
+    if (body.kind == BodyKind::kRefused) {
+      return konnectError(400, body.refused.front().reason, body.refused.front().field);
+    }
     if (body.kind == BodyKind::kUnsupported) {
       return konnectError(415, "Unsupported Media Type");
     }
@@ -1160,6 +1176,9 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
   const auto bodyError = [&]() -> std::optional<ApiResponse> {
     if (body.kind == BodyKind::kInvalid) {
       return message(400, invalidBodyMessage(body));
+    }
+    if (body.kind == BodyKind::kRefused) {
+      return json(400, config::schemaViolationBody(body.refused));
     }
     if (body.kind == BodyKind::kUnsupported) {
       return message(415, "Unsupported Media Type");

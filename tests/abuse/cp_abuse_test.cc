@@ -192,4 +192,115 @@ TEST_CASE("abuse: oversized fields and entities get 400, never 500, and are not 
   CHECK(cp.admin("GET", "/status").status == 200);
 }
 
+// Invalid UTF-8 and NUL bytes in every kind of field the Admin API stores: names, hosts,
+// paths, tags, free text, credentials, plugin config strings, header names and values, and
+// in the keys themselves; as JSON (\u0000, raw bytes) and as form bodies (%00, %ff). Each
+// answer is a 4xx with Kong's error JSON; nothing is stored; the CP stays up.
+TEST_CASE("abuse: invalid UTF-8 and NUL bytes in every field kind get 400, never 500") {
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  REQUIRE(post(cp, "/consumers", json{{"username", "owner"}}.dump()).status == 201);
+  REQUIRE(post(cp, "/services", json{{"name", "svc"}, {"host", "a.test"}}.dump()).status == 201);
+  const uint64_t generation = configGeneration(cp);
+  const std::string nul = std::string("a") + '\0' + "b";
+  const std::string bad_utf8 = "a\xff\xfe";
+  struct Field {
+    std::string path;
+    json base;        // a valid entity
+    std::string key;  // the field that gets the bad value (a JSON pointer)
+  };
+  const std::vector<Field> fields = {
+      {"/services", {{"name", "s1"}, {"host", "b.test"}}, "/name"},
+      {"/services", {{"host", "b.test"}}, "/host"},
+      {"/services", {{"host", "b.test"}, {"path", "/p"}}, "/path"},
+      {"/services", {{"host", "b.test"}, {"tags", {"t"}}}, "/tags/0"},
+      {"/services", {{"url", "http://b.test/"}}, "/url"},
+      {"/routes", {{"name", "r1"}, {"paths", {"/x"}}}, "/name"},
+      {"/routes", {{"paths", {"/x"}}}, "/paths/0"},
+      {"/routes", {{"hosts", {"h.test"}}}, "/hosts/0"},
+      {"/routes", {{"paths", {"/x"}}, {"headers", {{"x-h", {"v"}}}}}, "/headers/x-h/0"},
+      {"/routes", {{"paths", {"/x"}}, {"methods", {"GET"}}}, "/methods/0"},
+      {"/consumers", {{"username", "u1"}}, "/username"},
+      {"/consumers", {{"custom_id", "c1"}}, "/custom_id"},
+      {"/consumers/owner/key-auth", {{"key", "k1"}}, "/key"},
+      {"/consumers/owner/basic-auth", {{"username", "b1"}, {"password", "p"}}, "/username"},
+      {"/consumers/owner/basic-auth", {{"username", "b2"}, {"password", "p"}}, "/password"},
+      {"/consumers/owner/acls", {{"group", "g"}}, "/group"},
+      {"/consumers/owner/jwt", {{"key", "j1"}}, "/key"},
+      {"/consumers/owner/hmac-auth", {{"username", "h1"}}, "/username"},
+      {"/plugins", {{"name", "key-auth"}, {"instance_name", "i1"}}, "/instance_name"},
+      {"/plugins", {{"name", "key-auth"}, {"config", {{"key_names", {"apikey"}}}}},
+       "/config/key_names/0"},
+      {"/plugins", {{"name", "request-termination"}, {"config", {{"message", "m"}}}},
+       "/config/message"},
+      {"/plugins",
+       {{"name", "request-transformer"}, {"config", {{"add", {{"headers", {"x-a:v"}}}}}}},
+       "/config/add/headers/0"},
+      {"/upstreams", {{"name", "up1"}}, "/name"},
+      {"/upstreams", {{"name", "up2"}, {"host_header", "h.test"}}, "/host_header"},
+      {"/certificates", {{"cert", "x"}, {"key", "y"}}, "/cert"},
+  };
+  for (const Field& f : fields) {
+    for (const std::string& value : {nul, bad_utf8}) {
+      json body = f.base;
+      body[json::json_pointer(f.key)] = value;
+      // nlohmann refuses to dump invalid UTF-8 by default; the raw bytes go on the wire.
+      const std::string text = body.dump(-1, ' ', false, json::error_handler_t::ignore) ==
+                                       body.dump(-1, ' ', false, json::error_handler_t::replace)
+                                   ? body.dump()
+                                   : [&] {
+                                       json marked = f.base;
+                                       marked[json::json_pointer(f.key)] = "@@BAD@@";
+                                       std::string t = marked.dump();
+                                       t.replace(t.find("@@BAD@@"), 7, value);
+                                       return t;
+                                     }();
+      INFO(f.path << " " << f.key << " " << (value == nul ? "NUL" : "bad UTF-8"));
+      HttpResponse r = post(cp, f.path, text);
+      CHECK(r.status == 400);
+      const json answer = json::parse(r.body, nullptr, false);
+      CHECK(answer.is_object());
+      CHECK(!answer.value("message", "").empty());
+    }
+  }
+  // The answer names the field, as Kong's schema violations do.
+  HttpResponse exact = post(cp, "/consumers", R"({"username":"a\u0000b"})");
+  CHECK(exact.status == 400);
+  CHECK(json::parse(exact.body, nullptr, false) ==
+        json{{"code", 2},
+             {"name", "schema violation"},
+             {"message", "schema violation (username: must not contain NUL bytes)"},
+             {"fields", {{"username", "must not contain NUL bytes"}}}});
+  exact = post(cp, "/plugins", "name=request-termination&config.message=%ff",
+               "application/x-www-form-urlencoded");
+  CHECK(exact.status == 400);
+  CHECK(json::parse(exact.body, nullptr, false)["fields"] ==
+        json{{"config", {{"message", "invalid UTF-8"}}}});
+  // Field names (object keys) with NUL or bad UTF-8: unknown fields, or a parse error.
+  for (const std::string& key : {nul, bad_utf8}) {
+    HttpResponse r = post(cp, "/services", "{\"host\":\"c.test\",\"" + key + "\":1}");
+    CHECK(r.status == 400);
+  }
+  // Form bodies.
+  for (const char* form : {"name=a%00b&host=d.test", "name=a%ff&host=d.test", "host=d%00.test",
+                           "host=e.test&tags[1]=%ff", "host=e.test&tags=a%00", "a%00=1&host=f.test",
+                           "%ff=1&host=f.test"}) {
+    INFO(form);
+    HttpResponse r = post(cp, "/services", form, "application/x-www-form-urlencoded");
+    CHECK(r.status == 400);
+  }
+  // Query strings and paths of reads and deletes.
+  for (const char* target : {"/services/a%00b", "/consumers?custom_id=%00", "/services?tags=a%00b",
+                             "/routes/%ff/plugins", "/consumers/owner/key-auth/%00"}) {
+    INFO(target);
+    CHECK(cp.admin("GET", target).status / 100 == 4);
+    CHECK(cp.admin("DELETE", target).status / 100 == 4);
+  }
+  // Nothing was stored; the CP is up.
+  CHECK(configGeneration(cp) == generation);
+  REQUIRE(cp.proc->running());
+  CHECK(cp.admin("GET", "/status").status == 200);
+}
+
 }  // namespace
