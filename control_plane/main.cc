@@ -43,6 +43,14 @@ ABSL_FLAG(std::string, cluster_join_tokens, "",
 ABSL_FLAG(int32_t, cluster_max_concurrent_syncs, 256,
           "data planes in their initial sync at once; more get RESOURCE_EXHAUSTED with a "
           "retry-after-ms hint (0 = no limit)");
+ABSL_FLAG(int32_t, cluster_max_pending_connections, 1024,
+          "cluster connections that have not opened a call yet (TLS handshake, unauthenticated), "
+          "in all; more are closed at accept and the data plane retries");
+ABSL_FLAG(int32_t, cluster_max_pending_per_client, 128,
+          "the same per client IP address");
+ABSL_FLAG(int32_t, cluster_handshake_timeout_ms, 10000,
+          "a cluster connection that has not completed TLS and opened its call within this "
+          "long is closed (slow and silent clients)");
 ABSL_FLAG(int32_t, cluster_retry_after_ms, 1000,
           "retry hint (plus up to 100% jitter) sent to data planes refused under load");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
@@ -244,6 +252,12 @@ int serve(const std::string& dsn) {
     }
     sync_options.join_tokens[entry.substr(eq + 1)] = entry.substr(0, eq);
   }
+  sync_options.max_pending_connections =
+      static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_cluster_max_pending_connections)));
+  sync_options.max_pending_per_client =
+      static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_cluster_max_pending_per_client)));
+  sync_options.handshake_timeout_ms = static_cast<uint32_t>(
+      std::max(100, absl::GetFlag(FLAGS_cluster_handshake_timeout_ms)));
   sync_options.max_concurrent_syncs =
       static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_cluster_max_concurrent_syncs)));
   sync_options.retry_after_ms =

@@ -54,6 +54,10 @@ struct SyncServerOptions {
   // trailing metadata `retry-after-ms` (retry_after_ms plus up to 100 % jitter). 0 = no limit.
   // A DP that is already current at Hello needs no slot.
   uint32_t max_concurrent_syncs = 0;
+  // Unauthenticated (no call yet) connections, in all and per client IP (wire::ServerOptions).
+  uint32_t max_pending_connections = 1024;
+  uint32_t max_pending_per_client = 128;
+  uint32_t handshake_timeout_ms = 10000;  // TLS + first call
   uint32_t retry_after_ms = 1000;
   // Field-stripping rules for older DP minors (compat.h).
   std::vector<CompatRule> compat_rules = builtinCompatRules();

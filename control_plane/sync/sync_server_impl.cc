@@ -520,6 +520,9 @@ absl::Status SyncServerImpl::init() {
   wo.listen_address = options_.listen_address;
   wo.workers = options_.workers;  // the transport runs at least one
   wo.max_receive_message_bytes = kMaxReceiveMessageBytes;
+  wo.max_pending_connections = options_.max_pending_connections;
+  wo.max_pending_connections_per_client = options_.max_pending_per_client;
+  wo.handshake_timeout_ms = options_.handshake_timeout_ms;
   if (!options_.insecure) {
     auto cert = readFile("cluster certificate", options_.cert_path);
     if (!cert.ok()) {

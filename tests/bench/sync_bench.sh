@@ -55,10 +55,13 @@ ADMIN_PORT=$(portico_free_port); CLUSTER_PORT=$(portico_free_port)
 # delete them in PostgreSQL, on these same 2 cores, while the figures are taken. The bench keeps
 # them: what it measures is sync.
 CP_PID=
+# Every simulated DP connects from 127.0.0.1: the pending-connection caps (meant for
+# unauthenticated floods, per client address) are lifted so they do not shape the storm.
 start_cp() {
   "$CP" --pg_dsn="$DSN" --admin_listen=127.0.0.1:$ADMIN_PORT \
     --cluster_listen=127.0.0.1:$CLUSTER_PORT ${CLUSTER_TLS_FLAGS:---cluster_insecure} --log_level=warn \
     --cluster_change_log_retention=1000000000 \
+    --cluster_max_pending_connections=1000000 --cluster_max_pending_per_client=1000000 \
     ${CP_EXTRA_FLAGS:-} >>"$WORK/cp.log" 2>&1 &
   CP_PID=$!; PIDS+=($CP_PID)
   for _ in $(seq 100); do

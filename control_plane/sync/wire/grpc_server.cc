@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <malloc.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -25,7 +26,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "control_plane/sync/wire/h2_frame.h"
 #include "control_plane/sync/wire/hpack.h"
@@ -264,7 +267,53 @@ class ServerCore {
   GrpcServer::CallFactory factory;
   SslCtxPtr ssl_ctx;
   std::atomic<uint64_t> connections_active{0}, connections_total{0}, calls_active{0},
-      handshake_failures{0}, protocol_errors{0};
+      handshake_failures{0}, protocol_errors{0}, connections_refused{0};
+
+  // Pending (no call yet) connections, in all and per client address (ServerOptions caps).
+  // Taken at accept on worker 0, released on the connection's own worker.
+  bool admitPending(const std::string& client) {
+    absl::MutexLock lock(&pending_mu);
+    uint32_t& mine = pending_by_client[client];
+    if (pending_total >= options.max_pending_connections ||
+        mine >= options.max_pending_connections_per_client) {
+      if (mine == 0) {
+        pending_by_client.erase(client);
+      }
+      return false;
+    }
+    ++mine;
+    ++pending_total;
+    pending_peak = std::max(pending_peak, pending_total);
+    return true;
+  }
+  void releasePending(const std::string& client) {
+    absl::MutexLock lock(&pending_mu);
+    auto it = pending_by_client.find(client);
+    if (it != pending_by_client.end() && --it->second == 0) {
+      pending_by_client.erase(it);
+    }
+    --pending_total;
+  }
+  uint64_t pendingTotal() const {
+    absl::MutexLock lock(&pending_mu);
+    return pending_total;
+  }
+  // After a burst of pending connections is over, the memory they held goes back to the OS
+  // (glibc keeps freed TLS buffers otherwise). Called by the workers' sweeps.
+  void trimAfterBurst() {
+    {
+      absl::MutexLock lock(&pending_mu);
+      if (pending_peak < 256 || pending_total > 16) {
+        return;
+      }
+      pending_peak = pending_total;
+    }
+    malloc_trim(0);
+  }
+  mutable absl::Mutex pending_mu;
+  absl::flat_hash_map<std::string, uint32_t> pending_by_client ABSL_GUARDED_BY(pending_mu);
+  uint32_t pending_total ABSL_GUARDED_BY(pending_mu) = 0;
+  uint32_t pending_peak ABSL_GUARDED_BY(pending_mu) = 0;
   // onDone callbacks posted (a call ended by its trailers) that have not returned yet; shutdown
   // waits for them, since a post from an io thread may land behind the stop it posts.
   std::atomic<uint64_t> dones_pending{0};
@@ -313,8 +362,10 @@ class Call final : public ServerCall, public std::enable_shared_from_this<Call> 
 
 class Connection final : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(ServerCore& core, Worker& worker, tcp::socket socket)
+  // `client`: the address it counts against in the pending caps (admitted by the caller).
+  Connection(ServerCore& core, Worker& worker, tcp::socket socket, std::string client)
       : core_(core), worker_(worker), socket_(std::move(socket)), created_ms_(nowMs()) {
+    pending_client_ = std::move(client);
     last_activity_ms_ = created_ms_;
   }
   ~Connection() {
@@ -382,6 +433,15 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   bool goaway_sent_ = false;
   bool peer_goaway_ = false;
   bool had_call_ = false;
+  // Counted as pending until the first call opens or the connection closes.
+  std::string pending_client_;
+  bool pending_ = true;
+  void leavePending() {
+    if (pending_) {
+      pending_ = false;
+      core_.releasePending(pending_client_);
+    }
+  }
   bool ping_outstanding_ = false;
   int64_t created_ms_;
   int64_t last_activity_ms_;
@@ -1070,6 +1130,7 @@ bool Connection::onHeaderBlock(uint32_t stream, bool end_stream) {
   call->conn_ = shared_from_this();
   calls_.push_back(call);
   had_call_ = true;
+  leavePending();
   core_.calls_active++;
   info.peer = peer_;
   if (ssl_ != nullptr) {
@@ -1382,6 +1443,7 @@ void Connection::close(std::string_view why) {
     LOG_INFO(kLog, "closing cluster connection from %s: %s", peer_, why);
   }
   closed_ = true;
+  leavePending();
   std::shared_ptr<Connection> self = shared_from_this();
   boost::system::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
@@ -1444,6 +1506,8 @@ class GrpcServerImpl final : public GrpcServer {
     s.calls_active = core_->calls_active.load();
     s.handshake_failures = core_->handshake_failures.load();
     s.protocol_errors = core_->protocol_errors.load();
+    s.connections_pending = core_->pendingTotal();
+    s.connections_refused = core_->connections_refused.load();
     return s;
   }
 
@@ -1525,8 +1589,19 @@ void GrpcServerImpl::accept() {
       return;
     }
     if (!ec) {
-      asio::post(target.ctx, [this, &target, s = std::move(socket)]() mutable {
-        auto conn = std::make_shared<Connection>(*core_, target, std::move(s));
+      boost::system::error_code addr_ec;
+      const tcp::endpoint remote = socket.remote_endpoint(addr_ec);
+      std::string client = addr_ec ? std::string() : remote.address().to_string();
+      if (!core_->admitPending(client)) {
+        // Closed before any read or TLS state: costs the attacker a connect, us a socket.
+        core_->connections_refused++;
+        socket.close(addr_ec);
+        accept();
+        return;
+      }
+      asio::post(target.ctx, [this, &target, s = std::move(socket),
+                              client = std::move(client)]() mutable {
+        auto conn = std::make_shared<Connection>(*core_, target, std::move(s), std::move(client));
         target.connections.emplace(conn.get(), conn);
         core_->connections_active++;
         core_->connections_total++;
@@ -1578,6 +1653,7 @@ void GrpcServerImpl::scheduleSweep(Worker& w) {
       ptr->sweep(now);
     }
     reap(w);
+    core_->trimAfterBurst();
     scheduleSweep(w);
   });
 }

@@ -106,6 +106,12 @@ struct ServerOptions {
   // A connection that has not opened its first call within this long is closed (slow or
   // silent clients, failed handshakes).
   uint32_t handshake_timeout_ms = 10000;
+  // Connections that have not opened a call yet (TLS handshake, preface, first HEADERS) are
+  // unauthenticated, and a TLS one holds ~47 KB: 9,000 half-sent ClientHellos took the CP
+  // to 440 MB. Past these caps a new connection is closed at accept (a DP backs off and
+  // retries); once a call is open the connection no longer counts.
+  uint32_t max_pending_connections = 1024;
+  uint32_t max_pending_connections_per_client = 128;  // per client IP address
 };
 
 struct ServerStats {
@@ -114,6 +120,8 @@ struct ServerStats {
   uint64_t calls_active = 0;
   uint64_t handshake_failures = 0;  // TLS handshakes refused (logged with the reason)
   uint64_t protocol_errors = 0;     // connections closed with an HTTP/2 error
+  uint64_t connections_pending = 0;  // accepted, no call opened yet
+  uint64_t connections_refused = 0;  // closed at accept by the pending caps
 };
 
 class GrpcServer {
