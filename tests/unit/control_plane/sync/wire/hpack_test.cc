@@ -2,7 +2,6 @@
 // checked against copies typed here from a second source, each malformed-input rule, the
 // dynamic table against a reference model, the encoder helpers round-tripped through the
 // decoder, and a deterministic mutation run that must neither crash nor emit unbounded output.
-#define CATCH_CONFIG_ENABLE_PAIR_STRINGMAKER
 #include "control_plane/sync/wire/hpack.h"
 
 #include <catch2/catch.hpp>
