@@ -117,9 +117,10 @@ bool splitHostPort(const std::string& in, std::string* host, uint16_t* port) {
 // retirer's thread runs it after each old snapshot is destroyed).
 void releaseFreedMemory() { malloc_trim(0); }
 
-// The one apply path (sync pushes, the cache and the declarative file): validate with the
-// shared rules, build the whole snapshot, then publish it with a single store.
-absl::Status applySnapshot(SnapshotStore& store, const config::v1::Snapshot& proto,
+// The declarative file's apply path: validate with the shared rules, build the whole
+// snapshot (which moves key-auth credentials out of `proto` into its compact table), then
+// publish it with a single store.
+absl::Status applySnapshot(SnapshotStore& store, config::v1::Snapshot proto,
                            const std::string& hash, std::string* error_detail) {
 #if defined(PORTICO_HAVE_CONFIG_VALIDATE)
   config::FieldErrors errors = config::validateSnapshot(proto);
@@ -130,14 +131,13 @@ absl::Status applySnapshot(SnapshotStore& store, const config::v1::Snapshot& pro
         absl::StrCat("config rejected (", errors.size(), " error(s)): ", *error_detail));
   }
 #endif
-  absl::StatusOr<SnapshotConstSharedPtr> snap = Snapshot::build(proto, hash);
+  const uint64_t generation = proto.generation();
+  absl::StatusOr<SnapshotConstSharedPtr> snap = Snapshot::build(std::move(proto), hash);
   if (!snap.ok()) {
     return snap.status();
   }
   store.set(*std::move(snap));  // before the proxy starts: nothing else holds the old one
-  releaseFreedMemory();
-  LOG_INFO("config", "applied generation %d (hash %s)", static_cast<int64_t>(proto.generation()),
-           hash);
+  LOG_INFO("config", "applied generation %d (hash %s)", static_cast<int64_t>(generation), hash);
   return absl::OkStatus();
 }
 
@@ -227,20 +227,23 @@ int run(int argc, char** argv) {
     if (!in) {
       fail("cannot read --declarative_config " + declarative);
     }
-    std::stringstream text;
-    text << in.rdbuf();
     config::v1::Snapshot proto;
-    google::protobuf::util::JsonParseOptions opts;
-    opts.ignore_unknown_fields = false;
-    auto st = google::protobuf::util::JsonStringToMessage(text.str(), &proto, opts);
-    if (!st.ok()) {
-      fail("invalid --declarative_config " + declarative + ": " + st.ToString());
+    {
+      std::stringstream text;
+      text << in.rdbuf();
+      google::protobuf::util::JsonParseOptions opts;
+      opts.ignore_unknown_fields = false;
+      auto st = google::protobuf::util::JsonStringToMessage(text.str(), &proto, opts);
+      if (!st.ok()) {
+        fail("invalid --declarative_config " + declarative + ": " + st.ToString());
+      }
     }
     std::string detail;
-    absl::Status applied = applySnapshot(store, proto, "declarative", &detail);
+    absl::Status applied = applySnapshot(store, std::move(proto), "declarative", &detail);
     if (!applied.ok()) {
       fail("invalid --declarative_config " + declarative + ": " + std::string(applied.message()));
     }
+    releaseFreedMemory();  // the file's text and the parsed messages are gone by now
   }
 
   absl::StatusOr<std::unique_ptr<ProxyServer>> proxy = ProxyServer::start(proxy_options, store);
