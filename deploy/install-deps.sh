@@ -17,6 +17,8 @@ PACKAGES=(
   python3
   # TLS tests generate their certificates with the openssl command
   openssl
+  # the prometheus plugin's tests: promtool checks /metrics, a real server scrapes a DP
+  prometheus
 )
 
 missing=()
