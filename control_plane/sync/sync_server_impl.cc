@@ -536,7 +536,8 @@ absl::Status SyncServerImpl::init() {
     wo.key_pem = *key;
     if (options_.mtls == sync::ClusterMtls::kShared) {
       // Kong's cluster_mtls=shared: the DP must hold our certificate and key. TLS proves it
-      // holds the key of what it presents; checkPeer() pins what it presents to our cert.
+      // holds the key of what it presents, and the handshake refuses any other certificate
+      // (checkPeer() checks it again per call).
       auto digest = sync::certificateSha256(*cert);
       if (!digest.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("cluster certificate ",
@@ -545,6 +546,7 @@ absl::Status SyncServerImpl::init() {
       }
       pinned_sha256_ = *digest;
       wo.client_cert = wire::ClientCertMode::kRequireAny;
+      wo.pinned_client_cert_sha256 = *digest;  // refused in the TLS handshake already
     } else {
       auto ca = readFile("cluster CA", options_.ca_path);
       if (!ca.ok()) {

@@ -192,9 +192,37 @@ absl::StatusOr<SslCtxPtr> makeSslCtx(const ServerOptions& o) {
     case ClientCertMode::kNone:
       break;
     case ClientCertMode::kRequireAny:
-      // The owner pins the certificate (shared mode); TLS still proves the key is held.
-      SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                         [](int, X509_STORE_CTX*) { return 1; });
+      // No chain to verify (shared mode: the certificate is self-signed); TLS still proves
+      // the client holds the key of what it presents (CertificateVerify). With a pin, what it
+      // presents must be that certificate, decided here, in the handshake.
+      SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+      SSL_CTX_set_cert_verify_callback(
+          ctx.get(),
+          [](X509_STORE_CTX* store, void* arg) -> int {
+            const std::string& pin = *static_cast<const std::string*>(arg);
+            if (pin.empty()) {
+              return 1;
+            }
+            X509* leaf = X509_STORE_CTX_get0_cert(store);
+            unsigned char digest[EVP_MAX_MD_SIZE];
+            unsigned int len = 0;
+            if (leaf == nullptr || X509_digest(leaf, EVP_sha256(), digest, &len) != 1) {
+              return 0;
+            }
+            static constexpr char kHex[] = "0123456789abcdef";
+            std::string hex;
+            for (unsigned int i = 0; i < len; ++i) {
+              hex.push_back(kHex[digest[i] >> 4]);
+              hex.push_back(kHex[digest[i] & 0xf]);
+            }
+            const bool same =
+                hex.size() == pin.size() && CRYPTO_memcmp(hex.data(), pin.data(), pin.size()) == 0;
+            if (!same) {
+              X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+            }
+            return same ? 1 : 0;
+          },
+          const_cast<std::string*>(&o.pinned_client_cert_sha256));
       break;
     case ClientCertMode::kRequireVerified: {
       X509_STORE* store = SSL_CTX_get_cert_store(ctx.get());
@@ -463,6 +491,8 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   int64_t conn_send_window_ = 65535;
   uint32_t conn_recv_unacked_ = 0;
   uint32_t last_stream_id_ = 0;
+  int64_t stream_window_start_ms_ = 0;  // the rapid-reset cap's one-second window
+  uint32_t streams_in_window_ = 0;
   std::vector<std::shared_ptr<Call>> calls_;
 };
 
@@ -578,7 +608,11 @@ void Connection::handshake() {
   }
   std::string why = sslErrors();
   const long verify = SSL_get_verify_result(ssl_);
-  if (verify != X509_V_OK) {
+  if (verify == X509_V_ERR_CERT_REJECTED && !core_.options.pinned_client_cert_sha256.empty()) {
+    why = absl::StrCat("client certificate is not the cluster certificate (sha256 ",
+                       core_.options.pinned_client_cert_sha256.substr(0, 16),
+                       "...; --cluster_mtls=shared pins it)");
+  } else if (verify != X509_V_OK) {
     why = absl::StrCat("client certificate rejected: ", X509_verify_cert_error_string(verify),
                        " (", why, ")");
   }
@@ -1099,6 +1133,15 @@ bool Connection::onHeaderBlock(uint32_t stream, bool end_stream) {
     return true;  // a stream we closed already
   }
   last_stream_id_ = stream;
+  // Every new stream counts, refused or not: the cost is in opening them.
+  const int64_t now = nowMs();
+  if (now - stream_window_start_ms_ >= 1000) {
+    stream_window_start_ms_ = now;
+    streams_in_window_ = 0;
+  }
+  if (++streams_in_window_ > core_.options.max_streams_per_second) {
+    return connectionError(kEnhanceYourCalm, "too many streams opened per second");
+  }
   if (goaway_sent_ || core_.stopping.load()) {
     refuseStream(stream, kRefusedStream);
     return true;
@@ -1739,7 +1782,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::start(ServerOptions opti
                                                                std::string path,
                                                                CallFactory factory) {
   auto core = std::make_unique<ServerCore>();
-  if (!options.cert_pem.empty()) {
+  // Options first: the TLS context's verify callback keeps a pointer into them.
+  core->options = std::move(options);
+  if (!core->options.cert_pem.empty()) {
     // TLS writes go through OpenSSL's socket BIO, i.e. plain write(2), which raises SIGPIPE
     // when a DP has just gone (e.g. an alert after a refused certificate). Like nginx and
     // Envoy, the process ignores it and sees EPIPE instead.
@@ -1747,13 +1792,12 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::start(ServerOptions opti
     if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
       signal(SIGPIPE, SIG_IGN);
     }
-    auto ctx = makeSslCtx(options);
+    auto ctx = makeSslCtx(core->options);
     if (!ctx.ok()) {
       return ctx.status();
     }
     core->ssl_ctx = std::move(*ctx);
   }
-  core->options = std::move(options);
   core->path = std::move(path);
   core->factory = std::move(factory);
   auto server = std::make_unique<GrpcServerImpl>(std::move(core));

@@ -87,7 +87,7 @@ class CallHandler {
 
 enum class ClientCertMode {
   kNone,           // plain text, or TLS without client certificates
-  kRequireAny,     // a certificate is required, not verified here (the owner pins it)
+  kRequireAny,     // a certificate is required; see ServerOptions::pinned_client_cert_sha256
   kRequireVerified // a certificate verified against ca_pem is required
 };
 
@@ -96,9 +96,17 @@ struct ServerOptions {
   // TLS when cert_pem is set (ALPN h2 is selected); plain text (h2c) otherwise.
   std::string cert_pem, key_pem, ca_pem;
   ClientCertMode client_cert = ClientCertMode::kNone;
+  // kRequireAny: when set (lower-case hex SHA-256 of the DER certificate), the client's
+  // certificate must be exactly this one, checked inside the TLS handshake: a client with
+  // any other certificate fails the handshake before one HTTP/2 byte of it is parsed.
+  std::string pinned_client_cert_sha256;
   uint32_t workers = 1;  // io threads
   uint32_t max_receive_message_bytes = 4u << 20;
   uint32_t max_concurrent_streams = 16;  // per connection
+  // Streams a connection may open per second, however short-lived (HTTP/2 "rapid reset",
+  // CVE-2023-44487: open and cancel in a loop, never above the concurrency limit). Past it
+  // the connection gets GOAWAY ENHANCE_YOUR_CALM. A DP opens one stream per connection.
+  uint32_t max_streams_per_second = 100;
   // Server keepalive: a PING after this long without any frame from the client; the
   // connection is closed if it is not answered in keepalive_timeout_ms.
   uint32_t keepalive_time_ms = 30000;

@@ -40,6 +40,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/sync/cluster_tls.h"
 #include "control_plane/sync/wire/hpack.h"
 
 namespace portico::cp::wire {
@@ -415,6 +416,7 @@ using h2::kData;
 using h2::kGoaway;
 using h2::kHeaders;
 using h2::kPing;
+using h2::kRstStream;
 using h2::kPreface;
 using h2::kSettings;
 using h2::kWindowUpdate;
@@ -1120,6 +1122,21 @@ TEST_CASE("wire grpc_server: TLS kRequireAny accepts any certificate and reports
   CHECK(pollUntil([&] { return ts.server->stats().handshake_failures >= 1; }));
 }
 
+TEST_CASE("wire grpc_server: TLS kRequireAny with a pin refuses other certificates in the "
+          "handshake") {
+  ServerOptions o = tlsOptions(ClientCertMode::kRequireAny);
+  o.pinned_client_cert_sha256 = *sync::certificateSha256(tlsMaterial().client_cert);
+  TestServer ts(o);
+  // The pinned certificate gets through.
+  auto good = tlsChannel(ts.port(), tlsMaterial().client_cert, tlsMaterial().client_key);
+  CHECK(runCall(*good, {"hi"}).status.error_code() == grpc::StatusCode::OK);
+  // Another one never reaches HTTP/2: the handshake fails and no call is seen.
+  auto rogue = tlsChannel(ts.port(), tlsMaterial().rogue_cert, tlsMaterial().rogue_key);
+  CHECK(runCall(*rogue, {"x"}).status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(pollUntil([&] { return ts.server->stats().handshake_failures >= 1; }));
+  CHECK(ts.recorder.infos().size() == 1);
+}
+
 TEST_CASE("wire grpc_server: TLS carries large messages both ways and drops cleanly") {
   TestServer ts(tlsOptions(ClientCertMode::kRequireVerified));
   grpc::ChannelArguments args;
@@ -1321,6 +1338,28 @@ TEST_CASE("wire grpc_server: a client flooding frames that need answers is cut o
   }
   REQUIRE(raw.readUntilClosed(10s));
   CHECK(ts.server->stats().protocol_errors == 1);
+}
+
+TEST_CASE("wire grpc_server: rapid reset (open and cancel streams in a loop) is cut off") {
+  ServerOptions o;
+  o.max_streams_per_second = 100;
+  TestServer ts(o);
+  RawConn raw(ts.port());
+  raw.sendPreface();
+  // Never more than one stream open at once, so the concurrency limit never trips.
+  std::string b;
+  for (uint32_t i = 0; i < 500; ++i) {
+    const uint32_t stream = 1 + 2 * i;
+    b += frameBytes(kHeaders, kEndHeaders, stream, requestHeaders(kPath));
+    b += frameBytes(kRstStream, 0, stream, std::string("\0\0\0\x08", 4));  // CANCEL
+  }
+  raw.send(b);
+  REQUIRE(raw.readUntilClosed(5s));
+  CHECK(goawayCode(raw.seen) == 0xb);  // ENHANCE_YOUR_CALM
+  CHECK(ts.server->stats().protocol_errors == 1);
+  // A well-behaved client on another connection is unaffected.
+  auto channel = plainChannel(ts.port());
+  CHECK(runCall(*channel, {"hi"}).status.error_code() == grpc::StatusCode::OK);
 }
 
 TEST_CASE("wire grpc_server: a claimed message length reserves no memory up front") {
