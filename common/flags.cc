@@ -1,8 +1,16 @@
 #include "common/flags.h"
 
+#ifndef PORTICO_GIT_COMMIT
+#define PORTICO_GIT_COMMIT "unknown"
+#endif
+
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string_view>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
@@ -10,8 +18,55 @@
 
 namespace portico {
 
+namespace {
+
+// --help: this binary's own flags (those defined in a main.cc), each with the environment
+// variable that also sets it. Abseil's own --help lists flags by file name matching the
+// program name, which for "portico-dp" matched none.
+void printHelp(const char* usage) {
+  std::printf("%s\n\nFlags (each can also be set in the environment; the command line wins):\n",
+              usage);
+  std::map<std::string, const absl::CommandLineFlag*> own;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    const std::string file = flag->Filename();
+    if (file.size() >= 7 && file.compare(file.size() - 7, 7, "main.cc") == 0) {
+      own.emplace(std::string(name), flag);
+    }
+  }
+  for (const auto& [name, flag] : own) {
+    std::printf("  --%s (env PORTICO_%s, default %s)\n      %s\n", name.c_str(),
+                absl::AsciiStrToUpper(name).c_str(),
+                flag->DefaultValue().empty() ? "\"\"" : flag->DefaultValue().c_str(),
+                flag->Help().c_str());
+  }
+  std::printf("  --version\n      Print the version and exit.\n");
+}
+
+}  // namespace
+
+std::string versionString(const char* program) {
+  return std::string(program) + " " + kPorticoVersion + " (commit " + PORTICO_GIT_COMMIT +
+         "); follows " + kKongApiVersion;
+}
+
 std::vector<std::string> parseFlagsWithEnv(int argc, char** argv, const char* usage) {
   absl::SetProgramUsageMessage(usage);
+  const char* slash = argc > 0 ? std::strrchr(argv[0], '/') : nullptr;
+  const char* program = argc > 0 ? (slash != nullptr ? slash + 1 : argv[0]) : "portico";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") {
+      break;
+    }
+    if (arg == "--help" || arg == "-help" || arg == "-h" || arg == "--helpshort") {
+      printHelp(usage);
+      std::exit(0);
+    }
+    if (arg == "--version" || arg == "-version") {
+      std::printf("%s\n", versionString(program).c_str());
+      std::exit(0);
+    }
+  }
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     const std::string env_name = "PORTICO_" + absl::AsciiStrToUpper(name);
     const char* value = std::getenv(env_name.c_str());

@@ -7,8 +7,17 @@
 
 namespace portico {
 
+inline constexpr char kPorticoVersion[] = "0.1.0";
+// The Kong API the Admin API, the entities and the declarative format follow.
+inline constexpr char kKongApiVersion[] = "the Kong Gateway 3.x Admin API";
+
+// "<program> <version> (commit <git commit at configure time>); follows <Kong API>".
+std::string versionString(const char* program);
+
 // Applies PORTICO_* environment variables, then parses argv. On a bad value prints one line
 // naming the flag and exits with status 2. Returns the positional arguments (argv[0] first).
+// --help lists the binary's own flags (those of its main.cc) with their environment names;
+// --version prints versionString(). Both exit 0.
 std::vector<std::string> parseFlagsWithEnv(int argc, char** argv, const char* usage);
 
 }  // namespace portico
