@@ -118,6 +118,16 @@ class RequestContext {
                              std::string_view content_type) = 0;
   virtual int localStatus() const = 0;     // 0 until a plugin replied
   virtual int responseStatus() const = 0;  // 0 until a response exists
+  // Where the response came from (Kong's kong.response.get_source()): kService when the
+  // upstream answered, kExit when a plugin or the proxy replied on purpose (router 404, a
+  // plugin's exit), kError when proxying failed (502, 504, a broken request).
+  enum class Source : uint8_t { kNone, kService, kExit, kError };
+  virtual Source responseSource() const { return Source::kNone; }
+  // Bytes of this request read from the client (request line, headers and body as received:
+  // nginx's $request_length, Kong's request.size) and written to it (head and body: nginx's
+  // $bytes_sent, Kong's response.size). Final in onLog.
+  virtual uint64_t requestSize() const { return 0; }
+  virtual uint64_t responseSize() const { return 0; }
 
   // ---- Shared between the plugins of one request (Kong's kong.ctx.shared).
   virtual absl::flat_hash_map<std::string, std::string>& shared() = 0;

@@ -13,6 +13,10 @@ struct alignas(64) WorkerStats {
   using Counter = std::atomic<uint64_t>;
   Counter connections_accepted{0};
   Counter connections_active{0};  // gauge
+  // Gauges, nginx's stub_status states: reading a request head, processing a request (body,
+  // upstream, response). The rest of the active connections are waiting (idle keep-alive).
+  Counter connections_reading{0};
+  Counter connections_writing{0};
   Counter requests_total{0};
   Counter responses_by_class[6] = {};  // index status/100 (0 unused)
   Counter no_route_total{0};
@@ -40,6 +44,8 @@ struct alignas(64) WorkerStats {
 struct ProxyTotals {
   uint64_t connections_accepted = 0;
   uint64_t connections_active = 0;
+  uint64_t connections_reading = 0;
+  uint64_t connections_writing = 0;
   uint64_t requests_total = 0;
   uint64_t responses_by_class[6] = {};
   uint64_t no_route_total = 0;
@@ -76,6 +82,8 @@ inline ProxyTotals ProxyStats::totals() const {
     const WorkerStats& s = shards_[i];
     t.connections_accepted += get(s.connections_accepted);
     t.connections_active += get(s.connections_active);
+    t.connections_reading += get(s.connections_reading);
+    t.connections_writing += get(s.connections_writing);
     t.requests_total += get(s.requests_total);
     for (int k = 0; k < 6; ++k) {
       t.responses_by_class[k] += get(s.responses_by_class[k]);

@@ -456,6 +456,16 @@ class Session::Context final : public RequestContext {
   }
   int localStatus() const override { return local_status_; }
   int responseStatus() const override { return s_.status_; }
+  Source responseSource() const override { return s_.source_; }
+  uint64_t requestSize() const override {
+    // Everything read since the head began that is no longer buffered (what is left in in_
+    // belongs to the next request); a reply that closes without reading the body still
+    // counts the head.
+    const uint64_t end = s_.client_in_ - s_.in_.size();
+    const uint64_t read = end > s_.req_in_start_ ? end - s_.req_in_start_ : 0;
+    return read > s_.req_head_bytes_ ? read : s_.req_head_bytes_;
+  }
+  uint64_t responseSize() const override { return s_.client_out_ - s_.req_out_start_; }
   absl::flat_hash_map<std::string, std::string>& shared() override { return shared_; }
   const Latencies& latencies() const override { return latencies_; }
   std::string_view serverAddress() const override { return s_.server_addr_; }
@@ -544,11 +554,35 @@ Session::Session(Worker& worker, Socket socket, bool tls)
   }
   worker_.add(this);
   WorkerStats::inc(worker_.stats().connections_active);
+  setState(ConnState::kReading);  // the TLS handshake or the first head
 }
 
 Session::~Session() {
+  setState(ConnState::kNone);
   worker_.remove(this);
   WorkerStats::dec(worker_.stats().connections_active);
+}
+
+void Session::countIn(uint64_t n) {
+  client_in_ += n;
+  WorkerStats::inc(worker_.stats().bytes_received_total, n);
+}
+
+void Session::countOut(uint64_t n) {
+  client_out_ += n;
+  WorkerStats::inc(worker_.stats().bytes_sent_total, n);
+}
+
+void Session::setState(ConnState state) {
+  if (state == state_) {
+    return;
+  }
+  WorkerStats& st = worker_.stats();
+  if (state_ == ConnState::kReading) WorkerStats::dec(st.connections_reading);
+  if (state_ == ConnState::kWriting) WorkerStats::dec(st.connections_writing);
+  if (state == ConnState::kReading) WorkerStats::inc(st.connections_reading);
+  if (state == ConnState::kWriting) WorkerStats::inc(st.connections_writing);
+  state_ = state;
 }
 
 void Session::checkDeadline(uint64_t now_ms) {
@@ -630,6 +664,7 @@ Task<void> Session::run() {
         goto close;
       }
       idle_ = in_.empty();
+      setState(idle_ ? ConnState::kWaiting : ConnState::kReading);
       if (idle_ && worker_.draining()) {
         goto close;
       }
@@ -658,8 +693,9 @@ Task<void> Session::run() {
         goto close;
       }
       in_.commit(n);
-      WorkerStats::inc(worker_.stats().bytes_received_total, n);
+      countIn(n);
     }
+    setState(ConnState::kWriting);
     ++requests_;
     Outcome outcome = co_await handle(req_);
     runLogPhase();  // onLog always runs, whatever happened to the request
@@ -713,7 +749,7 @@ Task<void> Session::sendLocal(int status, std::string_view message, bool keep_al
   }
   WorkerStats& st = worker_.stats();
   WorkerStats::inc(st.responses_by_class[status / 100 < 6 ? status / 100 : 5]);
-  WorkerStats::inc(st.bytes_sent_total, out_.size());
+  countOut(out_.size());
   error_code ec;
   dl_.arm(&client_, worker_.options().send_timeout_ms);
   co_await asyncWriteAll(clientStream(), asio::buffer(out_), awaitWith(ec));
@@ -877,7 +913,7 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
         co_return dl.fired ? Pump::kDstTimeout : Pump::kDstError;
       }
       if (to_client) {
-        WorkerStats::inc(worker_.stats().bytes_sent_total, written);
+        countOut(written);
       }
     }
     in.consume(consumed);
@@ -914,7 +950,7 @@ Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout
     }
     in.commit(n);
     if (!to_client) {
-      WorkerStats::inc(worker_.stats().bytes_received_total, n);
+      countIn(n);
     }
   }
 }
@@ -933,9 +969,11 @@ Task<void> Session::relayOneWay(Stream src, IoBuffer& in, Stream dst, uint32_t t
         break;
       }
       in.consume(in.size());
-      WorkerStats::inc(to_client ? worker_.stats().bytes_sent_total
-                                 : worker_.stats().bytes_received_total,
-                       written);
+      if (to_client) {
+        countOut(written);
+      } else {
+        countIn(written);
+      }
     }
     in.prepare(1, in.capacity());
     dl.arm(src.sock, timeout_ms);
@@ -1272,6 +1310,10 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
 Session::RequestPlan Session::planRequest(const http::RequestHead& req) {
   WorkerStats::inc(worker_.stats().requests_total);
   status_ = 0;
+  source_ = RequestContext::Source::kExit;  // until the upstream answers or proxying fails
+  req_in_start_ = client_in_ - in_.size();  // in_ starts with this request's head
+  req_out_start_ = client_out_;
+  req_head_bytes_ = req.head_bytes;
   req_body_limit_ = 0;
   // The previous request's upstream head points into a pooled connection's buffer: forget it,
   // so a local reply's response phase never reads stale (or freed) headers.
@@ -1454,7 +1496,7 @@ Task<bool> Session::collectRequestBody(const http::RequestHead& req, RequestPlan
     if (ec) {
       co_return 0;
     }
-    WorkerStats::inc(worker_.stats().bytes_received_total, got);
+    countIn(got);
     co_return got;
   };
   const std::string_view here = in_.view().substr(req.head_bytes);
@@ -1656,6 +1698,7 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
       }
       co_await join(worker_.io(), body);
     }
+    source_ = RequestContext::Source::kError;
     if (body.result == static_cast<int>(Pump::kBadFraming)) {
       WorkerStats::inc(st.bad_requests_total);
       co_await sendLocal(400, kMsgBadRequest, false);
@@ -1794,7 +1837,8 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
           // (nginx logs such a request as 499).
           const Pump bp = static_cast<Pump>(body.result);
           if (bp == Pump::kSrcClosed || bp == Pump::kSrcError || bp == Pump::kSrcTimeout) {
-            status_ = 499;
+            status_ = 499;  // Kong: proxying was under way, so the source stays "service"
+            source_ = RequestContext::Source::kService;
             co_return Outcome{false};
           }
           co_return co_await fail(timeout);
@@ -1827,6 +1871,7 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
 
   const int status = resp_.status;
   status_ = status;
+  source_ = RequestContext::Source::kService;
   if (!plugins_.empty()) {
     context_->markUpstreamHead();
   }

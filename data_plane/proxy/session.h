@@ -126,6 +126,12 @@ class Session {
                        bool upgrade, std::string* out);
   void addDebugHeaders(const http::RequestHead& req, const router::Match& m);
   void runLogPhase();
+  // Client bytes, per connection and in the worker's totals (requestSize()/responseSize()).
+  void countIn(uint64_t n);
+  void countOut(uint64_t n);
+  // The connection's nginx-style state in the worker's reading/writing gauges.
+  enum class ConnState : uint8_t { kNone, kReading, kWriting, kWaiting };
+  void setState(ConnState state);
 
   Stream clientStream() { return Stream{&client_, tls_ ? &*tls_ : nullptr}; }
 
@@ -167,6 +173,13 @@ class Session {
   std::unique_ptr<Context> context_;  // created on the first request that has plugins
   SnapshotConstSharedPtr snap_;  // the current request's snapshot (kept until its log phase)
   int status_ = 0;               // the current request's response status, for onLog
+  RequestContext::Source source_ = RequestContext::Source::kNone;  // of status_, for onLog
+  uint64_t client_in_ = 0;       // bytes read from the client on this connection
+  uint64_t client_out_ = 0;      // bytes written to it
+  uint64_t req_in_start_ = 0;    // client_in_ offset where the current request's head began
+  uint64_t req_out_start_ = 0;   // client_out_ when the current request began
+  uint32_t req_head_bytes_ = 0;
+  ConnState state_ = ConnState::kNone;
   uint64_t req_body_limit_ = 0;  // set by a plugin (request-size-limiting); 0 = none
   // Plugins of the current request that want the response body (onResponseBody), in order.
   std::vector<Plugin*> body_plugins_;
