@@ -2,7 +2,10 @@
 // listener, gets config from the control plane (sync client) or a declarative file, and drains
 // gracefully on SIGTERM/SIGINT.
 #include <malloc.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
+#include <time.h>
 
 #include <cstdio>
 #include <fstream>
@@ -111,6 +114,29 @@ bool splitHostPort(const std::string& in, std::string* host, uint16_t* port) {
   *port = static_cast<uint16_t>(v);
   return true;
 }
+
+#if defined(PORTICO_HAVE_DP_SYNC)
+// notAfter of the PEM certificate at `path` in unix seconds (Kong's
+// kong_data_plane_cluster_cert_expiry_timestamp); 0 when there is none or it cannot be read.
+int64_t certificateExpiry(const std::string& path) {
+  if (path.empty()) {
+    return 0;
+  }
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) {
+    return 0;
+  }
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (cert == nullptr) {
+    return 0;
+  }
+  struct tm tm = {};
+  const bool ok = ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1;
+  X509_free(cert);
+  return ok ? static_cast<int64_t>(timegm(&tm)) : 0;
+}
+#endif
 
 // Decoding, validating and building a big snapshot leaves megabytes of freed heap behind
 // (measured: 9 MB of RSS for 10k routes); hand it back to the OS off the request path (the
@@ -279,7 +305,7 @@ int run(int argc, char** argv) {
     sync_options.server_name = absl::GetFlag(FLAGS_cluster_server_name);
     sync_options.join_token = absl::GetFlag(FLAGS_cluster_join_token);
     sync_options.cache_path = absl::GetFlag(FLAGS_config_cache_path);
-    sync_options.version = "0.1.0";
+    sync_options.version = kDataPlaneVersion;
     for (const PluginFactory& plugin : builtinPlugins()) {
       sync_options.plugins.emplace_back(plugin.name);
     }
@@ -322,6 +348,11 @@ int run(int argc, char** argv) {
                    absl::FormatDuration(built - validated));
           return absl::OkStatus();
         }));
+    StatusNode node;
+    node.node_id = sync->nodeId();
+    node.cp_connected = [client = sync.get()] { return client->state().connected; };
+    node.cluster_cert_expiry_s = certificateExpiry(absl::GetFlag(FLAGS_cluster_cert));
+    (*status)->setNode(std::move(node));
     absl::Status started = sync->start();
     if (!started.ok()) {
       fail(std::string(started.message()));

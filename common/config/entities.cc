@@ -632,7 +632,7 @@ const EntitySchema& pluginEntitySchema(const PluginSchema& plugin) {
         } else if (f.name == "protocols") {
           f = Field::set("protocols", Field::string("p").oneOf(p.protocols))
                   .req()
-                  .def(Json(p.protocols));
+                  .def(Json(p.default_protocols.empty() ? p.protocols : p.default_protocols));
         }
       }
       s.checks.insert(s.checks.end(), p.checks.begin(), p.checks.end());

@@ -30,6 +30,7 @@ struct PluginSchema {
   Field config;                    // a record named "config"
   bool no_consumer = false;        // typedefs.no_consumer: `consumer` must be null
   std::vector<Json> protocols;     // allowed protocols (and the default set)
+  std::vector<Json> default_protocols;  // the default set when it differs (empty: protocols)
   std::vector<EntityCheck> checks; // on the whole plugin entity ("config.allow", ...)
 };
 // The enabled plugins (every one the data plane implements), sorted by name. Defined by the

@@ -4,6 +4,7 @@
 // metric objects (each scrape reads the counters the components already keep).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,12 @@ class Writer {
   void beginCounter(const std::string& name, const std::string& help);
   void beginGauge(const std::string& name, const std::string& help);
   void sample(double value, const Labels& labels = {});
+  // A histogram family; each histogramSample() gives the upper bounds (without +Inf), the
+  // count of observations in each bucket (not cumulative; one more than the bounds, the last
+  // for +Inf) and their sum.
+  void beginHistogram(const std::string& name, const std::string& help);
+  void histogramSample(const std::vector<double>& bounds, const std::vector<uint64_t>& counts,
+                       double sum, const Labels& labels = {});
 
   // The text format (version 0.0.4).
   std::string text() const;

@@ -12,12 +12,16 @@
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/http/http_parser.h"
 #include "common/metrics/metrics.h"
 #include "common/logging.h"
+#include "data_plane/plugins/prometheus/exposition.h"
 #include "data_plane/proxy/local_reply.h"
 
 namespace portico::dp {
@@ -50,6 +54,23 @@ std::string response(int status, std::string_view content_type, const std::strin
                       keep_alive ? "\r\n" : "\r\nConnection: close\r\n", "\r\n", body);
 }
 
+// A node id for a DP that has none of its own (declarative config): random, once per process.
+const std::string& processNodeId() {
+  static const std::string* const kId = [] {
+    std::random_device rd;
+    std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
+    const uint64_t hi = (rng() & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+    const uint64_t lo = (rng() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+    char buf[37];
+    std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
+                  static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xffff),
+                  static_cast<unsigned>(hi & 0xffff), static_cast<unsigned>(lo >> 48),
+                  static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+    return new std::string(buf);
+  }();
+  return *kId;
+}
+
 }  // namespace
 
 struct StatusServer::Impl {
@@ -60,6 +81,8 @@ struct StatusServer::Impl {
   const ProxyStats* stats = nullptr;
   StatusOptions options;
   uint32_t connections = 0;  // io thread only
+  absl::Mutex node_mu;
+  StatusNode node ABSL_GUARDED_BY(node_mu);
 
   std::string handle(const http::RequestHead& req, bool* keep_alive) {
     *keep_alive = req.keep_alive;
@@ -81,7 +104,12 @@ struct StatusServer::Impl {
                       *keep_alive);
     }
     if (req.path == "/metrics") {
-      return response(200, metrics::Writer::kContentType, metricsText(*store, stats),
+      StatusNode n;
+      {
+        absl::MutexLock lock(&node_mu);
+        n = node;
+      }
+      return response(200, metrics::Writer::kContentType, metricsText(*store, stats, &n),
                       *keep_alive);
     }
     return response(404, "application/json; charset=utf-8", "{\"message\":\"Not found\"}",
@@ -213,6 +241,14 @@ void StatusServer::stop() {
   impl_.reset();
 }
 
+void StatusServer::setNode(StatusNode node) {
+  if (!impl_) {
+    return;
+  }
+  absl::MutexLock lock(&impl_->node_mu);
+  impl_->node = std::move(node);
+}
+
 std::string StatusServer::statusJson(const SnapshotStore& store, const ProxyStats* stats) {
   SnapshotConstSharedPtr snap = store.get();
   ProxyTotals t = stats != nullptr ? stats->totals() : ProxyTotals{};
@@ -224,7 +260,8 @@ std::string StatusServer::statusJson(const SnapshotStore& store, const ProxyStat
       ",\"requests_total\":", t.requests_total, ",\"workers\":", stats ? stats->size() : 0, "}");
 }
 
-std::string StatusServer::metricsText(const SnapshotStore& store, const ProxyStats* stats) {
+std::string StatusServer::metricsText(const SnapshotStore& store, const ProxyStats* stats,
+                                      const StatusNode* node) {
   SnapshotConstSharedPtr snap = store.get();
   ProxyTotals t = stats != nullptr ? stats->totals() : ProxyTotals{};
   metrics::Writer w;
@@ -275,6 +312,17 @@ std::string StatusServer::metricsText(const SnapshotStore& store, const ProxySta
         snap ? static_cast<double>(snap->config().routes_size()) : 0);
   gauge("portico_dp_config_certificates", "Certificates in the applied config.",
         snap ? static_cast<double>(snap->config().certificates_size()) : 0);
+
+  // Kong's families (the prometheus plugin's exporter).
+  plugins::prometheus::NodeInfo info;
+  info.node_id = node != nullptr && !node->node_id.empty() ? node->node_id : processNodeId();
+  info.version = node != nullptr ? node->version : kDataPlaneVersion;
+  if (node != nullptr && node->cp_connected) {
+    info.hybrid = true;
+    info.cp_connected = node->cp_connected();
+    info.cluster_cert_expiry_s = node->cluster_cert_expiry_s;
+  }
+  plugins::prometheus::appendKongFamilies(snap, t, info, &w);
   return w.text();
 }
 

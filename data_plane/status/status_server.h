@@ -2,10 +2,13 @@
 // thread so a slow scrape never touches a proxy worker:
 //   GET /status        JSON: applied generation, config hash, connection and request totals
 //   GET /status/ready  200 {"status":"ready"} once a config is applied, else 503
-//   GET /metrics       Prometheus text; per-worker counter shards are summed on scrape
+//   GET /metrics       Prometheus text; per-worker counter shards are summed on scrape: the
+//                      portico_dp_* families and Kong's kong_* families (the prometheus
+//                      plugin's exporter, data_plane/plugins/prometheus/exposition.h)
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,6 +29,19 @@ struct StatusOptions {
   uint32_t max_connections = 1024;
 };
 
+// portico-dp's version (the sync Hello, kong_node_info).
+inline constexpr char kDataPlaneVersion[] = "0.1.0";
+
+// Who this node is, for Kong's node-level families (kong_node_info, ...).
+struct StatusNode {
+  std::string node_id;  // "": a random id made once per process
+  std::string version = kDataPlaneVersion;
+  // A hybrid DP: whether its control-plane stream is up (kong_control_plane_connected).
+  // Called on the status thread. Empty: not a hybrid DP (declarative config).
+  std::function<bool()> cp_connected;
+  int64_t cluster_cert_expiry_s = 0;  // notAfter of --cluster_cert (unix seconds); 0: none
+};
+
 class StatusServer {
  public:
   // `store` and `stats` must outlive the server. `stats` may be null (no proxy yet).
@@ -35,10 +51,13 @@ class StatusServer {
   ~StatusServer();
   uint16_t port() const { return port_; }
   void stop();
+  // Any thread; takes effect on the next scrape.
+  void setNode(StatusNode node);
 
   // The response bodies, exposed for tests.
   static std::string statusJson(const SnapshotStore& store, const ProxyStats* stats);
-  static std::string metricsText(const SnapshotStore& store, const ProxyStats* stats);
+  static std::string metricsText(const SnapshotStore& store, const ProxyStats* stats,
+                                 const StatusNode* node = nullptr);
 
  private:
   struct Impl;

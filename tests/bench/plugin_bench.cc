@@ -262,10 +262,10 @@ void BM_Apply1MKeyAuthCredentials(benchmark::State& state) {
 }
 BENCHMARK(BM_Apply1MKeyAuthCredentials)->Unit(benchmark::kMillisecond)->Iterations(1);
 
-// Each bundled plugin alone, global, on one request through the phase methods (access and
-// response headers): the per-request object, its config lookups and its work. Auth plugins
-// see no credentials (their 401 path); the others pass, except request-termination, which
-// answers.
+// Each bundled plugin alone, global, on one request through the phase methods (access,
+// response headers and log) on the matched route: the per-request object, its config lookups
+// and its work. Auth plugins see no credentials (their 401 path); the others pass, except
+// request-termination, which answers.
 void BM_PluginOverhead(benchmark::State& state, const std::string& name, config::Json conf) {
   config::v1::Snapshot cfg = keyAuthConfig(1, 1);
   cfg.clear_plugins();
@@ -285,6 +285,14 @@ void BM_PluginOverhead(benchmark::State& state, const std::string& name, config:
       "GET /orders?page=2 HTTP/1.1\r\nHost: api.test\r\nUser-Agent: Mozilla/5.0 (X11; Linux "
       "x86_64) Chrome/120.0\r\nOrigin: https://app.test\r\nAccept: */*\r\n\r\n";
   testing::FakeContext ctx(head, (*snap)->consumers());
+  ctx.setRoute(&(*snap)->config().routes(0), &(*snap)->config().services(0));
+  // What the proxy measured (prometheus records it).
+  ctx.latency.kong_ms = 0;
+  ctx.latency.upstream_ms = 3;
+  ctx.latency.request_ms = 4;
+  ctx.source = RequestContext::Source::kService;
+  ctx.request_size = static_cast<uint64_t>(head.size());
+  ctx.response_size = 240;
   std::vector<PluginPtr> active;
   active.reserve(4);
   const PluginChains& chains = (*snap)->plugins();
@@ -296,6 +304,7 @@ void BM_PluginOverhead(benchmark::State& state, const std::string& name, config:
       active.back()->onRequest(ctx);
     }
     for (PluginPtr& p : active) p->onResponseHeaders(ctx);
+    for (PluginPtr& p : active) p->onLog(ctx);
     active.clear();
     benchmark::DoNotOptimize(ctx.local_status);
   }
@@ -309,6 +318,15 @@ BENCHMARK_CAPTURE(BM_PluginOverhead, ip_restriction, "ip-restriction",
                   {{"allow", {"127.0.0.0/8", "10.0.0.0/8", "::1"}}});
 BENCHMARK_CAPTURE(BM_PluginOverhead, jwt, "jwt", config::Json::object());
 BENCHMARK_CAPTURE(BM_PluginOverhead, key_auth, "key-auth", config::Json::object());
+BENCHMARK_CAPTURE(BM_PluginOverhead, prometheus, "prometheus",
+                  {{"status_code_metrics", true},
+                   {"latency_metrics", true},
+                   {"bandwidth_metrics", true},
+                   {"upstream_health_metrics", true}})
+    ->Threads(1)
+    ->Threads(2);  // two workers record at once: per-worker shards, no shared line
+BENCHMARK_CAPTURE(BM_PluginOverhead, prometheus_status_only, "prometheus",
+                  {{"status_code_metrics", true}});
 BENCHMARK_CAPTURE(BM_PluginOverhead, request_size_limiting, "request-size-limiting",
                   config::Json::object());
 BENCHMARK_CAPTURE(BM_PluginOverhead, request_termination, "request-termination",

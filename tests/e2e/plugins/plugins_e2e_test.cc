@@ -1,8 +1,10 @@
 // Fail-closed plugins with the real portico-cp, portico-dp and PostgreSQL: a route protected by
 // key-auth never answers a request without a valid key, whatever happens to the config, the
 // CP or the DP; and a DP that lacks a plugin its group uses is listed as
-// plugin_set_incompatible and keeps serving its last good config.
+// plugin_set_incompatible and keeps serving its last good config. And the prometheus plugin as
+// an operator meets it: a real Prometheus server (the Debian package) scrapes the DP.
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -180,6 +182,150 @@ TEST_CASE("e2e plugins: a DP lacking a plugin its group uses is plugin_set_incom
   REQUIRE(waitFor([&] { return proxyGet(dp, "/after", "k1").status == 200; }, 20s));
   CHECK(waitFor([&] { return nodeStatus().value("sync_status", "") == "normal"; }, 10s));
   CHECK(proxyGet(dp, "/after").status == 200);  // key-auth is on route demo only
+}
+
+// Percent-encodes a PromQL expression for /api/v1/query?query=.
+std::string urlEncode(const std::string& in) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '_' || c == '-' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+TEST_CASE("e2e plugins: a real Prometheus server scrapes a DP's /metrics (prometheus plugin)") {
+  if (!sh("command -v prometheus && command -v promtool")) {
+    WARN("prometheus/promtool not installed (Debian package prometheus): skipped");
+    return;
+  }
+  EchoUpstream upstream(0, /*record=*/false);
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  TempDir dir;
+  Dp dp(cp.cluster_port, dir.path + "/dp.cache");
+  adminOk(cp, "POST", "/services",
+          {{"name", "pm-e2e-svc"}, {"url", "http://127.0.0.1:" + std::to_string(upstream.port())}},
+          201);
+  adminOk(cp, "POST", "/services/pm-e2e-svc/routes", {{"name", "pm-e2e"}, {"paths", {"/pm"}}},
+          201);
+  adminOk(cp, "POST", "/plugins",
+          {{"name", "prometheus"},
+           {"config", {{"status_code_metrics", true}, {"latency_metrics", true},
+                       {"bandwidth_metrics", true}, {"per_consumer", true}}}},
+          201);
+  // Requests before the config arrives get the router's 404 and are not counted.
+  REQUIRE(waitFor([&] { return proxyGet(dp, "/pm/x").status == 200; }, 20s));
+  for (int i = 1; i < 25; ++i) {
+    REQUIRE(proxyGet(dp, "/pm/x").status == 200);
+  }
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(proxyGet(dp, "/pm/status/503").status == 503);
+  }
+  const std::string series =
+      "kong_http_requests_total{service=\"pm-e2e-svc\",route=\"pm-e2e\",code=\"200\","
+      "source=\"service\",workspace=\"default\",consumer=\"\"} 25";
+  HttpResponse metrics;
+  REQUIRE(waitFor([&] {
+    metrics = httpRequest("127.0.0.1", dp.status_port, "GET", "/metrics");
+    return metrics.body.find(series) != std::string::npos;
+  }, 10s));
+  CHECK(metrics.body.find("\nkong_control_plane_connected 1\n") != std::string::npos);
+
+  // promtool: the body parses; its only findings are the naming lints on Kong's own names.
+  {
+    std::ofstream(dir.path + "/metrics.txt") << metrics.body;
+    const int status = std::system(("promtool check metrics < " + dir.path +
+                                    "/metrics.txt > " + dir.path + "/promtool.txt 2>&1")
+                                       .c_str());
+    std::ifstream in(dir.path + "/promtool.txt");
+    std::string line, out;
+    int findings = 0;
+    while (std::getline(in, line)) {
+      out += line + "\n";
+      if (!line.empty() && line.rfind("kong_", 0) == 0 &&
+          (line.find("should have \"_total\" suffix") != std::string::npos ||
+           line.find("should not have \"_total\" suffix") != std::string::npos ||
+           line.find("should not contain abbreviated units") != std::string::npos)) {
+        continue;
+      }
+      if (!line.empty()) ++findings;
+    }
+    INFO(out);
+    CHECK(findings == 0);
+    CHECK(WEXITSTATUS(status) != 1);  // 1: the text did not parse
+  }
+
+  // The server: scrapes the DP's status listener every second into a temporary TSDB.
+  const int prom_port = freePort();
+  {
+    std::ofstream yml(dir.path + "/prometheus.yml");
+    yml << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+           "scrape_configs:\n  - job_name: portico-dp\n    static_configs:\n"
+           "      - targets: ['127.0.0.1:" << dp.status_port << "']\n";
+  }
+  Process prom("/usr/bin/prometheus",
+               {"--config.file=" + dir.path + "/prometheus.yml",
+                "--storage.tsdb.path=" + dir.path + "/tsdb",
+                "--web.listen-address=127.0.0.1:" + std::to_string(prom_port),
+                "--log.level=warn"});
+  auto query = [&](const std::string& promql) -> json {
+    HttpResponse r = httpRequest("127.0.0.1", prom_port, "GET",
+                                 "/api/v1/query?query=" + urlEncode(promql));
+    json j = json::parse(r.body, nullptr, false);
+    if (!j.is_object() || j.value("status", "") != "success") {
+      return json::array();
+    }
+    return j["data"]["result"];
+  };
+  auto scalar = [&](const std::string& promql) -> std::string {
+    json result = query(promql);
+    return result.is_array() && result.size() == 1 ? result[0]["value"][1].get<std::string>()
+                                                   : "";
+  };
+  INFO("prometheus log:\n" << prom.log());
+  REQUIRE(waitFor([&] { return scalar("up{job=\"portico-dp\"}") == "1"; }, 30s));
+  REQUIRE(waitFor([&] {
+    return scalar("kong_http_requests_total{route=\"pm-e2e\",code=\"200\"}") == "25";
+  }, 15s));
+  json result = query("kong_http_requests_total{route=\"pm-e2e\",code=\"200\"}");
+  REQUIRE(result.size() == 1);
+  // Prometheus stores an empty label value as no label: consumer="" is absent here.
+  const json& labels = result[0]["metric"];
+  CHECK(labels == json({{"__name__", "kong_http_requests_total"},
+                        {"service", "pm-e2e-svc"},
+                        {"route", "pm-e2e"},
+                        {"code", "200"},
+                        {"source", "service"},
+                        {"workspace", "default"},
+                        {"instance", "127.0.0.1:" + std::to_string(dp.status_port)},
+                        {"job", "portico-dp"}}));
+  CHECK(scalar("kong_http_requests_total{route=\"pm-e2e\",code=\"503\"}") == "5");
+  CHECK(scalar("sum(kong_request_latency_ms_count{route=\"pm-e2e\"})") == "30");
+  CHECK(scalar("sum(kong_bandwidth_bytes{route=\"pm-e2e\",direction=\"ingress\"}) > 0") !=
+        "");
+  CHECK(scalar("kong_control_plane_connected") == "1");
+  // A Kong Grafana dashboard query evaluates (a number once two scrapes are in).
+  CHECK(waitFor([&] {
+    const std::string v = scalar(
+        "histogram_quantile(0.95, sum(rate(kong_request_latency_ms_bucket{instance=~\".*\"}"
+        "[1m])) by (le))");
+    return !v.empty();
+  }, 15s));
+
+  // The control plane goes away: the DP says so.
+  cp.kill9();
+  CHECK(waitFor([&] {
+    return httpRequest("127.0.0.1", dp.status_port, "GET", "/metrics")
+               .body.find("\nkong_control_plane_connected 0\n") != std::string::npos;
+  }, 15s));
 }
 
 }  // namespace

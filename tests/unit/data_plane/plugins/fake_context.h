@@ -49,7 +49,11 @@ class FakeContext final : public RequestContext {
   }
   void limitRequestBody(uint64_t max_bytes) override { body_limit = max_bytes; }
   const config::v1::Route* route() const override { return route_; }
-  const config::v1::Service* service() const override { return nullptr; }
+  const config::v1::Service* service() const override { return service_; }
+  void setRoute(const config::v1::Route* route, const config::v1::Service* service) {
+    route_ = route;
+    service_ = service;
+  }
   const ConsumerIndex& consumers() const override { return consumers_; }
   const Consumer* consumer() const override { return consumer_; }
   std::string_view credentialId() const override { return credential_id_; }
@@ -90,7 +94,10 @@ class FakeContext final : public RequestContext {
   int localStatus() const override { return local_status; }
   int responseStatus() const override { return local_status; }
   absl::flat_hash_map<std::string, std::string>& shared() override { return shared_; }
-  const Latencies& latencies() const override { return latencies_; }
+  const Latencies& latencies() const override { return latency; }
+  Source responseSource() const override { return source; }
+  uint64_t requestSize() const override { return request_size; }
+  uint64_t responseSize() const override { return response_size; }
 
   std::string client_ip = "127.0.0.1";
   bool has_body = false;
@@ -102,16 +109,20 @@ class FakeContext final : public RequestContext {
   int local_status = 0;
   std::string local_message;
   uint64_t body_limit = 0;
+  Latencies latency;
+  Source source = Source::kNone;
+  uint64_t request_size = 0;
+  uint64_t response_size = 0;
 
  private:
   http::RequestHead head_;
   bool ok_ = false;
   const ConsumerIndex& consumers_;
   const config::v1::Route* route_ = nullptr;
+  const config::v1::Service* service_ = nullptr;
   const Consumer* consumer_ = nullptr;
   std::string credential_id_;
   absl::flat_hash_map<std::string, std::string> shared_;
-  Latencies latencies_;
 };
 
 }  // namespace portico::dp::testing

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "common/config/kong_json.h"
+#include "data_plane/status/status_server.h"
 #include <random>
 
 namespace portico::dp::testing {
@@ -119,6 +120,10 @@ WireResponse PluginFixture::send(const std::string& raw_request) {
   c.send(raw_request);
   const std::string method = raw_request.substr(0, raw_request.find(' '));
   return c.read(method);
+}
+
+std::string PluginFixture::metrics() const {
+  return StatusServer::metricsText(store_, stats());
 }
 
 std::string PluginFixture::upstreamHeader(const WireResponse& r, const std::string& name) {

@@ -43,6 +43,11 @@ class PluginFixture {
   // The request line the upstream received ("GET /path?query").
   static std::string upstreamRequestLine(const WireResponse& r);
 
+  // The DP status listener's /metrics body for this proxy (portico_dp_* and Kong's kong_*).
+  std::string metrics() const;
+  const SnapshotStore& store() const { return store_; }
+  const ProxyStats* stats() const { return proxy_ ? &proxy_->stats() : nullptr; }
+
   config::v1::Snapshot& config() { return cfg_; }
   const std::string& serviceId() const { return service_id_; }
   const std::string& routeId() const { return route_id_; }
