@@ -1,8 +1,8 @@
 // prometheus: schema (defaults, exact messages), the exact series Kong's exporter writes for
 // requests through the real proxy (status codes and source, per_consumer, bandwidth bytes,
-// latency histograms, upstream health, the granular switches), series retirement after a
-// route is deleted, the per-worker shards under concurrent writers and a scraper, the series
-// cap, and `promtool check metrics` on the whole /metrics body.
+// latency histograms, upstream health, the granular switches, connection states), series
+// retirement after a route is deleted, the per-worker shards under concurrent writers and a
+// scraper, the series cap, and `promtool check metrics` on the whole /metrics body.
 #include <unistd.h>
 
 #include <atomic>
@@ -174,6 +174,45 @@ TEST_CASE("prometheus: kong_http_requests_total per code and source, and Kong's 
     INFO(line);
     CHECK(std::regex_search(line, std::regex("^(#|kong_|portico_)")));
   }
+}
+
+TEST_CASE("prometheus: kong_nginx_connections_total follows the connections' states") {
+  PromFixture f("pm-conns", Json::object());
+  auto states = [&]() {
+    const std::string body = f.metrics();
+    std::smatch m;
+    REQUIRE(std::regex_search(body, m, std::regex("kong_node_info\\{node_id=\"([^\"]+)\"")));
+    std::string out;
+    for (const char* state : {"active", "reading", "writing", "waiting"}) {
+      out += std::string(state) + "=" +
+             std::to_string(static_cast<int>(
+                 value(body, "kong_nginx_connections_total{node_id=\"" + std::string(m[1]) +
+                                 "\",subsystem=\"http\",state=\"" + state + "\"}"))) +
+             " ";
+    }
+    return out;
+  };
+  auto eventually = [&](const std::string& want) {
+    std::string got;
+    for (int i = 0; i < 200 && (got = states()) != want; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(got == want);
+  };
+  eventually("active=0 reading=0 writing=0 waiting=0 ");
+  {
+    RawClient idle(f.port());  // answered, then kept alive: waiting
+    idle.send("GET /x HTTP/1.1\r\nHost: plugins.test\r\n\r\n");
+    CHECK(idle.read().status == 200);
+    RawClient partial(f.port());  // half a head: reading
+    partial.send("GET /x HTTP/1.1\r\nHo");
+    RawClient slow(f.port());  // waiting for the upstream (/slow sleeps 1.5 s): writing
+    slow.send("GET /slow HTTP/1.1\r\nHost: plugins.test\r\n\r\n");
+    eventually("active=3 reading=1 writing=1 waiting=1 ");
+    CHECK(slow.read().status == 200);
+    eventually("active=3 reading=1 writing=0 waiting=2 ");
+  }
+  eventually("active=0 reading=0 writing=0 waiting=0 ");
 }
 
 TEST_CASE("prometheus: a plugin's reply is source=\"kong\"; per_consumer names the consumer") {
