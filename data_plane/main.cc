@@ -305,7 +305,7 @@ int run(int argc, char** argv) {
     sync_options.server_name = absl::GetFlag(FLAGS_cluster_server_name);
     sync_options.join_token = absl::GetFlag(FLAGS_cluster_join_token);
     sync_options.cache_path = absl::GetFlag(FLAGS_config_cache_path);
-    sync_options.version = kDataPlaneVersion;
+    sync_options.version = kPorticoVersion;
     for (const PluginFactory& plugin : builtinPlugins()) {
       sync_options.plugins.emplace_back(plugin.name);
     }

@@ -316,7 +316,7 @@ std::string StatusServer::metricsText(const SnapshotStore& store, const ProxySta
   // Kong's families (the prometheus plugin's exporter).
   plugins::prometheus::NodeInfo info;
   info.node_id = node != nullptr && !node->node_id.empty() ? node->node_id : processNodeId();
-  info.version = node != nullptr ? node->version : kDataPlaneVersion;
+  info.version = node != nullptr ? node->version : kPorticoVersion;
   if (node != nullptr && node->cp_connected) {
     info.hybrid = true;
     info.cp_connected = node->cp_connected();

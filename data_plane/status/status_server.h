@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/flags.h"
 #include "data_plane/proxy/proxy_stats.h"
 #include "data_plane/snapshot.h"
 
@@ -29,13 +30,10 @@ struct StatusOptions {
   uint32_t max_connections = 1024;
 };
 
-// portico-dp's version (the sync Hello, kong_node_info).
-inline constexpr char kDataPlaneVersion[] = "0.1.0";
-
 // Who this node is, for Kong's node-level families (kong_node_info, ...).
 struct StatusNode {
   std::string node_id;  // "": a random id made once per process
-  std::string version = kDataPlaneVersion;
+  std::string version = kPorticoVersion;
   // A hybrid DP: whether its control-plane stream is up (kong_control_plane_connected).
   // Called on the status thread. Empty: not a hybrid DP (declarative config).
   std::function<bool()> cp_connected;
