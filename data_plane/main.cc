@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -16,7 +17,10 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
 #include "common/logging.h"
@@ -67,6 +71,12 @@ ABSL_FLAG(std::string, cluster_mtls, "",
 ABSL_FLAG(std::string, cluster_join_token, "",
           "Join token the control plane issued for a group (pki; prefer the environment "
           "variable PORTICO_CLUSTER_JOIN_TOKEN).");
+ABSL_FLAG(std::string, control_plane, "",
+          "The control plane (group) this data plane joins; empty: the default one. The CP "
+          "admits it when its certificate or join token allows that group.");
+ABSL_FLAG(std::string, dp_labels, "",
+          "Labels shown with this node on the CP's /clustering/data-planes, as Kong's "
+          "cluster_dp_labels: key:value[,key:value...] (e.g. region:eu-west-1,env:prod).");
 ABSL_FLAG(std::string, cluster_server_name, "",
           "Name expected in the control plane's certificate (pki; default: the host of "
           "--cp_address).");
@@ -142,6 +152,52 @@ int64_t certificateExpiry(const std::string& path) {
 // (measured: 9 MB of RSS for 10k routes); hand it back to the OS off the request path (the
 // retirer's thread runs it after each old snapshot is destroyed).
 void releaseFreedMemory() { malloc_trim(0); }
+
+// --dp_labels "k:v,k:v": at most 10 labels; keys and values 1-63 characters of letters,
+// digits, '.', '-' and '_', starting and ending with a letter or digit; keys not starting
+// with "kong" or "konnect" (reserved, as in Kong).
+absl::StatusOr<std::map<std::string, std::string>> parseDpLabels(absl::string_view text) {
+  std::map<std::string, std::string> out;
+  if (text.empty()) {
+    return out;
+  }
+  const auto valid = [](absl::string_view s) {
+    if (s.empty() || s.size() > 63 || !absl::ascii_isalnum(s.front()) ||
+        !absl::ascii_isalnum(s.back())) {
+      return false;
+    }
+    for (char c : s) {
+      if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_') return false;
+    }
+    return true;
+  };
+  for (absl::string_view pair : absl::StrSplit(text, ',')) {
+    const size_t colon = pair.find(':');
+    if (colon == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("label '", pair, "' is not key:value"));
+    }
+    const std::string key(pair.substr(0, colon));
+    const std::string value(pair.substr(colon + 1));
+    if (!valid(key)) {
+      return absl::InvalidArgumentError(absl::StrCat("invalid label key '", key, "'"));
+    }
+    if (absl::StartsWithIgnoreCase(key, "kong") || absl::StartsWithIgnoreCase(key, "konnect")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("label key '", key, "' is reserved (starts with kong or konnect)"));
+    }
+    if (!valid(value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid value '", value, "' for label '", key, "'"));
+    }
+    if (!out.emplace(key, value).second) {
+      return absl::InvalidArgumentError(absl::StrCat("label '", key, "' given twice"));
+    }
+  }
+  if (out.size() > 10) {
+    return absl::InvalidArgumentError("more than 10 labels");
+  }
+  return out;
+}
 
 // The declarative file's apply path: validate with the shared rules, build the whole
 // snapshot (which moves key-auth credentials out of `proto` into its compact table), then
@@ -304,6 +360,15 @@ int run(int argc, char** argv) {
     }
     sync_options.server_name = absl::GetFlag(FLAGS_cluster_server_name);
     sync_options.join_token = absl::GetFlag(FLAGS_cluster_join_token);
+    sync_options.group = absl::GetFlag(FLAGS_control_plane);
+    {
+      absl::StatusOr<std::map<std::string, std::string>> labels =
+          parseDpLabels(absl::GetFlag(FLAGS_dp_labels));
+      if (!labels.ok()) {
+        fail("invalid --dp_labels: " + std::string(labels.status().message()));
+      }
+      sync_options.labels = *std::move(labels);
+    }
     sync_options.cache_path = absl::GetFlag(FLAGS_config_cache_path);
     sync_options.version = kPorticoVersion;
     for (const PluginFactory& plugin : builtinPlugins()) {
@@ -351,6 +416,12 @@ int run(int argc, char** argv) {
     StatusNode node;
     node.node_id = sync->nodeId();
     node.cp_connected = [client = sync.get()] { return client->state().connected; };
+    node.cp_link = [client = sync.get(), address = absl::GetFlag(FLAGS_cp_address),
+                    group = absl::GetFlag(FLAGS_control_plane)] {
+      const SyncClient::State st = client->state();
+      return ControlPlaneLink{st.connected, address, group.empty() ? "default" : group,
+                              st.last_contact_unix_ms};
+    };
     node.cluster_cert_expiry_s = certificateExpiry(absl::GetFlag(FLAGS_cluster_cert));
     (*status)->setNode(std::move(node));
     absl::Status started = sync->start();

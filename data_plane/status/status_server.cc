@@ -17,6 +17,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "common/http/http_parser.h"
 #include "common/metrics/metrics.h"
@@ -91,7 +92,12 @@ struct StatusServer::Impl {
                       "{\"message\":\"Method not allowed\"}", *keep_alive);
     }
     if (req.path == "/status") {
-      return response(200, "application/json; charset=utf-8", statusJson(*store, stats),
+      StatusNode n;
+      {
+        absl::MutexLock lock(&node_mu);
+        n = node;
+      }
+      return response(200, "application/json; charset=utf-8", statusJson(*store, stats, &n),
                       *keep_alive);
     }
     if (req.path == "/status/ready") {
@@ -249,15 +255,30 @@ void StatusServer::setNode(StatusNode node) {
   impl_->node = std::move(node);
 }
 
-std::string StatusServer::statusJson(const SnapshotStore& store, const ProxyStats* stats) {
+std::string StatusServer::statusJson(const SnapshotStore& store, const ProxyStats* stats,
+                                     const StatusNode* node) {
   SnapshotConstSharedPtr snap = store.get();
   ProxyTotals t = stats != nullptr ? stats->totals() : ProxyTotals{};
+  std::string control_plane;
+  if (node != nullptr && node->cp_link) {
+    const ControlPlaneLink link = node->cp_link();
+    control_plane = absl::StrCat(
+        ",\"control_plane\":{\"connected\":", link.connected ? "true" : "false",
+        ",\"address\":\"", jsonEscape(link.address), "\",\"group\":\"", jsonEscape(link.group),
+        "\",\"last_contact\":",
+        link.last_contact_unix_ms == 0
+            ? std::string("null")
+            : absl::StrFormat("%d.%03d", link.last_contact_unix_ms / 1000,
+                              link.last_contact_unix_ms % 1000),
+        "}");
+  }
   return absl::StrCat(
       "{\"generation\":", snap ? snap->generation() : 0, ",\"config_hash\":\"",
       snap ? jsonEscape(snap->hash()) : "", "\",\"ready\":", snap ? "true" : "false",
       ",\"connections_active\":", t.connections_active,
       ",\"connections_accepted\":", t.connections_accepted,
-      ",\"requests_total\":", t.requests_total, ",\"workers\":", stats ? stats->size() : 0, "}");
+      ",\"requests_total\":", t.requests_total, ",\"workers\":", stats ? stats->size() : 0,
+      control_plane, "}");
 }
 
 std::string StatusServer::metricsText(const SnapshotStore& store, const ProxyStats* stats,

@@ -30,6 +30,14 @@ struct StatusOptions {
   uint32_t max_connections = 1024;
 };
 
+// A hybrid DP's link to its control plane, as /status shows it.
+struct ControlPlaneLink {
+  bool connected = false;
+  std::string address;            // --cp_address
+  std::string group;              // the control plane (group) joined
+  int64_t last_contact_unix_ms = 0;  // the last message from the CP; 0: none yet
+};
+
 // Who this node is, for Kong's node-level families (kong_node_info, ...).
 struct StatusNode {
   std::string node_id;  // "": a random id made once per process
@@ -37,6 +45,8 @@ struct StatusNode {
   // A hybrid DP: whether its control-plane stream is up (kong_control_plane_connected).
   // Called on the status thread. Empty: not a hybrid DP (declarative config).
   std::function<bool()> cp_connected;
+  // The same DP's link for GET /status ("control_plane"); empty: not shown.
+  std::function<ControlPlaneLink()> cp_link;
   int64_t cluster_cert_expiry_s = 0;  // notAfter of --cluster_cert (unix seconds); 0: none
 };
 
@@ -53,7 +63,8 @@ class StatusServer {
   void setNode(StatusNode node);
 
   // The response bodies, exposed for tests.
-  static std::string statusJson(const SnapshotStore& store, const ProxyStats* stats);
+  static std::string statusJson(const SnapshotStore& store, const ProxyStats* stats,
+                                const StatusNode* node = nullptr);
   static std::string metricsText(const SnapshotStore& store, const ProxyStats* stats,
                                  const StatusNode* node = nullptr);
 

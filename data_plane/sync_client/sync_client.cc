@@ -371,6 +371,10 @@ class SyncClient::Impl {
           .max_snapshot_bytes = options_.max_snapshot_bytes, .split_key_auth = true});
       ControlPlaneMessage msg;
       while (stream->Read(&msg)) {
+        {
+          absl::MutexLock lock(&mu_);
+          state_.last_contact_unix_ms = absl::ToUnixMillis(absl::Now());
+        }
         switch (msg.kind_case()) {
           case ControlPlaneMessage::kHelloReply: {
             if (!pinned_sha256_.empty() && !peerIsPinned(context)) {

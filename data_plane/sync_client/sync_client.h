@@ -73,6 +73,7 @@ class SyncClient {
   // What the client is doing; for /status, metrics and tests.
   struct State {
     bool connected = false;              // a stream is up and the CP answered Hello
+    int64_t last_contact_unix_ms = 0;    // the last message from the CP (0: none yet)
     uint64_t generation = 0;             // the config applied and served
     std::string config_hash;
     bool from_cache = false;             // that config came from cache_path

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -145,6 +146,55 @@ TEST_CASE("e2e sync: two CP replicas; a write through one reaches DPs of both") 
     auto j = json::parse(cp2.admin("GET", "/clustering/data-planes").body, nullptr, false);
     return j.is_object() && j["data"].size() == 2;
   }, 10s));
+}
+
+// A DP joins a named control plane with labels (--control_plane, --dp_labels): the CP lists it
+// there with its labels, and the DP's /status shows its link to the CP.
+TEST_CASE("e2e sync: a DP joins its control plane with labels and shows its CP link") {
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  HttpResponse created = cp.admin("POST", "/control-planes", R"({"name":"eu"})");
+  REQUIRE(created.status == 201);
+  const std::string id = nlohmann::json::parse(created.body)["id"];
+  TempDir cache;
+  Dp dp(cp.cluster_port, cache.path + "/eu.cache",
+        {"--cluster_insecure", "--control_plane=eu", "--dp_labels=region:eu-west-1,env:prod"});
+  nlohmann::json node;
+  REQUIRE(waitFor([&] {
+    HttpResponse r = cp.admin("GET", "/control-planes/" + id + "/nodes");
+    nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+    // Konnect's shape for a control plane's nodes: {"items": [...]}.
+    if (r.status != 200 || !j.is_object() || !j.contains("items") || j["items"].empty()) {
+      return false;
+    }
+    node = j["items"][0];
+    return true;
+  }, 20s));
+  CHECK(node["labels"] == nlohmann::json{{"region", "eu-west-1"}, {"env", "prod"}});
+  // Not in the default control plane.
+  nlohmann::json def = nlohmann::json::parse(
+      cp.admin("GET", "/control-planes/default/nodes").body, nullptr, false);
+  CHECK(def["items"].empty());
+
+  const auto before = static_cast<double>(std::time(nullptr));
+  nlohmann::json link;
+  REQUIRE(waitFor([&] {
+    HttpResponse r = httpRequest("127.0.0.1", dp.status_port, "GET", "/status");
+    link = nlohmann::json::parse(r.body, nullptr, false).value("control_plane", nlohmann::json());
+    return link.is_object() && link.value("connected", false) && link["last_contact"].is_number();
+  }, 20s));
+  CHECK(link["group"] == "eu");
+  CHECK(link["address"] == "127.0.0.1:" + std::to_string(cp.cluster_port));
+  CHECK(link["last_contact"].get<double>() > before - 30);
+
+  // Bad labels: one line naming them, exit 1.
+  Process bad(binaryPath("portico-dp"), {"--cluster_insecure", "--dp_labels=konnect-x:1",
+                                         "--proxy_listen=127.0.0.1:" + std::to_string(freePort()),
+                                         "--proxy_ssl_listen=off"});
+  CHECK(bad.wait(20s) == 1);
+  CHECK(bad.log().find("invalid --dp_labels: label key 'konnect-x' is reserved") !=
+        std::string::npos);
 }
 
 TEST_CASE("e2e sync: certificate mismatch is refused; missing TLS material is one line") {
