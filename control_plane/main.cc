@@ -1,5 +1,7 @@
 // portico-cp: the control plane. Serves the Admin API and the cluster (sync) listener over
 // the PostgreSQL database of record, or manages its schema (`portico-cp migrations ...`).
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +29,10 @@
 
 ABSL_FLAG(std::string, pg_dsn, "host=127.0.0.1 port=5432 dbname=portico user=postgres",
           "libpq connection string of the PostgreSQL database of record");
+ABSL_FLAG(int32_t, pg_commit_resolve_timeout_ms, 10000,
+          "how long a write whose COMMIT got no answer (PostgreSQL or the connection went away "
+          "during it) tries to find out whether it committed before it answers 503 with "
+          "\"outcome\": \"unknown\"");
 ABSL_FLAG(std::string, admin_listen, "127.0.0.1:8001", "Admin API listener (host:port)");
 ABSL_FLAG(std::string, cluster_listen, "0.0.0.0:8005", "cluster (CP/DP sync) gRPC listener");
 ABSL_FLAG(bool, cluster_insecure, false, "serve the cluster listener without TLS (tests only)");
@@ -220,7 +226,9 @@ int serve(const std::string& dsn) {
 
   const int workers = std::max(1, absl::GetFlag(FLAGS_admin_workers));
   // One connection per Admin worker, plus headroom for the sync server's snapshot loads.
-  auto store = PgConfigStore::open({dsn, workers + 2});
+  auto store = PgConfigStore::open(
+      {dsn, workers + 2,
+       std::chrono::milliseconds(std::max(0, absl::GetFlag(FLAGS_pg_commit_resolve_timeout_ms)))});
   if (!store.ok()) {
     return fail(std::string(store.status().message()));
   }

@@ -711,11 +711,88 @@ class Handler {
     const WriteMode mode = method == "POST"  ? WriteMode::kCreate
                            : method == "PUT" ? WriteMode::kUpsert
                                              : WriteMode::kUpdate;
+    const std::string id = entity["id"].get<std::string>();
+    // A POST naming its own id may be the replay of one whose answer was lost (or unknown):
+    // keep what it asked for, to recognise it below.
+    const bool client_id =
+        method == "POST" && request_body.is_object() && request_body.contains("id");
+    std::optional<Json> asked;
+    if (client_id) {
+      asked = entity;
+    }
     auto written = store_.writeJson(group_, type, std::move(entity), mode, children);
     if (!written.ok()) {
+      if (isCommitOutcomeUnknown(written.status())) {
+        return outcomeUnknown(written.status(), method, entityPath(type, id, o), id);
+      }
+      if (asked && absl::IsAlreadyExists(written.status()) &&
+          conflictDetail(written.status()).contains("primary_key")) {
+        if (auto replay = replayedCreate(type, *asked, children)) {
+          return *replay;
+        }
+      }
       return storeError(written.status(), type);
     }
     return json(method == "POST" ? 201 : 200, decorate(type, std::move(written->entity)));
+  }
+
+  // The Admin path of one entity, for messages: nested entities under their owner's path.
+  std::string entityPath(const std::string& type, const std::string& id, const Owner* o) const {
+    return (o != nullptr ? o->base : prefix_ + "/" + pathFor(type)) + "/" + id;
+  }
+
+  // A write whose COMMIT got no answer and whose outcome the store could not learn: not
+  // "retry later" (a blind retry of a create could write it twice), but how to find out.
+  // docs/design.md, "Commit uncertainty".
+  static ApiResponse outcomeUnknown(const absl::Status& st, const std::string& method,
+                                    const std::string& path, const std::string& id) {
+    LOG_ERROR("admin", "%s %s: %s", method, path, st.message());
+    std::string how;
+    if (method == "POST") {
+      how = "Check with GET " + path + " before retrying; sending the same body with PUT " +
+            path + " (or this POST with \"id\": \"" + id +
+            "\" in the body) completes it safely either way";
+    } else if (method == "DELETE") {
+      how = "Check with GET " + path + "; repeating this DELETE is safe";
+    } else {
+      how = "Check with GET " + path + "; repeating this " + method + " is safe";
+    }
+    return json(503, Json{{"message", "The database connection was lost while committing this "
+                                      "write, and whether it was applied is unknown. " +
+                                          how + "."},
+                          {"outcome", "unknown"},
+                          {"id", id},
+                          {"path", path}});
+  }
+
+  // A POST with a client-chosen id that is already taken by exactly the entity it asks for
+  // (timestamps aside): the replay of a create that committed, answered as the create was.
+  std::optional<ApiResponse> replayedCreate(const std::string& type, Json asked,
+                                            const std::optional<ChildReplace>& children) {
+    auto stored = store_.getJson(group_, type, asked["id"].get<std::string>());
+    if (!stored.ok()) {
+      return std::nullopt;
+    }
+    Json current = decorate(type, *stored);
+    if (type == "certificates") {
+      Json names = Json::array();
+      if (children) {
+        for (const auto& sni : children->entities) {
+          names.push_back(sni["name"]);
+        }
+      }
+      std::sort(names.begin(), names.end());
+      asked["snis"] = std::move(names);
+    }
+    Json compared = current;
+    for (const char* f : {"created_at", "updated_at"}) {
+      compared.erase(f);
+      asked.erase(f);
+    }
+    if (compared != asked) {
+      return std::nullopt;
+    }
+    return json(201, current);
   }
 
   ApiResponse remove(const std::string& type, const std::string& key, const Owner* o) {
@@ -727,8 +804,12 @@ class Handler {
     if (!found.ok()) {
       return statusResponse(found.status());
     }
-    auto deleted = store_.deleteJson(group_, type, (*found)["id"].get<std::string>());
+    const std::string id = (*found)["id"].get<std::string>();
+    auto deleted = store_.deleteJson(group_, type, id);
     if (!deleted.ok()) {
+      if (isCommitOutcomeUnknown(deleted.status())) {
+        return outcomeUnknown(deleted.status(), "DELETE", entityPath(type, id, o), id);
+      }
       return storeError(deleted.status(), type);
     }
     return {204, ""};
@@ -1146,6 +1227,12 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
               static_cast<double>(counters_.connections_accepted.load()));
     w.counter("portico_cp_admin_requests_total", "Admin API requests received.",
               static_cast<double>(counters_.total_requests.load()));
+    const PgConfigStore::InDoubtStats doubt = store_.inDoubtStats();
+    w.beginCounter("portico_cp_commits_in_doubt_total",
+                   "Writes whose COMMIT got no answer, by what the CP then found out.");
+    w.sample(static_cast<double>(doubt.committed), {{"outcome", "committed"}});
+    w.sample(static_cast<double>(doubt.not_committed), {{"outcome", "not_committed"}});
+    w.sample(static_cast<double>(doubt.unknown), {{"outcome", "unknown"}});
     if (options_.metrics) {
       options_.metrics(w);
     }

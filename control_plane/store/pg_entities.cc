@@ -488,6 +488,9 @@ void PgConfigStore::runWriteBatch(const std::string& group,
   // failures are retried a couple of times first.
   absl::Status st;
   bool savepoints = false;
+  // Set when the COMMIT got no answer: what it takes to find out, and who wrote.
+  std::optional<detail::CommitProbe> doubt;
+  std::vector<PendingWrite*> doubt_written;
   for (int attempt = 0; attempt < 4; ++attempt) {
     bool fall_back = false;
     st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
@@ -539,14 +542,21 @@ void PgConfigStore::runWriteBatch(const std::string& group,
       if (changes.empty()) {
         return absl::OkStatus();  // nothing written: roll back, no generation bump
       }
-      const std::optional<uint64_t> generation = detail::finishWrite(txn, group, changes);
+      uint64_t txid = 0;
+      const std::optional<uint64_t> generation =
+          detail::finishWrite(txn, group, changes, &txid);
       if (!generation) {
         for (PendingWrite* p : written) {
           p->status = groupNotFound(group);
         }
         return absl::OkStatus();
       }
-      txn.commit();
+      const int backend_pid = conn.backendpid();
+      if (absl::Status c = detail::commitOrDoubt(txn, pool_.dsn()); !c.ok()) {
+        doubt = detail::CommitProbe{txid, backend_pid, group, *generation, changes.front()};
+        doubt_written = written;
+        return c;
+      }
       for (PendingWrite* p : written) {
         p->out.generation = *generation;
       }
@@ -559,6 +569,22 @@ void PgConfigStore::runWriteBatch(const std::string& group,
     if (!absl::IsAborted(st)) {
       break;
     }
+  }
+  if (doubt) {
+    // Never "retry later" for a write that committed: find out first.
+    const absl::Status outcome = resolveCommit(*doubt, st);
+    if (outcome.ok()) {
+      for (PendingWrite* p : doubt_written) {
+        p->out.generation = doubt->generation;
+      }
+      return;  // the others keep the answers their own checks gave
+    }
+    for (PendingWrite* p : batch) {
+      const bool wrote =
+          std::find(doubt_written.begin(), doubt_written.end(), p) != doubt_written.end();
+      p->status = wrote ? outcome : st;  // nothing of the others' was written either way
+    }
+    return;
   }
   if (!st.ok()) {
     for (PendingWrite* p : batch) {
@@ -575,12 +601,14 @@ absl::StatusOr<std::optional<uint64_t>> PgConfigStore::deleteJson(const std::str
   }
   std::optional<uint64_t> out;
   absl::Status st;
+  std::optional<detail::CommitProbe> doubt;  // the COMMIT got no answer
   // A deadlock with a writer inserting a child of this entity (see writeJson) is broken by
   // PostgreSQL aborting one side; that side retries.
   for (int attempt = 0; attempt < 3; ++attempt) {
     st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
       pqxx::work txn(conn);
-      const std::optional<uint64_t> generation = detail::bumpGeneration(txn, group);
+      uint64_t txid = 0;
+      const std::optional<uint64_t> generation = detail::bumpGeneration(txn, group, &txid);
       if (!generation) {
         return groupNotFound(group);
       }
@@ -598,13 +626,24 @@ absl::StatusOr<std::optional<uint64_t>> PgConfigStore::deleteJson(const std::str
         txn.exec_params("DELETE FROM " + t + " WHERE group_name = $1 AND id = $2::uuid", group, i);
         detail::logChangeAndNotify(txn, group, *generation, t.c_str(), i, "delete");
       }
-      txn.commit();
+      const int backend_pid = conn.backendpid();
+      if (absl::Status c = detail::commitOrDoubt(txn, pool_.dsn()); !c.ok()) {
+        doubt = detail::CommitProbe{txid, backend_pid, group, *generation,
+                                    detail::Change{type, id, "delete"}};
+        return c;
+      }
       out = *generation;
       return absl::OkStatus();
     });
     if (!absl::IsAborted(st)) {
       break;
     }
+  }
+  if (doubt) {
+    if (absl::Status outcome = resolveCommit(*doubt, st); !outcome.ok()) {
+      return outcome;
+    }
+    return std::optional<uint64_t>(doubt->generation);
   }
   if (!st.ok()) {
     return st;

@@ -19,12 +19,17 @@ using config::Json;
 // Bumps and returns the group's generation; first statement of every write transaction, so
 // writers of a group queue on its row in one order (no deadlocks) and generation order is
 // commit order.
-std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group) {
+std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group,
+                                       uint64_t* txid) {
   const pqxx::result r = txn.exec_params(
-      "UPDATE groups SET generation = generation + 1 WHERE name = $1 RETURNING generation",
+      "UPDATE groups SET generation = generation + 1 WHERE name = $1 "
+      "RETURNING generation, txid_current()",
       group);
   if (r.empty()) {
     return std::nullopt;
+  }
+  if (txid != nullptr) {
+    *txid = r[0][1].as<uint64_t>();
   }
   return r[0][0].as<uint64_t>();
 }
@@ -40,7 +45,7 @@ void logChangeAndNotify(pqxx::work& txn, const std::string& group, uint64_t gene
 }
 
 std::optional<uint64_t> finishWrite(pqxx::work& txn, const std::string& group,
-                                    const std::vector<Change>& changes) {
+                                    const std::vector<Change>& changes, uint64_t* txid) {
   Json list = Json::array();
   for (const Change& c : changes) {
     list.push_back(Json{{"t", c.type}, {"i", c.id}, {"o", c.op}});
@@ -52,10 +57,13 @@ std::optional<uint64_t> finishWrite(pqxx::work& txn, const std::string& group,
       "l AS (INSERT INTO change_log (group_name, generation, entity_type, entity_id, op) "
       "SELECT $1, g.generation, c.t, c.i::uuid, c.o FROM g, "
       "jsonb_to_recordset($2::jsonb) AS c(t text, i text, o text)) "
-      "SELECT generation, pg_notify($3, $1 || ':' || generation) FROM g",
+      "SELECT generation, pg_notify($3, $1 || ':' || generation), txid_current() FROM g",
       group, list.dump(), kChannel);
   if (r.empty()) {
     return std::nullopt;
+  }
+  if (txid != nullptr) {
+    *txid = r[0][2].as<uint64_t>();
   }
   return r[0][0].as<uint64_t>();
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +24,10 @@
 #include "control_plane/store/store.h"
 
 namespace portico::cp {
+
+namespace detail {
+struct CommitProbe;  // pg_store_internal.h
+}  // namespace detail
 
 enum class WriteMode { kCreate, kUpsert, kUpdate };
 
@@ -95,6 +100,14 @@ struct ChildReplace {
   std::vector<config::Json> entities;  // processed entities, ids set, foreign key filled in
 };
 
+// A write whose COMMIT got no answer (the connection or the server went away during it) and
+// whose fate the store could not learn within Options::commit_resolve_timeout: it may have
+// committed or not. kUnavailable with a payload, so a caller that only looks at the code
+// still sees "unavailable"; the Admin API answers it apart from "retry later" (a blind retry
+// of a create could write it twice). `what` names the write for the logs.
+absl::Status commitOutcomeUnknown(const std::string& what);
+bool isCommitOutcomeUnknown(const absl::Status& status);
+
 // Kong-level conflicts come back as Status codes with a JSON message the Admin API turns
 // into Kong's error bodies (and nothing else reads):
 //   kAlreadyExists       {"primary_key": "<id>"} or {"unique": {<field>: <value>, ...}}
@@ -107,6 +120,10 @@ class PgConfigStore final : public ConfigStore {
   struct Options {
     std::string dsn;
     int pool_size = 4;
+    // How long a write whose COMMIT got no answer keeps trying to find out whether it
+    // committed (reconnecting while the database restarts) before it answers
+    // commitOutcomeUnknown().
+    std::chrono::milliseconds commit_resolve_timeout{10000};
   };
 
   // Connects once to check that the database answers. kUnavailable carries the one-line
@@ -196,6 +213,17 @@ class PgConfigStore final : public ConfigStore {
     return {batches_.load(std::memory_order_relaxed),
             batched_writes_.load(std::memory_order_relaxed)};
   }
+  // Write transactions whose COMMIT got no answer, by what resolveCommit found (metrics).
+  struct InDoubtStats {
+    uint64_t committed = 0;
+    uint64_t not_committed = 0;
+    uint64_t unknown = 0;
+  };
+  InDoubtStats inDoubtStats() const {
+    return {in_doubt_committed_.load(std::memory_order_relaxed),
+            in_doubt_aborted_.load(std::memory_order_relaxed),
+            in_doubt_unknown_.load(std::memory_order_relaxed)};
+  }
 
   // ---- groups (control planes) ------------------------------------------------------------
   // Every group ordered by name, `default` included.
@@ -235,6 +263,11 @@ class PgConfigStore final : public ConfigStore {
   explicit PgConfigStore(const Options& options);
   // Runs `batch` (all of one group) in one transaction and fills in every request's answer.
   void runWriteBatch(const std::string& group, const std::vector<PendingWrite*>& batch);
+  // After a COMMIT that got no answer (`lost`): on fresh connections, until
+  // Options::commit_resolve_timeout, asks PostgreSQL what became of the transaction. OK if it
+  // committed; `lost` (kUnavailable, nothing written) if it provably did not;
+  // commitOutcomeUnknown() if that cannot be told in time.
+  absl::Status resolveCommit(const detail::CommitProbe& probe, const absl::Status& lost);
   void listenLoop();
   void notify(const std::string& group, uint64_t generation);
 
@@ -246,6 +279,9 @@ class PgConfigStore final : public ConfigStore {
   std::map<std::string, WriteQueue> write_queues_ ABSL_GUARDED_BY(batch_mu_);  // by group
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> batched_writes_{0};
+  std::atomic<uint64_t> in_doubt_committed_{0};
+  std::atomic<uint64_t> in_doubt_aborted_{0};
+  std::atomic<uint64_t> in_doubt_unknown_{0};
   std::atomic<bool> stopping_{false};
   absl::Notification stop_requested_;
   absl::Notification first_attempt_done_;  // LISTEN established or first connect failed

@@ -12,6 +12,7 @@
 
 #include <pqxx/pqxx>
 
+#include "absl/status/status.h"
 #include "portico/config/v1/config.pb.h"
 
 namespace portico::cp::detail {
@@ -33,7 +34,9 @@ pqxx::result execPrepared(pqxx::transaction_base& txn, const std::string& sql, A
 // Bumps and returns the group's generation (nullopt: no such group). The first statement of
 // deletes and of the typed service/route writes: it takes the group's row lock, so they are
 // serialized with every other writer of the group (batched writes lock it in finishWrite).
-std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group);
+// `txid`, if given, receives the transaction's id (txid_current(), see CommitProbe).
+std::optional<uint64_t> bumpGeneration(pqxx::work& txn, const std::string& group,
+                                       uint64_t* txid = nullptr);
 
 // Appends one change_log row and queues the (transactional) NOTIFY for the generation.
 void logChangeAndNotify(pqxx::work& txn, const std::string& group, uint64_t generation,
@@ -48,9 +51,28 @@ struct Change {
 // The last statement of a write transaction (a whole group-commit batch): bumps the group's
 // generation once (taking its row lock until commit), appends one change_log row per change,
 // all with that generation, and queues one NOTIFY '<group>:<generation>', in one round trip.
-// nullopt: no such group.
+// nullopt: no such group. `txid`, if given, receives the transaction's id (see CommitProbe).
 std::optional<uint64_t> finishWrite(pqxx::work& txn, const std::string& group,
-                                    const std::vector<Change>& changes);
+                                    const std::vector<Change>& changes,
+                                    uint64_t* txid = nullptr);
+
+// What it takes to find out, after a COMMIT that got no answer, whether the write committed
+// (PgConfigStore::resolveCommit): the transaction's 64-bit id, whose fate PostgreSQL keeps
+// (txid_status), and one change_log row the transaction wrote, which tells it from another
+// transaction that got the same id after a crash (an id whose records never reached the WAL
+// can be handed out again; a committed one cannot).
+struct CommitProbe {
+  uint64_t txid = 0;
+  int backend_pid = 0;  // the server process that ran it
+  std::string group;
+  uint64_t generation = 0;
+  Change change;
+};
+
+// Commits `txn`. A COMMIT that fails for a connection reason (the connection or the server
+// went away while it ran) may have committed all the same: that returns its kUnavailable
+// status, for the caller to resolve (PgConfigStore::resolveCommit). Other failures throw.
+absl::Status commitOrDoubt(pqxx::work& txn, const std::string& dsn);
 
 // Adds every schema-driven entity of `group` (consumers, plugins, ...) to `snapshot`.
 void loadSchemaEntities(pqxx::transaction_base& txn, const std::string& group,
