@@ -4,6 +4,7 @@
 #
 #   tests/run.sh                 every test
 #   tests/run.sh -L unit         only the fast unit tests (any ctest arguments pass through)
+#   tests/run.sh -L faults       the fault suite (tests/faults/: mounts a tmpfs when root)
 #   PORTICO_SANITIZE=1 tests/run.sh   the same under ASan+UBSan (build dir build-asan)
 set -euo pipefail
 

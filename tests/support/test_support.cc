@@ -583,8 +583,12 @@ HttpResponse httpRequest(const std::string& host, int port, const std::string& m
   std::string raw;
   char buf[16384];
   ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) {
-    raw.append(buf, static_cast<size_t>(n));
+  // EINTR: a socket with SO_RCVTIMEO is never restarted after a signal, not even one with
+  // no handler: a SIGCHLD that another thread blocks (std::system) still wakes this one.
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) {
+      raw.append(buf, static_cast<size_t>(n));
+    }
   }
   ::close(fd);
   size_t head_end = raw.find("\r\n\r\n");
