@@ -275,14 +275,20 @@ class Processor {
         }
         Json out = Json::object();
         for (auto it = v.begin(); it != v.end(); ++it) {
-          const std::string kpath = path + "." + it.key();
+          // Kong reports a map value's errors at the map's own path (no key in it).
           Json key = it.key();
           if (f.keys) {
             value(*f.keys, key, path);
           }
-          out[it.key()] = it->is_null() ? Json() : value(*f.elements, *it, kpath);
+          out[it.key()] = it->is_null() ? Json() : value(*f.elements, *it, path);
         }
         v = std::move(out);
+        if (f.len_min && static_cast<int64_t>(v.size()) < *f.len_min) {
+          error(path, "length must be at least " + std::to_string(*f.len_min));
+        }
+        if (f.len_max && static_cast<int64_t>(v.size()) > *f.len_max) {
+          error(path, "length must be at most " + std::to_string(*f.len_max));
+        }
         break;
       }
       case FieldType::kRecord: {
@@ -338,7 +344,8 @@ class Processor {
         return v;
       }
     }
-    if (f.custom) {
+    // A record's own validator (Kong's record custom_validator) runs only on valid fields.
+    if (f.custom && !(f.type == FieldType::kRecord && hasError(path))) {
       const std::string reason = f.custom(v);
       if (!reason.empty()) {
         error(path, reason);
@@ -406,7 +413,21 @@ class Processor {
         if (entity.contains(name)) {
           return entity[name];
         }
-        return input.contains(name) ? input[name] : Json();
+        if (input.contains(name)) {
+          return input[name];
+        }
+        // A dotted path into records ("config.redis.host"), as Kong's entity checks allow.
+        if (name.find('.') != std::string::npos) {
+          const Json* at = &entity;
+          for (size_t start = 0; at != nullptr && start <= name.size();) {
+            const size_t dot = std::min(name.find('.', start), name.size());
+            const std::string part = name.substr(start, dot - start);
+            at = at->is_object() && at->contains(part) ? &(*at)[part] : nullptr;
+            start = dot + 1;
+          }
+          return at != nullptr ? *at : Json();
+        }
+        return Json();
       };
       auto quoted = [&]() {
         std::string out;

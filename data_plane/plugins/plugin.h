@@ -24,8 +24,23 @@ struct Consumer;
 // kStop: the plugin already replied. kNeedRequestBody (onRequest only, when
 // RequestContext::requestBodyPending()): the proxy reads the whole request body, then calls the
 // same plugin's onRequest() again with bufferedBody() set (a body over the proxy's buffering
-// limit gets 413 instead).
-enum class PhaseResult : uint8_t { kContinue, kStop, kNeedRequestBody };
+// limit gets 413 instead). kWait (onRequest only): the plugin started asynchronous work (a Redis
+// round trip) and holds the Waker that RequestContext::suspend() gave it; the request is parked
+// without blocking its worker and the same plugin's onRequest() runs again once the Waker is
+// resumed or the suspend deadline passed (the plugin then finds its work unfinished).
+enum class PhaseResult : uint8_t { kContinue, kStop, kNeedRequestBody, kWait };
+
+// Wakes a request parked by PhaseResult::kWait. resume() is thread-safe and may be called from
+// any thread (the thread that finished the work), at most once counts; calling it after the
+// request went on (deadline) or ended (connection closed, shutdown) does nothing. Results are
+// handed over in memory the plugin shares with the worker: whatever was written before
+// resume() is visible to the resumed onRequest().
+class Waker {
+ public:
+  virtual ~Waker() = default;
+  virtual void resume() = 0;
+};
+using WakerPtr = std::shared_ptr<Waker>;
 
 // Milliseconds, Kong's `latencies` (-1 until known).
 struct Latencies {
@@ -60,6 +75,11 @@ class RequestContext {
   // True when the request has a body that bufferedBody() does not have yet (still on the
   // wire). A plugin that needs it returns PhaseResult::kNeedRequestBody from onRequest().
   virtual bool requestBodyPending() const { return false; }
+
+  // Parks the request once the current onRequest() returns kWait; the Waker resumes it. If
+  // nobody does within `timeout_ms`, onRequest() runs again anyway. Null when this context
+  // cannot park a request (the plugin must then not return kWait).
+  virtual WakerPtr suspend(uint32_t timeout_ms) { return nullptr; }
 
   // Caps a request body whose size is not known up front (chunked): once more than
   // `max_bytes` of it arrived, nothing more goes upstream and the client gets 413 (417 after
@@ -106,6 +126,17 @@ class RequestContext {
 
   // ---- The client response. In onResponseHeaders, responseHeader() reads the upstream's.
   virtual bool responseHeader(std::string_view name, std::string_view* value) const = 0;
+  // Every value of an upstream response header, in order (Kong's kong.service.response
+  // .get_header returning a table for a repeated header).
+  virtual void responseHeaderValues(std::string_view name,
+                                    std::vector<std::string_view>* out) const {
+    std::string_view v;
+    if (responseHeader(name, &v)) out->push_back(v);
+  }
+  // In onResponseHeaders of an upstream response: the status the client gets instead of the
+  // upstream's; the upstream's headers and body still follow (Kong's kong.response.exit(status)
+  // without a body in header_filter). Ignored for replies of our own.
+  virtual void setResponseStatus(int status) {}
   virtual void setResponseHeader(std::string_view name, std::string_view value) = 0;
   virtual void addResponseHeader(std::string_view name, std::string_view value) = 0;
   virtual void removeResponseHeader(std::string_view name) = 0;

@@ -2,11 +2,13 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <mutex>
 #include <chrono>
 #include <exception>
 #include <optional>
@@ -252,6 +254,43 @@ struct HeaderEdits {
 
 // The RequestContext plugins see; one per session, reused by every request that has plugins.
 // Header edits are kept as lists and applied when the heads are written.
+// The Waker of a parked request (plugin.h). resume() comes from any thread (a Redis callback):
+// it posts to the session's worker, which cancels the wait timer. disarm() (worker thread, when
+// the wait is over or the session ends) makes later resume() calls do nothing.
+class Session::WakeState final : public Waker, public std::enable_shared_from_this<WakeState> {
+ public:
+  explicit WakeState(Executor executor) : executor_(executor) {}
+  void resume() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!armed_ || resumed_) {
+      return;
+    }
+    resumed_ = true;
+    asio::post(executor_, [self = shared_from_this()] {
+      self->woken_ = true;
+      if (self->timer_ != nullptr) {
+        self->timer_->cancel();
+      }
+    });
+  }
+  void disarm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    armed_ = false;
+    timer_ = nullptr;
+  }
+  // Worker thread only.
+  bool woken() const { return woken_; }
+  void setTimer(Timer* timer) { timer_ = timer; }
+
+ private:
+  Executor executor_;
+  std::mutex mu_;
+  bool armed_ = true;
+  bool resumed_ = false;
+  bool woken_ = false;       // worker thread
+  Timer* timer_ = nullptr;   // worker thread: the session's wait timer while it waits
+};
+
 class Session::Context final : public RequestContext {
  public:
   explicit Context(Session& s) : s_(s) {}
@@ -270,6 +309,7 @@ class Session::Context final : public RequestContext {
     query_override_.reset();
     resp_.clear();
     local_status_ = 0;
+    status_override_ = 0;
     local_message_.clear();
     local_body_.reset();
     local_type_.clear();
@@ -310,6 +350,7 @@ class Session::Context final : public RequestContext {
   }
 
   int localStatusValue() const { return local_status_; }
+  int statusOverride() const { return status_override_; }
   const std::string& localMessage() const { return local_message_; }
   const std::optional<std::string>& localBody() const { return local_body_; }
   const std::string& localType() const { return local_type_; }
@@ -333,6 +374,14 @@ class Session::Context final : public RequestContext {
     return head_ != nullptr ? *head_ : kEmpty;
   }
   void limitRequestBody(uint64_t max_bytes) override { s_.req_body_limit_ = max_bytes; }
+  WakerPtr suspend(uint32_t timeout_ms) override {
+    if (s_.wake_ != nullptr) {
+      s_.wake_->disarm();  // a second suspend in one onRequest(): the last one counts
+    }
+    s_.wake_ = std::make_shared<WakeState>(s_.worker_.io().get_executor());
+    s_.wake_timeout_ms_ = timeout_ms;
+    return s_.wake_;
+  }
   bool bufferedBody(std::string_view* body) const override {
     if (!body_) return false;
     *body = *body_;
@@ -431,6 +480,20 @@ class Session::Context final : public RequestContext {
   bool responseHeader(std::string_view name, std::string_view* value) const override {
     return s_.resp_.status != 0 && s_.resp_.find(name, value);  // an upstream head exists
   }
+  void responseHeaderValues(std::string_view name,
+                            std::vector<std::string_view>* out) const override {
+    if (s_.resp_.status == 0) {
+      return;
+    }
+    for (uint32_t i = 0; i < s_.resp_.num_headers; ++i) {
+      if (http::equalsIgnoreCase(s_.resp_.headers[i].name, name)) {
+        out->push_back(s_.resp_.headers[i].value);
+      }
+    }
+  }
+  void setResponseStatus(int status) override {
+    if (status >= 100 && status <= 999) status_override_ = status;
+  }
   void setResponseHeader(std::string_view name, std::string_view value) override {
     removeResponseHeader(name);
     addResponseHeader(name, value);
@@ -510,6 +573,7 @@ class Session::Context final : public RequestContext {
   std::optional<std::string> query_override_;
   HeaderEdits resp_;
   int local_status_ = 0;
+  int status_override_ = 0;  // setResponseStatus()
   std::string local_message_;
   std::optional<std::string> local_body_;
   std::string local_type_;
@@ -558,6 +622,9 @@ Session::Session(Worker& worker, Socket socket, bool tls)
 }
 
 Session::~Session() {
+  if (wake_ != nullptr) {
+    wake_->disarm();  // a Redis answer arriving later must not reach a freed session
+  }
   setState(ConnState::kNone);
   worker_.remove(this);
   WorkerStats::dec(worker_.stats().connections_active);
@@ -1277,17 +1344,22 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
                        "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n");
     co_return Outcome{false};
   }
-  for (Access a = runAccessPhase(req, matched ? &m : nullptr, plan);;
-       a = runAccessPhase(req, &m, plan, /*resume=*/true)) {
+  for (Access a = runAccessPhase(req, matched ? &m : nullptr, plan);;) {
     if (a == Access::kReplied) {
       co_return co_await localReply(plan, 0, {});
     }
     if (a == Access::kContinue) {
       break;
     }
+    if (a == Access::kWait) {
+      co_await waitForWake();
+      a = runAccessPhase(req, &m, plan, Resume::kAfterWait);
+      continue;
+    }
     if (!co_await collectRequestBody(req, &plan)) {
       co_return Outcome{false};
     }
+    a = runAccessPhase(req, &m, plan, Resume::kAfterBody);
   }
   const ServiceTarget* target =
       matched && m.service != nullptr ? &snap_->target(m.service_index) : nullptr;
@@ -1396,8 +1468,43 @@ bool Session::runRewritePhase(const http::RequestHead& req, const RequestPlan& p
   return true;
 }
 
+Session::Access Session::afterOnRequest(PhaseResult r, size_t i) {
+  if (r == PhaseResult::kNeedRequestBody) {
+    if (context_->requestBodyPending()) {
+      access_next_ = i;
+      return Access::kNeedBody;
+    }
+    context_->sendLocalReply(500, RequestContext::kUnexpected);  // asked for no body
+  } else if (r == PhaseResult::kWait) {
+    if (wake_ != nullptr) {
+      access_next_ = i;
+      return Access::kWait;
+    }
+    context_->sendLocalReply(500, RequestContext::kUnexpected);  // parked without a Waker
+  }
+  return Access::kContinue;
+}
+
+Task<void> Session::waitForWake() {
+  const std::shared_ptr<WakeState> wake = wake_;
+  if (wake != nullptr && !wake->woken()) {
+    if (wake_timer_ == nullptr) {
+      wake_timer_ = std::make_unique<Timer>(worker_.io());
+    }
+    wake_timer_->expires_after(std::chrono::milliseconds(wake_timeout_ms_));
+    wake->setTimer(wake_timer_.get());
+    error_code ec;
+    co_await wake_timer_->async_wait(awaitWith(ec));  // cancelled by resume(), or the deadline
+    wake->setTimer(nullptr);
+  }
+  if (wake != nullptr) {
+    wake->disarm();
+  }
+  wake_.reset();
+}
+
 Session::Access Session::runAccessPhase(const http::RequestHead& req, const router::Match* m,
-                                        const RequestPlan& plan, bool resume) {
+                                        const RequestPlan& plan, Resume resume) {
   // No cost when the snapshot has no plugins. The walk resolves each plugin's instance when it
   // reaches it, so one scoped to the consumer an earlier auth plugin set is found (Kong's
   // plugins iterator). After a reply, the remaining plugins are still collected for the
@@ -1414,13 +1521,20 @@ Session::Access Session::runAccessPhase(const http::RequestHead& req, const rout
   }
   size_t i = 0;
   std::vector<uint16_t>& positions = access_positions_;  // with dynamic ordering: ranks
-  if (resume) {
-    // The body a plugin asked for is here: its access handler runs again.
-    context_->setBufferedBody(req_body_);
+  if (resume != Resume::kNo) {
+    // The body a plugin asked for is here, or its asynchronous work is done (or timed out):
+    // its access handler runs again.
+    if (resume == Resume::kAfterBody) {
+      context_->setBufferedBody(req_body_);
+    }
     i = access_next_;
-    if (context_->localStatus() == 0 &&
-        plugins_.back()->onRequest(*context_) == PhaseResult::kNeedRequestBody) {
-      context_->sendLocalReply(500, RequestContext::kUnexpected);
+    if (context_->localStatus() == 0) {
+      const PhaseResult r = plugins_.back()->onRequest(*context_);
+      if (r == PhaseResult::kNeedRequestBody && resume == Resume::kAfterBody) {
+        context_->sendLocalReply(500, RequestContext::kUnexpected);  // asked twice
+      } else if (Access a = afterOnRequest(r, i); a != Access::kContinue) {
+        return a;
+      }
     }
     ++i;
   } else {
@@ -1461,13 +1575,11 @@ Session::Access Session::runAccessPhase(const http::RequestHead& req, const rout
     }
     // Kong runs no access handler when no route matched (only the global plugins' response
     // and log phases, after the 404).
-    if (m != nullptr && context_->localStatus() == 0 &&
-        plugins_.back()->onRequest(*context_) == PhaseResult::kNeedRequestBody) {
-      if (context_->requestBodyPending()) {
-        access_next_ = i;
-        return Access::kNeedBody;
+    if (m != nullptr && context_->localStatus() == 0) {
+      if (Access a = afterOnRequest(plugins_.back()->onRequest(*context_), i);
+          a != Access::kContinue) {
+        return a;
       }
-      context_->sendLocalReply(500, RequestContext::kUnexpected);  // asked for no body
     }
   }
   rewritten_.clear();
@@ -1869,7 +1981,7 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
     in_.consume(static_cast<size_t>(req_len));
   }
 
-  const int status = resp_.status;
+  int status = resp_.status;
   status_ = status;
   source_ = RequestContext::Source::kService;
   if (!plugins_.empty()) {
@@ -1885,6 +1997,13 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
       p->onResponseHeaders(*context_);
     }
     context_->appendResponseHeaders(&resp_extra_);
+    // A plugin replaced the status (response-ratelimiting's 429); the upstream's body follows.
+    if (const int over = context_->statusOverride(); over != 0 && status != 101) {
+      status = over;
+      status_ = over;
+      resp_.status = over;
+      resp_.reason = reasonPhrase(over);
+    }
   }
   if (status == 101) {
     if (!upgrade) {

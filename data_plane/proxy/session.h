@@ -85,9 +85,18 @@ class Session {
   // Collects the route's (or, unmatched, the global) plugins and runs their access phase.
   // kNeedBody: a plugin needs the request body first (access_next_ is where to resume: that
   // plugin's onRequest() runs again once collectRequestBody() read it).
-  enum class Access : uint8_t { kContinue, kReplied, kNeedBody };
+  // kWait: a plugin parked the request (PhaseResult::kWait); waitForWake() waits for its
+  // Waker, then the walk resumes at the same plugin.
+  enum class Access : uint8_t { kContinue, kReplied, kNeedBody, kWait };
+  enum class Resume : uint8_t { kNo, kAfterBody, kAfterWait };
   Access runAccessPhase(const http::RequestHead& req, const router::Match* m,
-                        const RequestPlan& plan, bool resume = false);
+                        const RequestPlan& plan, Resume resume = Resume::kNo);
+  // What a plugin's onRequest() result means for the walk at position `i` (kContinue: go on).
+  Access afterOnRequest(PhaseResult r, size_t i);
+  // Parks the request until the Waker a plugin took (Context::suspend) is resumed or its
+  // deadline passes. The worker keeps serving its other connections meanwhile.
+  class WakeState;
+  Task<void> waitForWake();
   // Reads the rest of the request body into req_body_ (at most
   // ProxyOptions::max_request_body_buffer bytes). False when the request is over: the client
   // failed (closed) or the body is too large (413/417 sent).
@@ -171,6 +180,9 @@ class Session {
   // Objects the rewrite phase created, by instance; the access walk takes them over.
   std::vector<std::pair<const PluginInstance*, PluginPtr>> rewritten_;
   std::unique_ptr<Context> context_;  // created on the first request that has plugins
+  std::shared_ptr<WakeState> wake_;    // the parked request's Waker (kWait), else null
+  uint32_t wake_timeout_ms_ = 0;
+  std::unique_ptr<Timer> wake_timer_;  // created on the first park
   SnapshotConstSharedPtr snap_;  // the current request's snapshot (kept until its log phase)
   int status_ = 0;               // the current request's response status, for onLog
   RequestContext::Source source_ = RequestContext::Source::kNone;  // of status_, for onLog

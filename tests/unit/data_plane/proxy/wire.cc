@@ -235,6 +235,35 @@ void ScriptedUpstream::serve(int fd) {
       return;
     } else if (path.rfind("/big", 0) == 0) {
       out = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + std::string(1 << 20, 'x');
+    } else if (path.rfind("/response-headers", 0) == 0) {
+      // httpbin's /response-headers: each query argument becomes a response header (a
+      // repeated argument, a repeated header), %XX decoded.
+      std::string headers;
+      std::string_view q = h.has_query ? h.query : std::string_view();
+      auto decode = [](std::string_view in) {
+        std::string o;
+        for (size_t i = 0; i < in.size(); ++i) {
+          if (in[i] == '%' && i + 2 < in.size()) {
+            o.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
+            i += 2;
+          } else {
+            o.push_back(in[i] == '+' ? ' ' : in[i]);
+          }
+        }
+        return o;
+      };
+      while (!q.empty()) {
+        const size_t amp = q.find('&');
+        const std::string_view arg = q.substr(0, amp);
+        const size_t eq = arg.find('=');
+        if (eq != std::string_view::npos) {
+          headers += decode(arg.substr(0, eq)) + ": " + decode(arg.substr(eq + 1)) + "\r\n";
+        }
+        if (amp == std::string_view::npos) break;
+        q.remove_prefix(amp + 1);
+      }
+      out = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + headers +
+            "Content-Length: " + std::to_string(echo.size()) + "\r\n\r\n" + echo;
     } else {
       if (path.rfind("/slow", 0) == 0) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1500));

@@ -1,0 +1,491 @@
+#include "data_plane/ratelimit/redis_client.h"
+
+#include <hiredis/hiredis.h>
+
+#include <utility>  // Boost 1.74 asio needs std::exchange
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace portico::dp::ratelimit {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+namespace {
+
+constexpr uint32_t kBackoffMinMs = 50;
+constexpr uint32_t kBackoffMaxMs = 1000;
+
+// The one event loop every Redis connection of the process runs on.
+asio::io_context& redisIo() {
+  static asio::io_context* const kIo = [] {
+    auto* io = new asio::io_context(1);
+    // Never destroyed: the thread runs until the process exits.
+    static auto* const kWork = new asio::executor_work_guard<asio::io_context::executor_type>(
+        io->get_executor());
+    (void)kWork;
+    std::thread([io] {
+      for (;;) {
+        try {
+          io->run();
+          return;
+        } catch (const std::exception& e) {
+          LOG_ERROR("redis", "I/O thread: %s", e.what());
+        }
+      }
+    }).detach();
+    return io;
+  }();
+  return *kIo;
+}
+
+uint64_t nowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+RedisReply convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      out.type = r->type == REDIS_REPLY_STRING   ? RedisReply::Type::kString
+                 : r->type == REDIS_REPLY_STATUS ? RedisReply::Type::kStatus
+                                                 : RedisReply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+  }
+  return out;
+}
+
+}  // namespace
+
+RedisStats& redisStats() {
+  static RedisStats* const kStats = new RedisStats();
+  return *kStats;
+}
+
+void appendRedisCommand(std::initializer_list<std::string_view> argv, std::string* out) {
+  absl::StrAppend(out, "*", argv.size(), "\r\n");
+  for (std::string_view a : argv) {
+    absl::StrAppend(out, "$", a.size(), "\r\n");
+    out->append(a);
+    out->append("\r\n");
+  }
+}
+
+std::string RedisOptions::poolKey() const {
+  return absl::StrCat(host, ":", port, ";", database, ";", timeout_ms, ";", username.size(), ":",
+                      username, ";", password);
+}
+
+// The connection state machine. Everything below runs on the Redis I/O thread, except
+// execute(), which only posts to it.
+class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
+ public:
+  explicit RedisClientImpl(RedisOptions options)
+      : options_(std::move(options)),
+        io_(redisIo()),
+        socket_(io_),
+        resolver_(io_),
+        connect_timer_(io_),
+        deadline_timer_(io_),
+        retry_timer_(io_),
+        reader_(redisReaderCreate()) {
+    if (options_.timeout_ms == 0) {
+      options_.timeout_ms = 60000;  // lua-resty-redis: 0 leaves nginx's 60 s socket default
+    }
+  }
+  ~RedisClientImpl() { redisReaderFree(reader_); }
+
+  const RedisOptions& options() const { return options_; }
+
+  void start() {
+    asio::post(io_, [self = shared_from_this()] { self->startConnect(); });
+  }
+  void stop() {
+    asio::post(io_, [self = shared_from_this()] {
+      self->state_ = State::kStopped;
+      self->closeSocket();
+      self->retry_timer_.cancel();
+      self->failAll(absl::UnavailableError("redis client closed"));
+    });
+  }
+
+  void execute(std::string encoded, size_t count, RedisCallback done) {
+    redisStats().batches_total.fetch_add(1, std::memory_order_relaxed);
+    Batch b;
+    b.encoded = std::move(encoded);
+    b.count = count;
+    b.deadline_ms = nowMs() + options_.timeout_ms;
+    b.done = std::move(done);
+    asio::post(io_, [self = shared_from_this(), b = std::move(b)]() mutable {
+      self->submit(std::move(b));
+    });
+  }
+
+ private:
+  enum class State : uint8_t { kIdle, kConnecting, kConnected, kDown, kStopped };
+  struct Batch {
+    std::string encoded;
+    size_t count = 0;
+    RedisReplies replies;
+    uint64_t deadline_ms = 0;
+    RedisCallback done;
+    bool internal = false;  // AUTH/SELECT of a new connection
+  };
+
+  void finish(Batch& b, absl::StatusOr<RedisReplies> result) {
+    if (!result.ok() && !b.internal) {
+      redisStats().errors_total.fetch_add(1, std::memory_order_relaxed);
+    }
+    RedisCallback done = std::move(b.done);
+    if (done) done(std::move(result));
+  }
+
+  void failAll(const absl::Status& st) {
+    std::deque<Batch> inflight = std::move(inflight_);
+    std::deque<Batch> waiting = std::move(waiting_);
+    inflight_.clear();
+    waiting_.clear();
+    for (Batch& b : inflight) finish(b, st);
+    for (Batch& b : waiting) finish(b, st);
+  }
+
+  void submit(Batch b) {
+    switch (state_) {
+      case State::kConnected:
+        send(std::move(b));
+        return;
+      case State::kConnecting:
+        waiting_.push_back(std::move(b));
+        return;
+      case State::kIdle:
+        waiting_.push_back(std::move(b));
+        startConnect();
+        return;
+      case State::kDown:
+        finish(b, absl::UnavailableError(absl::StrCat("redis unavailable: ", last_error_)));
+        return;
+      case State::kStopped:
+        finish(b, absl::UnavailableError("redis client closed"));
+        return;
+    }
+  }
+
+  void startConnect() {
+    if (state_ == State::kStopped || state_ == State::kConnecting ||
+        state_ == State::kConnected) {
+      return;
+    }
+    state_ = State::kConnecting;
+    const uint64_t gen = ++gen_;
+    redisReaderFree(reader_);
+    reader_ = redisReaderCreate();
+    connect_timer_.expires_after(std::chrono::milliseconds(options_.timeout_ms));
+    connect_timer_.async_wait([self = shared_from_this(), gen](const error_code& ec) {
+      if (ec || gen != self->gen_ || self->state_ != State::kConnecting) return;
+      self->connectFailed(gen, "timeout");
+    });
+    resolver_.async_resolve(
+        options_.host, std::to_string(options_.port),
+        [self = shared_from_this(), gen](const error_code& ec, tcp::resolver::results_type r) {
+          if (gen != self->gen_ || self->state_ != State::kConnecting) return;
+          if (ec) {
+            self->connectFailed(gen, ec.message());
+            return;
+          }
+          asio::async_connect(self->socket_, r,
+                              [self, gen](const error_code& ec2, const tcp::endpoint&) {
+                                if (gen != self->gen_ || self->state_ != State::kConnecting) {
+                                  return;
+                                }
+                                if (ec2) {
+                                  self->connectFailed(gen, ec2.message());
+                                  return;
+                                }
+                                self->connected(gen);
+                              });
+        });
+  }
+
+  void connectFailed(uint64_t gen, const std::string& why) {
+    redisStats().connect_failures_total.fetch_add(1, std::memory_order_relaxed);
+    // Log the first failure of a series, not every retry while Redis stays down.
+    if (backoff_ms_ == 0 || last_connect_error_ != why) {
+      LOG_WARN("redis", "connect to %s:%d failed: %s", options_.host, options_.port, why);
+    }
+    last_connect_error_ = why;
+    down(gen, absl::StrCat("connect to ", options_.host, ":", options_.port, " failed: ", why),
+         /*was_connected=*/false);
+  }
+
+  void connected(uint64_t gen) {
+    connect_timer_.cancel();
+    error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    redisStats().connects_total.fetch_add(1, std::memory_order_relaxed);
+    state_ = State::kConnected;
+    backoff_ms_ = 0;
+    // AUTH / SELECT go first on a new connection (Kong: on a connection not reused).
+    Batch hello;
+    hello.internal = true;
+    hello.deadline_ms = nowMs() + options_.timeout_ms;
+    if (!options_.password.empty()) {
+      if (!options_.username.empty()) {
+        appendRedisCommand({"AUTH", options_.username, options_.password}, &hello.encoded);
+      } else {
+        appendRedisCommand({"AUTH", options_.password}, &hello.encoded);
+      }
+      ++hello.count;
+    }
+    if (options_.database != 0) {
+      appendRedisCommand({"SELECT", std::to_string(options_.database)}, &hello.encoded);
+      ++hello.count;
+    }
+    if (hello.count > 0) {
+      hello.done = [self = shared_from_this(), gen](absl::StatusOr<RedisReplies> r) {
+        if (!r.ok() || gen != self->gen_) return;
+        for (const RedisReply& reply : *r) {
+          if (reply.type == RedisReply::Type::kError) {
+            LOG_WARN("redis", "%s:%d: %s", self->options_.host, self->options_.port, reply.str);
+            self->down(gen, reply.str, /*was_connected=*/false);
+            return;
+          }
+        }
+      };
+      send(std::move(hello));
+    }
+    read(gen);
+    std::deque<Batch> waiting = std::move(waiting_);
+    waiting_.clear();
+    const uint64_t now = nowMs();
+    for (Batch& b : waiting) {
+      b.deadline_ms = now + options_.timeout_ms;  // the connect had its own deadline
+      send(std::move(b));
+    }
+  }
+
+  // The connection is unusable: fail what is pending, close, reconnect later.
+  void down(uint64_t gen, std::string why, bool was_connected) {
+    if (gen != gen_ || state_ == State::kStopped) return;
+    ++gen_;
+    last_error_ = std::move(why);
+    closeSocket();
+    state_ = State::kDown;
+    failAll(absl::UnavailableError(absl::StrCat("redis: ", last_error_)));
+    // A healthy connection that broke (Redis restarted) is retried at once; a failed connect
+    // backs off.
+    backoff_ms_ = was_connected ? 0
+                                : std::min(kBackoffMaxMs, std::max(kBackoffMinMs, backoff_ms_ * 2));
+    const uint64_t retry_gen = gen_;
+    retry_timer_.expires_after(std::chrono::milliseconds(backoff_ms_));
+    retry_timer_.async_wait([self = shared_from_this(), retry_gen](const error_code& ec) {
+      if (ec || retry_gen != self->gen_ || self->state_ != State::kDown) return;
+      self->state_ = State::kIdle;
+      self->startConnect();
+    });
+  }
+
+  void closeSocket() {
+    error_code ignored;
+    resolver_.cancel();
+    socket_.close(ignored);
+    connect_timer_.cancel();
+    deadline_timer_.cancel();
+    write_buf_.clear();
+    write_next_.clear();
+    writing_ = false;
+  }
+
+  void send(Batch b) {
+    if (b.count == 0) {
+      finish(b, RedisReplies{});
+      return;
+    }
+    (writing_ ? write_next_ : write_buf_).append(b.encoded);
+    b.encoded.clear();
+    b.replies.reserve(b.count);
+    inflight_.push_back(std::move(b));
+    if (inflight_.size() == 1) armDeadline();
+    if (!writing_) write();
+  }
+
+  void write() {
+    writing_ = true;
+    const uint64_t gen = gen_;
+    asio::async_write(socket_, asio::buffer(write_buf_),
+                      [self = shared_from_this(), gen](const error_code& ec, size_t) {
+                        if (gen != self->gen_) return;
+                        if (ec) {
+                          self->down(gen, absl::StrCat("write: ", ec.message()), true);
+                          return;
+                        }
+                        self->write_buf_.clear();
+                        if (self->write_next_.empty()) {
+                          self->writing_ = false;
+                          return;
+                        }
+                        std::swap(self->write_buf_, self->write_next_);
+                        self->write();
+                      });
+  }
+
+  void armDeadline() {
+    if (inflight_.empty()) {
+      deadline_timer_.cancel();
+      return;
+    }
+    const uint64_t gen = gen_;
+    const uint64_t at = inflight_.front().deadline_ms;
+    const uint64_t now = nowMs();
+    deadline_timer_.expires_after(std::chrono::milliseconds(at > now ? at - now : 0));
+    deadline_timer_.async_wait([self = shared_from_this(), gen, at](const error_code& ec) {
+      if (ec || gen != self->gen_ || self->inflight_.empty()) return;
+      if (self->inflight_.front().deadline_ms > at) return;  // answered; a later one is armed
+      LOG_WARN("redis", "%s:%d: no answer within %u ms; reconnecting", self->options_.host,
+               self->options_.port, self->options_.timeout_ms);
+      // Pending batches fail with a deadline, not a generic loss.
+      std::deque<Batch> inflight = std::move(self->inflight_);
+      self->inflight_.clear();
+      for (Batch& b : inflight) {
+        self->finish(b, absl::DeadlineExceededError(
+                            absl::StrCat("redis: no answer within ", self->options_.timeout_ms,
+                                         " ms")));
+      }
+      self->down(gen, "timeout", /*was_connected=*/true);
+    });
+  }
+
+  void read(uint64_t gen) {
+    socket_.async_read_some(
+        asio::buffer(read_buf_, sizeof(read_buf_)),
+        [self = shared_from_this(), gen](const error_code& ec, size_t n) {
+          if (gen != self->gen_) return;
+          if (ec) {
+            self->down(gen, ec == asio::error::eof ? std::string("connection closed by Redis")
+                                                   : absl::StrCat("read: ", ec.message()),
+                       true);
+            return;
+          }
+          if (!self->consume(gen, n)) return;
+          self->read(gen);
+        });
+  }
+
+  // Feeds what arrived to the parser and hands complete replies to their batches.
+  bool consume(uint64_t gen, size_t n) {
+    if (redisReaderFeed(reader_, read_buf_, n) != REDIS_OK) {
+      down(gen, absl::StrCat("protocol error: ", reader_->errstr), true);
+      return false;
+    }
+    for (;;) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+        down(gen, absl::StrCat("protocol error: ", reader_->errstr), true);
+        return false;
+      }
+      if (raw == nullptr) return true;
+      auto* reply = static_cast<redisReply*>(raw);
+      if (inflight_.empty()) {
+        freeReplyObject(reply);
+        down(gen, "unexpected reply", true);
+        return false;
+      }
+      Batch& b = inflight_.front();
+      b.replies.push_back(convert(reply));
+      freeReplyObject(reply);
+      if (b.replies.size() == b.count) {
+        Batch done = std::move(b);
+        inflight_.pop_front();
+        armDeadline();
+        finish(done, std::move(done.replies));
+        if (gen != gen_) return false;  // the callback closed the connection (AUTH failed)
+      }
+    }
+  }
+
+  RedisOptions options_;
+  asio::io_context& io_;
+  tcp::socket socket_;
+  tcp::resolver resolver_;
+  asio::steady_timer connect_timer_;
+  asio::steady_timer deadline_timer_;
+  asio::steady_timer retry_timer_;
+  redisReader* reader_;
+  State state_ = State::kIdle;
+  uint64_t gen_ = 0;  // bumped whenever the connection changes: stale handlers do nothing
+  uint32_t backoff_ms_ = 0;
+  std::string last_error_;
+  std::string last_connect_error_;
+  std::deque<Batch> waiting_;   // before the connection is up
+  std::deque<Batch> inflight_;  // written (or being written), in reply order
+  std::string write_buf_;       // being written
+  std::string write_next_;      // queued behind it
+  bool writing_ = false;
+  char read_buf_[16 * 1024];
+};
+
+namespace {
+std::mutex g_pool_mu;
+std::map<std::string, std::weak_ptr<RedisClient>>& pool() {
+  static auto* const kPool = new std::map<std::string, std::weak_ptr<RedisClient>>();
+  return *kPool;
+}
+}  // namespace
+
+std::shared_ptr<RedisClient> RedisClient::get(const RedisOptions& options) {
+  const std::string key = options.poolKey();
+  std::lock_guard<std::mutex> lock(g_pool_mu);
+  auto& entry = pool()[key];
+  if (std::shared_ptr<RedisClient> existing = entry.lock()) {
+    return existing;
+  }
+  auto impl = std::make_shared<RedisClientImpl>(options);
+  impl->start();  // connect now, so the first request does not pay for it
+  std::shared_ptr<RedisClient> client(new RedisClient(std::move(impl)));
+  entry = client;
+  // Forget entries whose clients are gone (configs that no longer exist).
+  for (auto it = pool().begin(); it != pool().end();) {
+    it = it->second.expired() ? pool().erase(it) : std::next(it);
+  }
+  return client;
+}
+
+RedisClient::~RedisClient() { impl_->stop(); }
+
+void RedisClient::execute(std::string encoded, size_t count, RedisCallback done) {
+  impl_->execute(std::move(encoded), count, std::move(done));
+}
+
+const RedisOptions& RedisClient::options() const { return impl_->options(); }
+
+}  // namespace portico::dp::ratelimit
