@@ -66,3 +66,34 @@ portico_pg_stop() {
     "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
 }
+
+# portico_redis_start <folder> <port>: a private redis-server on 127.0.0.1:<port> without
+# persistence (the rate-limit plugins' redis policy tests), its pid file and log in <folder>.
+portico_redis_start() {
+  local dir=$1 port=$2
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" || return 1
+  local _
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$dir/redis.log" >&2
+  return 1
+}
+
+# portico_redis_stop <folder>
+portico_redis_stop() {
+  local dir=$1
+  if [[ -f $dir/redis.pid ]]; then
+    kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+    local _
+    for _ in $(seq 50); do
+      [[ -f $dir/redis.pid ]] || return 0
+      sleep 0.1
+    done
+  fi
+}

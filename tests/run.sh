@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# README command 2: installs what is missing, builds, starts a throwaway PostgreSQL on a free
-# loopback port, runs every test through CTest, and stops what it started.
+# README command 2: installs what is missing, builds, starts a throwaway PostgreSQL and Redis on
+# free loopback ports, runs every test through CTest, and stops what it started.
 #
 #   tests/run.sh                 every test
 #   tests/run.sh -L unit         only the fast unit tests (any ctest arguments pass through)
@@ -27,6 +27,7 @@ echo "tests/run.sh: build finished in $(($(date +%s) - start)) s"
 work=$(mktemp -d /tmp/portico-tests-XXXXXX)
 cleanup() {
   portico_pg_stop "$work/pg"
+  portico_redis_stop "$work/redis"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,6 +37,12 @@ PORTICO_PG_EXTRA_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_write
   portico_pg_start "$work/pg" "$pg_port"
 export PORTICO_TEST_PG_DSN="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
 echo "tests/run.sh: PostgreSQL on 127.0.0.1:$pg_port"
+
+# The rate-limit plugins' redis policy tests (they skip with a warning without it).
+redis_port=$(portico_free_port)
+portico_redis_start "$work/redis" "$redis_port"
+export PORTICO_TEST_REDIS_ADDR="127.0.0.1:$redis_port"
+echo "tests/run.sh: Redis on $PORTICO_TEST_REDIS_ADDR"
 
 cd "$build_dir"
 ctest --output-on-failure --timeout 600 -j "$(nproc)" "$@"
