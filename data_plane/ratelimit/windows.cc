@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 
@@ -40,6 +41,13 @@ void civilFromDays(int64_t z, int64_t* y, unsigned* m) {
 }  // namespace
 
 Timestamps timestamps(int64_t now_s) {
+  // Every request of a second asks for the same answer: keep the last one per thread (the
+  // month and year starts cost a calendar conversion).
+  thread_local int64_t cached_s = INT64_MIN;
+  thread_local Timestamps cached;
+  if (now_s == cached_s) {
+    return cached;
+  }
   Timestamps t;
   t.start_s[index(Period::kSecond)] = now_s;
   t.start_s[index(Period::kMinute)] = floorDiv(now_s, 60) * 60;
@@ -51,6 +59,8 @@ Timestamps timestamps(int64_t now_s) {
   civilFromDays(days, &y, &m);
   t.start_s[index(Period::kMonth)] = daysFromCivil(y, m, 1) * 86400;
   t.start_s[index(Period::kYear)] = daysFromCivil(y, 1, 1) * 86400;
+  cached_s = now_s;
+  cached = t;
   return t;
 }
 
@@ -90,10 +100,13 @@ void clearCounters() { LocalCounters::instance().clearForTesting(); }
 
 void appendLuaNumber(double v, std::string* out) {
   char buf[32];
-  if (std::isfinite(v) && std::fabs(v) < 1e14 && v == std::floor(v)) {
-    const auto r = std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(v));
-    out->append(buf, r.ptr);
-    return;
+  if (v > -1e14 && v < 1e14) {
+    const auto i = static_cast<int64_t>(v);
+    if (static_cast<double>(i) == v) {
+      const auto r = std::to_chars(buf, buf + sizeof(buf), i);
+      out->append(buf, r.ptr);
+      return;
+    }
   }
   const int n = std::snprintf(buf, sizeof(buf), "%.14g", v);
   out->append(buf, static_cast<size_t>(n));

@@ -154,6 +154,47 @@ void BM_KeyAuthRequest(benchmark::State& state) {
 }
 BENCHMARK(BM_KeyAuthRequest);
 
+// key-auth + rate-limiting (local policy, limit_by consumer, minute and hour) on one request
+// of an authenticated consumer among 100: both access phases (the counters: one fetch_add per
+// period), the rate-limit headers, and the response and log phases. Limits no request reaches.
+void BM_KeyAuthRateLimiting(benchmark::State& state) {
+  static const auto snap = [] {
+    config::v1::Snapshot cfg = keyAuthConfig(100, 1);
+    config::Json out;
+    config::processEntityJson(
+        "plugins",
+        {{"name", "rate-limiting"},
+         {"config", {{"minute", 1e12}, {"hour", 1e13}, {"limit_by", "consumer"}}}},
+        &out);
+    addPlugin(&cfg, uuid(5, 2), "rate-limiting", out["config"].dump(), "");
+    return *Snapshot::build(cfg, "h");
+  }();
+  const std::string head = "GET /orders?page=2 HTTP/1.1\r\nHost: api.test\r\nUser-Agent: wrk\r\n"
+                           "Accept: */*\r\napikey: " + keyOf(42) + "\r\n\r\n";
+  testing::FakeContext ctx(head, snap->consumers());
+  ctx.setRoute(&snap->config().routes(0), &snap->config().services(0));
+  std::vector<PluginPtr> active;
+  active.reserve(8);
+  const PluginChains& chains = snap->plugins();
+  for (auto _ : state) {
+    ctx.reset();
+    for (const ChainEntry& e : chains.forRoute(0)) {
+      const PluginInstance* inst = chains.resolve(e, nullptr, nullptr, ctx.consumer());
+      if (inst == nullptr) continue;
+      active.push_back(inst->config->createPlugin());
+      if (ctx.localStatus() == 0) active.back()->onRequest(ctx);
+    }
+    for (PluginPtr& p : active) p->onResponseHeaders(ctx);
+    for (PluginPtr& p : active) p->onLog(ctx);
+    active.clear();
+    benchmark::DoNotOptimize(ctx.local_status);
+  }
+  if (ctx.consumer() == nullptr || ctx.local_status != 0 || ctx.response_set.size() != 7) {
+    state.SkipWithError("not authenticated, limited, or headers missing");
+  }
+}
+BENCHMARK(BM_KeyAuthRateLimiting)->Threads(1)->Threads(2);
+
 void BM_KeyAuthRejected(benchmark::State& state) {
   static const auto snap = *Snapshot::build(keyAuthConfig(100000, 1), "h");
   const std::string head = "GET /orders HTTP/1.1\r\nHost: api.test\r\napikey: nope\r\n\r\n";
@@ -327,6 +368,8 @@ BENCHMARK_CAPTURE(BM_PluginOverhead, prometheus, "prometheus",
     ->Threads(2);  // two workers record at once: per-worker shards, no shared line
 BENCHMARK_CAPTURE(BM_PluginOverhead, prometheus_status_only, "prometheus",
                   {{"status_code_metrics", true}});
+BENCHMARK_CAPTURE(BM_PluginOverhead, rate_limiting_local, "rate-limiting",
+                  {{"minute", 1e12}, {"hour", 1e13}, {"limit_by", "ip"}});
 BENCHMARK_CAPTURE(BM_PluginOverhead, request_size_limiting, "request-size-limiting",
                   config::Json::object());
 BENCHMARK_CAPTURE(BM_PluginOverhead, request_termination, "request-termination",
