@@ -27,9 +27,22 @@ thread_local ThreadAnnounce t_announce;
 
 }  // namespace
 
+namespace {
+std::atomic<LocalCounters*> g_instance{nullptr};
+}  // namespace
+
 LocalCounters& LocalCounters::instance() {
-  static LocalCounters* const kInstance = new LocalCounters();
+  static LocalCounters* const kInstance = [] {
+    auto* c = new LocalCounters();
+    g_instance.store(c, std::memory_order_release);
+    return c;
+  }();
   return *kInstance;
+}
+
+uint64_t LocalCounters::missesIfCreated() {
+  const LocalCounters* c = g_instance.load(std::memory_order_acquire);
+  return c != nullptr ? c->misses() : 0;
 }
 
 LocalCounters::LocalCounters() {

@@ -71,6 +71,9 @@ class LocalCounters {
   };
 
   uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
+  // misses() of the instance, 0 when no rate limiter created it yet (metrics must not start
+  // the sweeper of a DP without rate limiting).
+  static uint64_t missesIfCreated();
   // Tables in use (not free), for tests and /metrics.
   size_t tablesInUse() const;
   // Empties every table now (tests: called when the test clock moves).

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "data_plane/ratelimit/local_counters.h"
 #include "data_plane/ratelimit/windows.h"
 
 namespace portico::dp::ratelimit {
@@ -102,6 +103,33 @@ void reportIncrementFailure(std::string_view plugin, const absl::Status& status)
   if (logNow()) {
     LOG_ERROR(plugin, "failed to increment counters: %s", status.message());
   }
+}
+
+void appendMetrics(metrics::Writer* w) {
+  auto counter = [w](const char* name, const char* help, const std::atomic<uint64_t>& v) {
+    w->counter(name, help, static_cast<double>(v.load(std::memory_order_relaxed)));
+  };
+  const PolicyStats& p = policyStats();
+  counter("portico_dp_ratelimit_usage_failures_total",
+          "Rate-limit usage that could not be read (Redis down, slow or refusing).",
+          p.failures_total);
+  counter("portico_dp_ratelimit_fault_tolerant_passes_total",
+          "Requests passed unlimited because usage could not be read (fault_tolerant).",
+          p.fault_tolerant_passes_total);
+  counter("portico_dp_ratelimit_increment_failures_total",
+          "response-ratelimiting increments Redis did not take.", p.increment_failures_total);
+  w->counter("portico_dp_ratelimit_local_misses_total",
+             "Local-policy counters that found no slot (table full): counted as 0.",
+             static_cast<double>(LocalCounters::missesIfCreated()));
+  const RedisStats& r = redisStats();
+  counter("portico_dp_ratelimit_redis_batches_total", "Redis batches sent by the rate limiters.",
+          r.batches_total);
+  counter("portico_dp_ratelimit_redis_errors_total",
+          "Redis batches that failed (no connection, timeout, connection lost).", r.errors_total);
+  counter("portico_dp_ratelimit_redis_connects_total", "Redis connections established.",
+          r.connects_total);
+  counter("portico_dp_ratelimit_redis_connect_failures_total", "Redis connection attempts that failed.",
+          r.connect_failures_total);
 }
 
 }  // namespace portico::dp::ratelimit

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/config/schema.h"
+#include "common/metrics/metrics.h"
 #include "data_plane/plugins/plugin.h"
 #include "data_plane/ratelimit/redis_client.h"
 
@@ -54,5 +55,8 @@ PolicyStats& policyStats();
 // outage under load does not flood the log).
 void reportUsageFailure(std::string_view plugin, const absl::Status& status, bool passed);
 void reportIncrementFailure(std::string_view plugin, const absl::Status& status);
+
+// The portico_dp_ratelimit_* families for the DP's /metrics (status listener).
+void appendMetrics(metrics::Writer* w);
 
 }  // namespace portico::dp::ratelimit

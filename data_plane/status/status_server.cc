@@ -24,6 +24,7 @@
 #include "common/logging.h"
 #include "data_plane/plugins/prometheus/exposition.h"
 #include "data_plane/proxy/local_reply.h"
+#include "data_plane/ratelimit/policy.h"
 
 namespace portico::dp {
 namespace {
@@ -333,6 +334,7 @@ std::string StatusServer::metricsText(const SnapshotStore& store, const ProxySta
         snap ? static_cast<double>(snap->config().routes_size()) : 0);
   gauge("portico_dp_config_certificates", "Certificates in the applied config.",
         snap ? static_cast<double>(snap->config().certificates_size()) : 0);
+  ratelimit::appendMetrics(&w);  // the rate-limit plugins' policies (Redis, local counters)
 
   // Kong's families (the prometheus plugin's exporter).
   plugins::prometheus::NodeInfo info;

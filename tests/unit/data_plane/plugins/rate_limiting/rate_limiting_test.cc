@@ -543,6 +543,16 @@ TEST_CASE("rate-limiting redis policy: Redis down, with and without fault_tolera
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
   }
   CHECK(ratelimit::policyStats().failures_total.load() >= failures + 6);
+  // Counted where operators look: the DP's /metrics.
+  const std::string metrics = tolerant.metrics();
+  for (const char* family : {"portico_dp_ratelimit_usage_failures_total",
+                             "portico_dp_ratelimit_fault_tolerant_passes_total",
+                             "portico_dp_ratelimit_redis_errors_total",
+                             "portico_dp_ratelimit_redis_connect_failures_total"}) {
+    INFO(family);
+    CHECK(metrics.find(std::string("\n") + family + " ") != std::string::npos);
+  }
+  CHECK(metrics.find("\nportico_dp_ratelimit_usage_failures_total 0\n") == std::string::npos);
 }
 
 TEST_CASE("rate-limiting redis policy: a Redis that never answers costs the timeout, no more") {
