@@ -131,12 +131,18 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
   void start() {
     asio::post(io_, [self = shared_from_this()] { self->startConnect(); });
   }
+  // The last holder went (its config was replaced): batches already sent still get their
+  // answers (response-ratelimiting's increments after the response), then the connection
+  // closes; nothing reconnects.
   void stop() {
     asio::post(io_, [self = shared_from_this()] {
-      self->state_ = State::kStopped;
-      self->closeSocket();
+      self->stopping_ = true;
       self->retry_timer_.cancel();
-      self->failAll(absl::UnavailableError("redis client closed"));
+      const bool busy = (self->state_ == State::kConnected && !self->inflight_.empty()) ||
+                        (self->state_ == State::kConnecting && !self->waiting_.empty());
+      if (!busy) {
+        self->closeForGood();
+      }
     });
   }
 
@@ -169,6 +175,14 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
     }
     RedisCallback done = std::move(b.done);
     if (done) done(std::move(result));
+  }
+
+  void closeForGood() {
+    state_ = State::kStopped;
+    ++gen_;
+    closeSocket();
+    retry_timer_.cancel();
+    failAll(absl::UnavailableError("redis client closed"));
   }
 
   void failAll(const absl::Status& st) {
@@ -292,6 +306,9 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
       b.deadline_ms = now + options_.timeout_ms;  // the connect had its own deadline
       send(std::move(b));
     }
+    if (stopping_ && inflight_.empty()) {
+      closeForGood();
+    }
   }
 
   // The connection is unusable: fail what is pending, close, reconnect later.
@@ -302,6 +319,10 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
     closeSocket();
     state_ = State::kDown;
     failAll(absl::UnavailableError(absl::StrCat("redis: ", last_error_)));
+    if (stopping_) {
+      state_ = State::kStopped;
+      return;
+    }
     // A healthy connection that broke (Redis restarted) is retried at once; a failed connect
     // backs off.
     backoff_ms_ = was_connected ? 0
@@ -429,6 +450,10 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
         armDeadline();
         finish(done, std::move(done.replies));
         if (gen != gen_) return false;  // the callback closed the connection (AUTH failed)
+        if (stopping_ && inflight_.empty() && waiting_.empty()) {
+          closeForGood();
+          return false;
+        }
       }
     }
   }
@@ -451,6 +476,7 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
   std::string write_buf_;       // being written
   std::string write_next_;      // queued behind it
   bool writing_ = false;
+  bool stopping_ = false;  // no holder left: close once what was sent is answered
   char read_buf_[16 * 1024];
 };
 

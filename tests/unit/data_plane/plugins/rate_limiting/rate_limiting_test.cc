@@ -610,5 +610,62 @@ TEST_CASE("rate-limiting redis policy: reconnects by itself after Redis restarts
   CHECK(r.header("X-RateLimit-Limit-Minute") == "100");
 }
 
+TEST_CASE("rate-limiting redis policy: AUTH and SELECT as Kong (password, database)") {
+  if (!testing::PrivateRedis::available()) {
+    WARN("redis-server not installed: skipped");
+    return;
+  }
+  const int64_t t = utc(2026, 6, 6, 14, 0, 0);
+  Clock clock(t);
+  testing::PrivateRedis redis({"--requirepass", "s3cret"});
+  REQUIRE(redis.start());
+  Json conf = redisConfig(redis.addr(), {{"minute", 5}, {"limit_by", "ip"}, {"fault_tolerant", false}});
+  conf["redis"]["password"] = "s3cret";
+  conf["redis"]["database"] = 3;
+  RlFixture f(conf);
+  WireResponse r = f.get("/");
+  CHECK(r.status == 200);
+  CHECK(r.header("X-RateLimit-Remaining-Minute") == "4");
+  const std::string key = "ratelimit:" + f.routeId() + ":" + std::string(ratelimit::kEmptyUuid) +
+                          ":127.0.0.1:" + std::to_string(t * 1000) + ":minute";
+  auto in3 = testing::redisRun(redis.addr(), {"GET", key}, "s3cret", 3);
+  REQUIRE(in3.ok());
+  CHECK((*in3)[0].str == "1");
+  auto in0 = testing::redisRun(redis.addr(), {"EXISTS", key}, "s3cret", 0);
+  REQUIRE(in0.ok());
+  CHECK((*in0)[0].integer == 0);
+  // A wrong password: Redis refuses, the request gets Kong's 500 (fault_tolerant off).
+  Json bad = conf;
+  bad["redis"]["password"] = "wrong";
+  RlFixture b(bad);
+  r = b.get("/");
+  CHECK(r.status == 500);
+}
+
+TEST_CASE("redis client: a batch sent before its last holder goes still gets its answer") {
+  testing::RedisAddr addr;
+  if (!testing::testRedis(&addr)) {
+    WARN("PORTICO_TEST_REDIS_ADDR not set: skipped");
+    return;
+  }
+  ratelimit::RedisOptions o;
+  o.host = addr.host;
+  o.port = static_cast<uint16_t>(addr.port);
+  o.timeout_ms = 1500;  // a pool key of its own: this client is not shared
+  for (int i = 0; i < 20; ++i) {
+    auto client = ratelimit::RedisClient::get(o);
+    std::string batch;
+    ratelimit::appendRedisCommand({"PING"}, &batch);
+    auto promise = std::make_shared<std::promise<absl::StatusOr<ratelimit::RedisReplies>>>();
+    auto future = promise->get_future();
+    client->execute(std::move(batch), 1,
+                    [promise](absl::StatusOr<ratelimit::RedisReplies> r) { promise->set_value(r); });
+    client.reset();  // the config went away (response-ratelimiting's log-phase increments)
+    auto r = future.get();
+    REQUIRE(r.ok());
+    CHECK((*r)[0].str == "PONG");
+  }
+}
+
 }  // namespace
 }  // namespace portico::dp

@@ -40,11 +40,14 @@ inline bool testRedis(RedisAddr* out) {
 
 // One batch through the production client, waited for.
 inline absl::StatusOr<ratelimit::RedisReplies> redisRun(
-    const RedisAddr& addr, std::initializer_list<std::string_view> argv) {
+    const RedisAddr& addr, std::initializer_list<std::string_view> argv,
+    const std::string& password = "", int64_t database = 0) {
   ratelimit::RedisOptions o;
   o.host = addr.host;
   o.port = static_cast<uint16_t>(addr.port);
   o.timeout_ms = 2000;
+  o.password = password;
+  o.database = database;
   auto client = ratelimit::RedisClient::get(o);
   std::string batch;
   ratelimit::appendRedisCommand(argv, &batch);
@@ -58,13 +61,15 @@ inline absl::StatusOr<ratelimit::RedisReplies> redisRun(
 // A redis-server of the test's own on a free port (no persistence), for stop/start tests.
 class PrivateRedis {
  public:
-  PrivateRedis() : port_(portico::testing::freePort()) {}
+  // `extra`: more redis-server arguments ("--requirepass", "s3cret").
+  explicit PrivateRedis(std::vector<std::string> extra = {})
+      : port_(portico::testing::freePort()), extra_(std::move(extra)) {}
   static bool available() { return ::access("/usr/bin/redis-server", X_OK) == 0; }
   bool start() {
-    process_ = std::make_unique<portico::testing::Process>(
-        "/usr/bin/redis-server",
-        std::vector<std::string>{"--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                 "--save", "", "--appendonly", "no", "--dir", "/tmp"});
+    std::vector<std::string> args = {"--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                     "--save", "", "--appendonly", "no", "--dir", "/tmp"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    process_ = std::make_unique<portico::testing::Process>("/usr/bin/redis-server", args);
     return portico::testing::waitFor(
         [this] {
           const int fd = portico::testing::connectLoopback(port_, 1);
@@ -84,6 +89,7 @@ class PrivateRedis {
 
  private:
   int port_;
+  std::vector<std::string> extra_;
   std::unique_ptr<portico::testing::Process> process_;
 };
 
