@@ -46,6 +46,12 @@ RedisOptions redisOptions(const config::Json& conf) {
   o.username = str("username");
   o.password = str("password");
   o.database = num("database", 0);
+  auto flag = [&r](const char* f) {
+    return r.is_object() && r.contains(f) && r[f].is_boolean() && r[f].get<bool>();
+  };
+  o.ssl = flag("ssl");
+  o.ssl_verify = flag("ssl_verify");
+  o.server_name = str("server_name");
   return o;
 }
 

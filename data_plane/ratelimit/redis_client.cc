@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -17,6 +18,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -103,8 +105,8 @@ void appendRedisCommand(std::initializer_list<std::string_view> argv, std::strin
 }
 
 std::string RedisOptions::poolKey() const {
-  return absl::StrCat(host, ":", port, ";", database, ";", timeout_ms, ";", username.size(), ":",
-                      username, ";", password);
+  return absl::StrCat(host, ":", port, ";", database, ";", timeout_ms, ";", ssl, ssl_verify, ";",
+                      server_name, ";", username.size(), ":", username, ";", password);
 }
 
 // The connection state machine. Everything below runs on the Redis I/O thread, except
@@ -114,7 +116,6 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
   explicit RedisClientImpl(RedisOptions options)
       : options_(std::move(options)),
         io_(redisIo()),
-        socket_(io_),
         resolver_(io_),
         connect_timer_(io_),
         deadline_timer_(io_),
@@ -122,6 +123,13 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
         reader_(redisReaderCreate()) {
     if (options_.timeout_ms == 0) {
       options_.timeout_ms = 60000;  // lua-resty-redis: 0 leaves nginx's 60 s socket default
+    }
+    if (options_.ssl) {
+      // The system's trust store (OpenSSL's default paths; SSL_CERT_FILE / SSL_CERT_DIR name
+      // others), as Kong's lua_ssl_trusted_certificate = system.
+      ssl_ctx_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      error_code ignored;
+      ssl_ctx_->set_default_verify_paths(ignored);
     }
   }
   ~RedisClientImpl() { redisReaderFree(reader_); }
@@ -160,6 +168,17 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
 
  private:
   enum class State : uint8_t { kIdle, kConnecting, kConnected, kDown, kStopped };
+  // One connection: its socket, TLS layer and buffers. Every pending operation's handler holds
+  // it, so nothing is freed under an operation still in flight when the connection is dropped.
+  struct Conn {
+    explicit Conn(asio::io_context& io) : socket(io) {}
+    tcp::socket socket;
+    std::optional<asio::ssl::stream<tcp::socket&>> tls;
+    std::string write_buf;   // being written
+    std::string write_next;  // queued behind it
+    bool writing = false;
+    char read_buf[16 * 1024];
+  };
   struct Batch {
     std::string encoded;
     size_t count = 0;
@@ -237,8 +256,10 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
             self->connectFailed(gen, ec.message());
             return;
           }
-          asio::async_connect(self->socket_, r,
-                              [self, gen](const error_code& ec2, const tcp::endpoint&) {
+          auto conn = std::make_shared<Conn>(self->io_);
+          self->conn_ = conn;
+          asio::async_connect(conn->socket, r,
+                              [self, gen, conn](const error_code& ec2, const tcp::endpoint&) {
                                 if (gen != self->gen_ || self->state_ != State::kConnecting) {
                                   return;
                                 }
@@ -246,7 +267,7 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
                                   self->connectFailed(gen, ec2.message());
                                   return;
                                 }
-                                self->connected(gen);
+                                self->tcpConnected(gen, conn);
                               });
         });
   }
@@ -262,10 +283,43 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
          /*was_connected=*/false);
   }
 
+  void tcpConnected(uint64_t gen, const std::shared_ptr<Conn>& conn) {
+    error_code ignored;
+    conn->socket.set_option(tcp::no_delay(true), ignored);
+    if (!ssl_ctx_) {
+      connected(gen);
+      return;
+    }
+    // TLS (Kong's redis.ssl): SNI is server_name, else the host; with ssl_verify the
+    // certificate must chain to a trusted CA and name that host. The connect deadline covers
+    // the handshake.
+    const std::string& name = options_.server_name.empty() ? options_.host : options_.server_name;
+    conn->tls.emplace(conn->socket, *ssl_ctx_);
+    error_code ip_ec;
+    asio::ip::make_address(name, ip_ec);
+    if (ip_ec) {
+      SSL_set_tlsext_host_name(conn->tls->native_handle(), name.c_str());
+    }
+    if (options_.ssl_verify) {
+      conn->tls->set_verify_mode(asio::ssl::verify_peer);
+      conn->tls->set_verify_callback(asio::ssl::host_name_verification(name));
+    } else {
+      conn->tls->set_verify_mode(asio::ssl::verify_none);
+    }
+    conn->tls->async_handshake(
+        asio::ssl::stream_base::client,
+        [self = shared_from_this(), gen, conn](const error_code& ec) {
+          if (gen != self->gen_ || self->state_ != State::kConnecting) return;
+          if (ec) {
+            self->connectFailed(gen, absl::StrCat("TLS handshake: ", ec.message()));
+            return;
+          }
+          self->connected(gen);
+        });
+  }
+
   void connected(uint64_t gen) {
     connect_timer_.cancel();
-    error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
     redisStats().connects_total.fetch_add(1, std::memory_order_relaxed);
     state_ = State::kConnected;
     backoff_ms_ = 0;
@@ -298,7 +352,7 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
       };
       send(std::move(hello));
     }
-    read(gen);
+    read(gen, conn_);
     std::deque<Batch> waiting = std::move(waiting_);
     waiting_.clear();
     const uint64_t now = nowMs();
@@ -339,12 +393,12 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
   void closeSocket() {
     error_code ignored;
     resolver_.cancel();
-    socket_.close(ignored);
+    if (conn_ != nullptr) {
+      conn_->socket.close(ignored);  // pending operations end; their handlers hold conn_
+      conn_.reset();
+    }
     connect_timer_.cancel();
     deadline_timer_.cancel();
-    write_buf_.clear();
-    write_next_.clear();
-    writing_ = false;
   }
 
   void send(Batch b) {
@@ -352,32 +406,37 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
       finish(b, RedisReplies{});
       return;
     }
-    (writing_ ? write_next_ : write_buf_).append(b.encoded);
+    Conn& c = *conn_;
+    (c.writing ? c.write_next : c.write_buf).append(b.encoded);
     b.encoded.clear();
     b.replies.reserve(b.count);
     inflight_.push_back(std::move(b));
     if (inflight_.size() == 1) armDeadline();
-    if (!writing_) write();
+    if (!c.writing) write(conn_);
   }
 
-  void write() {
-    writing_ = true;
+  void write(const std::shared_ptr<Conn>& conn) {
+    conn->writing = true;
     const uint64_t gen = gen_;
-    asio::async_write(socket_, asio::buffer(write_buf_),
-                      [self = shared_from_this(), gen](const error_code& ec, size_t) {
-                        if (gen != self->gen_) return;
-                        if (ec) {
-                          self->down(gen, absl::StrCat("write: ", ec.message()), true);
-                          return;
-                        }
-                        self->write_buf_.clear();
-                        if (self->write_next_.empty()) {
-                          self->writing_ = false;
-                          return;
-                        }
-                        std::swap(self->write_buf_, self->write_next_);
-                        self->write();
-                      });
+    auto done = [self = shared_from_this(), gen, conn](const error_code& ec, size_t) {
+      if (gen != self->gen_) return;
+      if (ec) {
+        self->down(gen, absl::StrCat("write: ", ec.message()), true);
+        return;
+      }
+      conn->write_buf.clear();
+      if (conn->write_next.empty()) {
+        conn->writing = false;
+        return;
+      }
+      std::swap(conn->write_buf, conn->write_next);
+      self->write(conn);
+    };
+    if (conn->tls) {
+      asio::async_write(*conn->tls, asio::buffer(conn->write_buf), std::move(done));
+    } else {
+      asio::async_write(conn->socket, asio::buffer(conn->write_buf), std::move(done));
+    }
   }
 
   void armDeadline() {
@@ -406,25 +465,30 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
     });
   }
 
-  void read(uint64_t gen) {
-    socket_.async_read_some(
-        asio::buffer(read_buf_, sizeof(read_buf_)),
-        [self = shared_from_this(), gen](const error_code& ec, size_t n) {
-          if (gen != self->gen_) return;
-          if (ec) {
-            self->down(gen, ec == asio::error::eof ? std::string("connection closed by Redis")
-                                                   : absl::StrCat("read: ", ec.message()),
-                       true);
-            return;
-          }
-          if (!self->consume(gen, n)) return;
-          self->read(gen);
-        });
+  void read(uint64_t gen, const std::shared_ptr<Conn>& conn) {
+    auto done = [self = shared_from_this(), gen, conn](const error_code& ec, size_t n) {
+      if (gen != self->gen_) return;
+      if (ec) {
+        const bool closed = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+        self->down(gen, closed ? std::string("connection closed by Redis")
+                               : absl::StrCat("read: ", ec.message()),
+                   true);
+        return;
+      }
+      if (!self->consume(gen, conn->read_buf, n)) return;
+      self->read(gen, conn);
+    };
+    const auto buf = asio::buffer(conn->read_buf, sizeof(conn->read_buf));
+    if (conn->tls) {
+      conn->tls->async_read_some(buf, std::move(done));
+    } else {
+      conn->socket.async_read_some(buf, std::move(done));
+    }
   }
 
   // Feeds what arrived to the parser and hands complete replies to their batches.
-  bool consume(uint64_t gen, size_t n) {
-    if (redisReaderFeed(reader_, read_buf_, n) != REDIS_OK) {
+  bool consume(uint64_t gen, const char* data, size_t n) {
+    if (redisReaderFeed(reader_, data, n) != REDIS_OK) {
       down(gen, absl::StrCat("protocol error: ", reader_->errstr), true);
       return false;
     }
@@ -460,7 +524,8 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
 
   RedisOptions options_;
   asio::io_context& io_;
-  tcp::socket socket_;
+  std::unique_ptr<asio::ssl::context> ssl_ctx_;  // redis.ssl
+  std::shared_ptr<Conn> conn_;                    // the current connection
   tcp::resolver resolver_;
   asio::steady_timer connect_timer_;
   asio::steady_timer deadline_timer_;
@@ -473,11 +538,7 @@ class RedisClientImpl : public std::enable_shared_from_this<RedisClientImpl> {
   std::string last_connect_error_;
   std::deque<Batch> waiting_;   // before the connection is up
   std::deque<Batch> inflight_;  // written (or being written), in reply order
-  std::string write_buf_;       // being written
-  std::string write_next_;      // queued behind it
-  bool writing_ = false;
   bool stopping_ = false;  // no holder left: close once what was sent is answered
-  char read_buf_[16 * 1024];
 };
 
 namespace {

@@ -31,7 +31,10 @@ struct RedisOptions {
   std::string username;  // "": no ACL user (AUTH <password> only)
   std::string password;  // "": no AUTH
   int64_t database = 0;
-  uint32_t timeout_ms = 2000;  // connect, and each batch's answer
+  uint32_t timeout_ms = 2000;  // connect (and TLS handshake), and each batch's answer
+  bool ssl = false;            // TLS
+  bool ssl_verify = false;     // check the certificate against the system's trusted CAs
+  std::string server_name;     // SNI and the name to verify ("" = host)
   // Configs with equal options share one client and its connection.
   std::string poolKey() const;
 };

@@ -76,17 +76,6 @@ std::string applyRedisShorthands(Json& config) {
   return "";
 }
 
-std::string checkRedisSupported(const Json& config) {
-  if (!config.contains("redis")) {
-    return "";
-  }
-  const Json& redis = config["redis"];
-  if (redis.is_object() && redis.value("ssl", false)) {
-    return "redis.ssl: TLS connections to Redis are not supported by Portico";
-  }
-  return "";
-}
-
 std::string checkPeriodsOrder(const Json& limits, const char* article) {
   static const char* const kOrdered[] = {"second", "minute", "hour", "day", "month", "year"};
   for (size_t i = 0; i < 6; ++i) {

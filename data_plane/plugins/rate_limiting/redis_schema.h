@@ -18,8 +18,6 @@ std::vector<config::Field> redisShorthandFields();
 // Moves the shorthand values given into `redis` and sets the shorthands to null (what is
 // stored and shown is the `redis` record). Returns a reason when the result is invalid.
 std::string applyRedisShorthands(config::Json& config);
-// Portico's redis policy limits: "" when `config.redis` can be served.
-std::string checkRedisSupported(const config::Json& config);
 // Kong's validate_periods_order: "<Prefix> limit for hour(10.0) cannot be lower than the
 // limit for second(20.0)" (rate-limiting says "The", response-ratelimiting "the").
 std::string checkPeriodsOrder(const config::Json& limits, const char* article);

@@ -50,14 +50,11 @@ config::PluginSchema schema() {
     if (policy == "redis" && sync_rate != -1 && sync_rate < 0.02) {
       return "sync_rate must be greater than 0.02, or -1 to disable";
     }
-    if (policy == "redis") {
-      if (sync_rate != -1) {
-        // Kong's batched mode (count locally, flush every sync_rate seconds) is not
-        // implemented: refused rather than silently counted another way.
-        return "sync_rate: Portico's redis policy counts every request in Redis; only -1 is "
-               "supported";
-      }
-      return checkRedisSupported(c);
+    if (policy == "redis" && sync_rate != -1) {
+      // Kong's batched mode (count locally, flush every sync_rate seconds) is not
+      // implemented: refused rather than silently counted another way.
+      return "sync_rate: Portico's redis policy counts every request in Redis; only -1 is "
+             "supported";
     }
     return "";
   });

@@ -44,13 +44,7 @@ config::PluginSchema schema() {
   config::PluginSchema p =
       config::httpPluginSchema("response-ratelimiting", 900, std::move(fields));
   p.config = p.config.validator([](Json& c) -> std::string {
-    if (std::string r = rate_limiting::applyRedisShorthands(c); !r.empty()) {
-      return r;
-    }
-    if (c.value("policy", "local") == "redis") {
-      return rate_limiting::checkRedisSupported(c);
-    }
-    return "";
+    return rate_limiting::applyRedisShorthands(c);
   });
   p.checks = rate_limiting::redisRequiredChecks();
   return p;

@@ -114,8 +114,10 @@ TEST_CASE("rate-limiting schema: defaults and Kong's messages") {
              {"sync_rate", 1}}) ==
         "config: sync_rate: Portico's redis policy counts every request in Redis; only -1 is "
         "supported");
-  CHECK(err({{"minute", 1}, {"policy", "redis"}, {"redis", {{"host", "r.test"}, {"ssl", true}}}}) ==
-        "config: redis.ssl: TLS connections to Redis are not supported by Portico");
+  CHECK(err({{"minute", 1}, {"policy", "redis"},
+             {"redis", {{"host", "r.test"}, {"ssl", true}, {"ssl_verify", true},
+                        {"server_name", "redis.example.test"}}}}) == "");
+  CHECK(err({{"minute", 1}, {"redis", {{"server_name", "bad name"}}}}).rfind("config.redis.server_name: ", 0) == 0);
   CHECK(err({{"minute", 1}, {"header_name", "bad header"}}) ==
         "config.header_name: bad header name 'bad header', allowed characters are A-Z, a-z, 0-9, "
         "'_', and '-'");
@@ -665,6 +667,56 @@ TEST_CASE("redis client: a batch sent before its last holder goes still gets its
     REQUIRE(r.ok());
     CHECK((*r)[0].str == "PONG");
   }
+}
+
+TEST_CASE("rate-limiting redis policy: TLS (ssl, ssl_verify, server_name)") {
+  if (!testing::PrivateRedis::available()) {
+    WARN("redis-server not installed: skipped");
+    return;
+  }
+  char tmpl[] = "/tmp/portico-redis-tls-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  auto run = [](const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; };
+  REQUIRE(run("cd " + dir + " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+              "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=portico-test-ca"));
+  REQUIRE(run("cd " + dir + " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+              "-nodes -keyout srv.key -out srv.csr -subj /CN=redis.test"));
+  REQUIRE(run("cd " + dir + " && printf 'subjectAltName=DNS:redis.test\\n' > ext.cnf && "
+              "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out srv.pem -days 2 -extfile ext.cnf"));
+  Clock clock(utc(2026, 6, 6, 15, 0, 0));
+  testing::PrivateRedis redis;
+  redis.setArgs({"--port", "0", "--tls-port", std::to_string(redis.port()), "--tls-cert-file",
+                 dir + "/srv.pem", "--tls-key-file", dir + "/srv.key", "--tls-ca-cert-file",
+                 dir + "/ca.pem", "--tls-auth-clients", "no"});
+  REQUIRE(redis.start());
+  auto conf = [&](bool verify, const std::string& name, int timeout) {
+    Json c = redisConfig(redis.addr(), {{"minute", 5}, {"limit_by", "ip"}, {"fault_tolerant", false}});
+    c["redis"]["ssl"] = true;
+    c["redis"]["ssl_verify"] = verify;
+    c["redis"]["server_name"] = name;
+    c["redis"]["timeout"] = timeout;
+    return c;
+  };
+  // Encrypted, not verified.
+  RlFixture plain(conf(false, "redis.test", 1000));
+  WireResponse r = plain.get("/");
+  CHECK(r.status == 200);
+  CHECK(r.header("X-RateLimit-Remaining-Minute") == "4");
+  // Verified against the system's CAs, which do not know this one: refused (500).
+  RlFixture untrusted(conf(true, "redis.test", 1001));
+  CHECK(untrusted.get("/").status == 500);
+  // Trusted (OpenSSL's SSL_CERT_FILE), right name: counted; a wrong name: refused.
+  ::setenv("SSL_CERT_FILE", (dir + "/ca.pem").c_str(), 1);
+  RlFixture trusted(conf(true, "redis.test", 1002));
+  RlFixture wrong_name(conf(true, "other.test", 1003));
+  ::unsetenv("SSL_CERT_FILE");
+  r = trusted.get("/");
+  CHECK(r.status == 200);
+  CHECK(r.header("X-RateLimit-Remaining-Minute") == "4");
+  CHECK(wrong_name.get("/").status == 500);
+  run("rm -rf " + dir);
 }
 
 }  // namespace

@@ -65,6 +65,8 @@ class PrivateRedis {
   explicit PrivateRedis(std::vector<std::string> extra = {})
       : port_(portico::testing::freePort()), extra_(std::move(extra)) {}
   static bool available() { return ::access("/usr/bin/redis-server", X_OK) == 0; }
+  // Replaces the extra arguments before start() (they may name port()).
+  void setArgs(std::vector<std::string> extra) { extra_ = std::move(extra); }
   bool start() {
     std::vector<std::string> args = {"--port", std::to_string(port_), "--bind", "127.0.0.1",
                                      "--save", "", "--appendonly", "no", "--dir", "/tmp"};
