@@ -10,6 +10,8 @@
 #                      request matching one prefix route in the middle of the table
 #        MODE=http     or https: TLS on the client side (keep-alive), same cert for all three
 #        URL_PATH      request path (default "/", or the matching route's path when ROUTES > 1)
+#        IDLE=0        idle client connections held open against every target while wrk runs
+#                      (e.g. IDLE=10000: what 10k idle connections cost the others' p99)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -24,6 +26,15 @@ TARGETS="${TARGETS:-portico nginx haproxy}"
 BODY="${BODY:-hello from upstream}"
 ROUTES="${ROUTES:-1}"
 MODE="${MODE:-http}"
+IDLE="${IDLE:-0}"
+WORKER_CONNS=$(( IDLE + 4096 ))
+# Idle connections must outlive the whole run: every target's header deadline goes to 1 h.
+DP_IDLE_ARGS=(); NGX_IDLE=""; HAP_IDLE=60s
+if (( IDLE > 0 )); then
+  ulimit -n "$(ulimit -Hn)"
+  DP_IDLE_ARGS=(--client_header_timeout_ms=3600000)
+  NGX_IDLE="client_header_timeout 3600s;"; HAP_IDLE=3600s
+fi
 if [[ -z "${URL_PATH:-}" ]]; then
   if (( ROUTES > 1 )); then URL_PATH="/svc$((ROUTES / 2 + 1))/items/1"; else URL_PATH="/"; fi
 fi
@@ -94,7 +105,7 @@ DP_TLS_PORT=$(free_port)
 DP_TLS_ARGS=(--proxy_ssl_listen=off)
 [[ "$MODE" == https ]] && DP_TLS_ARGS=(--proxy_ssl_listen=127.0.0.1:$DP_TLS_PORT --ssl_cert="$WORK/tls.crt" --ssl_cert_key="$WORK/tls.key")
 PORTICO_LOG_LEVEL=warn taskset -c "$PROXY_CPU" "$DP" --workers=1 --declarative_config="$WORK/portico.json" \
-  --proxy_listen=127.0.0.1:$DP_PORT --status_listen=127.0.0.1:$DP_STATUS "${DP_TLS_ARGS[@]}" > "$WORK/portico.log" 2>&1 & PIDS+=($!)
+  --proxy_listen=127.0.0.1:$DP_PORT --status_listen=127.0.0.1:$DP_STATUS "${DP_TLS_ARGS[@]}" "${DP_IDLE_ARGS[@]}" > "$WORK/portico.log" 2>&1 & PIDS+=($!)
 declare -A PID_OF; PID_OF[portico]=$!
 
 # --- nginx as the reference reverse proxy ----------------------------------------------------
@@ -103,11 +114,11 @@ NGX_SSL=""
 cat > "$WORK/ngx/nginx.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $WORK/ngx/nginx.pid;
 error_log $WORK/ngx/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections $WORKER_CONNS; }
 http {
   access_log off; client_body_temp_path $WORK/ngx; proxy_temp_path $WORK/ngx;
   fastcgi_temp_path $WORK/ngx; uwsgi_temp_path $WORK/ngx; scgi_temp_path $WORK/ngx;
-  keepalive_requests 1000000;
+  keepalive_requests 1000000; $NGX_IDLE
   upstream up { server 127.0.0.1:$UP_PORT; keepalive 64; }
   server { listen 127.0.0.1:$NGX_PORT reuseport $NGX_SSL;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
@@ -129,7 +140,8 @@ global
 defaults
   mode http
   timeout connect 60s
-  timeout client 60s
+  timeout client $HAP_IDLE
+  timeout http-request $HAP_IDLE
   timeout server 60s
   option http-keep-alive
   http-reuse always
@@ -149,6 +161,26 @@ port_of() { case "$1" in portico) [[ "$MODE" == https ]] && echo "$DP_TLS_PORT" 
 for t in $TARGETS; do
   curl -skf "$SCHEME://127.0.0.1:$(port_of "$t")$URL_PATH" > /dev/null || { echo "$t is not answering"; cat "$WORK"/*.log 2>/dev/null; exit 1; }
 done
+
+# --- IDLE: connections opened and left silent, one holder process per target ----------------
+if (( IDLE > 0 )); then
+  for t in $TARGETS; do
+    python3 - "$(port_of "$t")" "$IDLE" "$WORK/idle-$t.ready" <<'PY' & PIDS+=($!)
+import socket, sys, time
+port, n, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+held = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port)); held.append(s)
+open(ready, "w").close()
+time.sleep(1e6)
+PY
+  done
+  for t in $TARGETS; do
+    for _ in $(seq 1 600); do [[ -e "$WORK/idle-$t.ready" ]] && break; sleep 0.1; done
+    [[ -e "$WORK/idle-$t.ready" ]] || { echo "$t: could not hold $IDLE idle connections"; exit 1; }
+  done
+  echo "holding $IDLE idle connections against each of: $TARGETS" >&2
+fi
 
 # wrk's p99 in microseconds from --latency output.
 to_us() { python3 -c '
