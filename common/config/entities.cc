@@ -60,6 +60,34 @@ std::string headerNameCheck(const std::string& name) {
   }
   return "";
 }
+bool isHeaderName(std::string_view name) {
+  if (name.empty()) {
+    return false;
+  }
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool splitNameValue(std::string_view entry, std::string_view* name, std::string_view* value) {
+  const size_t colon = entry.find(':');
+  *name = entry.substr(0, colon);
+  if (name->empty()) {
+    return false;
+  }
+  if (colon == std::string_view::npos) {
+    *value = {};
+    return true;
+  }
+  size_t v = colon;
+  while (v < entry.size() && entry[v] == ':') ++v;
+  *value = entry.substr(v);
+  return true;
+}
+
 Field headerNameField(const std::string& name) {
   return Field::string(name).validator([](Json& v) { return headerNameCheck(v.get<std::string>()); });
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <google/protobuf/message.h>
@@ -46,6 +47,12 @@ Json pluginSchemaToJson(const PluginSchema& plugin);
 
 // Kong typedefs for plugin config schemas.
 std::string headerNameCheck(const std::string& name);  // typedefs.header_name's message
+// kong.tools.http.validate_header_name: ^[a-zA-Z0-9-_]+$ (so not empty).
+bool isHeaderName(std::string_view name);
+// The transformer plugins' "name:value" entries, Kong's "^([^:]+):*(.-)$": the name runs to
+// the first ':', every following ':' is skipped and the rest is the value. False when there
+// is no name (an empty entry or a leading ':').
+bool splitNameValue(std::string_view entry, std::string_view* name, std::string_view* value);
 Field headerNameField(const std::string& name);
 std::vector<Json> jsonList(std::initializer_list<const char*> items);
 const std::vector<Json>& httpProtocols();  // typedefs.protocols_http

@@ -137,6 +137,13 @@ class RequestContext {
   // upstream's; the upstream's headers and body still follow (Kong's kong.response.exit(status)
   // without a body in header_filter). Ignored for replies of our own.
   virtual void setResponseStatus(int status) {}
+  // In onResponseHeaders: hold the whole response body (decoded, at most ProxyOptions::
+  // max_response_body_buffer bytes) before any of it goes out, and hand it to every plugin's
+  // onBufferedResponseBody() to edit; it is then sent with its own Content-Length (Kong's
+  // kong.response.get_raw_body/set_raw_body in body_filter). Local replies too. A context that
+  // cannot buffer ignores it (the body streams unchanged and onBufferedResponseBody() never
+  // runs).
+  virtual void bufferResponseBody() {}
   virtual void setResponseHeader(std::string_view name, std::string_view value) = 0;
   virtual void addResponseHeader(std::string_view name, std::string_view value) = 0;
   virtual void removeResponseHeader(std::string_view name) = 0;
@@ -189,6 +196,11 @@ class Plugin {
   // body as it streams to the client (decoded from chunked framing), then once with
   // `end_of_body` (and possibly no data). Read-only: the bytes go out as they came.
   virtual void onResponseBody(RequestContext&, std::string_view data, bool end_of_body) {}
+  // After a plugin called RequestContext::bufferResponseBody(): the whole body, before it goes
+  // to the client (an edit replaces it); null when it was larger than the buffer and streams
+  // through unchanged. Every plugin of the request, in priority order; runs before
+  // onResponseBody() sees the (edited) body.
+  virtual void onBufferedResponseBody(RequestContext&, std::string* body) {}
   // Always runs, also after kStop, errors and client aborts. Metrics and logs go here.
   virtual void onLog(const RequestContext&) {}
 };

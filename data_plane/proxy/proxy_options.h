@@ -40,6 +40,9 @@ struct ProxyOptions {
   // edits); a larger one is refused with 413. Kong reads bodies into memory up to
   // client_body_buffer_size and to a temp file beyond.
   uint64_t max_request_body_buffer = 8 * 1024 * 1024;
+  // The largest response body held whole for a plugin that edits it (response-transformer's
+  // JSON edits); a larger one streams through unchanged.
+  uint64_t max_response_body_buffer = 8 * 1024 * 1024;
   // Kong's allow_debug_header: `Kong-Debug: 1` adds Kong-Route-Id/-Name, Kong-Service-Id/-Name.
   bool allow_debug_header = false;
 };

@@ -313,6 +313,8 @@ class Session::Context final : public RequestContext {
     local_message_.clear();
     local_body_.reset();
     local_type_.clear();
+    local_ctype_ = {};
+    buffer_body_ = false;
     shared_.clear();
     latencies_ = Latencies{};
     latencies_.started_at_ms = wallMs();
@@ -354,6 +356,9 @@ class Session::Context final : public RequestContext {
   const std::string& localMessage() const { return local_message_; }
   const std::optional<std::string>& localBody() const { return local_body_; }
   const std::string& localType() const { return local_type_; }
+  // A reply of our own: the Content-Type it goes with, for responseHeader().
+  void setLocalContentType(std::string_view type) { local_ctype_ = type; }
+  bool buffersBody() const { return buffer_body_; }
   const std::optional<std::string>& queryOverride() const { return query_override_; }
   bool dropsUpstream(std::string_view name) const { return up_.drops(name); }
   bool dropsResponse(std::string_view name) const { return resp_.drops(name); }
@@ -478,8 +483,16 @@ class Session::Context final : public RequestContext {
     body_override_ = std::move(body);
   }
   bool responseHeader(std::string_view name, std::string_view* value) const override {
-    return s_.resp_.status != 0 && s_.resp_.find(name, value);  // an upstream head exists
+    if (s_.resp_.status != 0) {
+      return s_.resp_.find(name, value);  // an upstream head exists
+    }
+    if (!local_ctype_.empty() && http::equalsIgnoreCase(name, "content-type")) {
+      *value = local_ctype_;  // a reply of our own
+      return true;
+    }
+    return false;
   }
+  void bufferResponseBody() override { buffer_body_ = true; }
   void responseHeaderValues(std::string_view name,
                             std::vector<std::string_view>* out) const override {
     if (s_.resp_.status == 0) {
@@ -577,6 +590,8 @@ class Session::Context final : public RequestContext {
   std::string local_message_;
   std::optional<std::string> local_body_;
   std::string local_type_;
+  std::string_view local_ctype_;  // set by Session::sendLocal (static or local_type_)
+  bool buffer_body_ = false;      // bufferResponseBody()
   absl::flat_hash_map<std::string, std::string> shared_;
   Latencies latencies_;
   uint64_t started_mono_ms_ = 0;
@@ -791,18 +806,36 @@ close:
 Task<void> Session::sendLocal(int status, std::string_view message, bool keep_alive,
                               std::string_view extra_headers, const LocalBody* body) {
   status_ = status;
+  static constexpr std::string_view kJsonType = "application/json; charset=utf-8";
+  std::string edited;  // the body after onBufferedResponseBody(), when a plugin asked for it
   if (!plugins_.empty()) {
+    context_->setLocalContentType(body != nullptr ? body->content_type : kJsonType);
     for (PluginPtr& p : plugins_) {
       p->onResponseHeaders(*context_);
     }
     context_->appendResponseHeaders(&resp_extra_);
+    if (context_->buffersBody()) {
+      if (body != nullptr) {
+        edited.assign(body->body);
+      } else {
+        edited = "{\"message\":\"";
+        appendJsonEscaped(message, &edited);
+        edited.append("\"}");
+      }
+      for (PluginPtr& p : plugins_) {
+        p->onBufferedResponseBody(*context_, &edited);
+      }
+    }
   }
   out_.clear();
   if (!resp_extra_.empty()) {
     resp_extra_.append(extra_headers);
     extra_headers = resp_extra_;
   }
-  if (body != nullptr) {
+  if (!plugins_.empty() && context_->buffersBody()) {
+    appendLocalBody(status, edited, body != nullptr ? body->content_type : kJsonType, keep_alive,
+                    worker_.date(), &out_, extra_headers);
+  } else if (body != nullptr) {
     appendLocalBody(status, body->body, body->content_type, keep_alive, worker_.date(), &out_,
                     extra_headers);
   } else {
@@ -883,6 +916,75 @@ Task<bool> Session::connect(UpstreamConn& conn, const ServiceTarget& target, boo
   }
   WorkerStats::inc(st.upstream_connects_total);
   co_return true;
+}
+
+Task<Session::Pump> Session::bufferResponseBody(UpstreamConn& conn, uint32_t timeout_ms,
+                                                http::BodyKind kind, uint64_t length,
+                                                std::string* body, size_t* raw, bool* eof) {
+  // Nothing is consumed from conn.in: on kTooLarge the pump sends all of it as it came.
+  const uint64_t limit = worker_.options().max_response_body_buffer;
+  IoBuffer& in = conn.in;
+  http::ChunkedDecoder decoder;
+  size_t decoded_to = 0;  // raw bytes of in the decoder has seen (chunked)
+  body->clear();
+  *eof = false;
+  if (kind == http::BodyKind::kContentLength && length > limit) {
+    co_return Pump::kTooLarge;
+  }
+  error_code ec;
+  for (;;) {
+    switch (kind) {
+      case http::BodyKind::kContentLength:
+        if (in.size() >= length) {
+          body->assign(in.data(), static_cast<size_t>(length));
+          *raw = static_cast<size_t>(length);
+          co_return Pump::kOk;
+        }
+        break;
+      case http::BodyKind::kChunked: {
+        size_t consumed = 0;
+        const http::ChunkedDecoder::Result r = decoder.decode(
+            in.view().substr(decoded_to), &consumed,
+            [body](std::string_view piece) { body->append(piece); });
+        decoded_to += consumed;
+        if (r == http::ChunkedDecoder::Result::kError) {
+          co_return Pump::kBadFraming;
+        }
+        if (r == http::ChunkedDecoder::Result::kDone) {
+          *raw = decoded_to;
+          co_return Pump::kOk;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    // Raw bytes bound the decoded ones: past the limit (plus chunk framing) it cannot fit.
+    if (in.size() > limit + limit / 16 + 4096 || !in.prepare(4096, limit + limit / 16 + 8192)) {
+      co_return Pump::kTooLarge;
+    }
+    dl_.arm(&conn.socket, timeout_ms);
+    const size_t n =
+        co_await asyncReadSome(streamOf(conn), asio::buffer(in.tail(), in.tailSize()),
+                               awaitWith(ec));
+    dl_.disarm();
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || (!ec && n == 0)) {
+      *eof = true;
+      if (kind == http::BodyKind::kUntilClose) {
+        if (in.size() > limit) {
+          co_return Pump::kTooLarge;  // the pump still sends what is held, then ends
+        }
+        body->assign(in.view());
+        *raw = in.size();
+        co_return Pump::kOk;
+      }
+      co_return Pump::kSrcClosed;
+    }
+    if (ec) {
+      co_return dl_.fired ? Pump::kSrcTimeout : Pump::kSrcError;
+    }
+    in.commit(n);
+  }
 }
 
 Task<Session::Pump> Session::pump(Stream src, IoBuffer& in, uint32_t src_timeout_ms, Stream dst,
@@ -1262,7 +1364,7 @@ void Session::buildUpstreamHead(const http::RequestHead& req, const router::Matc
 }
 
 void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bool keep_alive,
-                              bool upgrade, std::string* out) {
+                              bool upgrade, std::string* out, int64_t length) {
   out->append("HTTP/1.1 ");
   appendUint(static_cast<uint64_t>(resp.status), out);
   out->push_back(' ');
@@ -1279,7 +1381,8 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
     }
     if (action == FieldAction::kDrop || action == FieldAction::kUpgrade ||
         (nominated.n > 0 && nominated.contains(h.name)) ||
-        (resp_edits && context_->dropsResponse(h.name))) {
+        (resp_edits && context_->dropsResponse(h.name)) ||
+        (length >= 0 && http::equalsIgnoreCase(h.name, "content-length"))) {
       continue;
     }
     if (action == FieldAction::kVia) {
@@ -1301,6 +1404,11 @@ void Session::buildClientHead(const http::ResponseHead& resp, bool chunk_out, bo
   }
   out->append(kViaValue);
   out->append("\r\n");
+  if (length >= 0) {
+    out->append("Content-Length: ");
+    appendUint(static_cast<uint64_t>(length), out);
+    out->append("\r\n");
+  }
   if (chunk_out) {
     out->append("Transfer-Encoding: chunked\r\n");
   }
@@ -2050,13 +2158,92 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
   bool upstream_keep = resp_.keep_alive && resp_body != http::BodyKind::kUntilClose;
   const uint64_t resp_len = resp_.content_length;
   out_.clear();
-  buildClientHead(resp_, chunk_out, client_keep, /*upgrade=*/false, &out_);
+  const bool buffer_body =
+      !plugins_.empty() && context_->buffersBody() && resp_body != http::BodyKind::kNone;
+  if (buffer_body) {
+    // resp_'s views point into conn->in, which buffering moves and grows: point them at a
+    // copy of the head instead (keeping a status a plugin replaced).
+    resp_head_.assign(conn->in.data(), resp_.head_bytes);
+    const int kept_status = resp_.status;
+    const std::string_view kept_reason = resp_.reason;
+    http::HeadParser rp;
+    rp.parseResponse(resp_head_, head_method, &resp_);
+    if (resp_.status != kept_status) {
+      resp_.status = kept_status;
+      resp_.reason = kept_reason;  // reasonPhrase(): static
+    }
+  }
   conn->in.consume(resp_.head_bytes);
 
   bool upstream_eof = false;
-  Pump p = co_await pump(streamOf(*conn), conn->in, target->read_timeout_ms, clientStream(),
-                         opts.send_timeout_ms, resp_body, resp_len, chunk_out, out_,
-                         &upstream_eof, dl_, staging_);
+  bool sent = false;
+  Pump p = Pump::kOk;
+  if (buffer_body) {
+    // A plugin edits the whole body (response-transformer): hold it, let the plugins edit it,
+    // send it with its own length. One over the buffer streams through unchanged below.
+    std::string& edited = resp_buffered_;
+    size_t raw = 0;
+    p = co_await bufferResponseBody(*conn, target->read_timeout_ms, resp_body, resp_len,
+                                    &edited, &raw, &upstream_eof);
+    if (p == Pump::kOk) {
+      for (PluginPtr& plugin : plugins_) {
+        plugin->onBufferedResponseBody(*context_, &edited);
+      }
+      buildClientHead(resp_, false, client_keep, /*upgrade=*/false, &out_,
+                      static_cast<int64_t>(edited.size()));
+      if (!body_plugins_.empty()) {
+        runBodyPhase(edited, true);
+      }
+      conn->in.consume(raw);
+      const std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(edited)};
+      dl_.arm(&client_, opts.send_timeout_ms);
+      const size_t written = co_await asyncWriteAll(clientStream(), bufs, awaitWith(ec));
+      dl_.disarm();
+      countOut(written);
+      if (ec) {
+        p = Pump::kDstError;
+      }
+      sent = true;
+      if (edited.capacity() > kUpstreamBufferSize) {
+        std::string().swap(edited);  // an idle connection keeps no large buffer
+      }
+    } else if (p == Pump::kTooLarge) {
+      for (PluginPtr& plugin : plugins_) {
+        plugin->onBufferedResponseBody(*context_, nullptr);
+      }
+      p = Pump::kOk;
+    } else {
+      // The upstream failed before anything went to the client: a 502 of our own (the
+      // response plugins already ran for the upstream head).
+      if (p == Pump::kSrcTimeout) {
+        WorkerStats::inc(st.upstream_timeouts_total);
+      }
+      status_ = 502;
+      source_ = RequestContext::Source::kError;
+      WorkerStats::inc(st.responses_by_class[5]);
+      out_.clear();
+      appendLocalReply(502, kMsgBadGateway, false, worker_.date(), &out_);
+      countOut(out_.size());
+      dl_.arm(&client_, opts.send_timeout_ms);
+      co_await asyncWriteAll(clientStream(), asio::buffer(out_), awaitWith(ec));
+      dl_.disarm();
+      if (!body.done) {
+        client_.cancel(ec);
+        conn->socket.cancel(ec);
+        co_await join(worker_.io(), body);
+      }
+      co_return Outcome{false};
+    }
+    if (conn->in.empty() && conn->in.capacity() > kUpstreamBufferSize) {
+      conn->in = IoBuffer(kUpstreamBufferSize);  // a pooled connection keeps no large buffer
+    }
+  }
+  if (!sent) {
+    buildClientHead(resp_, chunk_out, client_keep, /*upgrade=*/false, &out_);
+    p = co_await pump(streamOf(*conn), conn->in, target->read_timeout_ms, clientStream(),
+                      opts.send_timeout_ms, resp_body, resp_len, chunk_out, out_, &upstream_eof,
+                      dl_, staging_);
+  }
   WorkerStats::inc(st.responses_by_class[status / 100 < 6 ? status / 100 : 5]);
   if (!body.done) {
     // The upstream answered before the whole request body was sent (nginx does the same):

@@ -122,6 +122,12 @@ class Session {
   Task<Pump> pump(Stream src, IoBuffer& in, uint32_t src_timeout_ms, Stream dst,
                   uint32_t dst_timeout_ms, http::BodyKind kind, uint64_t length, bool chunk_out,
                   std::string_view head, bool* src_eof, Deadline& dl, std::string& staging);
+  // Reads the whole response body into conn.in (nothing consumed) and its decoded bytes into
+  // *body, for a plugin that edits it (RequestContext::bufferResponseBody). kOk: *raw bytes of
+  // conn.in are the body; kTooLarge: over ProxyOptions::max_response_body_buffer (what was
+  // read stays in conn.in for pump()); else the upstream failed.
+  Task<Pump> bufferResponseBody(UpstreamConn& conn, uint32_t timeout_ms, http::BodyKind kind,
+                                uint64_t length, std::string* body, size_t* raw, bool* eof);
   // Copies bytes src -> dst until EOF or error (upgraded connections), then half-closes dst.
   Task<void> relayOneWay(Stream src, IoBuffer& in, Stream dst, uint32_t timeout_ms, Deadline& dl);
   Task<bool> connect(UpstreamConn& conn, const ServiceTarget& target, bool* timed_out);
@@ -131,8 +137,9 @@ class Session {
   void buildUpstreamHead(const http::RequestHead& req, const router::Match& m,
                          const ServiceTarget& target, bool upgrade, const std::string_view* body,
                          std::string* out);
+  // `length` >= 0: the body goes with this Content-Length instead of the upstream's framing.
   void buildClientHead(const http::ResponseHead& resp, bool chunk_out, bool keep_alive,
-                       bool upgrade, std::string* out);
+                       bool upgrade, std::string* out, int64_t length = -1);
   void addDebugHeaders(const http::RequestHead& req, const router::Match& m);
   void runLogPhase();
   // Client bytes, per connection and in the worker's totals (requestSize()/responseSize()).
@@ -160,6 +167,8 @@ class Session {
   std::string staging_;      // re-encoded chunk data, response direction
   std::string req_staging_;  // re-encoded chunk data, request direction
   std::string req_body_;     // a request body read for a plugin (RequestPlan::body_collected)
+  std::string resp_buffered_;  // a response body held for plugins (bufferResponseBody)
+  std::string resp_head_;      // the upstream head resp_ views while its body is held
   size_t access_next_ = 0;   // runAccessPhase(): the chain position to resume at
   std::vector<uint16_t> access_positions_;  // runAccessPhase(): priority ranks (reordered)
   std::string resp_extra_;   // "Name: value\r\n" lines added to the client response

@@ -67,8 +67,9 @@ inline uint64_t nowMs() {
 }
 
 // A connection to an upstream, pooled between requests.
+inline constexpr size_t kUpstreamBufferSize = 16 * 1024;
 struct UpstreamConn {
-  explicit UpstreamConn(asio::io_context& io) : socket(io), in(16 * 1024) {}
+  explicit UpstreamConn(asio::io_context& io) : socket(io), in(kUpstreamBufferSize) {}
   Socket socket;
   std::optional<SslStream> tls;  // https services; wraps `socket`
   IoBuffer in;

@@ -24,6 +24,7 @@
 #include "common/logging.h"
 #include "data_plane/plugins/prometheus/exposition.h"
 #include "data_plane/proxy/local_reply.h"
+#include "data_plane/plugins/plugin_stats.h"
 #include "data_plane/ratelimit/policy.h"
 
 namespace portico::dp {
@@ -335,6 +336,7 @@ std::string StatusServer::metricsText(const SnapshotStore& store, const ProxySta
   gauge("portico_dp_config_certificates", "Certificates in the applied config.",
         snap ? static_cast<double>(snap->config().certificates_size()) : 0);
   ratelimit::appendMetrics(&w);  // the rate-limit plugins' policies (Redis, local counters)
+  plugins::appendPluginCounters(&w);  // what plugins count about themselves (plugin_stats.h)
 
   // Kong's families (the prometheus plugin's exporter).
   plugins::prometheus::NodeInfo info;

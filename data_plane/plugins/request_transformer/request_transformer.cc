@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/config/entities.h"
 #include "common/config/json_limits.h"
 #include "common/config/schema.h"
 #include "common/http/http_parser.h"
@@ -961,7 +962,7 @@ absl::Status parseList(const Json& conf, const char* op, const char* target, Ent
     const std::string s = item.get<std::string>();
     std::string_view name, value;
     Entry e;
-    if (!splitEntry(s, &name, &value)) {
+    if (!config::splitNameValue(s, &name, &value)) {
       out->nameless = true;
       continue;
     }

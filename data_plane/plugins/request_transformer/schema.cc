@@ -13,21 +13,6 @@ namespace {
 using config::Field;
 using config::Json;
 
-// kong.tools.http.validate_header_name: ^[a-zA-Z0-9-_]+$.
-bool validHeaderName(std::string_view name) {
-  if (name.empty()) {
-    return false;
-  }
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::string notAHeader(std::string_view name) {
   std::string msg = "'";
   msg.append(name).append("' is not a valid header");
@@ -40,13 +25,13 @@ config::CustomValidator headerEntry(bool value_is_header, bool value_is_template
   return [value_is_header, value_is_template](Json& v) -> std::string {
     const std::string s = v.get<std::string>();
     std::string_view name, value;
-    if (!splitEntry(s, &name, &value)) {
+    if (!config::splitNameValue(s, &name, &value)) {
       return notAHeader("nil");
     }
-    if (!validHeaderName(name)) {
+    if (!config::isHeaderName(name)) {
       return notAHeader(name);
     }
-    if (value_is_header && !validHeaderName(value)) {
+    if (value_is_header && !config::isHeaderName(value)) {
       return notAHeader(value);
     }
     return value_is_template ? templateCheck(value) : "";
@@ -57,7 +42,7 @@ config::CustomValidator headerEntry(bool value_is_header, bool value_is_template
 std::string checkForValue(Json& v) {
   const std::string s = v.get<std::string>();
   std::string_view name, value;
-  if (!splitEntry(s, &name, &value)) {
+  if (!config::splitNameValue(s, &name, &value)) {
     return "key 'nil' has no value";
   }
   if (value.empty()) {

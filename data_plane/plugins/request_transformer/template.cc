@@ -77,22 +77,6 @@ bool parseExpression(std::string_view expr, TemplatePart* out) {
 
 }  // namespace
 
-bool splitEntry(std::string_view entry, std::string_view* name, std::string_view* value) {
-  const size_t colon = entry.find(':');
-  *name = entry.substr(0, colon);
-  if (name->empty()) {
-    return false;
-  }
-  if (colon == std::string_view::npos) {
-    *value = {};
-    return true;
-  }
-  size_t v = colon;
-  while (v < entry.size() && entry[v] == ':') ++v;
-  *value = entry.substr(v);
-  return true;
-}
-
 std::string parseTemplate(std::string_view value, Template* out) {
   out->parts.clear();
   std::string literal;

@@ -28,10 +28,6 @@ struct Template {
   bool plain() const { return parts.size() <= 1 && (parts.empty() || parts[0].literal); }
 };
 
-// Kong's "^([^:]+):*(.-)$": the name runs to the first ':', every following ':' is skipped and
-// the rest is the value. False when there is no name (an empty entry or a leading ':').
-bool splitEntry(std::string_view entry, std::string_view* name, std::string_view* value);
-
 // Parses pl.template's inline `$(...)` (balanced parentheses; anything else is literal text).
 // Returns "" or why the value cannot be rendered by this data plane.
 std::string parseTemplate(std::string_view value, Template* out);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -195,6 +196,7 @@ void ScriptedUpstream::serve(int fd) {
     const std::string path(h.path);
     const auto kind = h.body;
     const uint64_t len = h.content_length;
+    const std::string query(h.has_query ? h.query : std::string_view());  // h views buf
     buf.erase(0, h.head_bytes);
     if (path.rfind("/early", 0) == 0) {
       // Answers before reading the body, then reads (and drops) whatever comes until EOF.
@@ -224,22 +226,11 @@ void ScriptedUpstream::serve(int fd) {
       return;
     }
     echo += "\n" + body;
-    std::string out;
-    if (path.rfind("/chunked", 0) == 0) {
-      out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n"
-            "5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n";
-    } else if (path.rfind("/close", 0) == 0) {
-      out = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close body";
-      sendAll(fd, out);
-      ::close(fd);
-      return;
-    } else if (path.rfind("/big", 0) == 0) {
-      out = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + std::string(1 << 20, 'x');
-    } else if (path.rfind("/response-headers", 0) == 0) {
-      // httpbin's /response-headers: each query argument becomes a response header (a
-      // repeated argument, a repeated header), %XX decoded.
+    // Each query argument as a response header line (a repeated argument, a repeated
+    // header), %XX decoded: httpbin's /response-headers, and /reply.
+    auto queryHeaders = [&query]() {
       std::string headers;
-      std::string_view q = h.has_query ? h.query : std::string_view();
+      std::string_view q = query;
       auto decode = [](std::string_view in) {
         std::string o;
         for (size_t i = 0; i < in.size(); ++i) {
@@ -262,6 +253,44 @@ void ScriptedUpstream::serve(int fd) {
         if (amp == std::string_view::npos) break;
         q.remove_prefix(amp + 1);
       }
+      return headers;
+    };
+    std::string out;
+    if (path.rfind("/chunked", 0) == 0) {
+      out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n"
+            "5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n";
+    } else if (path.rfind("/close", 0) == 0) {
+      out = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close body";
+      sendAll(fd, out);
+      ::close(fd);
+      return;
+    } else if (path.rfind("/big", 0) == 0) {
+      out = "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + std::string(1 << 20, 'x');
+    } else if (path.rfind("/reply", 0) == 0) {
+      // The request body comes back as the response body, with the query's headers, framed
+      // as the path says: "/reply" Content-Length, "/reply/chunked" chunked (pieces of at
+      // most 7 bytes), "/reply/close" until close.
+      const std::string headers = "HTTP/1.1 200 OK\r\n" + queryHeaders();
+      if (path.rfind("/reply/close", 0) == 0) {
+        sendAll(fd, headers + "Connection: close\r\n\r\n" + body);
+        ::close(fd);
+        return;
+      }
+      if (path.rfind("/reply/chunked", 0) == 0) {
+        out = headers + "Transfer-Encoding: chunked\r\n\r\n";
+        for (size_t i = 0; i < body.size(); i += 7) {
+          const std::string piece = body.substr(i, 7);
+          char size[16];
+          std::snprintf(size, sizeof(size), "%zx\r\n", piece.size());
+          out += size + piece + "\r\n";
+        }
+        out += "0\r\n\r\n";
+      } else {
+        out = headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      }
+    } else if (path.rfind("/response-headers", 0) == 0) {
+      // httpbin's /response-headers: each query argument becomes a response header.
+      const std::string headers = queryHeaders();
       out = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + headers +
             "Content-Length: " + std::to_string(echo.size()) + "\r\n\r\n" + echo;
     } else {

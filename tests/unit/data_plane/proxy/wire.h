@@ -41,7 +41,9 @@ class RawClient {
 // Upstream behaviour by path prefix: "/chunked" (chunked reply), "/close" (body until close),
 // "/slow" (sleeps 1.5 s first), "/big" (1 MiB Content-Length body), "/early" (answers before
 // reading the request body, then drains it), "/ws" (101 Upgrade, then echoes bytes until EOF),
-// "/response-headers?name=value&..." (the echo, plus each query argument as a header);
+// "/response-headers?name=value&..." (the echo, plus each query argument as a header),
+// "/reply[/chunked|/close]?name=value&..." (the request body back as the response body,
+// with those headers; Content-Length, chunked or until-close framing);
 // anything else echoes:
 // the body is "<METHOD> <TARGET>\n<name>: <value>\n...\n\n<request body>".
 class ScriptedUpstream {
