@@ -27,6 +27,7 @@
 #include "common/logging.h"
 #include "common/retirer.h"
 #include "data_plane/proxy/proxy_server.h"
+#include "data_plane/plugins/proxy_cache/cache_store.h"
 #include "data_plane/plugins/registry.h"
 #include "data_plane/snapshot.h"
 #include "data_plane/status/status_server.h"
@@ -99,6 +100,9 @@ ABSL_FLAG(int32_t, client_body_timeout_ms, 60000,
 ABSL_FLAG(int32_t, keepalive_timeout_ms, 60000,
           "How long an idle client keep-alive connection stays open (nginx's keepalive_timeout).");
 ABSL_FLAG(int32_t, drain_timeout_ms, 10000,
+ABSL_FLAG(int32_t, proxy_cache_memory_mb, 128,
+          "Memory for the proxy-cache plugin's responses, one cache per process shared by its "
+          "workers (Kong's mem_cache_size); least recently used entries go first.");
           "On SIGTERM, how long in-flight requests may take before the process exits.");
 
 namespace portico::dp {
@@ -285,6 +289,8 @@ int run(int argc, char** argv) {
     proxy_options.allow_debug_header = absl::GetFlag(FLAGS_allow_debug_header);
     proxy_options.client_header_timeout_ms =
         static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_client_header_timeout_ms)));
+    portico::dp::plugins::proxy_cache::CacheStore::setCapacity(
+        static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_proxy_cache_memory_mb))) << 20);
     proxy_options.client_body_timeout_ms =
         static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_client_body_timeout_ms)));
     proxy_options.keepalive_timeout_ms =

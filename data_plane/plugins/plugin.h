@@ -133,6 +133,9 @@ class RequestContext {
     std::string_view v;
     if (responseHeader(name, &v)) out->push_back(v);
   }
+  // Every upstream response header as received, in order (none for a reply of our own). For
+  // a plugin that keeps them beyond the phase (proxy-cache, the loggers): copies.
+  virtual void responseHeaderList(std::vector<std::pair<std::string, std::string>>* out) const {}
   // In onResponseHeaders of an upstream response: the status the client gets instead of the
   // upstream's; the upstream's headers and body still follow (Kong's kong.response.exit(status)
   // without a body in header_filter). Ignored for replies of our own.

@@ -507,6 +507,15 @@ class Session::Context final : public RequestContext {
   void setResponseStatus(int status) override {
     if (status >= 100 && status <= 999) status_override_ = status;
   }
+  void responseHeaderList(std::vector<std::pair<std::string, std::string>>* out) const override {
+    if (s_.resp_.status == 0) {
+      return;
+    }
+    for (uint32_t i = 0; i < s_.resp_.num_headers; ++i) {
+      out->emplace_back(std::string(s_.resp_.headers[i].name),
+                        std::string(s_.resp_.headers[i].value));
+    }
+  }
   void setResponseHeader(std::string_view name, std::string_view value) override {
     removeResponseHeader(name);
     addResponseHeader(name, value);

@@ -269,8 +269,10 @@ void ScriptedUpstream::serve(int fd) {
     } else if (path.rfind("/reply", 0) == 0) {
       // The request body comes back as the response body, with the query's headers, framed
       // as the path says: "/reply" Content-Length, "/reply/chunked" chunked (pieces of at
-      // most 7 bytes), "/reply/close" until close.
-      const std::string headers = "HTTP/1.1 200 OK\r\n" + queryHeaders();
+      // most 7 bytes), "/reply/close" until close. X-Serial numbers the upstream's replies.
+      const std::string headers = "HTTP/1.1 200 OK\r\nX-Serial: " +
+                                  std::to_string(serial_.fetch_add(1) + 1) + "\r\n" +
+                                  queryHeaders();
       if (path.rfind("/reply/close", 0) == 0) {
         sendAll(fd, headers + "Connection: close\r\n\r\n" + body);
         ::close(fd);

@@ -43,7 +43,7 @@ class RawClient {
 // reading the request body, then drains it), "/ws" (101 Upgrade, then echoes bytes until EOF),
 // "/response-headers?name=value&..." (the echo, plus each query argument as a header),
 // "/reply[/chunked|/close]?name=value&..." (the request body back as the response body,
-// with those headers; Content-Length, chunked or until-close framing);
+// with those headers and X-Serial: <n>; Content-Length, chunked or until-close framing);
 // anything else echoes:
 // the body is "<METHOD> <TARGET>\n<name>: <value>\n...\n\n<request body>".
 class ScriptedUpstream {
@@ -52,12 +52,14 @@ class ScriptedUpstream {
   ~ScriptedUpstream();
   int port() const { return port_; }
   int connections() const { return connections_.load(); }
+  int replies() const { return serial_.load(); }  // /reply answers so far
 
  private:
   void serve(int fd);
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<int> connections_{0};
+  std::atomic<int> serial_{0};
   std::atomic<bool> stop_{false};
   std::thread accept_thread_;
   std::mutex mu_;
