@@ -336,6 +336,16 @@ int serve(const std::string& dsn) {
               "Prune rounds that failed (PostgreSQL unreachable, ...); retried next round.",
               static_cast<double>(p.failures));
   };
+#ifdef PORTICO_HAVE_CP_SYNC
+  // proxy-cache purges reach every DP of the group over its sync stream; the Admin API waits
+  // up to a second for their answers.
+  admin_options.cache_purge = [&](const std::string& group, const std::string& key,
+                                  bool lookup) {
+    const SyncServer::CachePurgeOutcome o =
+        (*sync)->purgeCache(group, key, lookup, absl::Seconds(1));
+    return AdminApiOptions::CachePurgeReply{o.data_planes, o.answered, o.purged, o.entry_json};
+  };
+#endif
   auto admin = AdminHttpServer::start(**store, admin_options);
   if (!admin.ok()) {
     return fail(std::string(admin.status().message()));

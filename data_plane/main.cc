@@ -393,6 +393,15 @@ int run(int argc, char** argv) {
     }
     // Balancer health for the CP's GET /upstreams/{u}/health (Heartbeat.upstreams).
     sync_options.health = [&store] { return upstreamHealth(store.get().get()); };
+    // The CP's DELETE/GET /proxy-cache...: this process's proxy-cache store.
+    sync_options.cache_purge = [](const sync::v1::CachePurge& purge) {
+      const plugins::proxy_cache::PurgeOutcome o =
+          plugins::proxy_cache::purgeOrLookup(purge.cache_key(), purge.lookup());
+      sync::v1::CachePurgeResult result;
+      result.set_purged(o.purged);
+      result.set_entry_json(o.entry_json);
+      return result;
+    };
     sync = std::make_unique<SyncClient>(
         std::move(sync_options),
         SyncClient::SharedApplyFn([&store, &retirer](

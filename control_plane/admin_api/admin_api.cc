@@ -1183,6 +1183,47 @@ ApiResponse AdminApi::controlPlanes(const ApiRequest& req, const std::vector<std
   return message(405, kMethodNotAllowed);
 }
 
+// proxy-cache's Admin API (kong/plugins/proxy-cache/api.lua), for the whole group: DELETE
+// /proxy-cache purges every DP's cache; GET|DELETE /proxy-cache/{key} and
+// /proxy-cache/{plugin}/caches/{key} look up or purge one key on every DP. Kong purges the
+// node it is asked and broadcasts to the others; here every DP of the group is asked at once
+// and the answer waits for them (at most kPurgeWait).
+ApiResponse AdminApi::proxyCache(const std::string& m, const std::vector<std::string>& seg,
+                                 const std::string& group) {
+  static constexpr char kNotFound[] = "Not found";
+  const bool all = seg.size() == 1;
+  const bool by_key = seg.size() == 2;
+  const bool by_plugin = seg.size() == 4 && seg[2] == "caches";
+  if (!options_.cache_purge || !(all || by_key || by_plugin)) {
+    return message(404, kNotFound);
+  }
+  if (m != "DELETE" && (all || m != "GET")) {
+    return message(405, kMethodNotAllowed);
+  }
+  if (by_plugin) {
+    const absl::StatusOr<Json> plugin = store_.getJson(group, "plugins", seg[1]);
+    if (!plugin.ok()) {
+      return absl::IsNotFound(plugin.status()) ? message(404, kNotFound)
+                                               : statusResponse(plugin.status());
+    }
+    if (plugin->value("name", "") != "proxy-cache") {
+      return message(404, kNotFound);
+    }
+  }
+  const std::string key = all ? "" : seg.back();
+  const AdminApiOptions::CachePurgeReply r = options_.cache_purge(group, key, m == "GET");
+  if (all) {
+    return {204, ""};
+  }
+  if (m == "GET") {
+    if (r.entry_json.empty()) {
+      return message(404, kNotFound);
+    }
+    return {200, r.entry_json, ""};
+  }
+  return r.purged > 0 ? ApiResponse{204, ""} : message(404, kNotFound);
+}
+
 ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string>& segments,
                             const std::map<std::string, std::string>& query,
                             const std::string& group, const std::string& prefix) {
@@ -1282,6 +1323,9 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
       enabled.push_back(p.name);
     }
     return json(200, Json{{"enabled_plugins", enabled}});
+  }
+  if (seg[0] == "proxy-cache") {
+    return proxyCache(m, seg, group);
   }
   if (seg[0] == "tags" && seg.size() <= 2) {
     if (m != "GET") {

@@ -52,6 +52,18 @@ struct AdminApiOptions {
   // Adds the rest of the process's metrics (sync, fleet, change-log pruning) to GET /metrics,
   // after the Admin API's own. Called on a DB worker thread; must be thread-safe.
   std::function<void(metrics::Writer&)> metrics;
+  // proxy-cache's endpoints (/proxy-cache...): sends a purge, or with `lookup` a lookup, of
+  // `cache_key` ("" = every entry) to the group's data planes and waits for their answers
+  // (portico-cp wires it to the sync server). Unset: those endpoints answer 404.
+  struct CachePurgeReply {
+    uint32_t data_planes = 0;
+    uint32_t answered = 0;
+    uint32_t purged = 0;
+    std::string entry_json;
+  };
+  std::function<CachePurgeReply(const std::string& group, const std::string& cache_key,
+                                bool lookup)>
+      cache_purge;
 };
 
 class AdminApi {
@@ -70,6 +82,8 @@ class AdminApi {
  private:
   // A Kong endpoint (segments after any /control-planes/{id} prefix) of `group`; `prefix` is
   // what links the answer builds start with.
+  ApiResponse proxyCache(const std::string& method, const std::vector<std::string>& segments,
+                         const std::string& group);
   ApiResponse route(const ApiRequest& req, const std::vector<std::string>& segments,
                     const std::map<std::string, std::string>& query, const std::string& group,
                     const std::string& prefix);

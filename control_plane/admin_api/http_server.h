@@ -34,6 +34,7 @@ struct AdminServerOptions {
   std::string ssl_cert_path;                      // both set: serve HTTPS only (PEM files)
   std::string ssl_key_path;
   std::function<void(metrics::Writer&)> metrics;  // see AdminApiOptions::metrics
+  decltype(AdminApiOptions::cache_purge) cache_purge;  // see AdminApiOptions::cache_purge
 };
 
 class AdminHttpServer {

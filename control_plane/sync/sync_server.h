@@ -111,6 +111,18 @@ class SyncServer {
   virtual SyncServerStats stats() const = 0;
   // The live registry (for the fleet registry's batched writer). Lives as long as the server.
   virtual NodeRegistry& registry() = 0;
+
+  // proxy-cache purges and lookups (the Admin API's /proxy-cache endpoints): sent to every
+  // connected DP of `group` that announced capability "cache-purge"; waits until each
+  // answered or `wait` passed. `cache_key` "" purges every entry. Thread-safe; blocks.
+  struct CachePurgeOutcome {
+    uint32_t data_planes = 0;  // DPs it was sent to
+    uint32_t answered = 0;
+    uint32_t purged = 0;       // entries dropped (lookup: DPs holding it)
+    std::string entry_json;    // lookup: one DP's entry ("" = none)
+  };
+  virtual CachePurgeOutcome purgeCache(const std::string& group, const std::string& cache_key,
+                                       bool lookup, absl::Duration wait) = 0;
 };
 
 }  // namespace portico::cp

@@ -178,6 +178,17 @@ void SyncStream::pumpAndRequest() {
   }
 }
 
+void SyncStream::sendControl(wire::SharedBytes message) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || finish_requested_) {
+      return;
+    }
+    control_.push_back(std::move(message));
+  }
+  repump();
+}
+
 absl::Time SyncStream::lastSeen() const {
   absl::MutexLock lock(&mu_);
   return last_seen_;
@@ -346,6 +357,9 @@ void SyncStream::handle(const DataPlaneMessage& message) {
       }
       return;
     }
+    case DataPlaneMessage::kCachePurgeResult:
+      server_->onPurgeResult(message.cache_purge_result());
+      return;
     case DataPlaneMessage::KIND_NOT_SET:
       // A newer DP may send kinds we don't know yet; ignoring them keeps it compatible.
       return;
@@ -416,6 +430,8 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     dp_plugins_.emplace(hello.plugins().begin(), hello.plugins().end());
   }
   hello_seen_ = true;
+  purge_capable_ = std::find(hello.capabilities().begin(), hello.capabilities().end(),
+                             "cache-purge") != hello.capabilities().end();
   node_id_ = hello.node_id();
   group_ = group;
   std::map<std::string, std::string> labels(hello.labels().begin(), hello.labels().end());
@@ -755,6 +771,58 @@ void SyncServerImpl::detach(SyncStream* stream) {
     }
     registry_.onDisconnect(stream->session(), stream->nodeId());
     LOG_INFO(kLog, "node %s disconnected", stream->nodeId());
+  }
+}
+
+SyncServer::CachePurgeOutcome SyncServerImpl::purgeCache(const std::string& group,
+                                                         const std::string& cache_key,
+                                                         bool lookup, absl::Duration wait) {
+  uint64_t id = 0;
+  {
+    absl::MutexLock lock(&purge_mu_);
+    id = next_purge_id_++;
+    purges_[id] = CachePurgeOutcome{};
+  }
+  ControlPlaneMessage msg;
+  sync::v1::CachePurge* purge = msg.mutable_cache_purge();
+  purge->set_id(id);
+  purge->set_cache_key(cache_key);
+  purge->set_lookup(lookup);
+  const auto bytes = std::make_shared<const std::string>(msg.SerializeAsString());
+  uint32_t sent = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto g = groups_.find(group);
+    if (g != groups_.end()) {
+      for (SyncStream* stream : g->second.streams) {
+        if (stream->purgeCapable()) {
+          stream->sendControl(bytes);
+          ++sent;
+        }
+      }
+    }
+  }
+  absl::MutexLock lock(&purge_mu_);
+  auto done = [this, id, sent]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(purge_mu_) {
+    return purges_[id].answered >= sent;
+  };
+  purge_mu_.AwaitWithTimeout(absl::Condition(&done), wait);
+  CachePurgeOutcome out = std::move(purges_[id]);
+  purges_.erase(id);
+  out.data_planes = sent;
+  return out;
+}
+
+void SyncServerImpl::onPurgeResult(const sync::v1::CachePurgeResult& result) {
+  absl::MutexLock lock(&purge_mu_);
+  auto it = purges_.find(result.id());
+  if (it == purges_.end()) {
+    return;  // answered after the Admin API stopped waiting
+  }
+  ++it->second.answered;
+  it->second.purged += result.purged();
+  if (it->second.entry_json.empty() && !result.entry_json().empty()) {
+    it->second.entry_json = result.entry_json();
   }
 }
 

@@ -69,6 +69,10 @@ class SyncStream final : public wire::CallHandler {
   // Set once at Hello, before attach; read by the server under its mu_.
   const std::string& group() const { return group_; }
   const std::string& nodeId() const { return node_id_; }
+  // Hello announced "cache-purge" (set before attach).
+  bool purgeCapable() const { return purge_capable_; }
+  // Queues a control message (a CachePurge) ahead of any chunk. Caller holds the server's mu_.
+  void sendControl(wire::SharedBytes message);
 
   // Interface: wire::CallHandler
   void onMessage(std::string_view message) override;
@@ -104,6 +108,7 @@ class SyncStream final : public wire::CallHandler {
   std::optional<std::set<std::string>> dp_plugins_;
   std::atomic<bool> plugin_set_incompatible_{false};
   bool hello_seen_ = false;        // reaction-thread only (reads are serialized)
+  bool purge_capable_ = false;     // set at Hello, before attach
   std::string group_;
   std::string node_id_;
 
@@ -137,6 +142,11 @@ class SyncServerImpl final : public SyncServer {
   SyncServerStats stats() const override;
 
   NodeRegistry& registry() override { return registry_; }
+  CachePurgeOutcome purgeCache(const std::string& group, const std::string& cache_key,
+                               bool lookup, absl::Duration wait) override
+      ABSL_LOCKS_EXCLUDED(mu_, purge_mu_);
+  // A DP's CachePurgeResult.
+  void onPurgeResult(const sync::v1::CachePurgeResult& result) ABSL_LOCKS_EXCLUDED(purge_mu_);
   // For SyncStream (any thread).
   uint32_t heartbeatIntervalMs() const { return options_.heartbeat_interval_ms; }
   const SyncServerOptions& options() const { return options_; }
@@ -245,6 +255,10 @@ class SyncServerImpl final : public SyncServer {
   // Each group's current config, canonical; deltas are applied to it in place. Config
   // thread only.
   std::map<std::string, std::unique_ptr<config::v1::Snapshot>> snapshots_;
+  // proxy-cache purges waiting for their DPs' answers, by id.
+  absl::Mutex purge_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  uint64_t next_purge_id_ ABSL_GUARDED_BY(purge_mu_) = 1;
+  std::map<uint64_t, CachePurgeOutcome> purges_ ABSL_GUARDED_BY(purge_mu_);
   absl::Time next_sweep_ = absl::InfinitePast();  // config thread only
 };
 

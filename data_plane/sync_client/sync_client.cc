@@ -352,6 +352,9 @@ class SyncClient::Impl {
         hello->add_capabilities("delta");
       }
       hello->add_capabilities("plugin-set");
+      if (options_.cache_purge) {
+        hello->add_capabilities("cache-purge");
+      }
       for (const std::string& plugin : options_.plugins) {
         hello->add_plugins(plugin);
       }
@@ -421,6 +424,14 @@ class SyncClient::Impl {
           }
           case ControlPlaneMessage::kChunk:
             onChunk(session, reassembler, msg.chunk());
+            break;
+          case ControlPlaneMessage::kCachePurge:
+            if (options_.cache_purge) {
+              DataPlaneMessage reply;
+              *reply.mutable_cache_purge_result() = options_.cache_purge(msg.cache_purge());
+              reply.mutable_cache_purge_result()->set_id(msg.cache_purge().id());
+              write(session, reply);
+            }
             break;
           case ControlPlaneMessage::KIND_NOT_SET:
             break;  // a newer CP's message kind; ignored for compatibility

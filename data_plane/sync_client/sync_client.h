@@ -51,6 +51,9 @@ class SyncClient {
     // out with a heartbeat when it differs from the last one sent on this stream, and at
     // least every `health_refresh_heartbeats` heartbeats.
     std::function<std::vector<sync::v1::UpstreamHealth>()> health;
+    // The proxy-cache purges and lookups the CP sends (capability "cache-purge" when set):
+    // called on the stream's reader thread; the result goes back on the stream.
+    std::function<sync::v1::CachePurgeResult(const sync::v1::CachePurge&)> cache_purge;
     uint32_t health_refresh_heartbeats = 12;
   };
 

@@ -1,7 +1,10 @@
 #include "data_plane/plugins/proxy_cache/cache_store.h"
 
 #include <atomic>
+#include <chrono>
 #include <list>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
@@ -112,13 +115,16 @@ bool CacheStore::purge(std::string_view key) {
   return true;
 }
 
-void CacheStore::flush() {
+size_t CacheStore::flush() {
+  size_t n = 0;
   for (size_t i = 0; i < kShards; ++i) {
     absl::MutexLock lock(&shards_[i].mu);
+    n += shards_[i].map.size();
     shards_[i].map.clear();
     shards_[i].order.clear();
     shards_[i].bytes = 0;
   }
+  return n;
 }
 
 CacheStore::Stats CacheStore::stats() const {
@@ -130,6 +136,43 @@ CacheStore::Stats CacheStore::stats() const {
     st.evictions += shards_[i].evictions;
   }
   return st;
+}
+
+PurgeOutcome purgeOrLookup(const std::string& cache_key, bool lookup) {
+  CacheStore& store = CacheStore::instance();
+  PurgeOutcome out;
+  if (cache_key.empty()) {
+    out.purged = lookup ? 0 : static_cast<uint32_t>(store.flush());
+    return out;
+  }
+  if (!lookup) {
+    out.purged = store.purge(cache_key) ? 1 : 0;
+    return out;
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const CachedResponseConstPtr res = store.fetch(cache_key, now);
+  if (res == nullptr) {
+    return out;
+  }
+  nlohmann::json headers = nlohmann::json::object();
+  for (const auto& [name, value] : res->headers) {
+    nlohmann::json& h = headers[name];
+    if (h.is_null()) {
+      h = value;
+    } else {
+      if (!h.is_array()) h = nlohmann::json::array({h});
+      h.push_back(value);
+    }
+  }
+  const nlohmann::json entry = {{"status", res->status},     {"headers", headers},
+                                {"body", res->body},         {"body_len", res->body.size()},
+                                {"timestamp", res->timestamp_s}, {"ttl", res->ttl_s},
+                                {"version", 1}};
+  out.purged = 1;
+  out.entry_json = entry.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return out;
 }
 
 }  // namespace portico::dp::plugins::proxy_cache

@@ -40,7 +40,7 @@ class CacheStore {
   bool store(std::string_view key, CachedResponseConstPtr response, int64_t storage_ttl_s,
              int64_t now_s);
   bool purge(std::string_view key);  // false when absent
-  void flush();
+  size_t flush();                    // entries dropped
 
   size_t maxEntryBytes() const;
   struct Stats {
@@ -57,5 +57,14 @@ class CacheStore {
   std::unique_ptr<Shard[]> shards_;
   size_t shard_capacity_;
 };
+
+// The CP's purge or lookup of `cache_key` ("" = every entry) on this process's store: entries
+// dropped, or for a lookup 1 and the entry as Kong's GET /proxy-cache/{key} shows it
+// ({status, headers, body, body_len, timestamp, ttl, version}).
+struct PurgeOutcome {
+  uint32_t purged = 0;
+  std::string entry_json;
+};
+PurgeOutcome purgeOrLookup(const std::string& cache_key, bool lookup);
 
 }  // namespace portico::dp::plugins::proxy_cache

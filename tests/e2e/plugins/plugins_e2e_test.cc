@@ -2,9 +2,11 @@
 // key-auth never answers a request without a valid key, whatever happens to the config, the
 // CP or the DP; and a DP that lacks a plugin its group uses is listed as
 // plugin_set_incompatible and keeps serving its last good config. And the prometheus plugin as
-// an operator meets it: a real Prometheus server (the Debian package) scrapes the DP.
+// an operator meets it: a real Prometheus server (the Debian package) scrapes the DP. And
+// proxy-cache purges through the CP's Admin API reach every DP of the group.
 #include <atomic>
 #include <cctype>
+#include <cstdio>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -182,6 +184,66 @@ TEST_CASE("e2e plugins: a DP lacking a plugin its group uses is plugin_set_incom
   REQUIRE(waitFor([&] { return proxyGet(dp, "/after", "k1").status == 200; }, 20s));
   CHECK(waitFor([&] { return nodeStatus().value("sync_status", "") == "normal"; }, 10s));
   CHECK(proxyGet(dp, "/after").status == 200);  // key-auth is on route demo only
+}
+
+TEST_CASE("e2e plugins: a proxy-cache purge on the CP reaches every DP of the group") {
+  EchoUpstream upstream(0, /*record=*/false);
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  TempDir cache;
+  Dp dp1(cp.cluster_port, cache.path + "/dp1.cache");
+  Dp dp2(cp.cluster_port, cache.path + "/dp2.cache");
+  adminOk(cp, "POST", "/services",
+          {{"name", "svc"}, {"url", "http://127.0.0.1:" + std::to_string(upstream.port())}}, 201);
+  adminOk(cp, "POST", "/services/svc/routes", {{"name", "cached"}, {"paths", {"/cached"}}}, 201);
+  HttpResponse plugin = cp.admin("POST", "/routes/cached/plugins",
+                                 json{{"name", "proxy-cache"},
+                                      {"config", {{"strategy", "memory"}}}}.dump());
+  REQUIRE(plugin.status == 201);
+  const std::string plugin_id = json::parse(plugin.body)["id"];
+  for (Dp* dp : {&dp1, &dp2}) {
+    REQUIRE(waitFor([&] { return proxyGet(*dp, "/cached/a").status == 200; }, 20s));
+  }
+  auto status = [](Dp& dp, const std::string& path) {
+    return proxyGet(dp, path).headers["x-cache-status"];
+  };
+  // Warm both DPs (each has its own cache), then purge one key through the CP.
+  for (Dp* dp : {&dp1, &dp2}) {
+    REQUIRE(waitFor([&] { return status(*dp, "/cached/a") == "Hit"; }, 5s));
+  }
+  const std::string key = proxyGet(dp1, "/cached/a").headers["x-cache-key"];
+  REQUIRE(key.size() == 64);
+  HttpResponse entry = cp.admin("GET", "/proxy-cache/" + key);
+  CHECK(entry.status == 200);
+  json e = json::parse(entry.body, nullptr, false);
+  CHECK(e.value("status", 0) == 200);
+  CHECK(e.value("body_len", 0) > 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(cp.admin("DELETE", "/proxy-cache/" + key).status == 204);
+  const auto purge_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - t0).count();
+  std::printf("proxy-cache: DELETE /proxy-cache/{key} answered by both DPs in %lld us\n",
+              static_cast<long long>(purge_us));
+  CHECK(purge_us < 1000000);  // the CP waits at most 1 s for its DPs
+  // Gone on both as soon as the CP answered.
+  CHECK(status(dp1, "/cached/a") == "Miss");
+  CHECK(status(dp2, "/cached/a") == "Miss");
+  CHECK(cp.admin("GET", "/proxy-cache/" + key).status == 200);  // cached again
+  // By plugin: the plugin must exist and be a proxy-cache.
+  CHECK(cp.admin("DELETE", "/proxy-cache/" + plugin_id + "/caches/" + key).status == 204);
+  CHECK(cp.admin("DELETE", "/proxy-cache/" + plugin_id + "/caches/" + key).status == 404);
+  CHECK(cp.admin("GET", "/proxy-cache/" + plugin_id + "/caches/" + key).status == 404);
+  CHECK(cp.admin("DELETE", "/proxy-cache/5f0b7a49-8f3e-4c7b-9d1a-1b2c3d4e5f61/caches/" + key)
+            .status == 404);
+  // Everything, on every DP.
+  for (Dp* dp : {&dp1, &dp2}) {
+    REQUIRE(waitFor([&] { return status(*dp, "/cached/b") == "Hit"; }, 5s));
+  }
+  CHECK(cp.admin("DELETE", "/proxy-cache").status == 204);
+  CHECK(status(dp1, "/cached/b") == "Miss");
+  CHECK(status(dp2, "/cached/b") == "Miss");
+  CHECK(cp.admin("POST", "/proxy-cache").status == 405);
 }
 
 // Percent-encodes a PromQL expression for /api/v1/query?query=.
