@@ -28,6 +28,7 @@
 #include "common/retirer.h"
 #include "data_plane/proxy/proxy_server.h"
 #include "data_plane/plugins/proxy_cache/cache_store.h"
+#include "data_plane/plugins/logging/log_files.h"
 #include "data_plane/plugins/registry.h"
 #include "data_plane/snapshot.h"
 #include "data_plane/status/status_server.h"
@@ -99,10 +100,10 @@ ABSL_FLAG(int32_t, client_body_timeout_ms, 60000,
           "Longest wait for the next piece of a request body (nginx's client_body_timeout).");
 ABSL_FLAG(int32_t, keepalive_timeout_ms, 60000,
           "How long an idle client keep-alive connection stays open (nginx's keepalive_timeout).");
-ABSL_FLAG(int32_t, drain_timeout_ms, 10000,
 ABSL_FLAG(int32_t, proxy_cache_memory_mb, 128,
           "Memory for the proxy-cache plugin's responses, one cache per process shared by its "
           "workers (Kong's mem_cache_size); least recently used entries go first.");
+ABSL_FLAG(int32_t, drain_timeout_ms, 10000,
           "On SIGTERM, how long in-flight requests may take before the process exits.");
 
 namespace portico::dp {
@@ -246,6 +247,7 @@ int run(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);  // file-log: reopen the log files (after a rotation)
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -287,10 +289,10 @@ int run(int argc, char** argv) {
     proxy_options.real_ip_header = absl::GetFlag(FLAGS_real_ip_header);
     proxy_options.real_ip_recursive = absl::GetFlag(FLAGS_real_ip_recursive);
     proxy_options.allow_debug_header = absl::GetFlag(FLAGS_allow_debug_header);
-    proxy_options.client_header_timeout_ms =
-        static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_client_header_timeout_ms)));
     portico::dp::plugins::proxy_cache::CacheStore::setCapacity(
         static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_proxy_cache_memory_mb))) << 20);
+    proxy_options.client_header_timeout_ms =
+        static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_client_header_timeout_ms)));
     proxy_options.client_body_timeout_ms =
         static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_client_body_timeout_ms)));
     proxy_options.keepalive_timeout_ms =
@@ -391,8 +393,6 @@ int run(int argc, char** argv) {
     for (const PluginFactory& plugin : builtinPlugins()) {
       sync_options.plugins.emplace_back(plugin.name);
     }
-    // Balancer health for the CP's GET /upstreams/{u}/health (Heartbeat.upstreams).
-    sync_options.health = [&store] { return upstreamHealth(store.get().get()); };
     // The CP's DELETE/GET /proxy-cache...: this process's proxy-cache store.
     sync_options.cache_purge = [](const sync::v1::CachePurge& purge) {
       const plugins::proxy_cache::PurgeOutcome o =
@@ -402,6 +402,8 @@ int run(int argc, char** argv) {
       result.set_entry_json(o.entry_json);
       return result;
     };
+    // Balancer health for the CP's GET /upstreams/{u}/health (Heartbeat.upstreams).
+    sync_options.health = [&store] { return upstreamHealth(store.get().get()); };
     sync = std::make_unique<SyncClient>(
         std::move(sync_options),
         SyncClient::SharedApplyFn([&store, &retirer](
@@ -464,7 +466,10 @@ int run(int argc, char** argv) {
   // ---------------------------------------------------------------------------------------------
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGUSR1) {
+    LOG_INFO("main", "SIGUSR1: reopening file-log files");
+    plugins::logging::reopenLogFiles();
+  }
   LOG_INFO("main", "signal %d: draining (up to %d ms)", sig,
            absl::GetFlag(FLAGS_drain_timeout_ms));
 #if defined(PORTICO_HAVE_DP_SYNC)

@@ -180,6 +180,23 @@ class RequestContext {
   virtual uint16_t serverPort() const { return 0; }
   virtual uint64_t connectionSerial() const { return 0; }
   virtual uint32_t connectionRequests() const { return 0; }
+
+  // ---- For the log phase (Kong's kong.log.serialize(): the *-log plugins). Valid in onLog.
+  struct LogDetails {
+    // The request head as the client sent it (request line, headers, blank line); kept only
+    // when a plugin of the request says PluginConfig::logsRequest(), else "".
+    std::string_view request_head;
+    // The response head as written to the client (status line, headers, blank line); "" when
+    // none was written (the client went away first).
+    std::string_view response_head;
+    std::string_view upstream_target;  // the request target sent upstream; "" if not proxied
+    int upstream_status = 0;           // the upstream's status (before a plugin replaced it)
+    std::string_view upstream_ip;      // the last try's address ("" if not proxied)
+    uint16_t upstream_port = 0;
+    std::string_view tls_version;      // the client connection's TLS ("TLSv1.3"), "" for none
+    std::string_view tls_cipher;
+  };
+  virtual void logDetails(LogDetails* out) const {}
 };
 
 class Plugin {
@@ -221,6 +238,9 @@ class PluginConfig {
   // True for a plugin that looks at the response body (onResponseBody); others cost nothing
   // per body piece.
   virtual bool wantsResponseBody() const { return false; }
+  // True for a plugin whose onLog() reads RequestContext::LogDetails::request_head: the proxy
+  // then keeps a copy of the request head until the log phase (others cost nothing).
+  virtual bool logsRequest() const { return false; }
 };
 using PluginConfigConstSharedPtr = std::shared_ptr<const PluginConfig>;
 

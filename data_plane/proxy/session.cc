@@ -325,6 +325,17 @@ class Session::Context final : public RequestContext {
     path_override_.reset();
     host_override_.reset();
     body_override_.reset();
+    log_req_head_.clear();
+    keeps_req_head_ = false;
+    proxied_ = false;
+    upstream_status_ = 0;
+  }
+  // A plugin logs the request (PluginConfig::logsRequest()): copy its head while it is here.
+  void keepRequestHead(std::string_view head) {
+    if (!keeps_req_head_) {
+      keeps_req_head_ = true;
+      log_req_head_.assign(head);
+    }
   }
   void setRoute(const router::Match* m) {
     route_ = m != nullptr ? m->route : nullptr;
@@ -344,8 +355,11 @@ class Session::Context final : public RequestContext {
     body_pending_ = false;
   }
   void bodyGone() { body_.reset(); }
-  void markUpstreamStart() { latencies_.kong_ms = static_cast<int64_t>(nowMs() - started_mono_ms_); upstream_mono_ms_ = nowMs(); }
-  void markUpstreamHead() { latencies_.upstream_ms = static_cast<int64_t>(nowMs() - upstream_mono_ms_); }
+  void markUpstreamStart() { latencies_.kong_ms = static_cast<int64_t>(nowMs() - started_mono_ms_); upstream_mono_ms_ = nowMs(); proxied_ = true; }
+  void markUpstreamHead() {
+    latencies_.upstream_ms = static_cast<int64_t>(nowMs() - upstream_mono_ms_);
+    upstream_status_ = s_.status_;  // the upstream's, before a plugin replaces it
+  }
   void markDone() {
     latencies_.request_ms = static_cast<int64_t>(nowMs() - started_mono_ms_);
     if (latencies_.kong_ms < 0) latencies_.kong_ms = latencies_.request_ms;
@@ -493,6 +507,15 @@ class Session::Context final : public RequestContext {
     return false;
   }
   void bufferResponseBody() override { buffer_body_ = true; }
+  void responseHeaderList(std::vector<std::pair<std::string, std::string>>* out) const override {
+    if (s_.resp_.status == 0) {
+      return;
+    }
+    for (uint32_t i = 0; i < s_.resp_.num_headers; ++i) {
+      out->emplace_back(std::string(s_.resp_.headers[i].name),
+                        std::string(s_.resp_.headers[i].value));
+    }
+  }
   void responseHeaderValues(std::string_view name,
                             std::vector<std::string_view>* out) const override {
     if (s_.resp_.status == 0) {
@@ -506,15 +529,6 @@ class Session::Context final : public RequestContext {
   }
   void setResponseStatus(int status) override {
     if (status >= 100 && status <= 999) status_override_ = status;
-  }
-  void responseHeaderList(std::vector<std::pair<std::string, std::string>>* out) const override {
-    if (s_.resp_.status == 0) {
-      return;
-    }
-    for (uint32_t i = 0; i < s_.resp_.num_headers; ++i) {
-      out->emplace_back(std::string(s_.resp_.headers[i].name),
-                        std::string(s_.resp_.headers[i].value));
-    }
   }
   void setResponseHeader(std::string_view name, std::string_view value) override {
     removeResponseHeader(name);
@@ -557,6 +571,33 @@ class Session::Context final : public RequestContext {
   uint16_t serverPort() const override { return s_.server_port_; }
   uint64_t connectionSerial() const override { return s_.serial_; }
   uint32_t connectionRequests() const override { return s_.requests_; }
+  void logDetails(LogDetails* out) const override {
+    out->request_head = log_req_head_;
+    // out_ holds the last client head built; it is this request's once bytes went out.
+    if (s_.client_out_ > s_.req_out_start_) {
+      const size_t end = s_.out_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        out->response_head = std::string_view(s_.out_).substr(0, end + 4);
+      }
+    }
+    if (proxied_) {
+      // up_head_: "<METHOD> <target> HTTP/1.1\r\n..."
+      const std::string_view line = std::string_view(s_.up_head_).substr(0, s_.up_head_.find('\r'));
+      const size_t sp = line.find(' ');
+      const size_t sp2 = sp == std::string_view::npos ? sp : line.find(' ', sp + 1);
+      if (sp2 != std::string_view::npos) {
+        out->upstream_target = line.substr(sp + 1, sp2 - sp - 1);
+      }
+      out->upstream_ip = s_.ep_.address;
+      out->upstream_port = s_.ep_.port;
+    }
+    out->upstream_status = upstream_status_;
+    if (s_.tls_) {
+      SSL* ssl = const_cast<SslStream&>(*s_.tls_).native_handle();
+      out->tls_version = SSL_get_version(ssl);
+      if (const char* cipher = SSL_get_cipher_name(ssl)) out->tls_cipher = cipher;
+    }
+  }
 
  private:
   static uint64_t wallMs() {
@@ -611,6 +652,10 @@ class Session::Context final : public RequestContext {
   std::optional<std::string> path_override_;
   std::optional<std::string> host_override_;
   std::optional<std::string> body_override_;
+  std::string log_req_head_;     // keepRequestHead(), for LogDetails
+  bool keeps_req_head_ = false;
+  bool proxied_ = false;         // an upstream request was made (up_head_ is this request's)
+  int upstream_status_ = 0;
   const re2::RE2* regex_ = nullptr;  // the matched regex path (uri_captures), computed lazily
   std::string_view capture_path_;
   mutable bool captures_done_ = false;
@@ -1689,6 +1734,9 @@ Session::Access Session::runAccessPhase(const http::RequestHead& req, const rout
     plugins_.push_back(plugin != nullptr ? std::move(plugin) : inst->config->createPlugin());
     if (inst->config->wantsResponseBody()) {
       body_plugins_.push_back(plugins_.back().get());
+    }
+    if (inst->config->logsRequest()) {
+      context_->keepRequestHead(in_.view().substr(0, req.head_bytes));  // in_ starts with it
     }
     // Kong runs no access handler when no route matched (only the global plugins' response
     // and log phases, after the 404).

@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "data_plane/plugins/io_thread.h"
 
 namespace portico::dp::ratelimit {
 
@@ -37,25 +38,8 @@ constexpr uint32_t kBackoffMaxMs = 1000;
 
 // The one event loop every Redis connection of the process runs on.
 asio::io_context& redisIo() {
-  static asio::io_context* const kIo = [] {
-    auto* io = new asio::io_context(1);
-    // Never destroyed: the thread runs until the process exits.
-    static auto* const kWork = new asio::executor_work_guard<asio::io_context::executor_type>(
-        io->get_executor());
-    (void)kWork;
-    std::thread([io] {
-      for (;;) {
-        try {
-          io->run();
-          return;
-        } catch (const std::exception& e) {
-          LOG_ERROR("redis", "I/O thread: %s", e.what());
-        }
-      }
-    }).detach();
-    return io;
-  }();
-  return *kIo;
+  static asio::io_context& io = plugins::startIoThread("redis");
+  return io;
 }
 
 uint64_t nowMs() {
