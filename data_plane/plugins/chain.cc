@@ -179,7 +179,14 @@ absl::StatusOr<std::unique_ptr<const PluginChains>> PluginChains::build(
     if (!conf || !conf->is_object()) {
       return pluginError(p, "config", "expected a record", errors);
     }
-    absl::StatusOr<PluginConfigConstSharedPtr> built = factory->build(p, *conf);
+    absl::StatusOr<PluginConfigConstSharedPtr> built;
+    try {
+      built = factory->build(p, *conf);
+    } catch (const std::exception& e) {
+      // A config the schema let through but the plugin cannot read (a hand-written
+      // declarative file without defaults): refused, never a crash.
+      built = absl::InvalidArgumentError(std::string("invalid config: ") + e.what());
+    }
     if (!built.ok()) {
       const absl::string_view why = built.status().message();
       return pluginError(p, "config", std::string_view(why.data(), why.size()), errors);

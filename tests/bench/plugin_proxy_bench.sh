@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# key-auth through the whole proxy: portico-dp with no plugin, portico-dp with key-auth and
-# 100,000 consumers (one key each; the request carries one of them), and nginx as the
-# reference, each with 1 worker pinned to the same core and driven by the same wrk command
-# in the same run. Prints a Markdown table of medians over REPEAT runs (RESULTS.md, "Plugins").
+# Plugins through the whole proxy, each target a portico-dp with 1 worker pinned to the same
+# core as nginx (the reference) and driven by the same wrk command in the same run:
+#   portico                 no plugin
+#   portico-key-auth        key-auth, CONSUMERS consumers (one key each; the request carries one)
+#   portico-ka-rl-prom      key-auth + rate-limiting (local, a limit never reached) + prometheus
+#                           on the route, 100 consumers (issue 11's figure)
+#   portico-proxy-cache     proxy-cache on the route: every request after the first is a Hit
+#   nginx                   plain reverse proxy with upstream keep-alive
+# Prints a Markdown table of medians over REPEAT runs (RESULTS.md, "Plugins").
 #
 #   tests/bench/plugin_proxy_bench.sh [build_dir]   (default: build)
 #   env: DURATION=10s CONNS=64 REPEAT=3 PROXY_CPU=0 LOAD_CPU=1 CONSUMERS=100000
+#        TARGETS="portico portico-key-auth portico-ka-rl-prom portico-proxy-cache nginx"
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -25,6 +31,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP_PORT=$(free_port); BARE_PORT=$(free_port); KA_PORT=$(free_port); NGX_PORT=$(free_port)
+STACK_PORT=$(free_port); CACHE_PORT=$(free_port)
 
 mkdir -p "$WORK/up" "$WORK/ngx"
 cat > "$WORK/up/nginx.conf" <<CONF
@@ -65,6 +72,21 @@ ka["keyauth_credentials"] = [{"id": "5b1a3c1e-0004-4000-8000-%012d" % i,
                               "key": "key-%08d-abcdefghijklmnopqrstu" % i, "created_at": 1700000000}
                              for i in range(n)]
 json.dump(ka, open(work + "/keyauth.json", "w"))
+def plugin(i, name, config):
+    return {"id": "5b1a3c1e-0000-4000-8000-00000000001%d" % i, "name": name,
+            "route": {"id": route["id"]}, "config": json.dumps(config),
+            "protocols": ["grpc", "grpcs", "http", "https"], "enabled": True,
+            "created_at": 1700000000, "updated_at": 1700000000}
+stack = dict(ka)
+stack["consumers"] = ka["consumers"][n // 2 - 50:n // 2 + 50]  # 100, the benchmark key's among them
+stack["keyauth_credentials"] = ka["keyauth_credentials"][n // 2 - 50:n // 2 + 50]
+stack["plugins"] = ka["plugins"] + [
+    plugin(1, "rate-limiting", {"minute": 1000000000, "limit_by": "consumer", "policy": "local"}),
+    plugin(2, "prometheus", {})]
+json.dump(stack, open(work + "/stack.json", "w"))
+cached = dict(base)
+cached["plugins"] = [plugin(3, "proxy-cache", {"strategy": "memory"})]
+json.dump(cached, open(work + "/cache.json", "w"))
 PY
 KEY=$(printf 'key-%08d-abcdefghijklmnopqrstu' $((CONSUMERS / 2)))
 
@@ -77,6 +99,8 @@ start_dp() {  # name port config
 }
 start_dp portico "$BARE_PORT" "$WORK/bare.json"
 start_dp portico-key-auth "$KA_PORT" "$WORK/keyauth.json"
+start_dp portico-ka-rl-prom "$STACK_PORT" "$WORK/stack.json"
+start_dp portico-proxy-cache "$CACHE_PORT" "$WORK/cache.json"
 
 cat > "$WORK/ngx/nginx.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $WORK/ngx/nginx.pid;
@@ -95,7 +119,7 @@ http {
 CONF
 taskset -c "$PROXY_CPU" nginx -c "$WORK/ngx/nginx.conf" -p "$WORK/ngx" & PIDS+=($!)
 PID_OF[nginx]=$!; PORT_OF[nginx]=$NGX_PORT
-TARGETS="portico portico-key-auth nginx"
+TARGETS="${TARGETS:-portico portico-key-auth portico-ka-rl-prom portico-proxy-cache nginx}"
 
 for t in $TARGETS; do
   for _ in $(seq 1 100); do
@@ -108,6 +132,10 @@ done
 # Fail closed, checked on the running process: no key, no service.
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$KA_PORT/")
 [[ $code == 401 ]] || { echo "key-auth answered $code without a key"; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$STACK_PORT/")
+[[ $code == 401 ]] || { echo "the key-auth stack answered $code without a key"; exit 1; }
+hit=$(curl -s -o /dev/null -D - "http://127.0.0.1:$CACHE_PORT/" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status" {print $2}')
+[[ $hit == Hit ]] || { echo "proxy-cache answered X-Cache-Status '$hit' on a repeated request"; exit 1; }
 RSS_KA=$(awk '/VmRSS/ {print $2}' "/proc/${PID_OF[portico-key-auth]}/status")
 RSS_BARE=$(awk '/VmRSS/ {print $2}' "/proc/${PID_OF[portico]}/status")
 

@@ -595,9 +595,17 @@ std::vector<std::string> strings(const Json& v) {
 
 absl::StatusOr<PluginConfigConstSharedPtr> build(const config::v1::Plugin&, const Json& conf) {
   auto c = std::make_shared<Config>();
-  for (const Json& code : conf["response_code"]) c->response_codes.push_back(code.get<int>());
-  c->methods = strings(conf["request_method"]);
-  for (const std::string& t : strings(conf["content_type"])) {
+  // A config from the CP has every default filled; a hand-written declarative one may not.
+  auto field = [&conf](const char* name, Json def) {
+    auto it = conf.find(name);
+    return it == conf.end() || it->is_null() ? def : *it;
+  };
+  for (const Json& code : field("response_code", Json::array({200, 301, 404}))) {
+    c->response_codes.push_back(code.get<int>());
+  }
+  c->methods = strings(field("request_method", Json::array({"GET", "HEAD"})));
+  for (const std::string& t :
+       strings(field("content_type", Json::array({"text/plain", "application/json"})))) {
     std::optional<MediaType> mt = parseMediaType(t);
     if (mt) {
       c->content_types.push_back(std::move(*mt));  // Kong skips a type it cannot parse
@@ -609,9 +617,9 @@ absl::StatusOr<PluginConfigConstSharedPtr> build(const config::v1::Plugin&, cons
   if (conf.contains("storage_ttl") && conf["storage_ttl"].is_number()) {
     c->storage_ttl = conf["storage_ttl"].get<int64_t>();
   }
-  c->vary_query_params = strings(conf["vary_query_params"]);
-  c->vary_headers = strings(conf["vary_headers"]);
-  const Json& rh = conf["response_headers"];
+  c->vary_query_params = strings(field("vary_query_params", Json()));
+  c->vary_headers = strings(field("vary_headers", Json()));
+  const Json rh = field("response_headers", Json());
   if (rh.is_object()) {
     c->age_header = rh.value("age", true);
     c->status_header = rh.value("X-Cache-Status", true);

@@ -165,11 +165,20 @@ std::optional<Json> jsonValue(const std::optional<std::string>& value, std::stri
   return Json(v);
 }
 
+// conf[key], or null when absent (a hand-written declarative config may leave defaults out;
+// const operator[] on a missing key is undefined).
+const Json& at(const Json& j, const char* key) {
+  static const Json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
 std::vector<JsonPair> typedPairs(const Json& rec) {
   std::vector<JsonPair> out;
-  const Json& types = rec["json_types"];
+  const Json& types = at(rec, "json_types");
   size_t i = 0;
-  for (const Json& e : rec["json"]) {
+  for (const Json& e : at(rec, "json")) {
     const Pair p = toPair(e.get<std::string>());
     const std::string type = i < types.size() ? types[i].get<std::string>() : "";
     out.push_back(JsonPair{p.name, jsonValue(p.value, type)});
@@ -382,16 +391,16 @@ PluginPtr Config::createPlugin() const { return std::make_unique<ResponseTransfo
 
 absl::StatusOr<PluginConfigConstSharedPtr> build(const config::v1::Plugin&, const Json& conf) {
   auto c = std::make_shared<Config>();
-  c->headers.remove = namesOf(conf["remove"]["headers"]);
-  c->headers.rename = pairsOf(conf["rename"]["headers"]);
-  c->headers.replace = pairsOf(conf["replace"]["headers"]);
-  c->headers.add = pairsOf(conf["add"]["headers"]);
-  c->headers.append = pairsOf(conf["append"]["headers"]);
-  c->json.remove = namesOf(conf["remove"]["json"]);
-  c->json.rename = pairsOf(conf["rename"]["json"]);
-  c->json.replace = typedPairs(conf["replace"]);
-  c->json.add = typedPairs(conf["add"]);
-  c->json.append = typedPairs(conf["append"]);
+  c->headers.remove = namesOf(at(at(conf, "remove"), "headers"));
+  c->headers.rename = pairsOf(at(at(conf, "rename"), "headers"));
+  c->headers.replace = pairsOf(at(at(conf, "replace"), "headers"));
+  c->headers.add = pairsOf(at(at(conf, "add"), "headers"));
+  c->headers.append = pairsOf(at(at(conf, "append"), "headers"));
+  c->json.remove = namesOf(at(at(conf, "remove"), "json"));
+  c->json.rename = pairsOf(at(at(conf, "rename"), "json"));
+  c->json.replace = typedPairs(at(conf, "replace"));
+  c->json.add = typedPairs(at(conf, "add"));
+  c->json.append = typedPairs(at(conf, "append"));
   return c;
 }
 
