@@ -91,14 +91,18 @@ struct Conn {
     error_code ec;
     socket().close(ec);
   }
-  // True when the server closed (or wrote to) a kept connection: it must not be reused (a
-  // write to it would be lost without an error).
+  // True when the server closed (or, on a plain connection, wrote to) a kept connection: it
+  // must not be reused (a write to it would be lost without an error). A TLS server may have
+  // sent session tickets we never read: only its end counts there.
   bool stale() {
     if (!socket().is_open()) {
       return true;
     }
     char c;
     const ssize_t n = ::recv(socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+      return !tls;
+    }
     return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
   }
   std::optional<tcp::socket> plain;
@@ -145,7 +149,9 @@ Task<bool> connectTo(const ConnPtr& c, const std::string& host, uint16_t port,
   }
   c->socket().set_option(tcp::no_delay(true), ec);
   if (c->tls) {
-    if (!sni.empty()) {
+    error_code addr_ec;
+    asio::ip::make_address(sni, addr_ec);
+    if (!sni.empty() && addr_ec) {  // no SNI for an IP address (RFC 6066)
       SSL_set_tlsext_host_name(c->tls->native_handle(), sni.c_str());
     }
     co_await c->tls->async_handshake(asio::ssl::stream_base::client, awaitWith(ec));

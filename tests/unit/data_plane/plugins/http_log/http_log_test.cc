@@ -250,6 +250,23 @@ TEST_CASE("http-log: a server that resets every connection: requests unaffected"
   CHECK(testing::waitFor([&] { return server.accepted() >= 2; }));  // retried, reconnecting
 }
 
+TEST_CASE("http-log: https (not verified, as Kong's ssl_verify=false)", "[http-log]") {
+  testing::TlsReceiver server(/*http=*/true);
+  REQUIRE(server.ok());
+  PluginFixture f;
+  f.add("plugins", {{"name", "http-log"},
+                    {"config",
+                     {{"http_endpoint",
+                       "https://localhost:" + std::to_string(server.port()) + "/secure"}}}});
+  REQUIRE(f.apply().ToString() == "OK");
+  REQUIRE(f.get("/tls/1").status == 200);
+  REQUIRE(f.get("/tls/2").status == 200);
+  REQUIRE(testing::waitFor([&] { return server.received().size() == 2; }));
+  CHECK(Json::parse(server.received()[0])["request"]["uri"] == "/tls/1");
+  CHECK(Json::parse(server.received()[1])["request"]["uri"] == "/tls/2");
+  CHECK(server.snis() == std::vector<std::string>{"localhost"});  // one kept connection
+}
+
 TEST_CASE("http-log: concurrency_limit -1 sends entries on their own", "[http-log]") {
   HttpReceiver server;
   PluginFixture f;

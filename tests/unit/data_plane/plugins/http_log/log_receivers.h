@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -21,6 +22,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <nlohmann/json.hpp>
 
@@ -296,6 +300,111 @@ class UdpReceiver {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::vector<std::string> datagrams_;
+  std::thread thread_;
+};
+
+// A TLS server (a self-signed certificate made by the openssl CLI) collecting what clients
+// send: newline-terminated lines, or HTTP requests (answered 200) when `http`. Records the SNI
+// each connection asked for.
+class TlsReceiver {
+ public:
+  explicit TlsReceiver(bool http) : http_(http) {
+    const std::string dir = "/tmp/portico-log-tls-" + std::to_string(::getpid());
+    const std::string cmd = "mkdir -p " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes "
+                            "-subj /CN=logs.example -days 1 -keyout " + dir + "/k.pem -out " +
+                            dir + "/c.pem >/dev/null 2>&1";
+    ok_ = std::system(cmd.c_str()) == 0;
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    ok_ = ok_ && SSL_CTX_use_certificate_file(ctx_, (dir + "/c.pem").c_str(), SSL_FILETYPE_PEM) == 1 &&
+          SSL_CTX_use_PrivateKey_file(ctx_, (dir + "/k.pem").c_str(), SSL_FILETYPE_PEM) == 1;
+    fd_ = listenLoopback(SOCK_STREAM, &port_);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~TlsReceiver() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+    SSL_CTX_free(ctx_);
+  }
+  bool ok() const { return ok_; }
+  int port() const { return port_; }
+  std::vector<std::string> received() {  // lines, or HTTP request bodies
+    std::lock_guard<std::mutex> l(mu_);
+    return got_;
+  }
+  std::vector<std::string> snis() {
+    std::lock_guard<std::mutex> l(mu_);
+    return snis_;
+  }
+
+ private:
+  void loop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, c);
+      if (SSL_accept(ssl) == 1) {
+        const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          snis_.push_back(sni != nullptr ? sni : "");
+        }
+        serve(ssl, c);
+      }
+      SSL_free(ssl);
+      ::close(c);
+    }
+  }
+  void serve(SSL* ssl, int fd) {
+    std::string in;
+    while (!stop_) {
+      if (SSL_pending(ssl) == 0) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 20) <= 0) continue;
+      }
+      char buf[16384];
+      const int n = SSL_read(ssl, buf, sizeof(buf));
+      if (n <= 0) return;
+      in.append(buf, static_cast<size_t>(n));
+      if (!http_) {
+        for (size_t nl; (nl = in.find('\n')) != std::string::npos;) {
+          std::lock_guard<std::mutex> l(mu_);
+          got_.push_back(in.substr(0, nl));
+          in.erase(0, nl + 1);
+        }
+        continue;
+      }
+      for (;;) {
+        const size_t end = in.find("\r\n\r\n");
+        if (end == std::string::npos) break;
+        const std::string head = in.substr(0, end);
+        size_t len = 0;
+        const size_t cl = head.find("Content-Length: ");
+        if (cl != std::string::npos) len = std::stoul(head.substr(cl + 16));
+        if (in.size() < end + 4 + len) break;
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          got_.push_back(in.substr(end + 4, len));
+        }
+        in.erase(0, end + 4 + len);
+        const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        SSL_write(ssl, resp.data(), static_cast<int>(resp.size()));
+      }
+    }
+  }
+
+  bool http_;
+  bool ok_ = false;
+  SSL_CTX* ctx_ = nullptr;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::string> got_;
+  std::vector<std::string> snis_;
   std::thread thread_;
 };
 

@@ -66,6 +66,26 @@ TEST_CASE("tcp-log: one JSON line per request on a kept connection", "[tcp-log]"
   CHECK(server.connections() == 1);
 }
 
+TEST_CASE("tcp-log: TLS with tls_sni (not verified, as Kong)", "[tcp-log]") {
+  testing::TlsReceiver server(/*http=*/false);
+  REQUIRE(server.ok());
+  PluginFixture f;
+  f.add("plugins", {{"name", "tcp-log"},
+                    {"config",
+                     {{"host", "127.0.0.1"},
+                      {"port", server.port()},
+                      {"tls", true},
+                      {"tls_sni", "logs.example"}}}});
+  REQUIRE(f.apply().ToString() == "OK");
+  REQUIRE(f.get("/s/1").status == 200);
+  REQUIRE(testing::waitFor([&] { return server.received().size() == 1; }));
+  REQUIRE(f.get("/s/2").status == 200);
+  REQUIRE(testing::waitFor([&] { return server.received().size() == 2; }));
+  CHECK(Json::parse(server.received()[0])["request"]["uri"] == "/s/1");
+  CHECK(Json::parse(server.received()[1])["request"]["uri"] == "/s/2");
+  CHECK(server.snis() == std::vector<std::string>{"logs.example"});  // one kept connection
+}
+
 TEST_CASE("tcp-log: a log server that is down: requests unaffected, losses counted",
           "[tcp-log]") {
   PluginFixture f;
