@@ -27,6 +27,7 @@ PluginCounter g_errors("portico_dp_file_log_errors_total",
 class Config final : public PluginConfig {
  public:
   std::shared_ptr<logging::LogFile> file;
+  const uint64_t cache_serial = logging::newCacheSerial();
   bool reopen = false;
 
   std::string_view name() const override { return "file-log"; }
@@ -41,7 +42,7 @@ class FileLog final : public Plugin {
   void onLog(const RequestContext& ctx) override {
     std::string line;
     line.reserve(2048);
-    logging::serialize(ctx, &line);
+    logging::serialize(ctx, config_.cache_serial, &line);
     line.push_back('\n');
     std::string err;
     if (config_.file->append(line, config_.reopen, &err)) {

@@ -33,6 +33,7 @@ PluginCounter g_sent("portico_dp_http_log_sent_total", "Log entries http-log del
 class Config final : public PluginConfig {
  public:
   std::shared_ptr<logging::Sender> sender;
+  const uint64_t cache_serial = logging::newCacheSerial();
 
   std::string_view name() const override { return "http-log"; }
   int32_t priority() const override { return 12; }
@@ -46,7 +47,7 @@ class HttpLog final : public Plugin {
   void onLog(const RequestContext& ctx) override {
     std::string entry;
     entry.reserve(2048);
-    logging::serialize(ctx, &entry);
+    logging::serialize(ctx, config_.cache_serial, &entry);
     config_.sender->push(std::move(entry));
   }
 

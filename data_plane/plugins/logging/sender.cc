@@ -287,11 +287,12 @@ class SenderCore : public std::enable_shared_from_this<SenderCore> {
     return out;
   }
   // Sleeps until an entry is pushed, close(), wake() or `deadline_ms` (steady ms; kForever).
-  // Returns at once when the queue no longer holds `seen` entries (a push raced the caller).
-  Task<void> sleep(uint64_t deadline_ms, size_t seen) {
+  // Returns at once when the queue no longer holds `seen` entries (a push raced the caller),
+  // or when closed unless `past_close` (waiting for deliveries after the close).
+  Task<void> sleep(uint64_t deadline_ms, size_t seen, bool past_close = false) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (q_.size() != seen || closed_) {
+      if (q_.size() != seen || (closed_ && !past_close)) {
         co_return;
       }
       waiting_ = true;
@@ -356,13 +357,13 @@ class HttpCore final : public SenderCore {
         if (is_closed && in_flight_ == 0) {
           break;
         }
-        co_await sleep(idleDeadline(), 0);
+        co_await sleep(idleDeadline(), 0, /*past_close=*/is_closed);
         closeExpiredIdle();
         continue;
       }
       if (queue_.concurrency_limit == -1) {
         if (in_flight_ >= kUnlimitedDeliveries) {
-          co_await sleep(kForever, n);
+          co_await sleep(kForever, n, /*past_close=*/true);  // a delivery's end wakes it
           continue;
         }
         std::vector<std::string> one = take(1);

@@ -1,5 +1,7 @@
 #include "data_plane/plugins/logging/serializer.h"
 
+#include <array>
+#include <atomic>
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -36,12 +38,22 @@ void appendInt(int64_t v, std::string* out) {
   out->append(buf, static_cast<size_t>(n));
 }
 
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+char lowerChar(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lowerChar(a[i]) != lowerChar(b[i])) return false;
   }
-  return r;
+  return true;
+}
+
+void appendLowerString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  const size_t at = out->size();
+  appendJsonEscaped(s, out);
+  for (size_t i = at; i < out->size(); ++i) (*out)[i] = lowerChar((*out)[i]);
+  out->push_back('"');
 }
 
 std::string_view trim(std::string_view s) {
@@ -52,53 +64,19 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// name -> values in first-appearance order (a repeated name becomes an array). A value of
-// nullopt is a query argument without '=' (Kong: true).
-using Groups = std::vector<std::pair<std::string, std::vector<std::optional<std::string>>>>;
+struct Pair {
+  std::string_view name;
+  std::string_view value;
+};
 
-void addToGroup(Groups* g, std::string key, std::optional<std::string> value) {
-  for (auto& [k, values] : *g) {
-    if (k == key) {
-      values.push_back(std::move(value));
-      return;
-    }
-  }
-  if (g->size() < kMaxPairs) {
-    g->emplace_back(std::move(key), std::vector<std::optional<std::string>>{std::move(value)});
-  }
-}
-
-void appendValue(const std::optional<std::string>& v, std::string* out) {
-  if (v) {
-    appendString(*v, out);
-  } else {
-    out->append("true");
-  }
-}
-
-void appendGroups(const Groups& g, std::string* out) {
-  out->push_back('{');
-  for (const auto& [key, values] : g) {
-    appendKey(key, out);
-    if (values.size() == 1) {
-      appendValue(values[0], out);
-      continue;
-    }
-    out->push_back('[');
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (i > 0) out->push_back(',');
-      appendValue(values[i], out);
-    }
-    out->push_back(']');
-  }
-  out->push_back('}');
-}
-
-// The header fields of a head (its first line skipped), names lower-cased.
-Groups headerGroups(std::string_view head, bool redact) {
-  Groups g;
+// The header fields of a head (its first line skipped) as Kong's get_headers() returns them:
+// names lower-cased, a repeated name as an array of its values in order. No allocation: names
+// are compared in place (heads have a few dozen fields at most).
+void appendHeaders(std::string_view head, bool redact, std::string* out) {
+  std::array<Pair, kMaxPairs> fields;
+  size_t n = 0;
   size_t eol = head.find('\n');
-  while (eol != std::string_view::npos) {
+  while (eol != std::string_view::npos && n < kMaxPairs) {
     head.remove_prefix(eol + 1);
     eol = head.find('\n');
     const std::string_view line = head.substr(0, eol);
@@ -106,22 +84,38 @@ Groups headerGroups(std::string_view head, bool redact) {
     if (colon == std::string_view::npos || colon == 0) {
       continue;  // the blank line ending the head
     }
-    std::string name = lower(line.substr(0, colon));
-    std::string value(trim(line.substr(colon + 1)));
-    if (redact && (name == "authorization" || name == "proxy-authorization")) {
-      value = "REDACTED";
-    }
-    addToGroup(&g, std::move(name), std::move(value));
+    fields[n++] = {line.substr(0, colon), trim(line.substr(colon + 1))};
   }
-  if (redact) {
-    // Kong replaces the whole entry: a repeated Authorization is one "REDACTED" too.
-    for (auto& [k, values] : g) {
-      if (k == "authorization" || k == "proxy-authorization") {
-        values.resize(1);
-      }
+  out->push_back('{');
+  for (size_t i = 0; i < n; ++i) {
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j) seen = equalsIgnoreCase(fields[j].name, fields[i].name);
+    if (seen) {
+      continue;
     }
+    if (out->back() != '{') out->push_back(',');
+    appendLowerString(fields[i].name, out);
+    out->push_back(':');
+    if (redact && (equalsIgnoreCase(fields[i].name, "authorization") ||
+                   equalsIgnoreCase(fields[i].name, "proxy-authorization"))) {
+      out->append("\"REDACTED\"");  // the whole entry, also when repeated
+      continue;
+    }
+    size_t count = 1;
+    for (size_t k = i + 1; k < n; ++k) count += equalsIgnoreCase(fields[k].name, fields[i].name);
+    if (count == 1) {
+      appendString(fields[i].value, out);
+      continue;
+    }
+    out->push_back('[');
+    for (size_t k = i; k < n; ++k) {
+      if (!equalsIgnoreCase(fields[k].name, fields[i].name)) continue;
+      if (out->back() != '[') out->push_back(',');
+      appendString(fields[k].value, out);
+    }
+    out->push_back(']');
   }
-  return g;
+  out->push_back('}');
 }
 
 int hexValue(char c) {
@@ -132,43 +126,81 @@ int hexValue(char c) {
 }
 
 // ngx_unescape_uri for arguments: '+' is a space, %XX a byte (a malformed escape stays).
-std::string unescapeArg(std::string_view s) {
-  std::string r;
-  r.reserve(s.size());
+void unescapeArg(std::string_view s, std::string* r) {
+  r->clear();
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
-      r.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
-      r.push_back(static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2])));
+      r->push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 &&
+               hexValue(s[i + 2]) >= 0) {
+      r->push_back(static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2])));
       i += 2;
     } else {
-      r.push_back(s[i]);
+      r->push_back(s[i]);
     }
   }
-  return r;
 }
 
-Groups queryGroups(std::string_view query) {
-  Groups g;
-  while (!query.empty()) {
+// Kong's get_query(): decoded names and values, `true` for an argument without '=', a
+// repeated name as an array. The decoding buffers are kept per thread.
+void appendQuery(std::string_view query, std::string* out) {
+  struct Arg {
+    std::string key;
+    std::string value;
+    bool has_value = false;
+  };
+  thread_local std::vector<Arg> args;
+  size_t n = 0;
+  while (!query.empty() && n < kMaxPairs) {
     const size_t amp = query.find('&');
     const std::string_view arg = query.substr(0, amp);
     query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
     if (arg.empty()) {
       continue;
     }
+    if (args.size() <= n) args.resize(n + 1);
+    Arg& a = args[n];
     const size_t eq = arg.find('=');
-    std::string key = unescapeArg(arg.substr(0, eq));
-    if (key.empty()) {
+    unescapeArg(arg.substr(0, eq), &a.key);
+    if (a.key.empty()) {
       continue;
     }
-    if (eq == std::string_view::npos) {
-      addToGroup(&g, std::move(key), std::nullopt);
-    } else {
-      addToGroup(&g, std::move(key), unescapeArg(arg.substr(eq + 1)));
-    }
+    a.has_value = eq != std::string_view::npos;
+    unescapeArg(a.has_value ? arg.substr(eq + 1) : std::string_view(), &a.value);
+    ++n;
   }
-  return g;
+  auto appendArg = [out](const Arg& a) {
+    if (a.has_value) {
+      appendString(a.value, out);
+    } else {
+      out->append("true");
+    }
+  };
+  out->push_back('{');
+  for (size_t i = 0; i < n; ++i) {
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j) seen = args[j].key == args[i].key;
+    if (seen) {
+      continue;
+    }
+    if (out->back() != '{') out->push_back(',');
+    appendString(args[i].key, out);
+    out->push_back(':');
+    size_t count = 1;
+    for (size_t k = i + 1; k < n; ++k) count += args[k].key == args[i].key;
+    if (count == 1) {
+      appendArg(args[i]);
+      continue;
+    }
+    out->push_back('[');
+    for (size_t k = i; k < n; ++k) {
+      if (args[k].key != args[i].key) continue;
+      if (out->back() != '[') out->push_back(',');
+      appendArg(args[k]);
+    }
+    out->push_back(']');
+  }
+  out->push_back('}');
 }
 
 // Kong's cached rows: no null field, and the workspace id.
@@ -180,33 +212,23 @@ std::string entityText(config::Json j) {
   return j.dump(-1, ' ', false, config::Json::error_handler_t::replace);
 }
 
-// Each entity's JSON, built once per worker thread. Keyed by the message's address and checked
-// against its id, updated_at and size, so a snapshot freed and another allocated at the same
-// address is never served a stale text.
+std::atomic<uint64_t> g_serial{0};
+
+// Each entity's JSON, built once per worker thread and plugin config (`serial`): entity
+// addresses are stable for the life of the snapshot the config belongs to.
 template <typename Message, typename Encode>
-const std::string& cachedEntity(const Message& m, Encode encode) {
-  struct Entry {
-    std::string id;
-    int64_t updated_at = 0;
-    size_t bytes = 0;
-    std::string json;
-  };
-  thread_local absl::flat_hash_map<const void*, Entry> cache;
-  const size_t bytes = m.ByteSizeLong();
-  auto it = cache.find(&m);
-  if (it != cache.end() && it->second.id == m.id() && it->second.updated_at == m.updated_at() &&
-      it->second.bytes == bytes) {
-    return it->second.json;
+const std::string& cachedEntity(uint64_t serial, const Message& m, Encode encode) {
+  thread_local absl::flat_hash_map<std::pair<const void*, uint64_t>, std::string> cache;
+  auto it = cache.find(std::make_pair(static_cast<const void*>(&m), serial));
+  if (it != cache.end()) {
+    return it->second;
   }
   if (cache.size() >= 4096) {
-    cache.clear();  // bounded: configs come and go
+    cache.clear();  // bounded: snapshots come and go
   }
-  Entry& e = cache[&m];
-  e.id = m.id();
-  e.updated_at = m.updated_at();
-  e.bytes = bytes;
-  e.json = entityText(encode(m));
-  return e.json;
+  std::string& text = cache[std::make_pair(static_cast<const void*>(&m), serial)];
+  text = entityText(encode(m));
+  return text;
 }
 
 std::string_view sourceName(RequestContext::Source s) {
@@ -233,9 +255,15 @@ std::string_view hostWithoutPort(std::string_view host) {
 
 void appendJsonEscaped(std::string_view in, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : in) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
+  size_t run = 0;  // start of the bytes not yet copied
+  for (size_t i = 0; i < in.size(); ++i) {
+    const auto u = static_cast<unsigned char>(in[i]);
+    if (u >= 0x20 && u != '"' && u != '\\' && u != 0x7f) {
+      continue;
+    }
+    out->append(in.data() + run, i - run);
+    run = i + 1;
+    switch (in[i]) {
       case '"':
         out->append("\\\"");
         break;
@@ -258,58 +286,63 @@ void appendJsonEscaped(std::string_view in, std::string* out) {
         out->append("\\f");
         break;
       default:
-        if (u < 0x20 || u == 0x7f) {
-          out->append("\\u00");
-          out->push_back(kHex[u >> 4]);
-          out->push_back(kHex[u & 15]);
-        } else {
-          out->push_back(c);
-        }
+        out->append("\\u00");
+        out->push_back(kHex[u >> 4]);
+        out->push_back(kHex[u & 15]);
     }
   }
+  out->append(in.data() + run, in.size() - run);
 }
 
-void serialize(const RequestContext& ctx, std::string* out) {
+uint64_t newCacheSerial() { return g_serial.fetch_add(1, std::memory_order_relaxed) + 1; }
+
+void serialize(const RequestContext& ctx, uint64_t cache_serial, std::string* out) {
   RequestContext::LogDetails d;
   ctx.logDetails(&d);
   const Latencies& lat = ctx.latencies();
 
   // The request target as received (nginx's $request_uri).
-  std::string uri;
-  std::string_view request_line = d.request_head.substr(0, d.request_head.find('\n'));
+  std::string_view uri;
+  std::string uri_buf;  // only without a kept head
+  const std::string_view request_line = d.request_head.substr(0, d.request_head.find('\n'));
   if (const size_t sp = request_line.find(' '); sp != std::string_view::npos) {
     const size_t sp2 = request_line.find(' ', sp + 1);
     const std::string_view target = request_line.substr(sp + 1, sp2 - sp - 1);
     if (!target.empty() && target.front() == '/') {
-      uri.assign(target);
+      uri = target;
     }
   }
   if (uri.empty()) {
-    uri.assign(ctx.path());
+    uri_buf.assign(ctx.path());
     if (!ctx.query().empty()) {
-      uri.append("?").append(ctx.query());
+      uri_buf.append("?").append(ctx.query());
     }
+    uri = uri_buf;
   }
 
   out->append("{\"request\":{");
   {
     appendKey("uri", out);
     appendString(uri, out);
-    std::string url(ctx.scheme());
-    url.append("://").append(lower(hostWithoutPort(ctx.host())));
-    if (ctx.serverPort() != 0) {
-      url.push_back(':');
-      url.append(std::to_string(ctx.serverPort()));
-    }
-    url.append(uri);
     appendKey("url", out);
-    appendString(url, out);
+    out->push_back('"');
+    appendJsonEscaped(ctx.scheme(), out);
+    out->append("://");
+    const size_t host_at = out->size();
+    appendJsonEscaped(hostWithoutPort(ctx.host()), out);
+    for (size_t i = host_at; i < out->size(); ++i) (*out)[i] = lowerChar((*out)[i]);
+    if (ctx.serverPort() != 0) {
+      out->push_back(':');
+      appendInt(ctx.serverPort(), out);
+    }
+    appendJsonEscaped(uri, out);
+    out->push_back('"');
     appendKey("querystring", out);
-    appendGroups(queryGroups(ctx.query()), out);
+    appendQuery(ctx.query(), out);
     appendKey("method", out);
     appendString(ctx.method(), out);
     appendKey("headers", out);
-    appendGroups(headerGroups(d.request_head, /*redact=*/true), out);
+    appendHeaders(d.request_head, /*redact=*/true, out);
     appendKey("size", out);
     appendInt(static_cast<int64_t>(ctx.requestSize()), out);
     if (!d.tls_version.empty()) {
@@ -328,7 +361,7 @@ void serialize(const RequestContext& ctx, std::string* out) {
   out->append(",\"response\":{\"status\":");
   appendInt(ctx.responseStatus(), out);
   out->append(",\"headers\":");
-  appendGroups(headerGroups(d.response_head, /*redact=*/false), out);
+  appendHeaders(d.response_head, /*redact=*/false, out);
   out->append(",\"size\":");
   appendInt(static_cast<int64_t>(ctx.responseSize()), out);
   const int64_t kong = lat.kong_ms >= 0 ? lat.kong_ms : 0;
@@ -361,19 +394,19 @@ void serialize(const RequestContext& ctx, std::string* out) {
   }
   if (const config::v1::Route* r = ctx.route()) {
     out->append(",\"route\":");
-    out->append(cachedEntity(*r, [](const config::v1::Route& m) {
+    out->append(cachedEntity(cache_serial, *r, [](const config::v1::Route& m) {
       return config::encodeRoute(m);
     }));
   }
   if (const config::v1::Service* s = ctx.service()) {
     out->append(",\"service\":");
-    out->append(cachedEntity(*s, [](const config::v1::Service& m) {
+    out->append(cachedEntity(cache_serial, *s, [](const config::v1::Service& m) {
       return config::encodeService(m);
     }));
   }
   if (const Consumer* c = ctx.consumer(); c != nullptr && c->entity != nullptr) {
     out->append(",\"consumer\":");
-    out->append(cachedEntity(*c->entity, [](const config::v1::Consumer& m) {
+    out->append(cachedEntity(cache_serial, *c->entity, [](const config::v1::Consumer& m) {
       return config::protoToJson(m);
     }));
   }

@@ -9,10 +9,12 @@
 // get_headers()/get_query() return them. Entities are Kong's JSON without null fields (as
 // Kong's cached rows), with `ws_id`.
 //
-// Runs on the proxy worker in onLog: the text is written with plain appends (no JSON DOM),
-// and each entity's JSON is built once per entity and thread, then reused.
+// Runs on the proxy worker in onLog: the text is written with plain appends (no JSON DOM, no
+// allocation but the output's), and each entity's JSON is built once per worker thread and
+// plugin config, then reused.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -25,8 +27,12 @@ namespace portico::dp::plugins::logging {
 inline constexpr std::string_view kWorkspaceId = "00000000-0000-0000-0000-000000000000";
 inline constexpr std::string_view kWorkspaceName = "default";
 
+// A serial for a logging plugin's config (built once per snapshot, never reused): the entity
+// JSON cache is keyed by it, so a text never outlives the snapshot its entity came from.
+uint64_t newCacheSerial();
+
 // Appends the serialized request (one JSON object, no trailing newline) to `out`.
-void serialize(const RequestContext& ctx, std::string* out);
+void serialize(const RequestContext& ctx, uint64_t cache_serial, std::string* out);
 
 // JSON string escaping as lua-cjson does it (control characters, '"' and '\\'; other bytes
 // pass through), without the surrounding quotes.

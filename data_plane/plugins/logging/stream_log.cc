@@ -13,6 +13,7 @@ class Config final : public PluginConfig {
  public:
   Config(std::string_view name, int32_t priority) : name_(name), priority_(priority) {}
   std::shared_ptr<Sender> sender;
+  const uint64_t cache_serial = newCacheSerial();
 
   std::string_view name() const override { return name_; }
   int32_t priority() const override { return priority_; }
@@ -30,7 +31,7 @@ class StreamLog final : public Plugin {
   void onLog(const RequestContext& ctx) override {
     std::string entry;
     entry.reserve(2048);
-    serialize(ctx, &entry);
+    serialize(ctx, config_.cache_serial, &entry);
     config_.sender->push(std::move(entry));
   }
 

@@ -286,3 +286,32 @@ TEST_CASE("http-log: concurrency_limit -1 sends entries on their own", "[http-lo
 
 }  // namespace
 }  // namespace portico::dp
+
+namespace portico::dp {
+namespace {
+
+TEST_CASE("http-log: a config dropped with deliveries in flight leaves the log thread serving",
+          "[http-log]") {
+  testing::HttpReceiver slow(testing::HttpReceiver::Mode::kNeverRead);
+  {
+    testing::PluginFixture f;
+    f.add("plugins", {{"name", "http-log"},
+                      {"config",
+                       {{"http_endpoint", "http://127.0.0.1:" + std::to_string(slow.port())},
+                        {"timeout", 1000},
+                        {"queue", {{"concurrency_limit", -1}}}}}});
+    REQUIRE(f.apply().ToString() == "OK");
+    for (int i = 0; i < 3; ++i) REQUIRE(f.get("/inflight").status == 200);
+    REQUIRE(testing::waitFor([&] { return slow.accepted() == 3; }));
+  }  // the config (and its sender) goes while its 3 deliveries wait for answers
+  testing::HttpReceiver server;
+  testing::PluginFixture g;
+  g.add("plugins", {{"name", "http-log"},
+                    {"config", {{"http_endpoint", "http://127.0.0.1:" + std::to_string(server.port())}}}});
+  REQUIRE(g.apply().ToString() == "OK");
+  REQUIRE(g.get("/after").status == 200);
+  CHECK(testing::waitFor([&] { return server.count() == 1; }));
+}
+
+}  // namespace
+}  // namespace portico::dp
