@@ -40,8 +40,8 @@ class FileLog final : public Plugin {
  public:
   explicit FileLog(const Config& c) : config_(c) {}
   void onLog(const RequestContext& ctx) override {
-    std::string line;
-    line.reserve(2048);
+    thread_local std::string line;  // kept by the worker: no allocation per request
+    line.clear();
     logging::serialize(ctx, config_.cache_serial, &line);
     line.push_back('\n');
     std::string err;

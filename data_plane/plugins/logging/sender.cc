@@ -437,7 +437,12 @@ class HttpCore final : public SenderCore {
       body.push_back(']');
     }
     std::string r = target_.method;
-    r.append(" ").append(target_.path).append(" HTTP/1.1\r\nHost: ").append(target_.host);
+    r.append(" ").append(target_.path).append(" HTTP/1.1\r\nHost: ");
+    if (target_.host.find(':') != std::string::npos) {
+      r.append("[").append(target_.host).append("]");  // an IPv6 literal
+    } else {
+      r.append(target_.host);
+    }
     if (target_.port != (target_.tls ? 443 : 80)) {
       r.append(":").append(std::to_string(target_.port));
     }

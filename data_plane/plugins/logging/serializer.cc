@@ -2,7 +2,7 @@
 
 #include <array>
 #include <atomic>
-#include <cstdio>
+#include <charconv>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -34,8 +34,8 @@ void appendKey(std::string_view key, std::string* out) {
 
 void appendInt(int64_t v, std::string* out) {
   char buf[24];
-  const int n = std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(v));
-  out->append(buf, static_cast<size_t>(n));
+  const std::to_chars_result r = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, static_cast<size_t>(r.ptr - buf));
 }
 
 char lowerChar(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -357,7 +357,9 @@ void serialize(const RequestContext& ctx, uint64_t cache_serial, std::string* ou
   out->append("},\"upstream_uri\":");
   appendString(d.upstream_target, out);
   out->append(",\"upstream_status\":");
-  appendString(d.upstream_status > 0 ? std::to_string(d.upstream_status) : std::string(), out);
+  out->push_back('"');
+  if (d.upstream_status > 0) appendInt(d.upstream_status, out);
+  out->push_back('"');
   out->append(",\"response\":{\"status\":");
   appendInt(ctx.responseStatus(), out);
   out->append(",\"headers\":");

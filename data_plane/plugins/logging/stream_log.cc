@@ -29,10 +29,10 @@ class StreamLog final : public Plugin {
  public:
   explicit StreamLog(const Config& c) : config_(c) {}
   void onLog(const RequestContext& ctx) override {
-    std::string entry;
-    entry.reserve(2048);
-    serialize(ctx, config_.cache_serial, &entry);
-    config_.sender->push(std::move(entry));
+    thread_local std::string scratch;  // kept by the worker; the queue gets an exact copy
+    scratch.clear();
+    serialize(ctx, config_.cache_serial, &scratch);
+    config_.sender->push(std::string(scratch));
   }
 
  private:
