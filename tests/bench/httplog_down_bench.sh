@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # http-log with its log server down, under load: one portico-dp worker with no plugin, one
 # with http-log pointed at a closed port (default queue: 10,000 entries, retries for 60 s),
-# one with http-log pointed at a log server that answers (nginx, 200), and nginx as the
+# one with http-log pointed at a log server that answers (nginx, 200), the same with
+# queue.max_batch_size 100 (JSON arrays of up to 100 entries), and nginx as the
 # reference proxy; each pinned to the same core, driven by the same wrk command in the same
 # run. Prints a Markdown table of medians over REPEAT runs, the down DP's RSS before and after
 # (bounded by the queue cap) and its drop counters from /metrics (RESULTS.md, "Logging").
@@ -26,7 +27,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP_PORT=$(free_port); LOG_PORT=$(free_port); DOWN_PORT=$(free_port); NGX_PORT=$(free_port)
-BARE_PORT=$(free_port); HL_DOWN_PORT=$(free_port); HL_UP_PORT=$(free_port)
+BARE_PORT=$(free_port); HL_DOWN_PORT=$(free_port); HL_UP_PORT=$(free_port); HL_BATCH_PORT=$(free_port)
 
 # The upstream and the live log server: one nginx on the load core.
 mkdir -p "$WORK/up" "$WORK/ngx"
@@ -55,12 +56,12 @@ route = {"id": "5b1a3c1e-0000-4000-8000-000000000002", "name": "r", "protocols":
          "request_buffering": True, "response_buffering": True, "service_id": svc["id"]}
 base = {"generation": "1", "group": "default", "services": [svc], "routes": [route]}
 json.dump(base, open(work + "/bare.json", "w"))
-def httplog(port):
+def httplog(port, batch=1):
     conf = {"http_endpoint": "http://127.0.0.1:%d/logs" % port, "method": "POST",
             "content_type": "application/json", "timeout": 10000, "keepalive": 60000,
             "retry_count": None, "queue_size": None, "flush_timeout": None, "headers": None,
             "custom_fields_by_lua": None,
-            "queue": {"max_batch_size": 1, "max_coalescing_delay": 1, "max_entries": 10000,
+            "queue": {"max_batch_size": batch, "max_coalescing_delay": 1, "max_entries": 10000,
                       "max_bytes": None, "max_retry_time": 60, "initial_retry_delay": 0.01,
                       "max_retry_delay": 60, "concurrency_limit": 1}}
     c = dict(base)
@@ -70,6 +71,7 @@ def httplog(port):
     return c
 json.dump(httplog(down_port), open(work + "/down.json", "w"))
 json.dump(httplog(log_port), open(work + "/up.json", "w"))
+json.dump(httplog(log_port, 100), open(work + "/batch.json", "w"))
 PY
 
 declare -A PID_OF PORT_OF STATUS_OF
@@ -83,6 +85,7 @@ start_dp() {  # name port config
 start_dp portico "$BARE_PORT" "$WORK/bare.json"
 start_dp portico-httplog-down "$HL_DOWN_PORT" "$WORK/down.json"
 start_dp portico-httplog-up "$HL_UP_PORT" "$WORK/up.json"
+start_dp portico-httplog-batch100 "$HL_BATCH_PORT" "$WORK/batch.json"
 
 cat > "$WORK/ngx/nginx.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $WORK/ngx/nginx.pid;
@@ -101,7 +104,7 @@ http {
 CONF
 taskset -c "$PROXY_CPU" nginx -c "$WORK/ngx/nginx.conf" -p "$WORK/ngx" & PIDS+=($!)
 PID_OF[nginx]=$!; PORT_OF[nginx]=$NGX_PORT
-TARGETS="portico portico-httplog-down portico-httplog-up nginx"
+TARGETS="portico portico-httplog-down portico-httplog-up portico-httplog-batch100 nginx"
 
 for t in $TARGETS; do
   for _ in $(seq 1 100); do
@@ -150,7 +153,7 @@ done
 echo
 echo "RSS portico-httplog-down: $RSS_DOWN_0 KB before the runs, $(rss portico-httplog-down) KB after" \
      "(portico without plugins: $RSS_BARE_0 KB before, $(rss portico) KB after)"
-for t in portico-httplog-down portico-httplog-up; do
+for t in portico-httplog-down portico-httplog-up portico-httplog-batch100; do
   echo "$t: dropped $(metric $t portico_dp_http_log_dropped_total), failed" \
        "$(metric $t portico_dp_http_log_failed_total), sent $(metric $t portico_dp_http_log_sent_total)"
 done

@@ -45,12 +45,8 @@ class HttpLog final : public Plugin {
  public:
   explicit HttpLog(const Config& c) : config_(c) {}
   void onLog(const RequestContext& ctx) override {
-    // Serialized in a buffer the worker keeps, then queued as an exact-size copy: a queued
-    // entry holds no spare capacity.
-    thread_local std::string scratch;
-    scratch.clear();
-    logging::serialize(ctx, config_.cache_serial, &scratch);
-    config_.sender->push(std::string(scratch));
+    config_.sender->pushSerialized(
+        [&](std::string* out) { logging::serialize(ctx, config_.cache_serial, out); });
   }
 
  private:

@@ -210,7 +210,8 @@ class SenderCore : public std::enable_shared_from_this<SenderCore> {
       : wake_(logIo()), max_entries_(max_entries), max_bytes_(max_bytes), counters_(counters) {}
   virtual ~SenderCore() = default;
 
-  void push(std::string entry) {
+  std::string push(std::string entry) {
+    std::string reuse;   // the last evicted entry, for the caller's next one
     size_t dropped = 0;  // queued entries evicted
     bool refused = false;
     bool wake = false;
@@ -223,6 +224,7 @@ class SenderCore : public std::enable_shared_from_this<SenderCore> {
         while (!q_.empty() && (q_.size() >= max_entries_ ||
                                (max_bytes_ != 0 && bytes_ + entry.size() > max_bytes_))) {
           bytes_ -= q_.front().size();
+          reuse = std::move(q_.front());
           q_.pop_front();
           ++dropped;
         }
@@ -240,6 +242,7 @@ class SenderCore : public std::enable_shared_from_this<SenderCore> {
     if (wake) {
       asio::post(logIo(), [self = shared_from_this()] { self->wake_.cancel(); });
     }
+    return reuse;
   }
 
   void close() {
@@ -777,7 +780,7 @@ std::shared_ptr<Sender> Sender::udp(const std::string& key, const StreamTarget& 
 
 Sender::~Sender() { core_->close(); }
 
-void Sender::push(std::string entry) { core_->push(std::move(entry)); }
+std::string Sender::push(std::string entry) { return core_->push(std::move(entry)); }
 
 size_t queuedEntries() {
   const int64_t n = g_queued.load(std::memory_order_relaxed);

@@ -89,7 +89,24 @@ class Sender {
   Sender& operator=(const Sender&) = delete;
 
   // Proxy worker side: queues one entry. Thread-safe; no I/O, no wait beyond a short lock.
-  void push(std::string entry);
+  // Returns the buffer of an entry dropped to make room (for the caller to reuse), else "".
+  std::string push(std::string entry);
+
+  // For onLog: serializes the request with `serialize` into a per-worker buffer sized after
+  // the previous entry (queued entries keep little spare capacity) and queues it; a dropped
+  // entry's buffer is reused for the next one, so a full queue costs no allocation.
+  template <typename Serialize>
+  void pushSerialized(Serialize serialize) {
+    thread_local std::string buf;
+    thread_local size_t last = 1024;
+    buf.clear();
+    if (buf.capacity() < last + 256) {
+      buf.reserve(last + 256);
+    }
+    serialize(&buf);
+    last = buf.size();
+    buf = push(std::move(buf));
+  }
 
   explicit Sender(std::shared_ptr<SenderCore> core) : core_(std::move(core)) {}
 

@@ -29,10 +29,8 @@ class StreamLog final : public Plugin {
  public:
   explicit StreamLog(const Config& c) : config_(c) {}
   void onLog(const RequestContext& ctx) override {
-    thread_local std::string scratch;  // kept by the worker; the queue gets an exact copy
-    scratch.clear();
-    serialize(ctx, config_.cache_serial, &scratch);
-    config_.sender->push(std::string(scratch));
+    config_.sender->pushSerialized(
+        [&](std::string* out) { serialize(ctx, config_.cache_serial, out); });
   }
 
  private:
