@@ -232,8 +232,10 @@ class SenderCore : public std::enable_shared_from_this<SenderCore> {
         q_.push_back(std::move(entry));
         g_queued.fetch_add(1, std::memory_order_relaxed);
       }
-      wake = waiting_;
-      waiting_ = false;
+      // A sleeping consumer is woken once there is enough to do (a batch being gathered waits
+      // for max_batch_size entries, not for each one: no wake-up per request).
+      wake = waiting_ && q_.size() >= wake_at_;
+      if (wake) waiting_ = false;
     }
     if (dropped > 0 || refused) {
       counters_.dropped->inc(dropped + (refused ? 1 : 0));
@@ -291,14 +293,17 @@ class SenderCore : public std::enable_shared_from_this<SenderCore> {
   }
   // Sleeps until an entry is pushed, close(), wake() or `deadline_ms` (steady ms; kForever).
   // Returns at once when the queue no longer holds `seen` entries (a push raced the caller),
-  // or when closed unless `past_close` (waiting for deliveries after the close).
-  Task<void> sleep(uint64_t deadline_ms, size_t seen, bool past_close = false) {
+  // or when closed unless `past_close` (waiting for deliveries after the close). Pushes wake it
+  // once `wake_at` entries are queued.
+  Task<void> sleep(uint64_t deadline_ms, size_t seen, bool past_close = false,
+                   size_t wake_at = 1) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (q_.size() != seen || (closed_ && !past_close)) {
         co_return;
       }
       waiting_ = true;
+      wake_at_ = std::max(wake_at, seen + 1);
     }
     if (deadline_ms == kForever) {
       wake_.expires_at(asio::steady_timer::time_point::max());
@@ -337,6 +342,7 @@ class SenderCore : public std::enable_shared_from_this<SenderCore> {
   std::deque<std::string> q_;
   size_t bytes_ = 0;
   bool waiting_ = false;
+  size_t wake_at_ = 1;  // queue size at which a push wakes the sleeping consumer
   bool closed_ = false;
   uint64_t last_warn_ms_ = 0;
 };
@@ -391,7 +397,7 @@ class HttpCore final : public SenderCore {
           if (deadline < now + kCoalesceMinMs) {
             break;
           }
-          co_await sleep(deadline, have);
+          co_await sleep(deadline, have, false, queue_.max_batch_size);
           have = queued(&is_closed);
           if (is_closed) {
             break;

@@ -1,5 +1,6 @@
 // The portico-dp binary run without a control plane (--declarative_config), against the
 // shared EchoUpstream: readiness, proxying, 404, SIGTERM drain, and one-line flag errors.
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -63,6 +64,55 @@ TEST_CASE("portico-dp: serves a declarative config and drains on SIGTERM") {
   CHECK(dp.stop() == 0);
   CHECK(dp.log().find("drained") != std::string::npos);
   std::remove(config.c_str());
+}
+
+TEST_CASE("portico-dp: SIGUSR1 reopens file-log's file after a rotation") {
+  EchoUpstream upstream;
+  const std::string base = "/tmp/portico-dp-binary-filelog-" + std::to_string(::getpid());
+  const std::string log = base + ".log";
+  const std::string config = base + ".json";
+  std::ofstream(config) << R"({"generation": "1", "group": "default",
+    "services": [{"id": "aaaaaaaa-0000-4000-8000-000000000001", "name": "echo",
+      "protocol": "http", "host": "127.0.0.1", "port": )"
+                        << upstream.port() << R"(, "enabled": true,
+      "connect_timeout": 2000, "read_timeout": 5000, "write_timeout": 5000}],
+    "routes": [{"id": "aaaaaaaa-0000-4000-8000-000000000002", "name": "echo",
+      "protocols": ["http", "https"], "paths": ["/echo"], "strip_path": true,
+      "path_handling": "v0", "https_redirect_status_code": 426,
+      "request_buffering": true, "response_buffering": true,
+      "service_id": "aaaaaaaa-0000-4000-8000-000000000001"}],
+    "plugins": [{"id": "aaaaaaaa-0000-4000-8000-000000000003", "name": "file-log",
+      "config": "{\"path\": \")" << log << R"(\", \"reopen\": false, \"custom_fields_by_lua\": null}",
+      "protocols": ["grpc", "grpcs", "http", "https"], "enabled": true,
+      "created_at": 1700000000, "updated_at": 1700000000}]})";
+  const int proxy_port = freePort();
+  const int status_port = freePort();
+  Process dp(binaryPath("portico-dp"),
+             {"--declarative_config=" + config,
+              "--proxy_listen=127.0.0.1:" + std::to_string(proxy_port), "--proxy_ssl_listen=off",
+              "--status_listen=127.0.0.1:" + std::to_string(status_port), "--workers=1"});
+  REQUIRE(waitFor([&] {
+    return httpRequest("127.0.0.1", status_port, "GET", "/status/ready").status == 200;
+  }, std::chrono::seconds(10)));
+  INFO(dp.log());
+  auto lines = [](const std::string& path) {
+    std::ifstream in(path);
+    int n = 0;
+    for (std::string l; std::getline(in, l);) ++n;
+    return n;
+  };
+  REQUIRE(httpRequest("127.0.0.1", proxy_port, "GET", "/echo/1").status == 200);
+  REQUIRE(waitFor([&] { return lines(log) == 1; }, std::chrono::seconds(5)));
+  REQUIRE(std::rename(log.c_str(), (log + ".1").c_str()) == 0);
+  ::kill(dp.pid(), SIGUSR1);
+  REQUIRE(waitFor([&] { return dp.log().find("reopening") != std::string::npos; },
+                  std::chrono::seconds(5)));
+  REQUIRE(httpRequest("127.0.0.1", proxy_port, "GET", "/echo/2").status == 200);
+  CHECK(waitFor([&] { return lines(log) == 1; }, std::chrono::seconds(5)));  // a new file
+  CHECK(lines(log + ".1") == 1);
+  CHECK(dp.running());  // SIGUSR1 does not stop it
+  CHECK(dp.stop() == 0);
+  for (const std::string& p : {log, log + ".1", config}) std::remove(p.c_str());
 }
 
 // Runs a shell command and returns its stdout.
