@@ -315,3 +315,28 @@ TEST_CASE("http-log: a config dropped with deliveries in flight leaves the log t
 
 }  // namespace
 }  // namespace portico::dp
+
+namespace portico::dp {
+namespace {
+
+TEST_CASE("http-log: queue.max_bytes refuses an entry larger than the cap (counted)",
+          "[http-log]") {
+  testing::HttpReceiver server;
+  testing::PluginFixture f;
+  f.add("plugins", {{"name", "http-log"},
+                    {"config",
+                     {{"http_endpoint", "http://127.0.0.1:" + std::to_string(server.port())},
+                      {"queue", {{"max_bytes", 100}}}}}});
+  REQUIRE(f.apply().ToString() == "OK");
+  const double dropped =
+      testing::metricValue(f.metrics(), "portico_dp_http_log_dropped_total");
+  for (int i = 0; i < 3; ++i) REQUIRE(f.get("/big").status == 200);
+  CHECK(testing::waitFor([&] {
+    return testing::metricValue(f.metrics(), "portico_dp_http_log_dropped_total") ==
+           dropped + 3;
+  }));
+  CHECK(server.count() == 0);
+}
+
+}  // namespace
+}  // namespace portico::dp
