@@ -77,12 +77,16 @@ void appendLocalBody(int status, std::string_view body, std::string_view content
   out->append(body);
 }
 
-void appendLocalReply(int status, std::string_view message, bool keep_alive,
-                      std::string_view date, std::string* out, std::string_view extra_headers) {
+std::string localReplyBody(std::string_view message) {
   std::string body = "{\"message\":\"";
   appendJsonEscaped(message, &body);
   body.append("\"}");
-  appendLocalBody(status, body, "application/json; charset=utf-8", keep_alive, date, out,
+  return body;
+}
+
+void appendLocalReply(int status, std::string_view message, bool keep_alive,
+                      std::string_view date, std::string* out, std::string_view extra_headers) {
+  appendLocalBody(status, localReplyBody(message), kLocalReplyType, keep_alive, date, out,
                   extra_headers);
 }
 

@@ -35,6 +35,10 @@ void appendLocalReply(int status, std::string_view message, bool keep_alive,
                       std::string_view date, std::string* out,
                       std::string_view extra_headers = {});
 
+// `{"message":"<message>"}` alone, and its Content-Type.
+std::string localReplyBody(std::string_view message);
+inline constexpr std::string_view kLocalReplyType = "application/json; charset=utf-8";
+
 // The same with an exact body (Kong's kong.response.exit); no Content-Type when
 // `content_type` is empty.
 void appendLocalBody(int status, std::string_view body, std::string_view content_type,

@@ -860,22 +860,15 @@ close:
 Task<void> Session::sendLocal(int status, std::string_view message, bool keep_alive,
                               std::string_view extra_headers, const LocalBody* body) {
   status_ = status;
-  static constexpr std::string_view kJsonType = "application/json; charset=utf-8";
   std::string edited;  // the body after onBufferedResponseBody(), when a plugin asked for it
   if (!plugins_.empty()) {
-    context_->setLocalContentType(body != nullptr ? body->content_type : kJsonType);
+    context_->setLocalContentType(body != nullptr ? body->content_type : kLocalReplyType);
     for (PluginPtr& p : plugins_) {
       p->onResponseHeaders(*context_);
     }
     context_->appendResponseHeaders(&resp_extra_);
     if (context_->buffersBody()) {
-      if (body != nullptr) {
-        edited.assign(body->body);
-      } else {
-        edited = "{\"message\":\"";
-        appendJsonEscaped(message, &edited);
-        edited.append("\"}");
-      }
+      edited = body != nullptr ? std::string(body->body) : localReplyBody(message);
       for (PluginPtr& p : plugins_) {
         p->onBufferedResponseBody(*context_, &edited);
       }
@@ -887,8 +880,8 @@ Task<void> Session::sendLocal(int status, std::string_view message, bool keep_al
     extra_headers = resp_extra_;
   }
   if (!plugins_.empty() && context_->buffersBody()) {
-    appendLocalBody(status, edited, body != nullptr ? body->content_type : kJsonType, keep_alive,
-                    worker_.date(), &out_, extra_headers);
+    appendLocalBody(status, edited, body != nullptr ? body->content_type : kLocalReplyType,
+                    keep_alive, worker_.date(), &out_, extra_headers);
   } else if (body != nullptr) {
     appendLocalBody(status, body->body, body->content_type, keep_alive, worker_.date(), &out_,
                     extra_headers);

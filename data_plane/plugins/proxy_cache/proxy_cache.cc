@@ -31,6 +31,7 @@
 #include "common/config/schema.h"
 #include "common/http/http_parser.h"
 #include "data_plane/plugins/consumers.h"
+#include "data_plane/plugins/mime_type.h"
 #include "data_plane/plugins/plugin.h"
 #include "data_plane/plugins/plugin_stats.h"
 #include "data_plane/plugins/proxy_cache/cache_store.h"
@@ -108,55 +109,6 @@ bool has(const Directives& d, std::string_view name) { return d.find(name) != d.
 std::optional<double> number(const Directives& d, std::string_view name) {
   auto it = d.find(name);
   return it == d.end() ? std::nullopt : it->second.number;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Media types (kong.tools.mime_type): type/subtype lower-cased, parameters by lower-cased name.
-
-struct MediaType {
-  std::string type, subtype;
-  std::map<std::string, std::string> params;
-};
-
-std::optional<MediaType> parseMediaType(std::string_view s) {
-  auto lower = [](std::string_view v) {
-    std::string o(v);
-    std::transform(o.begin(), o.end(), o.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return o;
-  };
-  auto trim = [](std::string_view v) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    return v;
-  };
-  MediaType mt;
-  const size_t semi = s.find(';');
-  std::string_view head = trim(s.substr(0, semi));
-  if (head == "*") {
-    mt.type = mt.subtype = "*";
-  } else {
-    const size_t slash = head.find('/');
-    if (slash == std::string_view::npos || slash == 0 || slash + 1 == head.size()) {
-      return std::nullopt;
-    }
-    mt.type = lower(head.substr(0, slash));
-    mt.subtype = lower(head.substr(slash + 1));
-  }
-  std::string_view rest = semi == std::string_view::npos ? "" : s.substr(semi + 1);
-  while (!rest.empty()) {
-    const size_t next = rest.find(';');
-    const std::string_view p = trim(rest.substr(0, next));
-    rest = next == std::string_view::npos ? "" : rest.substr(next + 1);
-    const size_t eq = p.find('=');
-    if (eq == std::string_view::npos || eq == 0) return std::nullopt;
-    std::string_view value = p.substr(eq + 1);
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-    }
-    mt.params[lower(p.substr(0, eq))] = std::string(value);
-  }
-  return mt;
 }
 
 // ---------------------------------------------------------------------------------------------

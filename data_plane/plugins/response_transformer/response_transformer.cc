@@ -21,6 +21,7 @@
 #include "common/config/json_limits.h"
 #include "common/config/schema.h"
 #include "common/http/http_parser.h"
+#include "data_plane/plugins/mime_type.h"
 #include "data_plane/plugins/plugin.h"
 #include "data_plane/plugins/plugin_stats.h"
 
@@ -199,65 +200,16 @@ std::vector<std::string> namesOf(const Json& list) {
   return out;
 }
 
-// kong.tools.mime_type: one of the comma-separated media types is application/json or
-// application/<anything>+json (type and subtype compared in lower case; parameters must be
-// well formed, else that entry does not count).
-bool isToken(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  if (u < 33 || u > 126) return false;
-  return std::string_view("()<>@,;:\\\"/[]?={}").find(c) == std::string_view::npos;
-}
-
-bool isJsonMediaType(std::string_view mt) {
-  auto strip = [](std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-  };
-  mt = strip(mt);
-  size_t i = 0;
-  auto token = [&](std::string_view* out) {
-    const size_t b = i;
-    while (i < mt.size() && isToken(mt[i])) ++i;
-    *out = mt.substr(b, i - b);
-    return i > b;
-  };
-  std::string_view type, subtype;
-  if (!token(&type) || i >= mt.size() || mt[i] != '/') return false;
-  ++i;
-  if (!token(&subtype)) return false;
-  // Parameters: *( spacing ";" spacing attribute "=" (token | quoted-string) ), then the end.
-  while (i < mt.size()) {
-    while (i < mt.size() && (mt[i] == ' ' || mt[i] == '\t')) ++i;
-    if (i >= mt.size() || mt[i] != ';') return false;
-    ++i;
-    while (i < mt.size() && (mt[i] == ' ' || mt[i] == '\t')) ++i;
-    std::string_view attr, val;
-    if (!token(&attr) || i >= mt.size() || mt[i] != '=') return false;
-    ++i;
-    if (i < mt.size() && mt[i] == '"') {
-      ++i;
-      while (i < mt.size() && mt[i] != '"') {
-        if (mt[i] == '\\') ++i;
-        ++i;
-      }
-      if (i >= mt.size()) return false;
-      ++i;
-    } else if (!token(&val)) {
-      return false;
-    }
-  }
-  if (!http::equalsIgnoreCase(type, "application")) return false;
-  if (http::equalsIgnoreCase(subtype, "json")) return true;
-  return subtype.size() > 5 && http::equalsIgnoreCase(subtype.substr(subtype.size() - 5), "+json");
-}
-
+// One of the comma-separated media types is application/json or application/<x>+json
+// (Kong's is_json_body: mime_type.includes).
 bool isJsonBody(std::string_view content_type) {
   size_t b = 0;
   while (b <= content_type.size()) {
     size_t e = content_type.find(',', b);
     if (e == std::string_view::npos) e = content_type.size();
-    if (isJsonMediaType(content_type.substr(b, e - b))) return true;
+    static const MediaType kJson{"application", "json", {}};
+    const std::optional<MediaType> mt = parseMediaType(content_type.substr(b, e - b));
+    if (mt && includes(kJson, *mt)) return true;
     b = e + 1;
   }
   return false;
