@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "common/config/key_auth_table.h"
 #include "common/versioned.h"
@@ -78,6 +79,10 @@ class Snapshot {
   const ServiceTarget& target(int32_t service_index) const {
     return targets_[static_cast<size_t>(service_index)];
   }
+  // Where a request for the service at `service_index` goes when a plugin moved it to `dest`
+  // (RequestContext::setUpstreamDestination): built at build() time for every destination a
+  // plugin instance announced and every service it can apply to. Null for one never announced.
+  const ServiceTarget* destination(int32_t service_index, const UpstreamDestination& dest) const;
   // One balancer per upstream, in config().upstreams() order (health reports).
   const std::vector<std::shared_ptr<const balancer::Balancer>>& balancers() const {
     return balancers_;
@@ -98,6 +103,9 @@ class Snapshot {
   std::unique_ptr<const router::Router> router_;  // points into config_
   std::vector<ServiceTarget> targets_;
   std::vector<std::shared_ptr<const balancer::Balancer>> balancers_;
+  // destination host -> (service index << 16 | destination port) -> target.
+  absl::flat_hash_map<std::string, absl::flat_hash_map<uint64_t, std::unique_ptr<ServiceTarget>>>
+      destinations_;
   std::unique_ptr<const tls::CertificateTable> certificates_;
   std::unique_ptr<const ConsumerIndex> consumers_;  // points into config_
   std::unique_ptr<const PluginChains> plugins_;     // points into config_

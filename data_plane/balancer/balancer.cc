@@ -518,6 +518,26 @@ uint64_t Balancer::tableVersion() const {
   return fixed_ ? 1 : cell_->version.load(std::memory_order_acquire);
 }
 
+bool Balancer::available() const {
+  if (fixed_) {
+    return true;
+  }
+  std::shared_ptr<const Table> t = cell_->current();
+  const bool checks = config_->health.enabled();
+  uint64_t healthy_weight = 0;
+  for (const Address& a : t->addresses) {
+    if (!checks || a.health == nullptr || a.health->healthy()) {
+      healthy_weight += a.weight;
+    }
+  }
+  if (healthy_weight == 0) {
+    return false;
+  }
+  return !checks || config_->health.threshold <= 0 ||
+         static_cast<double>(healthy_weight) * 100.0 >=
+             config_->health.threshold * static_cast<double>(t->total_weight);
+}
+
 size_t Balancer::addressCount() const { return fixed_ ? 1 : cell_->current()->addresses.size(); }
 
 Shard* Balancer::shard(int32_t slot) const {

@@ -175,6 +175,11 @@ class Balancer : public std::enable_shared_from_this<Balancer> {
   // kResponse). Feeds passive health checks and the latency EWMA.
   void report(const Lease& lease, Outcome outcome, int status) const;
 
+  // Any thread: whether pick() could find an address now (some address resolved, healthy
+  // enough to pass the health threshold). A fixed endpoint always can. Canary's
+  // upstream_fallback asks before it moves a request here.
+  bool available() const;
+
   // Any thread: Kong's /upstreams/{u}/health view of this balancer.
   UpstreamReport healthReport() const;
 

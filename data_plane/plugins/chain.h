@@ -70,6 +70,7 @@ class PluginChains {
   const Chain& rewrite() const { return rewrite_; }
   bool empty() const { return instances_.empty(); }
   size_t instanceCount() const { return instances_.size(); }
+  const PluginInstance& instance(size_t i) const { return *instances_[i]; }
 
   // The instance that applies for this entry now (null: the plugin does not run). `route`
   // and `service` are the matched ones (null when none); `consumer` the authenticated one.

@@ -42,6 +42,15 @@ class Waker {
 };
 using WakerPtr = std::shared_ptr<Waker>;
 
+// Where a plugin may send a request instead of its service's host and port (canary): a host
+// (an upstream entity's name, or a host name or IP) and a port, "" and 0 meaning the
+// service's own. Compared as given.
+struct UpstreamDestination {
+  std::string host;
+  uint16_t port = 0;
+  bool operator==(const UpstreamDestination&) const = default;
+};
+
 // Milliseconds, Kong's `latencies` (-1 until known).
 struct Latencies {
   uint64_t started_at_ms = 0;   // wall clock, when the request head was complete
@@ -123,6 +132,17 @@ class RequestContext {
   virtual void setUpstreamMethod(std::string_view) { sendLocalReply(500, kUnexpected); }
   virtual void setUpstreamPath(std::string) { sendLocalReply(500, kUnexpected); }
   virtual void setUpstreamBody(std::string) { sendLocalReply(500, kUnexpected); }
+
+  // In onRequest: sends the request to `dest`, which the plugin's config announced in
+  // PluginConfig::upstreamDestinations(), instead of the service's host and port. The
+  // service's protocol, timeouts, retries and path rules stay (Kong's canary setting
+  // balancer_data.host/port). With `only_if_available`, nothing changes when no address of
+  // the destination is healthy (Balancer::available()). Returns whether the request moved.
+  // A context that cannot do it refuses the request (500) rather than send it elsewhere.
+  virtual bool setUpstreamDestination(const UpstreamDestination& dest, bool only_if_available) {
+    sendLocalReply(500, kUnexpected);
+    return false;
+  }
 
   // ---- The client response. In onResponseHeaders, responseHeader() reads the upstream's.
   virtual bool responseHeader(std::string_view name, std::string_view* value) const = 0;
@@ -241,6 +261,10 @@ class PluginConfig {
   // True for a plugin whose onLog() reads RequestContext::LogDetails::request_head: the proxy
   // then keeps a copy of the request head until the log phase (others cost nothing).
   virtual bool logsRequest() const { return false; }
+  // Every destination RequestContext::setUpstreamDestination() may be given by this plugin.
+  // The snapshot builds each one's balancer (DNS watched off the hot path), TLS and pool key
+  // up front, for every service the instance can apply to, so the switch costs one lookup.
+  virtual void upstreamDestinations(std::vector<UpstreamDestination>* out) const {}
 };
 using PluginConfigConstSharedPtr = std::shared_ptr<const PluginConfig>;
 

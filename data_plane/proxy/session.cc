@@ -302,7 +302,9 @@ class Session::Context final : public RequestContext {
     host_.assign(req.host);
     route_ = m != nullptr ? m->route : nullptr;
     service_ = m != nullptr ? m->service : nullptr;
+    service_index_ = m != nullptr ? m->service_index : -1;
     setCaptures(m);
+    destination_ = nullptr;
     consumer_ = nullptr;
     credential_id_.clear();
     up_.clear();
@@ -340,8 +342,11 @@ class Session::Context final : public RequestContext {
   void setRoute(const router::Match* m) {
     route_ = m != nullptr ? m->route : nullptr;
     service_ = m != nullptr ? m->service : nullptr;
+    service_index_ = m != nullptr ? m->service_index : -1;
     setCaptures(m);
   }
+  // Where a plugin moved the request (setUpstreamDestination), null for the service's own.
+  const ServiceTarget* destination() const { return destination_; }
   void setBodyPending(bool pending) { body_pending_ = pending; }
   const std::optional<std::string>& methodOverride() const { return method_override_; }
   const std::optional<std::string>& pathOverride() const { return path_override_; }
@@ -486,6 +491,25 @@ class Session::Context final : public RequestContext {
     return true;
   }
   void setUpstreamMethod(std::string_view method) override { method_override_.emplace(method); }
+  bool setUpstreamDestination(const UpstreamDestination& dest, bool only_if_available) override {
+    if (service_ == nullptr) {
+      return false;  // no service: the request goes nowhere anyway (503)
+    }
+    const ServiceTarget* t = s_.snap_->destination(service_index_, dest);
+    if (t == nullptr) {
+      // Announced destinations are all built; a miss is a bug, and the request must not
+      // silently go to the service instead.
+      LOG_ERROR("proxy", "plugin destination %s:%u of service %d was not built", dest.host,
+                dest.port, service_index_);
+      sendLocalReply(500, kUnexpected);
+      return false;
+    }
+    if (only_if_available && !t->balancer->available()) {
+      return false;
+    }
+    destination_ = t;
+    return true;
+  }
   void setUpstreamPath(std::string path) override {
     if (checkValue(path)) path_override_ = std::move(path);
   }
@@ -648,6 +672,8 @@ class Session::Context final : public RequestContext {
   uint64_t upstream_mono_ms_ = 0;
   std::optional<std::string_view> body_;
   bool body_pending_ = false;
+  int32_t service_index_ = -1;
+  const ServiceTarget* destination_ = nullptr;  // points into s_.snap_
   std::optional<std::string> method_override_;
   std::optional<std::string> path_override_;
   std::optional<std::string> host_override_;
@@ -1517,7 +1543,9 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
     a = runAccessPhase(req, &m, plan, Resume::kAfterBody);
   }
   const ServiceTarget* target =
-      matched && m.service != nullptr ? &snap_->target(m.service_index) : nullptr;
+      !matched || m.service == nullptr ? nullptr
+      : !plugins_.empty() && context_->destination() != nullptr ? context_->destination()
+                                                                : &snap_->target(m.service_index);
   if (!matched) {
     WorkerStats::inc(worker_.stats().no_route_total);
     co_return co_await localReply(plan, 404, kMsgNoRoute);
