@@ -246,6 +246,107 @@ TEST_CASE("e2e plugins: a proxy-cache purge on the CP reaches every DP of the gr
   CHECK(cp.admin("POST", "/proxy-cache").status == 405);
 }
 
+// The README's "Routing older clients to the older version", step by step through the CP's
+// Admin API to a real DP: a header-matched route pins v1 clients to v1 while the canary
+// plugin moves everyone else from v1 to v2, per consumer, and X-Canary overrides it.
+TEST_CASE("e2e plugins: older clients stay on the older version while canary moves the rest") {
+  EchoUpstream v1(0, /*record=*/false);
+  EchoUpstream v2(0, /*record=*/false);
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  TempDir cache;
+  Dp dp(cp.cluster_port, cache.path + "/dp.cache");
+  const std::string v1_url = "http://127.0.0.1:" + std::to_string(v1.port());
+  adminOk(cp, "POST", "/services", {{"name", "orders"}, {"url", v1_url}}, 201);
+  adminOk(cp, "POST", "/services/orders/routes", {{"name", "orders"}, {"paths", {"/orders"}}},
+          201);
+  adminOk(cp, "POST", "/services", {{"name", "orders-v1"}, {"url", v1_url}}, 201);
+  adminOk(cp, "POST", "/services/orders-v1/routes",
+          {{"name", "orders-v1-clients"},
+           {"paths", {"/orders"}},
+           {"headers", {{"X-Api-Version", {"~*^1(\\.|$)"}}}}},
+          201);
+  adminOk(cp, "POST", "/routes/orders/plugins", {{"name", "key-auth"}}, 201);
+  adminOk(cp, "POST", "/routes/orders-v1-clients/plugins", {{"name", "key-auth"}}, 201);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 40; ++i) {
+    const std::string name = "client" + std::to_string(i);
+    adminOk(cp, "POST", "/consumers", {{"username", name}}, 201);
+    adminOk(cp, "POST", "/consumers/" + name + "/key-auth", {{"key", name + "-key"}}, 201);
+    keys.push_back(name + "-key");
+  }
+  HttpResponse plugin = cp.admin(
+      "POST", "/routes/orders/plugins",
+      json{{"name", "canary"},
+           {"config",
+            {{"upstream_host", "127.0.0.1"}, {"upstream_port", v2.port()}, {"percentage", 10},
+             {"hash", "consumer"}, {"canary_by_header_name", "X-Canary"}}}}.dump());
+  INFO(plugin.body);
+  REQUIRE(plugin.status == 201);
+  const std::string plugin_id = json::parse(plugin.body)["id"];
+  REQUIRE(waitFor([&] { return dp.generation() >= cp.generation(); }, 20s));
+
+  // Which version answered (the echo reports the Host it was sent: each version its port).
+  const std::string v2_host = "127.0.0.1:" + std::to_string(v2.port());
+  auto version = [&](const std::string& key, const std::string& api_version = "",
+                     const std::string& canary = "") -> int {
+    std::map<std::string, std::string> headers{{"apikey", key}};
+    if (!api_version.empty()) headers["X-Api-Version"] = api_version;
+    if (!canary.empty()) headers["X-Canary"] = canary;
+    HttpResponse r = httpRequest("127.0.0.1", dp.proxy_port, "GET", "/orders/42", "", headers);
+    if (r.status != 200) return -r.status;
+    json echo = json::parse(r.body, nullptr, false);
+    return echo["headers"].value("host", "") == v2_host ? 2 : 1;
+  };
+  auto onV2 = [&] {
+    int n = 0;
+    for (const std::string& k : keys) n += version(k) == 2 ? 1 : 0;
+    return n;
+  };
+  // 10%: some consumers on v2, most on v1, each one always on the same side.
+  const int at10 = onV2();
+  std::vector<std::string> moved_at10;
+  for (const std::string& k : keys) {
+    if (version(k) == 2) moved_at10.push_back(k);
+  }
+  std::printf("canary 10%%: %d of 40 consumers on v2\n", at10);
+  CHECK(at10 < 40);
+  for (const std::string& k : keys) {
+    const int first = version(k);
+    CHECK(version(k) == first);
+  }
+  // Old clients stay on v1 whatever the rollout and whatever they ask for.
+  for (const std::string& k : keys) {
+    CHECK(version(k, "1") == 1);
+    CHECK(version(k, "1.4.2", "always") == 1);
+  }
+  // Testers pick a side.
+  CHECK(version(keys[0], "", "always") == 2);
+  CHECK(version(keys[0], "", "never") == 1);
+  CHECK(version(keys[0], "2") != -404);  // a v2 client is not caught by the v1 route
+
+  // Raise the share: everyone who was on v2 stays there.
+  adminOk(cp, "PATCH", "/plugins/" + plugin_id, {{"config", {{"percentage", 50}}}}, 200);
+  REQUIRE(waitFor([&] { return dp.generation() >= cp.generation(); }, 20s));
+  const int at50 = onV2();
+  std::printf("canary 50%%: %d of 40 consumers on v2\n", at50);
+  CHECK(at50 >= at10);
+  CHECK(at50 > 0);
+  for (const std::string& k : moved_at10) CHECK(version(k) == 2);  // nobody moved back
+  // Done: 100%, then the service points at v2 and the plugin goes; v1 clients still on v1.
+  adminOk(cp, "PATCH", "/plugins/" + plugin_id, {{"config", {{"percentage", 100}}}}, 200);
+  REQUIRE(waitFor([&] { return dp.generation() >= cp.generation(); }, 20s));
+  CHECK(onV2() == 40);
+  adminOk(cp, "PATCH", "/services/orders",
+          {{"url", "http://127.0.0.1:" + std::to_string(v2.port())}}, 200);
+  CHECK(cp.admin("DELETE", "/plugins/" + plugin_id).status == 204);
+  REQUIRE(waitFor([&] { return dp.generation() >= cp.generation(); }, 20s));
+  CHECK(onV2() == 40);
+  CHECK(version(keys[3], "1") == 1);
+  CHECK(version("no-such-key", "1") == -401);  // the pinned route is still protected
+}
+
 // Percent-encodes a PromQL expression for /api/v1/query?query=.
 std::string urlEncode(const std::string& in) {
   static const char* kHex = "0123456789ABCDEF";
