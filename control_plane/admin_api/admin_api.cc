@@ -962,6 +962,40 @@ std::optional<ApiResponse> validateGroupBody(const Json& b, bool create) {
 
 }  // namespace
 
+namespace {
+constexpr const char* kLatencyMethods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "other"};
+}  // namespace
+
+AdminLatency::AdminLatency() {
+  for (size_t i = 0; i < kMethods * kClasses; ++i) {
+    histograms_.push_back(
+        std::make_unique<metrics::Histogram>(metrics::Histogram::secondsBounds()));
+  }
+}
+
+void AdminLatency::observe(std::string_view method, int status, double seconds) {
+  size_t m = kMethods - 1;
+  for (size_t i = 0; i + 1 < kMethods; ++i) {
+    if (method == kLatencyMethods[i]) m = i;
+  }
+  const size_t c = status >= 100 && status < 600 ? static_cast<size_t>(status / 100 - 1) : 4;
+  histograms_[m * kClasses + c]->observe(seconds);
+}
+
+void AdminLatency::write(metrics::Writer& w) const {
+  w.beginHistogram("portico_cp_admin_request_duration_seconds",
+                   "Admin API requests, from read to response ready, by method and status "
+                   "class.");
+  for (size_t m = 0; m < kMethods; ++m) {
+    for (size_t c = 0; c < kClasses; ++c) {
+      const metrics::Histogram& h = *histograms_[m * kClasses + c];
+      if (h.count() > 0) {
+        h.write(w, {{"method", kLatencyMethods[m]}, {"status", std::to_string(c + 1) + "xx"}});
+      }
+    }
+  }
+}
+
 int toHttpStatus(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kOk:
@@ -1268,6 +1302,7 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
               static_cast<double>(counters_.connections_accepted.load()));
     w.counter("portico_cp_admin_requests_total", "Admin API requests received.",
               static_cast<double>(counters_.total_requests.load()));
+    counters_.latency.write(w);
     const PgConfigStore::InDoubtStats doubt = store_.inDoubtStats();
     w.beginCounter("portico_cp_commits_in_doubt_total",
                    "Writes whose COMMIT got no answer, by what the CP then found out.");

@@ -11,9 +11,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/metrics/histogram.h"
 #include "common/metrics/metrics.h"
 #include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/store/pg_store_impl.h"
@@ -38,11 +40,26 @@ struct ApiResponse {
 // kNotFound 404, kAlreadyExists 409, kFailedPrecondition 400, kUnavailable 503, ... 500.
 int toHttpStatus(absl::StatusCode code);
 
-// Counters shown by GET /status; owned by the HTTP server, read here.
+// Admin API request latency, from the request read to its response ready (the database work
+// included), by method and status class: portico_cp_admin_request_duration_seconds.
+class AdminLatency {
+ public:
+  AdminLatency();
+  void observe(std::string_view method, int status, double seconds);
+  void write(metrics::Writer& w) const;  // the whole family; series seen so far
+
+ private:
+  static constexpr size_t kMethods = 6;  // GET, POST, PUT, PATCH, DELETE, other
+  static constexpr size_t kClasses = 5;  // 1xx .. 5xx
+  std::vector<std::unique_ptr<metrics::Histogram>> histograms_;  // kMethods x kClasses
+};
+
+// Counters shown by GET /status and /metrics; owned by the HTTP server, read here.
 struct ServerCounters {
   std::atomic<uint64_t> connections_accepted{0};
   std::atomic<uint64_t> connections_active{0};
   std::atomic<uint64_t> total_requests{0};
+  AdminLatency latency;
 };
 
 struct AdminApiOptions {

@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <thread>
@@ -95,6 +96,20 @@ beast::tcp_stream& tcpOf(beast::tcp_stream& s) { return s; }
 beast::tcp_stream& tcpOf(SslStream& s) { return beast::get_lowest_layer(s); }
 
 // One connection; `Stream` is beast::tcp_stream (HTTP) or SslStream (HTTPS).
+// The admin token: Kong's Kong-Admin-Token header, or "Authorization: Bearer <token>" for
+// clients that cannot set a custom header (Prometheus's `authorization` scrape option).
+template <class Fields>
+std::string adminToken(const Fields& head) {
+  std::string token(head["Kong-Admin-Token"]);
+  if (token.empty()) {
+    const std::string auth(head[http::field::authorization]);
+    if (auth.size() > 7 && beast::iequals(auth.substr(0, 7), "Bearer ")) {
+      token = auth.substr(7);
+    }
+  }
+  return token;
+}
+
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
@@ -174,7 +189,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     // A body is coming: check the token first, on a DB worker (it may query the database).
     std::string method(head.method_string());
-    std::string token(head["Kong-Admin-Token"]);
+    std::string token = adminToken(head);
     if (token.empty()) {
       write(*state_.api->checkToken(method, token), false);  // no database query for this
       return;
@@ -215,9 +230,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     http::request<http::string_body> req = parser_->release();
     state_.counters.total_requests++;
+    std::string token = adminToken(req);
     ApiRequest api_req{std::string(req.method_string()), std::string(req.target()),
                        std::string(req[http::field::content_type]), std::move(req.body()),
-                       std::string(req["Kong-Admin-Token"])};
+                       std::move(token)};
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
     // Blocking DB work leaves the I/O thread; the response comes back to it to be written.
@@ -225,8 +241,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // must neither starve reads of threads nor be limited to a few per batch.
     const bool is_write = req.method() != http::verb::get && req.method() != http::verb::head &&
                           req.method() != http::verb::options;
+    const auto read_at = std::chrono::steady_clock::now();
     net::post(is_write ? *state_.write_workers : *state_.workers,
-              [self = this->shared_from_this(), api_req = std::move(api_req), keep_alive]() {
+              [self = this->shared_from_this(), api_req = std::move(api_req), keep_alive,
+               read_at]() {
       ApiResponse resp;
       try {
         resp = self->state_.api->handle(api_req);
@@ -237,6 +255,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                   e.what());
         resp = {500, R"({"message":"An unexpected error occurred"})"};
       }
+      self->state_.counters.latency.observe(
+          api_req.method, resp.status,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
       net::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive]() {
         self->write(resp, keep_alive);
       });

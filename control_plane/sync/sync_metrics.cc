@@ -66,6 +66,8 @@ void writeSyncMetrics(const SyncServer& server, metrics::Writer& w) {
   counter("portico_cp_cluster_protocol_errors_total",
           "Cluster connections closed for an HTTP/2 protocol error.", s.protocol_errors);
 
+  server.writeMetrics(w);
+
   // Kong's names and labels (prometheus plugin, hybrid mode), one sample per known DP.
   const std::vector<NodeStatus> nodes = server.nodes();
   auto labels = [](const NodeStatus& n) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/metrics/metrics.h"
 #include "common/sync/cluster_tls.h"
 #include "control_plane/store/store.h"
 #include "control_plane/sync/compat.h"
@@ -109,6 +110,9 @@ class SyncServer {
   // Every DP seen since start (connected or not), and the counters. Thread-safe.
   virtual std::vector<NodeStatus> nodes() const = 0;
   virtual SyncServerStats stats() const = 0;
+  // The families stats() cannot carry (histograms, labelled counts, per-group and per-node
+  // generations): sync_metrics.cc writes them after the counters. Thread-safe.
+  virtual void writeMetrics(metrics::Writer& w) const {}
   // The live registry (for the fleet registry's batched writer). Lives as long as the server.
   virtual NodeRegistry& registry() = 0;
 

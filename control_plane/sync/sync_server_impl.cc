@@ -475,6 +475,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
 
 void SyncStream::onAck(const sync::v1::Ack& ack) {
   server_->counters().acks++;
+  server_->observeAck(group_, ack.generation());
   server_->registry().onAck(node_id_, ack.generation(), ack.config_hash());
   bool closed;
   {
@@ -493,6 +494,7 @@ void SyncStream::onNack(const sync::v1::Nack& nack) {
   for (const auto& e : nack.errors()) {
     errors.push_back({e.entity_type(), e.entity_id(), e.field(), e.reason()});
   }
+  server_->countNack(nack.code(), errors.empty() ? "" : errors[0].entity_type);
   std::string first;
   if (!errors.empty()) {
     first = absl::StrCat(" first error: ", errors[0].entity_type, " ", errors[0].entity_id, " ",
@@ -859,8 +861,72 @@ void SyncServerImpl::resolveAhead(const std::string& group, const std::string& e
 }
 
 void SyncServerImpl::onStoreChange(const std::string& group, uint64_t generation) {
+  {
+    absl::MutexLock lock(&metrics_mu_);
+    auto& times = commit_times_[groupName(group)];
+    if (times.empty() || times.back().first < generation) {
+      times.emplace_back(generation, std::chrono::steady_clock::now());
+      if (times.size() > kCommitTimes) times.pop_front();
+    }
+  }
   absl::MutexLock lock(&mu_);
   requestLoadLocked(groupName(group), generation);
+}
+
+void SyncServerImpl::observeAck(const std::string& group, uint64_t generation) {
+  std::chrono::steady_clock::time_point committed;
+  {
+    absl::MutexLock lock(&metrics_mu_);
+    auto it = commit_times_.find(group);
+    if (it == commit_times_.end()) return;
+    auto t = std::find_if(it->second.begin(), it->second.end(),
+                          [generation](const auto& e) { return e.first == generation; });
+    if (t == it->second.end()) return;  // committed before this CP started, or long ago
+    committed = t->second;
+  }
+  propagation_.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - committed).count());
+}
+
+void SyncServerImpl::countNack(int code, const std::string& entity_type) {
+  absl::MutexLock lock(&metrics_mu_);
+  nack_reasons_[{code, entity_type}]++;
+}
+
+void SyncServerImpl::writeMetrics(metrics::Writer& w) const {
+  w.beginHistogram("portico_cp_config_propagation_seconds",
+                   "From a config commit (as this CP learned of it) to a data plane's ACK of "
+                   "that generation, per ACK.");
+  propagation_.write(w);
+  {
+    absl::MutexLock lock(&metrics_mu_);
+    w.beginCounter("portico_cp_sync_nack_reasons_total",
+                   "Pushes rejected by data planes, by status code and the first error's "
+                   "entity type.");
+    for (const auto& [key, count] : nack_reasons_) {
+      w.sample(static_cast<double>(count),
+               {{"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(key.first))},
+                {"entity_type", key.second.empty() ? "none" : key.second}});
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    w.beginGauge("portico_cp_config_generation",
+                 "The newest config generation this control plane serves, per group.");
+    for (const auto& [group, state] : groups_) {
+      if (state.current != nullptr) {
+        w.sample(static_cast<double>(state.current->generation()), {{"group", group}});
+      }
+    }
+  }
+  w.beginGauge("portico_cp_data_plane_generation",
+               "The config generation each connected data plane runs.");
+  for (const NodeStatus& n : registry_.list()) {
+    if (n.connected) {
+      w.sample(static_cast<double>(n.applied_generation),
+               {{"node_id", n.node_id}, {"hostname", n.hostname}, {"group", n.group}});
+    }
+  }
 }
 
 void SyncServerImpl::requestLoadLocked(const std::string& group, uint64_t generation) {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <chrono>
 #include <deque>
 #include <string_view>
 #include <map>
@@ -24,6 +25,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/metrics/histogram.h"
 #include "absl/time/time.h"
 #include "common/sync/codec.h"
 #include "control_plane/sync/node_registry.h"
@@ -179,6 +181,12 @@ class SyncServerImpl final : public SyncServer {
         shed{0}, compat_encodes{0};
   };
   Counters& counters() { return counters_; }
+  // A DP of `group` acked `generation`: observes the time since this CP learned of its commit
+  // (portico_cp_config_propagation_seconds).
+  void observeAck(const std::string& group, uint64_t generation);
+  // A NACK, by its status code and first error's entity type.
+  void countNack(int code, const std::string& entity_type);
+  void writeMetrics(metrics::Writer& w) const override;
 
  private:
   // Holds the store's change callback target; cleared on shutdown so a late notification is
@@ -230,6 +238,14 @@ class SyncServerImpl final : public SyncServer {
 
   ConfigStore& store_;
   const SyncServerOptions options_;
+  // Metrics state: when this CP learned of each recent generation's commit (at most
+  // kCommitTimes per group), and NACKs by (code, entity type).
+  static constexpr size_t kCommitTimes = 256;
+  mutable absl::Mutex metrics_mu_;
+  std::map<std::string, std::deque<std::pair<uint64_t, std::chrono::steady_clock::time_point>>>
+      commit_times_ ABSL_GUARDED_BY(metrics_mu_);
+  std::map<std::pair<int, std::string>, uint64_t> nack_reasons_ ABSL_GUARDED_BY(metrics_mu_);
+  metrics::Histogram propagation_{metrics::Histogram::secondsBounds()};
   NodeRegistry registry_;
   Counters counters_;
   std::shared_ptr<ChangeSink> sink_;

@@ -150,6 +150,17 @@ TEST_CASE("admin auth + TLS: tokens, roles, revocation, hashed storage, HTTPS li
   CHECK(httpsRequest(port, "DELETE", "/services/s", "", as_reader).status == 403);
   CHECK(httpsRequest(port, "POST", "/control-planes", R"({"name":"x"})", as_reader).status ==
         403);
+  // "Authorization: Bearer <token>" (Prometheus's scrape `authorization`) works the same.
+  CHECK(httpsRequest(port, "GET", "/metrics", "", {{"Authorization", "Bearer " + reader}})
+            .status == 200);
+  CHECK(httpsRequest(port, "GET", "/metrics", "", {{"Authorization", "Bearer nope"}}).status ==
+        401);
+  CHECK(httpsRequest(port, "GET", "/metrics", "", {{"Authorization", "Basic " + reader}})
+            .status == 401);
+  CHECK(httpsRequest(port, "POST", "/services", R"({"name":"u","host":"h"})",
+                     {{"Authorization", "Bearer " + reader},
+                      {"Content-Type", "application/json"}})
+            .status == 403);
 
   // Plain HTTP on the TLS listener gets nothing useful.
   CHECK(httpRequest("127.0.0.1", port, "GET", "/status", "", {{"Kong-Admin-Token", alice}})
