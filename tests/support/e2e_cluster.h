@@ -6,9 +6,11 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -134,6 +136,76 @@ struct Dp {
     return r.status == 200 ? nlohmann::json::parse(r.body, nullptr, false).value("generation", uint64_t{0})
                            : 0;
   }
+};
+
+
+// A real Prometheus server (the Debian `prometheus` package) with a scrape config written by
+// the test, its TSDB in a temporary folder, and its HTTP query API. available() is false when
+// the package is not installed (the caller skips, saying so).
+class PrometheusServer {
+ public:
+  static bool available() {
+    return std::filesystem::exists("/usr/bin/prometheus") &&
+           std::filesystem::exists("/usr/bin/promtool");
+  }
+  // `config_yaml`: the whole prometheus.yml; files it names relative to the config (rule
+  // files) must be copied into dir() first (see copyIntoDir).
+  explicit PrometheusServer(const std::string& config_yaml, const TempDir& dir)
+      : dir_(dir.path), port_(freePort()) {
+    std::ofstream(dir_ + "/prometheus.yml") << config_yaml;
+    proc_ = std::make_unique<Process>(
+        "/usr/bin/prometheus",
+        std::vector<std::string>{"--config.file=" + dir_ + "/prometheus.yml",
+                                 "--storage.tsdb.path=" + dir_ + "/tsdb",
+                                 "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+                                 "--log.level=warn"});
+  }
+  int port() const { return port_; }
+  std::string log() { return proc_->log(); }
+
+  // GET /api/v1/<path>; the parsed body (null when the server did not answer JSON).
+  nlohmann::json api(const std::string& path_and_query) const {
+    HttpResponse r = httpRequest("127.0.0.1", port_, "GET", "/api/v1/" + path_and_query);
+    return nlohmann::json::parse(r.body, nullptr, false);
+  }
+  // An instant query: {"status": "success"|"error", "data"|"error": ...}.
+  nlohmann::json instant(const std::string& promql) const {
+    return api("query?query=" + urlEncode(promql));
+  }
+  // The result vector of a successful query, else an empty array.
+  nlohmann::json query(const std::string& promql) const {
+    nlohmann::json j = instant(promql);
+    if (!j.is_object() || j.value("status", "") != "success") {
+      return nlohmann::json::array();
+    }
+    return j["data"]["result"];
+  }
+  // The value of a query with exactly one sample, else "".
+  std::string scalar(const std::string& promql) const {
+    nlohmann::json result = query(promql);
+    return result.is_array() && result.size() == 1 ? result[0]["value"][1].get<std::string>()
+                                                   : "";
+  }
+
+  static std::string urlEncode(const std::string& in) {
+    static const char* kHex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : in) {
+      if (std::isalnum(c) || c == '_' || c == '-' || c == '.' || c == '~') {
+        out.push_back(static_cast<char>(c));
+      } else {
+        out.push_back('%');
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::string dir_;
+  int port_;
+  std::unique_ptr<Process> proc_;
 };
 
 inline void migrate(const std::string& dsn) {

@@ -354,24 +354,8 @@ TEST_CASE("e2e plugins: older clients stay on the older version while canary mov
   CHECK(version("no-such-key", "1") == -401);  // the pinned route is still protected
 }
 
-// Percent-encodes a PromQL expression for /api/v1/query?query=.
-std::string urlEncode(const std::string& in) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '_' || c == '-' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 TEST_CASE("e2e plugins: a real Prometheus server scrapes a DP's /metrics (prometheus plugin)") {
-  if (!sh("command -v prometheus && command -v promtool")) {
+  if (!PrometheusServer::available()) {
     WARN("prometheus/promtool not installed (Debian package prometheus): skipped");
     return;
   }
@@ -434,32 +418,13 @@ TEST_CASE("e2e plugins: a real Prometheus server scrapes a DP's /metrics (promet
   }
 
   // The server: scrapes the DP's status listener every second into a temporary TSDB.
-  const int prom_port = freePort();
-  {
-    std::ofstream yml(dir.path + "/prometheus.yml");
-    yml << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-           "scrape_configs:\n  - job_name: portico-dp\n    static_configs:\n"
-           "      - targets: ['127.0.0.1:" << dp.status_port << "']\n";
-  }
-  Process prom("/usr/bin/prometheus",
-               {"--config.file=" + dir.path + "/prometheus.yml",
-                "--storage.tsdb.path=" + dir.path + "/tsdb",
-                "--web.listen-address=127.0.0.1:" + std::to_string(prom_port),
-                "--log.level=warn"});
-  auto query = [&](const std::string& promql) -> json {
-    HttpResponse r = httpRequest("127.0.0.1", prom_port, "GET",
-                                 "/api/v1/query?query=" + urlEncode(promql));
-    json j = json::parse(r.body, nullptr, false);
-    if (!j.is_object() || j.value("status", "") != "success") {
-      return json::array();
-    }
-    return j["data"]["result"];
-  };
-  auto scalar = [&](const std::string& promql) -> std::string {
-    json result = query(promql);
-    return result.is_array() && result.size() == 1 ? result[0]["value"][1].get<std::string>()
-                                                   : "";
-  };
+  PrometheusServer prom(
+      "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      "scrape_configs:\n  - job_name: portico-dp\n    static_configs:\n"
+      "      - targets: ['127.0.0.1:" + std::to_string(dp.status_port) + "']\n",
+      dir);
+  auto query = [&](const std::string& promql) { return prom.query(promql); };
+  auto scalar = [&](const std::string& promql) { return prom.scalar(promql); };
   INFO("prometheus log:\n" << prom.log());
   REQUIRE(waitFor([&] { return scalar("up{job=\"portico-dp\"}") == "1"; }, 30s));
   REQUIRE(waitFor([&] {
