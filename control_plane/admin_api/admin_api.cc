@@ -1303,6 +1303,23 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
     w.counter("portico_cp_admin_requests_total", "Admin API requests received.",
               static_cast<double>(counters_.total_requests.load()));
     counters_.latency.write(w);
+    const PgPool::Stats pool = store_.poolStats();
+    w.gauge("portico_cp_pg_pool_size", "PostgreSQL connections the store's pool may open.",
+            pool.size);
+    w.beginGauge("portico_cp_pg_pool_connections",
+                 "The store's PostgreSQL connections by state.");
+    w.sample(pool.in_use, {{"state", "in_use"}});
+    w.sample(pool.idle, {{"state", "idle"}});
+    w.gauge("portico_cp_pg_pool_waiting", "Callers waiting for a PostgreSQL connection now.",
+            pool.waiting);
+    w.counter("portico_cp_pg_pool_waits_total",
+              "Acquisitions that waited for a PostgreSQL connection.",
+              static_cast<double>(pool.waits));
+    w.counter("portico_cp_pg_pool_wait_seconds_total",
+              "Time callers spent waiting for a PostgreSQL connection.", pool.wait_seconds);
+    w.counter("portico_cp_pg_pool_acquire_timeouts_total",
+              "Acquisitions that gave up waiting (answered 503).",
+              static_cast<double>(pool.wait_timeouts));
     const PgConfigStore::InDoubtStats doubt = store_.inDoubtStats();
     w.beginCounter("portico_cp_commits_in_doubt_total",
                    "Writes whose COMMIT got no answer, by what the CP then found out.");

@@ -108,10 +108,20 @@ std::unique_ptr<pqxx::connection> PgPool::acquire(std::chrono::milliseconds time
     auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return !idle_.empty() || open_ < size_;
     };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&available),
-                              absl::FromChrono(timeout))) {
-      *st = absl::UnavailableError("all PostgreSQL connections are busy");
-      return nullptr;
+    if (!available()) {
+      ++waiting_;
+      ++waits_;
+      const auto started = std::chrono::steady_clock::now();
+      const bool got = mu_.AwaitWithTimeout(absl::Condition(&available),
+                                            absl::FromChrono(timeout));
+      --waiting_;
+      wait_seconds_ +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (!got) {
+        ++wait_timeouts_;
+        *st = absl::UnavailableError("all PostgreSQL connections are busy");
+        return nullptr;
+      }
     }
     if (!idle_.empty()) {
       auto conn = std::move(idle_.back());
@@ -137,6 +147,19 @@ void PgPool::release(std::unique_ptr<pqxx::connection> conn) {
   } else {
     --open_;
   }
+}
+
+PgPool::Stats PgPool::stats() const {
+  absl::MutexLock lock(&mu_);
+  Stats s;
+  s.size = size_;
+  s.idle = static_cast<int>(idle_.size());
+  s.in_use = open_ - s.idle;
+  s.waiting = waiting_;
+  s.waits = waits_;
+  s.wait_timeouts = wait_timeouts_;
+  s.wait_seconds = wait_seconds_;
+  return s;
 }
 
 absl::Status PgPool::run(const std::function<absl::Status(pqxx::connection&)>& fn,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,15 +42,31 @@ class PgPool {
 
   const std::string& dsn() const { return dsn_; }
 
+  // For /metrics: connections by state, callers waiting now, and what waiting cost so far.
+  struct Stats {
+    int size = 0;      // the most connections it opens
+    int in_use = 0;    // lent to a caller
+    int idle = 0;      // open, free
+    int waiting = 0;   // callers blocked for a connection now
+    uint64_t waits = 0;          // acquisitions that had to wait
+    uint64_t wait_timeouts = 0;  // acquisitions that gave up ("all connections are busy")
+    double wait_seconds = 0;     // total time callers waited
+  };
+  Stats stats() const;
+
  private:
   std::unique_ptr<pqxx::connection> acquire(std::chrono::milliseconds timeout, absl::Status* st);
   void release(std::unique_ptr<pqxx::connection> conn);
 
   const std::string dsn_;
   const int size_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t waits_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t wait_timeouts_ ABSL_GUARDED_BY(mu_) = 0;
+  double wait_seconds_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace portico::cp

@@ -219,6 +219,8 @@ class PgConfigStore final : public ConfigStore {
     uint64_t not_committed = 0;
     uint64_t unknown = 0;
   };
+  // The connection pool's state (metrics).
+  PgPool::Stats poolStats() const { return pool_.stats(); }
   InDoubtStats inDoubtStats() const {
     return {in_doubt_committed_.load(std::memory_order_relaxed),
             in_doubt_aborted_.load(std::memory_order_relaxed),

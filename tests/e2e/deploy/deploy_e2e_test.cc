@@ -128,6 +128,10 @@ TEST_CASE("e2e deploy: Prometheus with the shipped rules scrapes a CP and two DP
   CHECK(std::stod(prom.scalar("sum(portico_cp_admin_request_duration_seconds_count{"
                               "method=\"PATCH\",status=\"2xx\"})")) >= 5);
   CHECK(prom.scalar("kong_datastore_reachable{job=\"portico-cp\"}") == "1");
+  const std::string pool_size = prom.scalar("portico_cp_pg_pool_size");
+  REQUIRE(!pool_size.empty());
+  CHECK(std::stod(pool_size) >= 3);  // one per Admin worker, plus two
+  CHECK(prom.scalar("sum(portico_cp_pg_pool_connections)") != "");
   // Traffic from both DPs under Kong's names.
   REQUIRE(waitFor([&] {
     return prom.scalar("sum(kong_http_requests_total{service=\"orders\",code=\"200\"})") ==
@@ -179,7 +183,8 @@ TEST_CASE("e2e deploy: Prometheus with the shipped rules scrapes a CP and two DP
       "Data planes by sync status", "Config generation per group and data plane",
       "Data planes connected to a control plane", "Requests per second by service",
       "5xx ratio by service", "Commit to data-plane ACK, p50 / p99",
-      "Admin API requests per second by method and status", "PostgreSQL reachable"};
+      "Admin API requests per second by method and status", "PostgreSQL reachable",
+      "PostgreSQL pool: connections and waiters"};
   std::set<std::string> seen_with_data;
   int queries = 0;
   for (const char* name : {"portico-fleet", "portico-traffic", "portico-sync"}) {
