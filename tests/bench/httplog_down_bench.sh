@@ -8,7 +8,8 @@
 # (bounded by the queue cap) and its drop counters from /metrics (RESULTS.md, "Logging").
 #
 #   tests/bench/httplog_down_bench.sh [build_dir]   (default: build)
-#   env: DURATION=60s CONNS=64 REPEAT=3 PROXY_CPU=0 LOAD_CPU=1
+#   env: DURATION=60s CONNS=64 REPEAT=3 PROXY_CPU=0 LOAD_CPU=1 TARGETS="portico portico-httplog-down
+#        portico-httplog-up portico-httplog-batch100 nginx" (a subset: fewer targets)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -104,7 +105,7 @@ http {
 CONF
 taskset -c "$PROXY_CPU" nginx -c "$WORK/ngx/nginx.conf" -p "$WORK/ngx" & PIDS+=($!)
 PID_OF[nginx]=$!; PORT_OF[nginx]=$NGX_PORT
-TARGETS="portico portico-httplog-down portico-httplog-up portico-httplog-batch100 nginx"
+TARGETS="${TARGETS:-portico portico-httplog-down portico-httplog-up portico-httplog-batch100 nginx}"
 
 for t in $TARGETS; do
   for _ in $(seq 1 100); do
@@ -142,18 +143,26 @@ for i in $(seq 1 "$REPEAT"); do
   done
 done
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-bare=$(median "${RPS[portico]}"); ngx=$(median "${RPS[nginx]}")
+bare=$(median "${RPS[portico]:-}"); ngx=$(median "${RPS[nginx]:-}")
+ratio() { [[ -n "$2" ]] && python3 -c "print(f'{$1/$2:.2f}')" || echo "–"; }
+# Paired: each run's req/s over the bare DP's in the same round (the machine drifts between
+# rounds; a pair shares its minute), then the median of those ratios.
+paired() { python3 -c "
+import statistics,sys
+a=[float(x) for x in sys.argv[1].split()]; b=[float(x) for x in sys.argv[2].split()]
+print(f'{statistics.median(x/y for x,y in zip(a,b)):.2f}')" "$1" "$2"; }
 echo
-echo "| target | req/s (median of $REPEAT, $DURATION each) | vs portico without plugins | vs nginx | p99 µs (median) | proxy CPU µs/req (median) | runs (req/s) |"
-echo "|---|---:|---:|---:|---:|---:|---|"
+echo "| target | req/s (median of $REPEAT, $DURATION each) | vs portico without plugins | same-round ratio (median) | vs nginx | p99 µs (median) | proxy CPU µs/req (median) | runs (req/s) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|"
 for t in $TARGETS; do
   m=$(median "${RPS[$t]}")
-  echo "| $t | $m | $(python3 -c "print(f'{$m/$bare:.2f}')") | $(python3 -c "print(f'{$m/$ngx:.2f}')") | $(median "${P99[$t]}") | $(median "${CPU[$t]}") | ${RPS[$t]}|"
+  echo "| $t | $m | $(ratio "$m" "$bare") | $(paired "${RPS[$t]}" "${RPS[portico]}") | $(ratio "$m" "$ngx") | $(median "${P99[$t]}") | $(median "${CPU[$t]}") | ${RPS[$t]}|"
 done
 echo
 echo "RSS portico-httplog-down: $RSS_DOWN_0 KB before the runs, $(rss portico-httplog-down) KB after" \
      "(portico without plugins: $RSS_BARE_0 KB before, $(rss portico) KB after)"
 for t in portico-httplog-down portico-httplog-up portico-httplog-batch100; do
+  [[ " $TARGETS " == *" $t "* ]] || continue
   echo "$t: dropped $(metric $t portico_dp_http_log_dropped_total), failed" \
        "$(metric $t portico_dp_http_log_failed_total), sent $(metric $t portico_dp_http_log_sent_total)"
 done
