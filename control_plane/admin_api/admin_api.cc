@@ -35,6 +35,7 @@ enum KongError {
 
 // Fixed client-facing messages (rule 6): never raw text from the database layer.
 constexpr char kNotFound[] = "Not found";
+constexpr char kKongVersion[] = "3.10.0";
 constexpr char kMethodNotAllowed[] = "Method not allowed";
 constexpr char kCannotParseJson[] = "Cannot parse JSON body";
 constexpr char kUnexpected[] = "An unexpected error occurred";
@@ -1279,8 +1280,11 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
       enabled.push_back(p.name);
       available[p.name] = Json{{"version", p.version}, {"priority", p.priority}};
     }
+    // `version` is the Kong Gateway release whose Admin API this one follows: Kong's clients
+    // (decK, Kong Manager, Terraform providers) gate features on it. Ours is beside it.
     return json(200, Json{{"tagline", "Welcome to portico"},
-                          {"version", "0.1.0"},
+                          {"version", kKongVersion},
+                          {"portico_version", PORTICO_VERSION},
                           {"hostname", hostName()},
                           {"node_id", node_id_},
                           {"plugins",
