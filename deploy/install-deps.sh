@@ -10,6 +10,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libpqxx-dev libssl-dev prometheus-cpp-dev libboost-dev libre2-dev libyaml-cpp-dev
   nlohmann-json3-dev libzstd-dev libc-ares-dev libhiredis-dev
+  # the cluster listener's HPACK decoder (nghttp2's inflater)
+  libnghttp2-dev
   # tests and benchmarks
   catch2 libbenchmark-dev postgresql-15 postgresql-client-15 redis-server
   nginx-light haproxy wrk curl ca-certificates procps util-linux
@@ -19,6 +21,8 @@ PACKAGES=(
   openssl
   # the prometheus plugin's tests: promtool checks /metrics, a real server scrapes a DP
   prometheus
+  # Kong's decK, run against the Admin API by tests/e2e/deck
+  deck
 )
 
 missing=()

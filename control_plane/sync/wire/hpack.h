@@ -1,23 +1,28 @@
 // HPACK (RFC 7541) for the control plane's own gRPC-over-HTTP/2 server: a decoder for the
-// request header blocks real grpc++ clients send (dynamic table, Huffman, table size updates)
-// and a few append helpers that encode response headers and trailers without any indexing.
-// One HpackDecoder lives in every DP connection, so it is kept small: about 80 bytes when
-// idle, and its table memory never exceeds the advertised table size.
+// request header blocks real grpc++ clients send (nghttp2's inflater: dynamic table, Huffman,
+// table size updates) and a few append helpers that encode response headers and trailers
+// without any indexing. One HpackDecoder lives in every DP connection: 16 bytes until the
+// connection's first header block, then nghttp2's state (measured in hpack_test), and its
+// table memory never exceeds the advertised table size.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 
+struct nghttp2_hd_inflater;
+
 namespace portico::cp::wire {
 
-// HPACK decoder of one HTTP/2 connection (RFC 7541). Keeps the dynamic table across header
-// blocks. Not thread-safe: it belongs to the connection's event loop.
+// HPACK decoder of one HTTP/2 connection (RFC 7541): nghttp2's inflater, created on the first
+// header block, with our header list limit and error mapping. Keeps the dynamic table across
+// header blocks. Not thread-safe: it belongs to the connection's event loop.
 class HpackDecoder {
  public:
   // `max_table_size`: the SETTINGS_HEADER_TABLE_SIZE we advertise (default 4096); a dynamic
@@ -30,41 +35,26 @@ class HpackDecoder {
   // Fails with absl::InvalidArgumentError on malformed input (bad integer, index 0 or out of
   // range, bad Huffman including EOS or bad padding, string longer than the block, table size
   // update not at the start of a block or above the maximum, ...), and with
-  // absl::ResourceExhaustedError when the decoded header list size (RFC 7540 §6.5.2:
+  // absl::ResourceExhaustedError when the decoded header list size (RFC 9113 §6.5.2:
   // name+value+32 per field) exceeds max_header_list_bytes. Fields emitted before a failure
   // stay emitted. After a failure the connection must be closed (COMPRESSION_ERROR); the
   // decoder's table may be out of sync with the peer's.
-  // Never crashes or reads out of bounds; temporary memory is at most about 2x the block size.
   absl::Status decode(
       std::string_view block,
       const std::function<void(std::string_view name, std::string_view value)>& emit,
       size_t max_header_list_bytes = 16384);
 
   // Bytes the dynamic table holds per RFC (sum of name+value+32), and its entry count; for tests.
-  size_t tableSize() const { return size_; }
-  size_t tableEntries() const { return entries_.size(); }
+  size_t tableSize() const;
+  size_t tableEntries() const;
 
  private:
-  // One dynamic table entry: its name then its value, stored back to back in data_.
-  struct Entry {
-    uint32_t offset;
-    uint32_t name_len;
-    uint32_t value_len;
+  struct InflaterDeleter {
+    void operator()(nghttp2_hd_inflater* inflater) const;
   };
+  absl::Status ensureInflater();
 
-  absl::Status lookup(uint64_t index, std::string_view& name, std::string_view& value) const;
-  void insert(std::string_view name, std::string_view value);
-  void evictTo(uint32_t limit);
-  void clearTable();
-
-  // Entries oldest first (HPACK index 62 is the newest, i.e. the back). Both containers stay
-  // unallocated until the first insertion; data_ only holds live entries plus an evicted
-  // prefix that is dropped before the buffer would grow, so its capacity stays within
-  // max_size_ (see insert()).
-  std::string data_;
-  std::vector<Entry> entries_;
-  uint32_t size_ = 0;      // RFC size of the live entries
-  uint32_t max_size_;      // current limit, changed by dynamic table size updates
+  std::unique_ptr<nghttp2_hd_inflater, InflaterDeleter> inflater_;  // null until first use
   uint32_t settings_max_;  // what we advertised; updates may not exceed it
 };
 

@@ -6,7 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstdint>
 #include <deque>
 #include <random>
@@ -216,6 +219,17 @@ struct Step {
   size_t size;
 };
 
+// A decoder whose peer uses a `size`-byte table: we advertise it and, as RFC 7541 §4.2 requires
+// of an encoder after a table smaller than HTTP/2's initial 4096, the first block starts with
+// a dynamic table size update (nghttp2's inflater insists on it).
+HpackDecoder withTable(uint32_t size) {
+  HpackDecoder decoder(size);
+  std::string update;
+  hpackAppendInteger(update, size, 5, 0x20);
+  REQUIRE(decoder.decode(update, [](std::string_view, std::string_view) {}).ok());
+  return decoder;
+}
+
 void runSteps(HpackDecoder& decoder, const std::vector<Step>& steps) {
   for (size_t i = 0; i < steps.size(); ++i) {
     INFO("step " << i + 1);
@@ -361,14 +375,14 @@ TEST_CASE("hpack: C.4 requests with Huffman share one dynamic table") {
 }
 
 TEST_CASE("hpack: C.5 responses without Huffman evict with a 256-byte table") {
-  HpackDecoder decoder(256);
+  HpackDecoder decoder = withTable(256);
   runSteps(decoder, {{kC51, kResponse1, kResponseTable1, 222},
                      {kC52, kResponse2, kResponseTable2, 222},
                      {kC53, kResponse3, kResponseTable3, 215}});
 }
 
 TEST_CASE("hpack: C.6 responses with Huffman evict with a 256-byte table") {
-  HpackDecoder decoder(256);
+  HpackDecoder decoder = withTable(256);
   runSteps(decoder, {{kC61, kResponse1, kResponseTable1, 222},
                      {kC62, kResponse2, kResponseTable2, 222},
                      {kC63, kResponse3, kResponseTable3, 215}});
@@ -528,7 +542,7 @@ TEST_CASE("hpack: table size updates") {
 
 TEST_CASE("hpack: dynamic table edge cases") {
   SECTION("an entry larger than the table empties it but is still emitted") {
-    HpackDecoder decoder(256);
+    HpackDecoder decoder = withTable(256);
     REQUIRE(run(decoder, unhex(kC21)).status.ok());
     REQUIRE(decoder.tableEntries() == 1);
     std::string block = unhex("40 01 6e");
@@ -541,7 +555,7 @@ TEST_CASE("hpack: dynamic table edge cases") {
     CHECK(decoder.tableSize() == 0);
   }
   SECTION("a new entry may take its name from the entry its insertion evicts (§4.4)") {
-    HpackDecoder decoder(100);
+    HpackDecoder decoder = withTable(100);
     REQUIRE(run(decoder, unhex("40 04 61616161 04 62626262")).status.ok());  // aaaa: bbbb, 40
     std::string block = unhex("7e");  // with indexing, name = dynamic index 62 (aaaa)
     hpackAppendInteger(block, 30, 7, 0x00);
@@ -553,22 +567,42 @@ TEST_CASE("hpack: dynamic table edge cases") {
     CHECK(decoder.tableSize() == 66);
   }
   SECTION("an entry of exactly the table size fits") {
-    HpackDecoder decoder(64);
+    HpackDecoder decoder = withTable(64);
     std::string block = unhex("40 10") + std::string(16, 'n') + unhex("10") + std::string(16, 'v');
     REQUIRE(run(decoder, block).status.ok());
     CHECK(decoder.tableSize() == 64);
     CHECK(decoder.tableEntries() == 1);
   }
   SECTION("the decoder itself stays small") {
-    // Thousands of connections each hold one; the table's storage is allocated lazily.
-    CHECK(sizeof(HpackDecoder) <= 80);
+    // Thousands of connections each hold one; nghttp2's state is allocated on first use.
+    CHECK(sizeof(HpackDecoder) <= 16);
+  }
+  SECTION("nghttp2's state per connection, measured") {
+    const size_t before = mallinfo2().uordblks;
+    {
+      std::vector<HpackDecoder> decoders(100);
+      for (HpackDecoder& d : decoders) {
+        REQUIRE(run(d, unhex("82 86 84")).status.ok());  // :method GET, :scheme http, :path /
+      }
+      const size_t per = (mallinfo2().uordblks - before) / decoders.size();
+      std::printf("hpack: %zu bytes of heap per connection after its first header block\n", per);
+      CHECK(per <= 4096);
+    }
+  }
+  SECTION("a field over nghttp2's 64 KiB limit is refused") {
+    HpackDecoder decoder(1u << 20);
+    std::string block = unhex("3f e1 ff 3f");  // table size update to 1 MiB
+    block += unhex("00 01 6e");  // without indexing, literal name "n"
+    hpackAppendInteger(block, 70000, 7, 0x00);
+    block.append(70000, 'v');
+    CHECK(run(decoder, block, SIZE_MAX).status.code() == absl::StatusCode::kInvalidArgument);
   }
 }
 
 TEST_CASE("hpack: dynamic table matches a reference model under churn") {
   std::mt19937 rng(12345);
   for (const uint32_t table_size : {64u, 256u, 4096u}) {
-    HpackDecoder decoder(table_size);
+    HpackDecoder decoder = withTable(table_size);
     std::deque<std::pair<std::string, std::string>> model;  // newest first
     uint32_t model_max = table_size;
     size_t model_size = 0;
@@ -657,8 +691,9 @@ TEST_CASE("hpack: encoder helpers round-trip through the decoder") {
   CHECK(block.substr(0, 1) == unhex("88"));
   CHECK(decoder.tableEntries() == 0);  // nothing we encode touches the peer's table
 
-  // String lengths around each integer boundary of the 7-bit prefix.
-  for (const size_t length : {0, 1, 126, 127, 128, 129, 255, 16383, 16384, 16385, 100000}) {
+  // String lengths around each integer boundary of the 7-bit prefix, up to a field near
+  // nghttp2's 64 KiB limit (a header block is at most 64 KiB here anyway).
+  for (const size_t length : {0, 1, 126, 127, 128, 129, 255, 16383, 16384, 16385, 65000}) {
     block.clear();
     const std::string value(length, 'v');
     hpackAppendLiteral(block, std::string(length % 300, 'n'), value);
@@ -672,7 +707,7 @@ TEST_CASE("hpack: encoder helpers round-trip through the decoder") {
 
   // Integers through a 5-bit prefix, read back as table size updates: an entry of exactly the
   // new size fits and one byte more empties the table.
-  for (const uint64_t size : {32, 33, 62, 63, 64, 158, 159, 160, 4095, 4096, 16414, 70000}) {
+  for (const uint64_t size : {32, 33, 62, 63, 64, 158, 159, 160, 4095, 4096, 16414, 65000}) {
     HpackDecoder big(1u << 20);
     for (const uint64_t entry : {size, size + 1}) {
       block.clear();
@@ -712,7 +747,7 @@ TEST_CASE("hpack: random and mutated blocks never crash and emit bounded output"
   std::mt19937 rng(20240531);
   constexpr size_t kMaxList = 4096;
   constexpr uint32_t kTable = 256;
-  HpackDecoder persistent(kTable);  // carries state (and bad state) across blocks
+  HpackDecoder persistent = withTable(kTable);  // carries state (and bad state) across blocks
   size_t ok_blocks = 0;
   for (int i = 0; i < 300000; ++i) {
     std::string block = corpus[rng() % corpus.size()];
@@ -753,7 +788,7 @@ TEST_CASE("hpack: random and mutated blocks never crash and emit bounded output"
         }
       }
     }
-    HpackDecoder fresh(kTable);
+    HpackDecoder fresh = withTable(kTable);
     HpackDecoder& decoder = rng() % 2 ? persistent : fresh;
     size_t emitted = 0;
     const absl::Status status = decoder.decode(
@@ -767,7 +802,7 @@ TEST_CASE("hpack: random and mutated blocks never crash and emit bounded output"
       REQUIRE((status.code() == absl::StatusCode::kInvalidArgument ||
                status.code() == absl::StatusCode::kResourceExhausted));
       if (&decoder == &persistent) {
-        persistent = HpackDecoder(kTable);  // a real connection would be closed here
+        persistent = withTable(kTable);  // a real connection would be closed here
       }
     }
   }
