@@ -273,6 +273,16 @@ const std::string* CallInfo::header(std::string_view name) const {
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::start(ServerOptions options,
                                                                std::string path,
                                                                CallFactory factory) {
+  Methods methods;
+  methods.emplace(std::move(path), std::move(factory));
+  return start(std::move(options), std::move(methods));
+}
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::start(ServerOptions options,
+                                                               Methods methods) {
+  if (methods.empty()) {
+    return absl::InvalidArgumentError("grpc server: no method to serve");
+  }
   auto core = std::make_unique<ServerCore>();
   // Options first: the TLS context's verify callback keeps a pointer into them.
   core->options = std::move(options);
@@ -290,8 +300,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::start(ServerOptions opti
     }
     core->ssl_ctx = std::move(*ctx);
   }
-  core->path = std::move(path);
-  core->factory = std::move(factory);
+  core->methods = std::move(methods);
   auto server = std::make_unique<GrpcServerImpl>(std::move(core));
   if (absl::Status st = server->init(); !st.ok()) {
     return st;

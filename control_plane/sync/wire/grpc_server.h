@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -50,6 +51,7 @@ struct GrpcStatus {
 struct CallInfo {
   std::string peer;           // gRPC's form: "ipv4:10.0.0.1:5000", "ipv6:[::1]:5000"
   std::string peer_cert_pem;  // TLS: the client's certificate (PEM); empty in plain text
+  std::string path;           // the method called, e.g. "/portico.sync.v1.ConfigSync/Sync"
   // Request headers that are not pseudo-headers, lower-case names, in arrival order.
   std::vector<std::pair<std::string, std::string>> metadata;
 
@@ -137,10 +139,16 @@ class GrpcServer {
   // Makes the handler of a new call to `path`; never returns nullptr. Runs on the call's io
   // thread. `call` stays valid until the handler's onDone.
   using CallFactory = std::function<CallHandler*(ServerCall* call, CallInfo info)>;
+  // The methods served, by path ("/portico.sync.v1.ConfigSync/Sync"); one connection may
+  // carry calls to any of them.
+  using Methods = std::map<std::string, CallFactory, std::less<>>;
 
-  // Binds, then serves `path` (e.g. "/portico.sync.v1.ConfigSync/Sync"); other paths are
-  // answered UNIMPLEMENTED. kUnavailable if the address cannot be bound, kInvalidArgument if
-  // the TLS material is unusable.
+  // Binds, then serves `methods`; other paths are answered UNIMPLEMENTED. kUnavailable if the
+  // address cannot be bound, kInvalidArgument if the TLS material is unusable or no method
+  // is given.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> start(ServerOptions options,
+                                                           Methods methods);
+  // One method.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> start(ServerOptions options,
                                                            std::string path,
                                                            CallFactory factory);

@@ -329,7 +329,8 @@ bool Connection::onHeaderBlock(uint32_t stream, bool end_stream) {
     respondHeadersOnly(stream, std::move(b), end_stream);
     return true;
   }
-  if (path != core_.path) {
+  const auto method_it = core_.methods.find(path);
+  if (method_it == core_.methods.end()) {
     std::string b;
     hpackAppendIndexed(b, 8);  // :status 200
     hpackAppendLiteralIndexedName(b, 31, "application/grpc");
@@ -356,7 +357,8 @@ bool Connection::onHeaderBlock(uint32_t stream, bool end_stream) {
       X509_free(cert);
     }
   }
-  call->handler_ = core_.factory(call.get(), std::move(info));
+  info.path = path;
+  call->handler_ = method_it->second(call.get(), std::move(info));
   if (end_stream) {
     call->remote_closed_ = true;
     endReads(*call);

@@ -135,8 +135,7 @@ struct Worker {
 class ServerCore {
  public:
   ServerOptions options;
-  std::string path;
-  GrpcServer::CallFactory factory;
+  GrpcServer::Methods methods;
   SslCtxPtr ssl_ctx;
   std::atomic<uint64_t> connections_active{0}, connections_total{0}, calls_active{0},
       handshake_failures{0}, protocol_errors{0}, connections_refused{0};

@@ -933,6 +933,40 @@ TEST_CASE("wire grpc_server: an unknown method is UNIMPLEMENTED and opens no cal
   CHECK(ts.recorder.counts().opened == 1);
 }
 
+TEST_CASE("wire grpc_server: several methods on one server and on one connection") {
+  Recorder recorder;
+  HandlerOptions handler_options;
+  constexpr char kSecond[] = "/portico.test.v1.Echo/Second";
+  GrpcServer::Methods methods;
+  std::atomic<int> second_calls{0};
+  for (const char* path : {kPath, kSecond}) {
+    methods.emplace(path, [&, path](ServerCall* call, CallInfo info) -> CallHandler* {
+      CHECK(info.path == path);  // each factory sees its own method
+      if (std::string_view(path) == kSecond) second_calls++;
+      return new TestHandler(call, info, recorder, handler_options);
+    });
+  }
+  ServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  auto started = GrpcServer::start(std::move(options), std::move(methods));
+  REQUIRE(started.ok());
+  std::unique_ptr<GrpcServer> server = std::move(*started);
+  auto channel = plainChannel(server->port());
+  const CallResult first = runCall(*channel, {"a"});
+  const CallResult second = runCall(*channel, {"b", "c"}, kSecond);
+  CHECK(first.status.error_code() == grpc::StatusCode::OK);
+  CHECK(first.received == std::vector<std::string>{"a"});
+  CHECK(second.status.error_code() == grpc::StatusCode::OK);
+  CHECK(second.received == std::vector<std::string>{"b", "c"});
+  CHECK(second_calls.load() == 1);
+  CHECK(runCall(*channel, {"x"}, kUnknownPath).status.error_code() ==
+        grpc::StatusCode::UNIMPLEMENTED);
+  CHECK(server->stats().connections_total == 1);
+  server->shutdown();
+  CHECK(GrpcServer::start(ServerOptions{}, GrpcServer::Methods{}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("wire grpc_server: a client message above the limit is RESOURCE_EXHAUSTED") {
   ServerOptions o;
   o.max_receive_message_bytes = 64 * 1024;
