@@ -12,6 +12,7 @@
 #include "common/config/json_limits.h"
 #include "common/config/kong_json.h"
 #include "common/config/validate.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/form.h"
 #include "control_plane/fleet/fleet_endpoints.h"
@@ -1284,7 +1285,7 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
     // (decK, Kong Manager, Terraform providers) gate features on it. Ours is beside it.
     return json(200, Json{{"tagline", "Welcome to portico"},
                           {"version", kKongVersion},
-                          {"portico_version", PORTICO_VERSION},
+                          {"portico_version", kPorticoVersion},
                           {"hostname", hostName()},
                           {"node_id", node_id_},
                           {"plugins",
