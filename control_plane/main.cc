@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/flags.h"
+#include "common/sync/cluster_tls.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/admin_api/http_server.h"
@@ -19,13 +20,9 @@
 #include "control_plane/store/migrations.h"
 #include "control_plane/store/pg_store_impl.h"
 #include "control_plane/store/pg_changes.h"
-#ifdef PORTICO_HAVE_CP_SYNC
 #include "control_plane/sync/sync_metrics.h"
 #include "control_plane/sync/sync_server.h"
-#endif
-#ifdef PORTICO_HAVE_CP_FLEET
 #include "control_plane/fleet/fleet_registry.h"
-#endif
 
 ABSL_FLAG(std::string, pg_dsn, "host=127.0.0.1 port=5432 dbname=portico user=postgres",
           "libpq connection string of the PostgreSQL database of record");
@@ -233,7 +230,6 @@ int serve(const std::string& dsn) {
     return fail(std::string(store.status().message()));
   }
 
-#ifdef PORTICO_HAVE_CP_SYNC
   SyncServerOptions sync_options;
   sync_options.listen_address = absl::GetFlag(FLAGS_cluster_listen);
   sync_options.insecure = absl::GetFlag(FLAGS_cluster_insecure);
@@ -242,14 +238,12 @@ int serve(const std::string& dsn) {
   sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
   sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
   {
-    std::string mode = absl::GetFlag(FLAGS_cluster_mtls);
-    if (mode.empty()) {
-      mode = sync_options.ca_path.empty() ? "shared" : "pki";
+    absl::StatusOr<sync::ClusterMtls> mtls =
+        sync::parseClusterMtls(absl::GetFlag(FLAGS_cluster_mtls), !sync_options.ca_path.empty());
+    if (!mtls.ok()) {
+      return fail(std::string(mtls.status().message()));
     }
-    if (mode != "shared" && mode != "pki") {
-      return fail("invalid --cluster_mtls '" + mode + "' (expected shared or pki)");
-    }
-    sync_options.mtls = mode == "shared" ? sync::ClusterMtls::kShared : sync::ClusterMtls::kPki;
+    sync_options.mtls = *mtls;
   }
   const std::vector<std::string> join_tokens = absl::StrSplit(
       absl::GetFlag(FLAGS_cluster_join_tokens), ',', absl::SkipEmpty());
@@ -280,7 +274,6 @@ int serve(const std::string& dsn) {
   if (!sync.ok()) {
     return fail(std::string(sync.status().message()));
   }
-#ifdef PORTICO_HAVE_CP_FLEET
   fleet::FleetOptions fleet_options;
   fleet_options.dsn = dsn;
   fleet_options.purge_delay =
@@ -289,12 +282,6 @@ int serve(const std::string& dsn) {
   fleet::FleetRegistry fleet_registry((*sync)->registry(), fleet_options);
   fleet_registry.start();
   fleet::installedFleetEndpoints().store(&fleet_registry);
-#endif
-#else
-  (*store)->setChangeCallback([](const std::string& group, uint64_t generation) {
-    LOG_DEBUG("cp", "group %s is at generation %d", group, generation);
-  });
-#endif
   (*store)->startListening();
 
   // Its own thread and connection; deltas need no row older than the delta window.
@@ -326,9 +313,7 @@ int serve(const std::string& dsn) {
   admin_options.max_connections_per_client =
       static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_admin_max_connections_per_client)));
   admin_options.metrics = [&](metrics::Writer& w) {
-#ifdef PORTICO_HAVE_CP_SYNC
     writeSyncMetrics(**sync, w);
-#endif
     const ChangeLogPruner::Stats p = change_log_pruner.stats();
     w.counter("portico_cp_change_log_pruned_rows_total",
               "change_log rows deleted by the retention pruner.", static_cast<double>(p.rows_deleted));
@@ -336,7 +321,6 @@ int serve(const std::string& dsn) {
               "Prune rounds that failed (PostgreSQL unreachable, ...); retried next round.",
               static_cast<double>(p.failures));
   };
-#ifdef PORTICO_HAVE_CP_SYNC
   // proxy-cache purges reach every DP of the group over its sync stream; the Admin API waits
   // up to a second for their answers.
   admin_options.cache_purge = [&](const std::string& group, const std::string& key,
@@ -345,7 +329,6 @@ int serve(const std::string& dsn) {
         (*sync)->purgeCache(group, key, lookup, absl::Seconds(1));
     return AdminApiOptions::CachePurgeReply{o.data_planes, o.answered, o.purged, o.entry_json};
   };
-#endif
   auto admin = AdminHttpServer::start(**store, admin_options);
   if (!admin.ok()) {
     return fail(std::string(admin.status().message()));
@@ -357,13 +340,9 @@ int serve(const std::string& dsn) {
   LOG_INFO("cp", "received %s, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   (*admin)->shutdown();
   change_log_pruner.stop();
-#ifdef PORTICO_HAVE_CP_SYNC
   (*sync)->shutdown();
-#ifdef PORTICO_HAVE_CP_FLEET
   fleet::installedFleetEndpoints().store(nullptr);
   fleet_registry.stop();  // after the streams ended: their disconnects are written too
-#endif
-#endif
   (*store)->stop();
   LOG_INFO("cp", "stopped");
   return 0;

@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
+#include "common/sync/cluster_tls.h"
 #include "common/logging.h"
 #include "common/retirer.h"
 #include "data_plane/proxy/proxy_server.h"
@@ -32,13 +33,9 @@
 #include "data_plane/plugins/registry.h"
 #include "data_plane/snapshot.h"
 #include "data_plane/status/status_server.h"
-#if defined(PORTICO_HAVE_CONFIG_VALIDATE)
 #include "common/config/validate.h"
-#endif
-#if defined(PORTICO_HAVE_DP_SYNC)
 #include "data_plane/sync_client/sync_client.h"
 #include "data_plane/sync_client/upstream_health.h"
-#endif
 
 ABSL_FLAG(std::string, proxy_listen, "0.0.0.0:8000", "Proxy listener, host:port (HTTP).");
 ABSL_FLAG(std::string, proxy_ssl_listen, "0.0.0.0:8443",
@@ -135,7 +132,6 @@ bool splitHostPort(const std::string& in, std::string* host, uint16_t* port) {
   return true;
 }
 
-#if defined(PORTICO_HAVE_DP_SYNC)
 // notAfter of the PEM certificate at `path` in unix seconds (Kong's
 // kong_data_plane_cluster_cert_expiry_timestamp); 0 when there is none or it cannot be read.
 int64_t certificateExpiry(const std::string& path) {
@@ -156,7 +152,6 @@ int64_t certificateExpiry(const std::string& path) {
   X509_free(cert);
   return ok ? static_cast<int64_t>(timegm(&tm)) : 0;
 }
-#endif
 
 // Decoding, validating and building a big snapshot leaves megabytes of freed heap behind
 // (measured: 9 MB of RSS for 10k routes); hand it back to the OS off the request path (the
@@ -209,27 +204,35 @@ absl::StatusOr<std::map<std::string, std::string>> parseDpLabels(absl::string_vi
   return out;
 }
 
-// The declarative file's apply path: validate with the shared rules, build the whole
-// snapshot (which moves key-auth credentials out of `proto` into its compact table), then
-// publish it with a single store.
-absl::Status applySnapshot(SnapshotStore& store, config::v1::Snapshot proto,
-                           const std::string& hash, std::string* error_detail) {
-#if defined(PORTICO_HAVE_CONFIG_VALIDATE)
-  config::FieldErrors errors = config::validateSnapshot(proto);
-  if (!errors.empty()) {
-    const config::FieldError& e = errors.front();
-    *error_detail = absl::StrCat(e.entity_type, " ", e.entity_id, ": ", e.field, ": ", e.reason);
-    return absl::InvalidArgumentError(
-        absl::StrCat("config rejected (", errors.size(), " error(s)): ", *error_detail));
+// The one apply path, for the sync client's pushes and the declarative file: validate with
+// the shared rules (`errors` gets every failure, as the NACK's field paths), build the whole
+// snapshot, publish it; the replaced one is destroyed off this thread and off the proxy
+// workers once the requests still using it are done.
+absl::Status applySnapshot(SnapshotStore& store, Retirer<Snapshot>& retirer,
+                           std::shared_ptr<const config::v1::Snapshot> shared,
+                           std::shared_ptr<const config::KeyAuthTable> key_auth,
+                           const std::string& hash, config::FieldErrors* errors) {
+  const uint64_t generation = shared->generation();
+  const absl::Time start = absl::Now();
+  *errors = config::validateSnapshot(*shared, key_auth.get());
+  if (!errors->empty()) {
+    return absl::InvalidArgumentError("snapshot failed validation");
   }
-#endif
-  const uint64_t generation = proto.generation();
-  absl::StatusOr<SnapshotConstSharedPtr> snap = Snapshot::build(std::move(proto), hash);
+  const absl::Time validated = absl::Now();
+  absl::StatusOr<SnapshotConstSharedPtr> snap =
+      Snapshot::build(std::move(shared), std::move(key_auth), hash, nullptr, nullptr, errors);
   if (!snap.ok()) {
     return snap.status();
   }
-  store.set(*std::move(snap));  // before the proxy starts: nothing else holds the old one
-  LOG_INFO("config", "applied generation %d (hash %s)", static_cast<int64_t>(generation), hash);
+  if (SnapshotConstSharedPtr old = store.set(*std::move(snap)); old != nullptr) {
+    retirer.retire(std::move(old));
+  } else {
+    releaseFreedMemory();  // the first config (the cache at start): parse leftovers
+  }
+  const absl::Time built = absl::Now();
+  LOG_INFO("config", "generation %d (hash %s): validated in %s, built and swapped in %s",
+           static_cast<int64_t>(generation), hash, absl::FormatDuration(validated - start),
+           absl::FormatDuration(built - validated));
   return absl::OkStatus();
 }
 
@@ -270,16 +273,14 @@ int run(int argc, char** argv) {
     if (cert.empty() != key.empty()) {
       fail("--ssl_cert and --ssl_cert_key go together");
     }
-    auto readFile = [](const std::string& path, std::string* out) {
-      std::ifstream in(path);
-      std::stringstream text;
-      text << in.rdbuf();
-      *out = text.str();
-      return static_cast<bool>(in);
-    };
-    if (!cert.empty() && (!readFile(cert, &proxy_options.ssl_cert_pem) ||
-                          !readFile(key, &proxy_options.ssl_key_pem))) {
-      fail("cannot read --ssl_cert/--ssl_cert_key");
+    if (!cert.empty()) {
+      absl::StatusOr<std::string> cert_pem = sync::readPemFile("--ssl_cert", cert);
+      absl::StatusOr<std::string> key_pem = sync::readPemFile("--ssl_cert_key", key);
+      if (!cert_pem.ok() || !key_pem.ok()) {
+        fail(std::string((cert_pem.ok() ? key_pem : cert_pem).status().message()));
+      }
+      proxy_options.ssl_cert_pem = *std::move(cert_pem);
+      proxy_options.ssl_key_pem = *std::move(key_pem);
     }
     auto trusted = TrustedIps::parse(absl::GetFlag(FLAGS_trusted_ips));
     if (!trusted.ok()) {
@@ -333,10 +334,19 @@ int run(int argc, char** argv) {
         fail("invalid --declarative_config " + declarative + ": " + st.ToString());
       }
     }
-    std::string detail;
-    absl::Status applied = applySnapshot(store, std::move(proto), "declarative", &detail);
+    std::shared_ptr<const config::KeyAuthTable> key_auth = config::KeyAuthTable::extract(&proto);
+    config::FieldErrors errors;
+    absl::Status applied =
+        applySnapshot(store, retirer, std::make_shared<const config::v1::Snapshot>(std::move(proto)),
+                      std::move(key_auth), "declarative", &errors);
     if (!applied.ok()) {
-      fail("invalid --declarative_config " + declarative + ": " + std::string(applied.message()));
+      std::string why(applied.message());
+      if (!errors.empty()) {
+        const config::FieldError& e = errors.front();
+        why = absl::StrCat("config rejected (", errors.size(), " error(s)): ", e.entity_type, " ",
+                           e.entity_id, ": ", e.field, ": ", e.reason);
+      }
+      fail("invalid --declarative_config " + declarative + ": " + why);
     }
     releaseFreedMemory();  // the file's text and the parsed messages are gone by now
   }
@@ -352,7 +362,6 @@ int run(int argc, char** argv) {
   }
 
   // ---- Control-plane sync (data_plane/sync_client/, built when that target exists) ----------
-#if defined(PORTICO_HAVE_DP_SYNC)
   std::unique_ptr<SyncClient> sync;
   if (declarative.empty()) {
     SyncClient::Options sync_options;
@@ -362,14 +371,12 @@ int run(int argc, char** argv) {
     sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
     sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
     {
-      std::string mode = absl::GetFlag(FLAGS_cluster_mtls);
-      if (mode.empty()) {
-        mode = sync_options.ca_path.empty() ? "shared" : "pki";
+      absl::StatusOr<sync::ClusterMtls> mtls = sync::parseClusterMtls(
+          absl::GetFlag(FLAGS_cluster_mtls), !sync_options.ca_path.empty());
+      if (!mtls.ok()) {
+        fail(std::string(mtls.status().message()));
       }
-      if (mode != "shared" && mode != "pki") {
-        fail("invalid --cluster_mtls '" + mode + "' (expected shared or pki)");
-      }
-      sync_options.mtls = mode == "shared" ? sync::ClusterMtls::kShared : sync::ClusterMtls::kPki;
+      sync_options.mtls = *mtls;
     }
     sync_options.server_name = absl::GetFlag(FLAGS_cluster_server_name);
     sync_options.join_token = absl::GetFlag(FLAGS_cluster_join_token);
@@ -411,35 +418,8 @@ int run(int argc, char** argv) {
                                       std::shared_ptr<const config::KeyAuthTable> key_auth,
                                       const std::string& hash,
                                       config::FieldErrors* errors) -> absl::Status {
-          const config::v1::Snapshot& proto = *shared;
-          const absl::Time start = absl::Now();
-#if defined(PORTICO_HAVE_CONFIG_VALIDATE)
-          *errors = config::validateSnapshot(proto, key_auth.get());
-          if (!errors->empty()) {
-            return absl::InvalidArgumentError("snapshot failed validation");
-          }
-#endif
-          const absl::Time validated = absl::Now();
-          absl::StatusOr<SnapshotConstSharedPtr> snap =
-              Snapshot::build(std::move(shared), std::move(key_auth), hash, nullptr, nullptr,
-                              errors);
-          if (!snap.ok()) {
-            return snap.status();
-          }
-          // The replaced snapshot is destroyed (and its memory trimmed) off this thread and
-          // off the proxy workers, once the requests still using it are done.
-          if (SnapshotConstSharedPtr old = store.set(*std::move(snap)); old != nullptr) {
-            retirer.retire(std::move(old));
-          } else {
-            releaseFreedMemory();  // the first config (the cache at start): parse leftovers
-          }
-          const absl::Time built = absl::Now();
-          // The sync client logs the whole push; this splits its apply part.
-          LOG_INFO("config", "generation %d: validated in %s, built and swapped in %s",
-                   static_cast<int64_t>(proto.generation()),
-                   absl::FormatDuration(validated - start),
-                   absl::FormatDuration(built - validated));
-          return absl::OkStatus();
+          return applySnapshot(store, retirer, std::move(shared), std::move(key_auth), hash,
+                               errors);
         }));
     StatusNode node;
     node.node_id = sync->nodeId();
@@ -457,12 +437,6 @@ int run(int argc, char** argv) {
       fail(std::string(started.message()));
     }
   }
-#else
-  if (declarative.empty()) {
-    LOG_WARN("main", "built without the sync client and no --declarative_config: "
-                     "serving 404 for every request");
-  }
-#endif
   // ---------------------------------------------------------------------------------------------
 
   int sig = 0;
@@ -472,11 +446,9 @@ int run(int argc, char** argv) {
   }
   LOG_INFO("main", "signal %d: draining (up to %d ms)", sig,
            absl::GetFlag(FLAGS_drain_timeout_ms));
-#if defined(PORTICO_HAVE_DP_SYNC)
   if (sync) {
     sync->stop();
   }
-#endif
   const bool drained =
       (*proxy)->drain(std::chrono::milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms)));
   (*proxy)->stop();

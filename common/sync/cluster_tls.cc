@@ -56,6 +56,16 @@ std::vector<std::string> sans(X509* x, int type) {
 
 }  // namespace
 
+absl::StatusOr<ClusterMtls> parseClusterMtls(std::string_view mode, bool have_ca) {
+  if (mode.empty()) {
+    return have_ca ? ClusterMtls::kPki : ClusterMtls::kShared;
+  }
+  if (mode == "shared") return ClusterMtls::kShared;
+  if (mode == "pki") return ClusterMtls::kPki;
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid --cluster_mtls '", std::string(mode), "' (expected shared or pki)"));
+}
+
 absl::StatusOr<std::string> readPemFile(const std::string& what, const std::string& path) {
   if (path.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("no ", what, " given"));

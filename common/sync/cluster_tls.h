@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -18,6 +19,10 @@ enum class ClusterMtls { kShared, kPki };
 inline constexpr char kGroupUriPrefix[] = "portico://group/";
 // gRPC metadata carrying a DP's join token (pki mode).
 inline constexpr char kJoinTokenMetadata[] = "portico-join-token";
+
+// --cluster_mtls as both binaries take it: "shared" or "pki", and "" for the default (pki when
+// a CA is given, else shared). kInvalidArgument with the one-line message otherwise.
+absl::StatusOr<ClusterMtls> parseClusterMtls(std::string_view mode, bool have_ca);
 
 // The whole file; kInvalidArgument naming `what` and the path (or that no path was given).
 absl::StatusOr<std::string> readPemFile(const std::string& what, const std::string& path);
