@@ -3,27 +3,55 @@
 # Idempotent: when everything is present it does nothing (not even `apt-get update`).
 set -euo pipefail
 
-PACKAGES=(
+# Sets, so each command installs only what it needs: deploy/quickstart.sh takes `build
+# runtime`; tests/run.sh takes all four (the default).
+#   deploy/install-deps.sh [build] [runtime] [test] [bench]
+BUILD_PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config
-  # libraries (see ARCHITECTURE.md, "Dependencies")
+  # libraries (see ARCHITECTURE.md, "Dependencies"); zlib (balancer hashing) and libpq
+  # (under libpqxx) come with these
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  libpqxx-dev libssl-dev prometheus-cpp-dev libboost-dev libre2-dev libyaml-cpp-dev
+  libpqxx-dev libssl-dev prometheus-cpp-dev libboost-dev libre2-dev
   nlohmann-json3-dev libzstd-dev libc-ares-dev libhiredis-dev
   # the cluster listener's HPACK decoder (nghttp2's inflater)
   libnghttp2-dev
-  # tests and benchmarks
-  catch2 libbenchmark-dev postgresql-15 postgresql-client-15 redis-server
-  nginx-light haproxy wrk curl ca-certificates procps util-linux
-  # the benchmark harnesses in tests/bench generate configs and compute ratios with python3
-  python3
+)
+RUNTIME_PACKAGES=(
+  # the quickstart's private PostgreSQL, and curl for its demo
+  postgresql-15 postgresql-client-15 curl ca-certificates procps util-linux
+)
+TEST_PACKAGES=(
+  catch2 libyaml-cpp-dev redis-server
   # TLS tests generate their certificates with the openssl command
   openssl
-  # the prometheus plugin's tests: promtool checks /metrics, a real server scrapes a DP
+  # promtool checks /metrics and the alert rules; a real server scrapes a CP and DPs
   prometheus
   # Kong's decK, run against the Admin API by tests/e2e/deck
   deck
+  # small scripts in tests/deploy and the benchmark harnesses
+  python3
 )
+BENCH_PACKAGES=(
+  # micro-benchmarks (built as bench-smoke tests too), and the reference proxies and load
+  # generator of tests/bench/*.sh
+  libbenchmark-dev nginx-light haproxy wrk
+)
+
+sets=("$@")
+if ((${#sets[@]} == 0)); then
+  sets=(build runtime test bench)
+fi
+PACKAGES=()
+for set in "${sets[@]}"; do
+  case $set in
+    build) PACKAGES+=("${BUILD_PACKAGES[@]}") ;;
+    runtime) PACKAGES+=("${RUNTIME_PACKAGES[@]}") ;;
+    test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+    bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+    *) echo "install-deps: unknown set '$set' (build, runtime, test, bench)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

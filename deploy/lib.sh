@@ -15,14 +15,31 @@ portico_free_port() {
   done
 }
 
-# portico_build <build dir> [extra cmake args...]: configures (once) and builds everything.
+# portico_build <build dir> [cmake args...] [-- targets...]: configures (every time: a no-op
+# when nothing changed, and it picks up packages installed since, such as the test set after a
+# quickstart) and builds everything, or only the given targets. Uses ccache when installed.
 portico_build() {
   local dir=$1
   shift
-  if [[ ! -f $dir/build.ninja ]]; then
-    cmake -S "$PORTICO_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  local args=() targets=()
+  while (($#)); do
+    if [[ $1 == -- ]]; then
+      shift
+      targets=("$@")
+      break
+    fi
+    args+=("$1")
+    shift
+  done
+  if command -v ccache >/dev/null; then
+    args+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   fi
-  cmake --build "$dir" -j "$(nproc)"
+  cmake -S "$PORTICO_ROOT" -B "$dir" -G Ninja "${args[@]}" >/dev/null
+  if ((${#targets[@]})); then
+    cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"
+  else
+    cmake --build "$dir" -j "$(nproc)"
+  fi
 }
 
 # portico_pg_start <folder> <port>: a private PostgreSQL 15 server with its data in <folder>,

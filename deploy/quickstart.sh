@@ -99,11 +99,23 @@ esac
 mkdir -p "$STATE"
 stop_all
 
-say "installing missing Debian packages (deploy/install-deps.sh)"
-"$PORTICO_ROOT/deploy/install-deps.sh"
+say "installing missing Debian packages (deploy/install-deps.sh build runtime)"
+"$PORTICO_ROOT/deploy/install-deps.sh" build runtime
 
-say "building (cmake + ninja in $BUILD)"
-portico_build "$BUILD" >"$STATE/build.log" 2>&1 || { tail -n 40 "$STATE/build.log" >&2; die "build failed (full log: $STATE/build.log)"; }
+# Only the three programs it runs (the tests are tests/run.sh's), with ninja's progress.
+say "building portico-cp, portico-dp and portico-echo (cmake + ninja in $BUILD; log: $STATE/build.log)"
+build_start=$(date +%s)
+portico_build "$BUILD" -- portico-cp portico-dp portico-echo >"$STATE/build.log" 2>&1 &
+build_pid=$!
+while kill -0 "$build_pid" 2>/dev/null; do
+  sleep 5
+  step=$(grep -o '^\[[0-9]*/[0-9]*\]' "$STATE/build.log" | tail -n 1 || true)
+  if [[ -n $step ]]; then
+    say "  building: step ${step//[\[\]]/} after $(($(date +%s) - build_start)) s"
+  fi
+done
+wait "$build_pid" || { tail -n 40 "$STATE/build.log" >&2; die "build failed (full log: $STATE/build.log)"; }
+say "built in $(($(date +%s) - build_start)) s"
 
 pg_port=$(portico_free_port)
 say "starting PostgreSQL 15 on 127.0.0.1:$pg_port (data in $STATE/pg)"
