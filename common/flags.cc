@@ -20,7 +20,8 @@ namespace portico {
 
 namespace {
 
-// --help: this binary's own flags (those defined in a main.cc), each with the environment
+// --help: this binary's own flags (those defined in its main.cc, and the cluster-TLS flags
+// of common/sync/cluster_flags.cc), each with the environment
 // variable that also sets it. Abseil's own --help lists flags by file name matching the
 // program name, which for "portico-dp" matched none.
 void printHelp(const char* usage) {
@@ -29,7 +30,11 @@ void printHelp(const char* usage) {
   std::map<std::string, const absl::CommandLineFlag*> own;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     const std::string file = flag->Filename();
-    if (file.size() >= 7 && file.compare(file.size() - 7, 7, "main.cc") == 0) {
+    auto endsWith = [&file](std::string_view tail) {
+      return file.size() >= tail.size() &&
+             file.compare(file.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    if (endsWith("main.cc") || endsWith("cluster_flags.cc")) {
       own.emplace(std::string(name), flag);
     }
   }

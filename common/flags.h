@@ -16,7 +16,8 @@ std::string versionString(const char* program);
 
 // Applies PORTICO_* environment variables, then parses argv. On a bad value prints one line
 // naming the flag and exits with status 2. Returns the positional arguments (argv[0] first).
-// --help lists the binary's own flags (those of its main.cc) with their environment names;
+// --help lists the binary's own flags (those of its main.cc and the cluster-TLS flags) with
+// their environment names;
 // --version prints versionString(). Both exit 0.
 std::vector<std::string> parseFlagsWithEnv(int argc, char** argv, const char* usage);
 

@@ -12,7 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/flags.h"
-#include "common/sync/cluster_tls.h"
+#include "common/sync/cluster_flags.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/admin_api/http_server.h"
@@ -32,14 +32,6 @@ ABSL_FLAG(int32_t, pg_commit_resolve_timeout_ms, 10000,
           "\"outcome\": \"unknown\"");
 ABSL_FLAG(std::string, admin_listen, "127.0.0.1:8001", "Admin API listener (host:port)");
 ABSL_FLAG(std::string, cluster_listen, "0.0.0.0:8005", "cluster (CP/DP sync) gRPC listener");
-ABSL_FLAG(bool, cluster_insecure, false, "serve the cluster listener without TLS (tests only)");
-ABSL_FLAG(std::string, cluster_cert, "", "cluster listener certificate (PEM)");
-ABSL_FLAG(std::string, cluster_key, "", "cluster listener private key (PEM)");
-ABSL_FLAG(std::string, cluster_ca, "", "CA that signs data-plane client certificates (PEM)");
-ABSL_FLAG(std::string, cluster_mtls, "",
-          "shared: data planes present this very --cluster_cert (pinned); pki: data-plane "
-          "certificates are verified against --cluster_ca (default: pki if --cluster_ca is "
-          "set, else shared)");
 ABSL_FLAG(std::string, cluster_join_tokens, "",
           "pki: join tokens as <group>=<token>[,<group>=<token>...]; a data plane sending one "
           "may join that group (prefer the environment variable PORTICO_CLUSTER_JOIN_TOKENS)");
@@ -232,18 +224,18 @@ int serve(const std::string& dsn) {
 
   SyncServerOptions sync_options;
   sync_options.listen_address = absl::GetFlag(FLAGS_cluster_listen);
-  sync_options.insecure = absl::GetFlag(FLAGS_cluster_insecure);
+
   sync_options.workers = static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_cluster_workers)));
-  sync_options.cert_path = absl::GetFlag(FLAGS_cluster_cert);
-  sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
-  sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
   {
-    absl::StatusOr<sync::ClusterMtls> mtls =
-        sync::parseClusterMtls(absl::GetFlag(FLAGS_cluster_mtls), !sync_options.ca_path.empty());
-    if (!mtls.ok()) {
-      return fail(std::string(mtls.status().message()));
+    absl::StatusOr<sync::ClusterTlsFlags> tls = sync::clusterTlsFromFlags();
+    if (!tls.ok()) {
+      return fail(std::string(tls.status().message()));
     }
-    sync_options.mtls = *mtls;
+    sync_options.insecure = tls->insecure;
+    sync_options.cert_path = tls->cert_path;
+    sync_options.key_path = tls->key_path;
+    sync_options.ca_path = tls->ca_path;
+    sync_options.mtls = tls->mtls;
   }
   const std::vector<std::string> join_tokens = absl::StrSplit(
       absl::GetFlag(FLAGS_cluster_join_tokens), ',', absl::SkipEmpty());

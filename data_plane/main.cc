@@ -24,7 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
-#include "common/sync/cluster_tls.h"
+#include "common/sync/cluster_flags.h"
 #include "common/logging.h"
 #include "common/retirer.h"
 #include "data_plane/proxy/proxy_server.h"
@@ -60,14 +60,6 @@ ABSL_FLAG(std::string, status_listen, "127.0.0.1:8100",
           "Status listener, host:port (/status, /status/ready, /metrics).");
 ABSL_FLAG(int32_t, workers, 0, "Proxy worker threads (0 = one per CPU core).");
 ABSL_FLAG(std::string, cp_address, "127.0.0.1:8005", "Control plane cluster address, host:port.");
-ABSL_FLAG(bool, cluster_insecure, false, "Talk to the control plane in plain text (no mTLS).");
-ABSL_FLAG(std::string, cluster_cert, "", "This node's cluster certificate (PEM).");
-ABSL_FLAG(std::string, cluster_key, "", "This node's cluster private key (PEM).");
-ABSL_FLAG(std::string, cluster_ca, "", "CA certificate that signed the control plane's cert.");
-ABSL_FLAG(std::string, cluster_mtls, "",
-          "shared: the control plane presents this very --cluster_cert (pinned); pki: its "
-          "certificate is verified against --cluster_ca (default: pki if --cluster_ca is set, "
-          "else shared).");
 ABSL_FLAG(std::string, cluster_join_token, "",
           "Join token the control plane issued for a group (pki; prefer the environment "
           "variable PORTICO_CLUSTER_JOIN_TOKEN).");
@@ -366,18 +358,18 @@ int run(int argc, char** argv) {
   if (declarative.empty()) {
     SyncClient::Options sync_options;
     sync_options.cp_address = absl::GetFlag(FLAGS_cp_address);
-    sync_options.insecure = absl::GetFlag(FLAGS_cluster_insecure);
-    sync_options.cert_path = absl::GetFlag(FLAGS_cluster_cert);
-    sync_options.key_path = absl::GetFlag(FLAGS_cluster_key);
-    sync_options.ca_path = absl::GetFlag(FLAGS_cluster_ca);
     {
-      absl::StatusOr<sync::ClusterMtls> mtls = sync::parseClusterMtls(
-          absl::GetFlag(FLAGS_cluster_mtls), !sync_options.ca_path.empty());
-      if (!mtls.ok()) {
-        fail(std::string(mtls.status().message()));
+      absl::StatusOr<sync::ClusterTlsFlags> tls = sync::clusterTlsFromFlags();
+      if (!tls.ok()) {
+        fail(std::string(tls.status().message()));
       }
-      sync_options.mtls = *mtls;
+      sync_options.insecure = tls->insecure;
+      sync_options.cert_path = tls->cert_path;
+      sync_options.key_path = tls->key_path;
+      sync_options.ca_path = tls->ca_path;
+      sync_options.mtls = tls->mtls;
     }
+    const std::string sync_cert_path = sync_options.cert_path;
     sync_options.server_name = absl::GetFlag(FLAGS_cluster_server_name);
     sync_options.join_token = absl::GetFlag(FLAGS_cluster_join_token);
     sync_options.group = absl::GetFlag(FLAGS_control_plane);
@@ -430,7 +422,7 @@ int run(int argc, char** argv) {
       return ControlPlaneLink{st.connected, address, group.empty() ? "default" : group,
                               st.last_contact_unix_ms};
     };
-    node.cluster_cert_expiry_s = certificateExpiry(absl::GetFlag(FLAGS_cluster_cert));
+    node.cluster_cert_expiry_s = certificateExpiry(sync_cert_path);
     (*status)->setNode(std::move(node));
     absl::Status started = sync->start();
     if (!started.ok()) {
