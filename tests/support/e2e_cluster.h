@@ -93,6 +93,19 @@ struct Cp {
                      const std::string& body = "") {
     return httpRequest("127.0.0.1", admin_port, method, path, body);
   }
+  // An Admin API call that must answer `want` (the test stops otherwise, showing the answer).
+  void adminOk(const std::string& method, const std::string& path, const nlohmann::json& body,
+               int want) {
+    HttpResponse r = admin(method, path, body.dump());
+    INFO(method << " " << path << " -> " << r.status << " " << r.body);
+    REQUIRE(r.status == want);
+  }
+  // The generation of the last committed write (GET /status), which a DP reports once it
+  // runs it.
+  uint64_t committedGeneration() {
+    auto j = nlohmann::json::parse(admin("GET", "/status").body, nullptr, false);
+    return j.is_object() ? j["configuration"].value("generation", uint64_t{0}) : 0;
+  }
   uint64_t generation() {
     // The newest generation any DP acked, as the fleet endpoint lists it.
     auto r = admin("GET", "/clustering/data-planes");

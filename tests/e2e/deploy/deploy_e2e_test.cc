@@ -23,18 +23,6 @@ using namespace std::chrono_literals;
 using namespace portico::testing;
 using nlohmann::json;
 
-void adminOk(Cp& cp, const std::string& method, const std::string& path, const json& body,
-             int want) {
-  HttpResponse r = cp.admin(method, path, body.dump());
-  INFO(method << " " << path << " -> " << r.status << " " << r.body);
-  REQUIRE(r.status == want);
-}
-
-uint64_t committed(Cp& cp) {
-  json j = json::parse(cp.admin("GET", "/status").body, nullptr, false);
-  return j.is_object() ? j["configuration"].value("generation", uint64_t{0}) : 0;
-}
-
 // Every `expr` of a dashboard's panels, with Grafana's variables given what Grafana would
 // substitute ($__rate_interval: a window that holds several 1 s scrapes; "All": ".*").
 std::vector<std::pair<std::string, std::string>> dashboardQueries(const json& dashboard) {
@@ -68,12 +56,16 @@ TEST_CASE("e2e deploy: Prometheus with the shipped rules scrapes a CP and two DP
   TempDir dir;
   Dp dp1(cp.cluster_port, dir.path + "/dp1.cache");
   Dp dp2(cp.cluster_port, dir.path + "/dp2.cache");
-  adminOk(cp, "POST", "/services",
+  cp.adminOk("POST", "/services",
           {{"name", "orders"}, {"url", "http://127.0.0.1:" + std::to_string(upstream.port())}},
           201);
-  adminOk(cp, "POST", "/services/orders/routes", {{"name", "orders"}, {"paths", {"/orders"}}},
+  cp.adminOk("POST", "/services/orders/routes", {{"name", "orders"}, {"paths", {"/orders"}}},
           201);
-  adminOk(cp, "POST", "/plugins", {{"name", "prometheus"}, {"config", {{"status_code_metrics", true}, {"latency_metrics", true}, {"bandwidth_metrics", true}, {"upstream_health_metrics", true}}}}, 201);
+  cp.adminOk("POST", "/plugins",
+             {{"name", "prometheus"},
+              {"config", {{"status_code_metrics", true}, {"latency_metrics", true},
+                          {"bandwidth_metrics", true}, {"upstream_health_metrics", true}}}},
+             201);
   for (Dp* dp : {&dp1, &dp2}) {
     REQUIRE(waitFor([&] { return dp->get("/orders/x") == 200; }, 20s));
   }
@@ -101,13 +93,13 @@ TEST_CASE("e2e deploy: Prometheus with the shipped rules scrapes a CP and two DP
       for (int i = 0; i < 10; ++i) CHECK(dp->get("/orders/x") == 200);
       CHECK(dp->get("/orders/status/503") == 503);
     }
-    adminOk(cp, "PATCH", "/routes/orders",
+    cp.adminOk("PATCH", "/routes/orders",
             {{"paths", {"/orders", "/orders-" + std::to_string(round)}}}, 200);
-    const uint64_t want = committed(cp);
+    const uint64_t want = cp.committedGeneration();
     REQUIRE(waitFor([&] { return dp1.generation() >= want && dp2.generation() >= want; }, 20s));
     std::this_thread::sleep_for(1s);
   }
-  const uint64_t generation = committed(cp);
+  const uint64_t generation = cp.committedGeneration();
 
   // Fleet truth on the CP: both DPs connected and current.
   REQUIRE(waitFor([&] {

@@ -33,21 +33,14 @@ HttpResponse proxyGet(const Dp& dp, const std::string& path, const std::string& 
   return httpRequest("127.0.0.1", dp.proxy_port, "GET", path, "", headers);
 }
 
-void adminOk(Cp& cp, const std::string& method, const std::string& path, const json& body,
-             int want) {
-  HttpResponse r = cp.admin(method, path, body.dump());
-  INFO(method << " " << path << " -> " << r.status << " " << r.body);
-  REQUIRE(r.status == want);
-}
-
 // A service on the echo upstream, route /demo, key-auth on it, consumer bob with key "k1".
 void protectDemo(Cp& cp, int upstream_port) {
-  adminOk(cp, "POST", "/services",
+  cp.adminOk("POST", "/services",
           {{"name", "svc"}, {"url", "http://127.0.0.1:" + std::to_string(upstream_port)}}, 201);
-  adminOk(cp, "POST", "/services/svc/routes", {{"name", "demo"}, {"paths", {"/demo"}}}, 201);
-  adminOk(cp, "POST", "/routes/demo/plugins", {{"name", "key-auth"}}, 201);
-  adminOk(cp, "POST", "/consumers", {{"username", "bob"}}, 201);
-  adminOk(cp, "POST", "/consumers/bob/key-auth", {{"key", "k1"}}, 201);
+  cp.adminOk("POST", "/services/svc/routes", {{"name", "demo"}, {"paths", {"/demo"}}}, 201);
+  cp.adminOk("POST", "/routes/demo/plugins", {{"name", "key-auth"}}, 201);
+  cp.adminOk("POST", "/consumers", {{"username", "bob"}}, 201);
+  cp.adminOk("POST", "/consumers/bob/key-auth", {{"key", "k1"}}, 201);
 }
 
 // Clients hammering /demo without a key (and with a wrong one) and with the good key; any 200
@@ -100,9 +93,9 @@ TEST_CASE("e2e plugins: key-auth never serves without a valid key (config swaps 
   for (int i = 0; i < 40; ++i) {
     char name[32];
     std::snprintf(name, sizeof(name), "user%d", i);
-    adminOk(cp, "POST", "/consumers", {{"username", std::string(name)}}, 201);
+    cp.adminOk("POST", "/consumers", {{"username", std::string(name)}}, 201);
     if (i % 10 == 0) {
-      adminOk(cp, "PATCH", "/routes/demo", {{"paths", {"/demo", "/demo2"}}}, 200);
+      cp.adminOk("PATCH", "/routes/demo", {{"paths", {"/demo", "/demo2"}}}, 200);
     }
   }
   REQUIRE(waitFor([&] { return dp.generation() >= cp.generation() && cp.generation() > 0; }, 20s));
@@ -110,7 +103,7 @@ TEST_CASE("e2e plugins: key-auth never serves without a valid key (config swaps 
   cp.kill9();
   std::this_thread::sleep_for(1s);
   cp.start();
-  adminOk(cp, "POST", "/consumers", {{"username", "after-restart"}}, 201);
+  cp.adminOk("POST", "/consumers", {{"username", "after-restart"}}, 201);
   std::this_thread::sleep_for(1s);
   load.finish();
   CHECK(load.unauthorized_ok.load() == 0);
@@ -160,7 +153,7 @@ TEST_CASE("e2e plugins: a DP lacking a plugin its group uses is plugin_set_incom
              " -U postgres -d portico -q -f " + cache.path + "/made-up.sql"));
   cp.kill9();
   cp.start();  // reads the group in full, made-up plugin included
-  adminOk(cp, "POST", "/services/svc/routes", {{"name", "after"}, {"paths", {"/after"}}}, 201);
+  cp.adminOk("POST", "/services/svc/routes", {{"name", "after"}, {"paths", {"/after"}}}, 201);
 
   auto nodeStatus = [&]() -> json {
     HttpResponse r = cp.admin("GET", "/clustering/data-planes");
@@ -180,7 +173,7 @@ TEST_CASE("e2e plugins: a DP lacking a plugin its group uses is plugin_set_incom
   CHECK(proxyGet(dp, "/demo/x", "k1").status == 200);
 
   // Once the group no longer uses it, the DP converges again.
-  adminOk(cp, "DELETE", "/plugins/" + fake_id, json::object(), 204);
+  cp.adminOk("DELETE", "/plugins/" + fake_id, json::object(), 204);
   REQUIRE(waitFor([&] { return proxyGet(dp, "/after", "k1").status == 200; }, 20s));
   CHECK(waitFor([&] { return nodeStatus().value("sync_status", "") == "normal"; }, 10s));
   CHECK(proxyGet(dp, "/after").status == 200);  // key-auth is on route demo only
@@ -194,9 +187,9 @@ TEST_CASE("e2e plugins: a proxy-cache purge on the CP reaches every DP of the gr
   TempDir cache;
   Dp dp1(cp.cluster_port, cache.path + "/dp1.cache");
   Dp dp2(cp.cluster_port, cache.path + "/dp2.cache");
-  adminOk(cp, "POST", "/services",
+  cp.adminOk("POST", "/services",
           {{"name", "svc"}, {"url", "http://127.0.0.1:" + std::to_string(upstream.port())}}, 201);
-  adminOk(cp, "POST", "/services/svc/routes", {{"name", "cached"}, {"paths", {"/cached"}}}, 201);
+  cp.adminOk("POST", "/services/svc/routes", {{"name", "cached"}, {"paths", {"/cached"}}}, 201);
   HttpResponse plugin = cp.admin("POST", "/routes/cached/plugins",
                                  json{{"name", "proxy-cache"},
                                       {"config", {{"strategy", "memory"}}}}.dump());
@@ -246,13 +239,6 @@ TEST_CASE("e2e plugins: a proxy-cache purge on the CP reaches every DP of the gr
   CHECK(cp.admin("POST", "/proxy-cache").status == 405);
 }
 
-// The generation of the CP's last committed write (GET /status), which a DP reports once it
-// runs it.
-uint64_t committed(Cp& cp) {
-  json j = json::parse(cp.admin("GET", "/status").body, nullptr, false);
-  return j.is_object() ? j["configuration"].value("generation", uint64_t{0}) : 0;
-}
-
 // The README's "Routing older clients to the older version", step by step through the CP's
 // Admin API to a real DP: a header-matched route pins v1 clients to v1 while the canary
 // plugin moves everyone else from v1 to v2, per consumer, and X-Canary overrides it.
@@ -265,22 +251,22 @@ TEST_CASE("e2e plugins: older clients stay on the older version while canary mov
   TempDir cache;
   Dp dp(cp.cluster_port, cache.path + "/dp.cache");
   const std::string v1_url = "http://127.0.0.1:" + std::to_string(v1.port());
-  adminOk(cp, "POST", "/services", {{"name", "orders"}, {"url", v1_url}}, 201);
-  adminOk(cp, "POST", "/services/orders/routes", {{"name", "orders"}, {"paths", {"/orders"}}},
+  cp.adminOk("POST", "/services", {{"name", "orders"}, {"url", v1_url}}, 201);
+  cp.adminOk("POST", "/services/orders/routes", {{"name", "orders"}, {"paths", {"/orders"}}},
           201);
-  adminOk(cp, "POST", "/services", {{"name", "orders-v1"}, {"url", v1_url}}, 201);
-  adminOk(cp, "POST", "/services/orders-v1/routes",
+  cp.adminOk("POST", "/services", {{"name", "orders-v1"}, {"url", v1_url}}, 201);
+  cp.adminOk("POST", "/services/orders-v1/routes",
           {{"name", "orders-v1-clients"},
            {"paths", {"/orders"}},
            {"headers", {{"X-Api-Version", {"~*^1(\\.|$)"}}}}},
           201);
-  adminOk(cp, "POST", "/routes/orders/plugins", {{"name", "key-auth"}}, 201);
-  adminOk(cp, "POST", "/routes/orders-v1-clients/plugins", {{"name", "key-auth"}}, 201);
+  cp.adminOk("POST", "/routes/orders/plugins", {{"name", "key-auth"}}, 201);
+  cp.adminOk("POST", "/routes/orders-v1-clients/plugins", {{"name", "key-auth"}}, 201);
   std::vector<std::string> keys;
   for (int i = 0; i < 40; ++i) {
     const std::string name = "client" + std::to_string(i);
-    adminOk(cp, "POST", "/consumers", {{"username", name}}, 201);
-    adminOk(cp, "POST", "/consumers/" + name + "/key-auth", {{"key", name + "-key"}}, 201);
+    cp.adminOk("POST", "/consumers", {{"username", name}}, 201);
+    cp.adminOk("POST", "/consumers/" + name + "/key-auth", {{"key", name + "-key"}}, 201);
     keys.push_back(name + "-key");
   }
   HttpResponse plugin = cp.admin(
@@ -292,7 +278,7 @@ TEST_CASE("e2e plugins: older clients stay on the older version while canary mov
   INFO(plugin.body);
   REQUIRE(plugin.status == 201);
   const std::string plugin_id = json::parse(plugin.body)["id"];
-  REQUIRE(waitFor([&] { return dp.generation() >= committed(cp); }, 20s));
+  REQUIRE(waitFor([&] { return dp.generation() >= cp.committedGeneration(); }, 20s));
 
   // Which version answered (the echo reports the Host it was sent: each version its port).
   const std::string v2_host = "127.0.0.1:" + std::to_string(v2.port());
@@ -334,21 +320,21 @@ TEST_CASE("e2e plugins: older clients stay on the older version while canary mov
   CHECK(version(keys[0], "2") != -404);  // a v2 client is not caught by the v1 route
 
   // Raise the share: everyone who was on v2 stays there.
-  adminOk(cp, "PATCH", "/plugins/" + plugin_id, {{"config", {{"percentage", 50}}}}, 200);
-  REQUIRE(waitFor([&] { return dp.generation() >= committed(cp); }, 20s));
+  cp.adminOk("PATCH", "/plugins/" + plugin_id, {{"config", {{"percentage", 50}}}}, 200);
+  REQUIRE(waitFor([&] { return dp.generation() >= cp.committedGeneration(); }, 20s));
   const int at50 = onV2();
   std::printf("canary 50%%: %d of 40 consumers on v2\n", at50);
   CHECK(at50 >= at10);
   CHECK(at50 > 0);
   for (const std::string& k : moved_at10) CHECK(version(k) == 2);  // nobody moved back
   // Done: 100%, then the service points at v2 and the plugin goes; v1 clients still on v1.
-  adminOk(cp, "PATCH", "/plugins/" + plugin_id, {{"config", {{"percentage", 100}}}}, 200);
-  REQUIRE(waitFor([&] { return dp.generation() >= committed(cp); }, 20s));
+  cp.adminOk("PATCH", "/plugins/" + plugin_id, {{"config", {{"percentage", 100}}}}, 200);
+  REQUIRE(waitFor([&] { return dp.generation() >= cp.committedGeneration(); }, 20s));
   CHECK(onV2() == 40);
-  adminOk(cp, "PATCH", "/services/orders",
+  cp.adminOk("PATCH", "/services/orders",
           {{"url", "http://127.0.0.1:" + std::to_string(v2.port())}}, 200);
   CHECK(cp.admin("DELETE", "/plugins/" + plugin_id).status == 204);
-  REQUIRE(waitFor([&] { return dp.generation() >= committed(cp); }, 20s));
+  REQUIRE(waitFor([&] { return dp.generation() >= cp.committedGeneration(); }, 20s));
   CHECK(onV2() == 40);
   CHECK(version(keys[3], "1") == 1);
   CHECK(version("no-such-key", "1") == -401);  // the pinned route is still protected
@@ -365,12 +351,12 @@ TEST_CASE("e2e plugins: a real Prometheus server scrapes a DP's /metrics (promet
   Cp cp(pg.dsn());
   TempDir dir;
   Dp dp(cp.cluster_port, dir.path + "/dp.cache");
-  adminOk(cp, "POST", "/services",
+  cp.adminOk("POST", "/services",
           {{"name", "pm-e2e-svc"}, {"url", "http://127.0.0.1:" + std::to_string(upstream.port())}},
           201);
-  adminOk(cp, "POST", "/services/pm-e2e-svc/routes", {{"name", "pm-e2e"}, {"paths", {"/pm"}}},
+  cp.adminOk("POST", "/services/pm-e2e-svc/routes", {{"name", "pm-e2e"}, {"paths", {"/pm"}}},
           201);
-  adminOk(cp, "POST", "/plugins",
+  cp.adminOk("POST", "/plugins",
           {{"name", "prometheus"},
            {"config", {{"status_code_metrics", true}, {"latency_metrics", true},
                        {"bandwidth_metrics", true}, {"per_consumer", true}}}},
