@@ -1,6 +1,7 @@
 // decK as Kong users run it, against a real portico-cp and PostgreSQL: Debian's `deck`
-// (1.4.0) pings, validates, syncs Kong's burst.yml spec fixture (236 services, 286 routes,
-// upstreams, targets and plugins), diffs, dumps and resets. decK 1.4 predates Kong 3.x, so its
+// (1.4.0) pings, validates, syncs, diffs, dumps and resets our own state file (every entity
+// kind), and Kong's burst.yml spec fixture (236 services, 286 routes, upstreams, targets and
+// plugins) when ../shared/fixtures is there. decK 1.4 predates Kong 3.x, so its
 // diff after a sync lists Kong 3.x fields it has no default for; the test pins that list (the
 // README's decK section documents it), so any other drift fails.
 #include <filesystem>
@@ -48,6 +49,70 @@ size_t total(Cp& cp, const std::string& collection) {
                                                              : "";
   }
   return n;
+}
+
+// The project's own state file (tests/e2e/deck/kong.yaml): runs everywhere, fixtures or not.
+TEST_CASE("e2e decK 1.4: sync, diff, dump and reset of a state file with every entity kind") {
+  if (!std::filesystem::exists("/usr/bin/deck")) {
+    WARN("deck (Debian package deck) is missing: skipped");
+    return;
+  }
+  const std::string state = std::string(PORTICO_DECK_DIR) + "/kong.yaml";
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+
+  Run ping = deck(cp, {"ping"});
+  INFO(ping.out);
+  CHECK(ping.status == 0);
+  CHECK(ping.out.find("Kong version:  3.10.0") != std::string::npos);
+  CHECK(deck(cp, {"validate", "-s", state}).status == 0);
+
+  Run sync = deck(cp, {"sync", "-s", state});
+  INFO(sync.out);
+  REQUIRE(sync.status == 0);
+  CHECK(sync.out.find("Created: 17") != std::string::npos);
+  // What decK created is what the file says.
+  json route = json::parse(cp.admin("GET", "/routes/orders-v1-clients").body, nullptr, false);
+  CHECK(route["headers"] == json{{"x-api-version", {"1"}}});
+  json orders = json::parse(cp.admin("GET", "/services/orders").body, nullptr, false);
+  CHECK(orders["path"] == "/v1");
+  CHECK(orders["retries"] == 3);
+  CHECK(orders["tags"] == json{"team-orders"});
+  CHECK(total(cp, "consumers") == 2);
+  CHECK(total(cp, "key-auths") == 2);
+  CHECK(total(cp, "acls") == 1);
+  CHECK(total(cp, "plugins") == 4);
+  CHECK(total(cp, "upstreams/users-upstream/targets") == 2);
+
+  // decK 1.4 then reports updates for the Kong 3.x fields it has no defaults for, but never
+  // an entity to create or delete, and syncing again changes nothing.
+  Run diff = deck(cp, {"diff", "-s", state});
+  CHECK(diff.status == 0);
+  CHECK(diff.out.find("Created: 0") != std::string::npos);
+  CHECK(diff.out.find("Deleted: 0") != std::string::npos);
+  CHECK(deck(cp, {"sync", "-s", state}).status == 0);
+  CHECK(total(cp, "services") == 2);
+  CHECK(total(cp, "routes") == 3);
+
+  TempDir dir;
+  Run dump = deck(cp, {"dump", "-o", dir.path + "/dump.yaml"});
+  REQUIRE(dump.status == 0);
+  std::ifstream in(dir.path + "/dump.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  CHECK(text.str().find("name: orders-v1-clients") != std::string::npos);
+  CHECK(text.str().find("username: alice") != std::string::npos);
+  // The dump syncs back as a no-op: nothing created or deleted.
+  Run back = deck(cp, {"diff", "-s", dir.path + "/dump.yaml"});
+  CHECK(back.status == 0);
+  CHECK(back.out.find("Created: 0") != std::string::npos);
+  CHECK(back.out.find("Deleted: 0") != std::string::npos);
+
+  CHECK(deck(cp, {"reset", "--force"}).status == 0);
+  CHECK(total(cp, "services") == 0);
+  CHECK(total(cp, "consumers") == 0);
+  CHECK(total(cp, "upstreams") == 0);
 }
 
 TEST_CASE("e2e decK 1.4: ping, validate, sync, diff, dump and reset of Kong's burst.yml") {
