@@ -31,6 +31,33 @@ constexpr int kMaxReceiveMessageBytes = 4 << 20;
 
 std::string groupName(const std::string& g) { return g.empty() ? kDefaultGroup : g; }
 
+// What a Hello says of its node is shown on /clustering/data-planes and becomes Prometheus
+// label values (kong_data_plane_*, portico_cp_data_plane_generation): a long field or a
+// control character (a newline forging series) must not get there. (Invalid UTF-8 never
+// does: protobuf refuses it in string fields while parsing.) "" when `value` may be used.
+std::string helloFieldProblem(const char* field, const std::string& value, size_t max) {
+  if (value.size() > max) {
+    return absl::StrCat("hello.", field, " is longer than ", max, " bytes");
+  }
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) {
+      return absl::StrCat("hello.", field, " contains a control character");
+    }
+  }
+  return "";
+}
+
+// NACK reasons as metric labels: a known status code and entity type, else a fixed word, so
+// a DP cannot grow the series (or the map behind them) with what it sends.
+std::string nackCodeLabel(int code) {
+  return code >= 0 && code <= 16 ? absl::StatusCodeToString(static_cast<absl::StatusCode>(code))
+                                 : "UNKNOWN_CODE";
+}
+std::string nackEntityLabel(const std::string& entity_type) {
+  if (entity_type.empty()) return "none";
+  return sync::isEntityType(entity_type) ? entity_type : "other";
+}
+
 // The one translation of our refusals into what the transport sends (grpc-status is
 // google.rpc.Code, which absl::StatusCode is).
 wire::GrpcStatus rpcStatus(absl::StatusCode code, std::string message) {
@@ -370,6 +397,16 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
   if (hello.node_id().empty()) {
     finish(rpcStatus(absl::StatusCode::kInvalidArgument, "hello.node_id is required"));
     return;
+  }
+  for (const std::string& problem : {helloFieldProblem("node_id", hello.node_id(), 128),
+                                     helloFieldProblem("hostname", hello.hostname(), 255),
+                                     helloFieldProblem("version", hello.version(), 64)}) {
+    if (!problem.empty()) {
+      server_->counters().refused++;
+      LOG_WARN(kLog, "refusing a data plane from %s: %s", peerIp(peer_), problem);
+      finish(rpcStatus(absl::StatusCode::kInvalidArgument, problem));
+      return;
+    }
   }
   const std::string ip = peerIp(peer_);
   if (std::optional<std::string> why =
@@ -890,7 +927,7 @@ void SyncServerImpl::observeAck(const std::string& group, uint64_t generation) {
 
 void SyncServerImpl::countNack(int code, const std::string& entity_type) {
   absl::MutexLock lock(&metrics_mu_);
-  nack_reasons_[{code, entity_type}]++;
+  nack_reasons_[{nackCodeLabel(code), nackEntityLabel(entity_type)}]++;
 }
 
 void SyncServerImpl::writeMetrics(metrics::Writer& w) const {
@@ -904,9 +941,7 @@ void SyncServerImpl::writeMetrics(metrics::Writer& w) const {
                    "Pushes rejected by data planes, by status code and the first error's "
                    "entity type.");
     for (const auto& [key, count] : nack_reasons_) {
-      w.sample(static_cast<double>(count),
-               {{"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(key.first))},
-                {"entity_type", key.second.empty() ? "none" : key.second}});
+      w.sample(static_cast<double>(count), {{"code", key.first}, {"entity_type", key.second}});
     }
   }
   {

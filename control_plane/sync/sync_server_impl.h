@@ -244,7 +244,9 @@ class SyncServerImpl final : public SyncServer {
   mutable absl::Mutex metrics_mu_;
   std::map<std::string, std::deque<std::pair<uint64_t, std::chrono::steady_clock::time_point>>>
       commit_times_ ABSL_GUARDED_BY(metrics_mu_);
-  std::map<std::pair<int, std::string>, uint64_t> nack_reasons_ ABSL_GUARDED_BY(metrics_mu_);
+  // (code name, entity type): both from bounded sets (sync_server_impl.cc, nack*Label).
+  std::map<std::pair<std::string, std::string>, uint64_t> nack_reasons_
+      ABSL_GUARDED_BY(metrics_mu_);
   metrics::Histogram propagation_{metrics::Histogram::secondsBounds()};
   NodeRegistry registry_;
   Counters counters_;

@@ -19,6 +19,7 @@
 #include "control_plane/store/migrations.h"
 #include "control_plane/store/pg_changes.h"
 #include "control_plane/store/pg_store_impl.h"
+#include "common/metrics/metrics.h"
 #include "control_plane/sync/sync_server.h"
 #include "data_plane/sync_client/sync_client.h"
 #include "grpcpp/grpcpp.h"
@@ -106,6 +107,88 @@ TEST_CASE("fleet: an incompatible major is refused and recorded; an older minor 
   CHECK(cp::versionIncompatibility("1.4.0", "1.5.0").has_value());  // newer minor: refused
   CHECK_FALSE(cp::versionIncompatibility("1.4.0", "1.4.9-rc1").has_value());
   CHECK(cp::versionIncompatibility("1.4.0", "banana").has_value());
+}
+
+// A Hello's node fields become Prometheus label values and /clustering rows: oversized
+// fields or control characters are refused with the field named, invalid UTF-8 already by
+// protobuf's parser, and the node is not registered.
+TEST_CASE("fleet: a Hello with an oversized, non-UTF-8 or control-character node field is "
+          "refused") {
+  Cp cp(100);
+  auto channel = grpc::CreateChannel(cp.address(), grpc::InsecureChannelCredentials());
+  auto stub = sync::v1::ConfigSync::NewStub(channel);
+  struct Case {
+    std::string node_id, hostname, version, message;
+  };
+  const std::string id = "dddddddd-0000-4000-8000-000000000001";
+  const std::vector<Case> cases = {
+      {id, "dp\xff\xfe", "1.4.0", "malformed DataPlaneMessage (protobuf parse failed)"},
+      {id, std::string(256, 'h'), "1.4.0", "hello.hostname is longer than 255 bytes"},
+      {id, "dp-1\nkong_fake 1", "1.4.0", "hello.hostname contains a control character"},
+      {std::string(129, 'n'), "dp", "1.4.0", "hello.node_id is longer than 128 bytes"},
+      {id, "dp", "1.4.0\xc3", "malformed DataPlaneMessage (protobuf parse failed)"},
+      {id, "dp", std::string(65, '1'), "hello.version is longer than 64 bytes"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.message);
+    grpc::ClientContext ctx;
+    auto stream = stub->Sync(&ctx);
+    sync::v1::DataPlaneMessage hello;
+    hello.mutable_hello()->set_node_id(c.node_id);
+    hello.mutable_hello()->set_hostname(c.hostname);
+    hello.mutable_hello()->set_version(c.version);
+    REQUIRE(stream->Write(hello));
+    sync::v1::ControlPlaneMessage msg;
+    while (stream->Read(&msg)) {
+    }
+    const grpc::Status st = stream->Finish();
+    CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(st.error_message() == c.message);
+  }
+  CHECK(cp.server->nodes().empty());
+  CHECK(cp.server->stats().refused == 4);  // the two non-UTF-8 ones never parsed
+}
+
+// NACK reasons are metric labels from bounded sets, whatever a DP puts in its NACK.
+TEST_CASE("fleet: NACK reasons are counted under known codes and entity types only") {
+  Cp cp(100);
+  auto channel = grpc::CreateChannel(cp.address(), grpc::InsecureChannelCredentials());
+  auto stub = sync::v1::ConfigSync::NewStub(channel);
+  grpc::ClientContext ctx;
+  auto stream = stub->Sync(&ctx);
+  sync::v1::DataPlaneMessage hello;
+  hello.mutable_hello()->set_node_id("eeeeeeee-0000-4000-8000-000000000001");
+  hello.mutable_hello()->set_hostname("dp-nack");
+  hello.mutable_hello()->set_version("1.4.0");
+  REQUIRE(stream->Write(hello));
+  auto nack = [&](int code, const std::string& entity_type) {
+    sync::v1::DataPlaneMessage m;
+    m.mutable_nack()->set_generation(1);
+    m.mutable_nack()->set_code(code);
+    m.mutable_nack()->set_message("rejected");
+    if (!entity_type.empty()) {
+      m.mutable_nack()->add_errors()->set_entity_type(entity_type);
+    }
+    REQUIRE(stream->Write(m));
+  };
+  nack(3, "routes");
+  nack(3, "routes\n# junk");
+  nack(3, std::string(100000, 'x'));
+  nack(12345, "");
+  REQUIRE(testing::waitFor([&] { return cp.server->stats().nacks == 4; }, 10s));
+  metrics::Writer w;
+  cp.server->writeMetrics(w);
+  const std::string text = w.text();
+  INFO(text);
+  CHECK(text.find("portico_cp_sync_nack_reasons_total{code=\"INVALID_ARGUMENT\",entity_type=\"routes\"} 1") !=
+        std::string::npos);
+  CHECK(text.find("portico_cp_sync_nack_reasons_total{code=\"INVALID_ARGUMENT\",entity_type=\"other\"} 2") !=
+        std::string::npos);
+  CHECK(text.find("portico_cp_sync_nack_reasons_total{code=\"UNKNOWN_CODE\",entity_type=\"none\"} 1") !=
+        std::string::npos);
+  CHECK(text.find("junk") == std::string::npos);
+  stream->WritesDone();
+  ctx.TryCancel();
 }
 
 TEST_CASE("fleet: a DP that stops sending is dropped after 3 missed heartbeats") {
