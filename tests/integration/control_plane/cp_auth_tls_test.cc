@@ -140,6 +140,10 @@ TEST_CASE("admin auth + TLS: tokens, roles, revocation, hashed storage, HTTPS li
                                                          {"Content-Type", "application/json"}};
   CHECK(httpsRequest(port, "POST", "/services", R"({"name":"s","host":"h"})", as_alice).status ==
         201);
+  // Control characters are not header text at all: the HTTP parser answers 400.
+  auto ctl = httpsRequest(port, "GET", "/services", "", {{"Authorization", "Bearer \x01\x7f"}});
+  CHECK(ctl.status == 400);
+  CHECK(ctl.body == R"({"message":"Bad request"})");
   CHECK(httpsRequest(port, "GET", "/services/s", "", as_reader).status == 200);
   CHECK(httpsRequest(port, "GET", "/control-planes", "", as_reader).status == 200);
   auto denied = httpsRequest(port, "POST", "/services", R"({"name":"t","host":"h"})", as_reader);
@@ -157,6 +161,24 @@ TEST_CASE("admin auth + TLS: tokens, roles, revocation, hashed storage, HTTPS li
         401);
   CHECK(httpsRequest(port, "GET", "/metrics", "", {{"Authorization", "Basic " + reader}})
             .status == 401);
+  CHECK(httpsRequest(port, "GET", "/metrics", "", {{"Authorization", "bearer " + reader}})
+            .status == 200);  // the scheme is case-insensitive (RFC 9110)
+  // Hostile values: empty, oversized, binary, the token with junk around it. Each gets
+  // Kong's 401 body, before a body is read for writes, and the CP stays up.
+  for (const std::string& value :
+       {std::string("Bearer"), std::string("Bearer "), "Bearer " + std::string(7000, 'k'),
+        std::string("Bearer \xff\xfe\x80"), "Bearer " + reader + "x",
+        "Bearer  " + reader, "Bearer " + reader.substr(0, reader.size() / 2)}) {
+    INFO(value.size() << " bytes");
+    auto r = httpsRequest(port, "GET", "/services", "", {{"Authorization", value}});
+    CHECK(r.status == 401);
+    CHECK(json::parse(r.body, nullptr, false) ==
+          json{{"message", "Invalid credentials. Token or User credentials required"}});
+    CHECK(httpsRequest(port, "POST", "/services", R"({"name":"v","host":"h"})",
+                       {{"Authorization", value}, {"Content-Type", "application/json"}})
+              .status == 401);
+  }
+  CHECK(httpsRequest(port, "GET", "/services/s", "", as_reader).status == 200);
   CHECK(httpsRequest(port, "POST", "/services", R"({"name":"u","host":"h"})",
                      {{"Authorization", "Bearer " + reader},
                       {"Content-Type", "application/json"}})

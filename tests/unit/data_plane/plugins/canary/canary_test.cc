@@ -83,6 +83,10 @@ TEST_CASE("canary schema: Kong's fields, defaults and messages") {
         "config.upstream_uri: invalid value: /a b");
   CHECK(schemaError({{"percentage", 10}, {"upstream_uri", ""}}) ==
         "config.upstream_uri: length must be at least 1");
+  CHECK(schemaError({{"percentage", 10}, {"upstream_uri", "/" + std::string(5000, 'a')}})
+            .rfind("config.upstream_uri: ", 0) == 0);
+  CHECK(schemaError({{"percentage", 10}, {"upstream_uri", "/\xff"}})
+            .rfind("config.upstream_uri: ", 0) == 0);
   CHECK(schemaError({{"hash", "whatever"}, {"upstream_host", "a"}}) ==
         "config.hash: expected one of: consumer, ip, none, allow, deny, header");
   // Conditionals: hash = header needs hash_header; upstream_fallback needs upstream_host.
