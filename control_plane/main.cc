@@ -23,7 +23,14 @@
 #include "control_plane/sync/sync_metrics.h"
 #include "control_plane/sync/sync_server.h"
 #include "control_plane/fleet/fleet_registry.h"
+#include "control_plane/vitals/vitals_api.h"
+#include "control_plane/vitals/vitals_ingest.h"
 
+ABSL_FLAG(int32_t, vitals_top_consumers, 10,
+          "Vitals: consumers kept per route in each 10 s bucket (by requests); the rest are "
+          "reported together as consumer \"*\". Bounds the rows per route.");
+ABSL_FLAG(int32_t, vitals_flush_interval_s, 10,
+          "Vitals: how often data planes send their closed 10 s buckets.");
 ABSL_FLAG(std::string, pg_dsn, "host=127.0.0.1 port=5432 dbname=portico user=postgres",
           "libpq connection string of the PostgreSQL database of record");
 ABSL_FLAG(int32_t, pg_commit_resolve_timeout_ms, 10000,
@@ -260,6 +267,16 @@ int serve(const std::string& dsn) {
       static_cast<uint32_t>(std::max(100, absl::GetFlag(FLAGS_cluster_heartbeat_interval_ms)));
   sync_options.delta_window =
       static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_cluster_delta_window)));
+  // Vitals: the DPs' Report streams land here; stored in PostgreSQL, served on /vitals.
+  vitals::IngestOptions vitals_options;
+  vitals_options.dsn = dsn;
+  vitals_options.top_consumers =
+      static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_vitals_top_consumers)));
+  vitals_options.flush_interval_ms = static_cast<uint32_t>(
+      1000 * std::clamp(absl::GetFlag(FLAGS_vitals_flush_interval_s), 1, 600));
+  vitals::VitalsIngest vitals_ingest(vitals_options);
+  vitals_ingest.start();
+  sync_options.vitals = &vitals_ingest;
   // Deltas read the change log through their own small pool; the rest is the PgConfigStore.
   PgChangeLogStore change_log_store(**store, dsn);
   auto sync = SyncServer::start(change_log_store, sync_options);  // registers the callback
@@ -306,6 +323,7 @@ int serve(const std::string& dsn) {
       static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_admin_max_connections_per_client)));
   admin_options.metrics = [&](metrics::Writer& w) {
     writeSyncMetrics(**sync, w);
+    vitals_ingest.writeMetrics(w);
     const ChangeLogPruner::Stats p = change_log_pruner.stats();
     w.counter("portico_cp_change_log_pruned_rows_total",
               "change_log rows deleted by the retention pruner.", static_cast<double>(p.rows_deleted));
@@ -321,6 +339,13 @@ int serve(const std::string& dsn) {
         (*sync)->purgeCache(group, key, lookup, absl::Seconds(1));
     return AdminApiOptions::CachePurgeReply{o.data_planes, o.answered, o.purged, o.entry_json};
   };
+  admin_options.vitals = [&](const std::string& method, const std::string& group,
+                             const std::vector<std::string>& segments,
+                             const std::map<std::string, std::string>& query) {
+    vitals::ApiAnswer a = vitals::handleApi(vitals_ingest.pool(), method, group, segments,
+                                            query, static_cast<int64_t>(std::time(nullptr)));
+    return ApiResponse{a.status, std::move(a.body), ""};
+  };
   auto admin = AdminHttpServer::start(**store, admin_options);
   if (!admin.ok()) {
     return fail(std::string(admin.status().message()));
@@ -333,6 +358,7 @@ int serve(const std::string& dsn) {
   (*admin)->shutdown();
   change_log_pruner.stop();
   (*sync)->shutdown();
+  vitals_ingest.stop();  // after the streams: what they queued is stored and acknowledged
   fleet::installedFleetEndpoints().store(nullptr);
   fleet_registry.stop();  // after the streams ended: their disconnects are written too
   (*store)->stop();

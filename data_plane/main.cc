@@ -27,6 +27,7 @@
 #include "common/sync/cluster_flags.h"
 #include "common/logging.h"
 #include "common/retirer.h"
+#include "data_plane/vitals/vitals.h"
 #include "data_plane/proxy/proxy_server.h"
 #include "data_plane/plugins/proxy_cache/cache_store.h"
 #include "data_plane/plugins/logging/log_files.h"
@@ -92,6 +93,10 @@ ABSL_FLAG(int32_t, keepalive_timeout_ms, 60000,
 ABSL_FLAG(int32_t, proxy_cache_memory_mb, 128,
           "Memory for the proxy-cache plugin's responses, one cache per process shared by its "
           "workers (Kong's mem_cache_size); least recently used entries go first.");
+ABSL_FLAG(bool, vitals, true,
+          "Report traffic (requests, bytes, latency per service, route, consumer and status in "
+          "10 s buckets) to the control plane, which stores it for GET /vitals/requests. "
+          "Ignored with --declarative_config (no control plane).");
 ABSL_FLAG(int32_t, drain_timeout_ms, 10000,
           "On SIGTERM, how long in-flight requests may take before the process exits.");
 
@@ -343,6 +348,12 @@ int run(int argc, char** argv) {
     releaseFreedMemory();  // the file's text and the parsed messages are gone by now
   }
 
+  // Declared before the proxy, which records into it, and the sync client, which reports it.
+  std::unique_ptr<vitals::Collector> vitals;
+  if (declarative.empty() && absl::GetFlag(FLAGS_vitals)) {
+    vitals = std::make_unique<vitals::Collector>(proxy_options.workers);
+    proxy_options.vitals = vitals.get();
+  }
   absl::StatusOr<std::unique_ptr<ProxyServer>> proxy = ProxyServer::start(proxy_options, store);
   if (!proxy.ok()) {
     fail(std::string(proxy.status().message()));
@@ -403,6 +414,7 @@ int run(int argc, char** argv) {
     };
     // Balancer health for the CP's GET /upstreams/{u}/health (Heartbeat.upstreams).
     sync_options.health = [&store] { return upstreamHealth(store.get().get()); };
+    sync_options.vitals = vitals.get();
     sync = std::make_unique<SyncClient>(
         std::move(sync_options),
         SyncClient::SharedApplyFn([&store, &retirer](

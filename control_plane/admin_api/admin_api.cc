@@ -1384,6 +1384,9 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
   if (seg[0] == "proxy-cache") {
     return proxyCache(m, seg, group);
   }
+  if (seg[0] == "vitals" && options_.vitals) {
+    return options_.vitals(m, group, seg, query);
+  }
   if (seg[0] == "tags" && seg.size() <= 2) {
     if (m != "GET") {
       return notAllowed();

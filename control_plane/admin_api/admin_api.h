@@ -81,6 +81,12 @@ struct AdminApiOptions {
   std::function<CachePurgeReply(const std::string& group, const std::string& cache_key,
                                 bool lookup)>
       cache_purge;
+  // The vitals endpoints (/vitals/...; portico-cp wires control_plane/vitals/): `segments`
+  // start with "vitals". Unset: those paths answer 404. Called on a DB worker thread.
+  std::function<ApiResponse(const std::string& method, const std::string& group,
+                            const std::vector<std::string>& segments,
+                            const std::map<std::string, std::string>& query)>
+      vitals;
 };
 
 class AdminApi {

@@ -35,6 +35,7 @@ struct AdminServerOptions {
   std::string ssl_key_path;
   std::function<void(metrics::Writer&)> metrics;  // see AdminApiOptions::metrics
   decltype(AdminApiOptions::cache_purge) cache_purge;  // see AdminApiOptions::cache_purge
+  decltype(AdminApiOptions::vitals) vitals;  // see AdminApiOptions::vitals
 };
 
 class AdminHttpServer {

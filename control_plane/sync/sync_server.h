@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "portico/sync/v1/sync.pb.h"
 #include "absl/status/statusor.h"
 #include "common/metrics/metrics.h"
 #include "common/sync/cluster_tls.h"
@@ -26,6 +28,22 @@ std::optional<SemVer> parseSemVer(const std::string& version);
 // Returns why not, or nullopt when compatible.
 std::optional<std::string> versionIncompatibility(const std::string& cp_version,
                                                   const std::string& dp_version);
+
+// Where ConfigSync.Report's batches go (control_plane/vitals/VitalsIngest). Thread-safe.
+class VitalsSink {
+ public:
+  virtual ~VitalsSink() = default;
+  // Sent to each DP when its Report stream opens.
+  virtual sync::v1::VitalsSettings settings() const = 0;
+  // The answer to one batch; may run on any thread, after the stream is gone.
+  using Done = std::function<void(const sync::v1::VitalsAck&)>;
+  // A batch from an authenticated DP of `group`. Never blocks: it is checked, queued and
+  // answered through `done` exactly once.
+  virtual void submit(std::string group, std::string node_id, std::string instance,
+                      std::shared_ptr<const sync::v1::VitalsBatch> batch, Done done) = 0;
+  // A batch refused before it reached submit() (bad sequence on its stream): counted.
+  virtual void countRefused(const std::string& reason) = 0;
+};
 
 struct SyncServerOptions {
   std::string listen_address = "0.0.0.0:8005";  // host:port; port 0 picks a free one
@@ -62,6 +80,8 @@ struct SyncServerOptions {
   uint32_t retry_after_ms = 1000;
   // Field-stripping rules for older DP minors (compat.h).
   std::vector<CompatRule> compat_rules = builtinCompatRules();
+  // Serves ConfigSync.Report when set (not owned; outlives the server); UNIMPLEMENTED if not.
+  VitalsSink* vitals = nullptr;
 };
 
 // Counters since start; for tests, metrics and the status API.

@@ -1,4 +1,5 @@
 #include "control_plane/sync/sync_server_impl.h"
+#include "control_plane/sync/vitals_stream.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -30,22 +31,6 @@ constexpr char kDefaultGroup[] = "default";
 constexpr int kMaxReceiveMessageBytes = 4 << 20;
 
 std::string groupName(const std::string& g) { return g.empty() ? kDefaultGroup : g; }
-
-// What a Hello says of its node is shown on /clustering/data-planes and becomes Prometheus
-// label values (kong_data_plane_*, portico_cp_data_plane_generation): a long field or a
-// control character (a newline forging series) must not get there. (Invalid UTF-8 never
-// does: protobuf refuses it in string fields while parsing.) "" when `value` may be used.
-std::string helloFieldProblem(const char* field, const std::string& value, size_t max) {
-  if (value.size() > max) {
-    return absl::StrCat("hello.", field, " is longer than ", max, " bytes");
-  }
-  for (unsigned char c : value) {
-    if (c < 0x20 || c == 0x7f) {
-      return absl::StrCat("hello.", field, " contains a control character");
-    }
-  }
-  return "";
-}
 
 // NACK reasons as metric labels: a known status code and entity type, else a fixed word, so
 // a DP cannot grow the series (or the map behind them) with what it sends.
@@ -393,6 +378,47 @@ void SyncStream::handle(const DataPlaneMessage& message) {
   }
 }
 
+// What a Hello says of its node is shown on /clustering/data-planes and becomes Prometheus
+// label values (kong_data_plane_*, portico_cp_data_plane_generation): a long field or a
+// control character (a newline forging series) must not get there. (Invalid UTF-8 never
+// does: protobuf refuses it in string fields while parsing.) "" when `value` may be used.
+std::string helloFieldProblem(const char* field, const std::string& value, size_t max) {
+  if (value.size() > max) {
+    return absl::StrCat("hello.", field, " is longer than ", max, " bytes");
+  }
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) {
+      return absl::StrCat("hello.", field, " contains a control character");
+    }
+  }
+  return "";
+}
+
+std::optional<std::string> groupRefusal(const SyncServerOptions& options,
+                                        const std::vector<std::string>& cert_groups,
+                                        const std::string& requested, std::string* group) {
+  *group = groupName(requested);
+  if (options.insecure || options.mtls != sync::ClusterMtls::kPki) {
+    return std::nullopt;
+  }
+  if (requested.empty() && cert_groups.size() == 1) {
+    *group = cert_groups.front();
+  }
+  const bool allowed =
+      cert_groups.empty()
+          ? *group == kDefaultGroup
+          : std::find(cert_groups.begin(), cert_groups.end(), *group) != cert_groups.end();
+  if (allowed) {
+    return std::nullopt;
+  }
+  return cert_groups.empty()
+             ? absl::StrCat("its certificate names no group (SAN URI ", sync::kGroupUriPrefix,
+                            "<name>) and it has no join token, so it may only join the ",
+                            "default group, not ", *group)
+             : absl::StrCat("its certificate and join token allow groups [",
+                            absl::StrJoin(cert_groups, ","), "], not ", *group);
+}
+
 void SyncStream::onHello(const sync::v1::Hello& hello) {
   if (hello.node_id().empty()) {
     finish(rpcStatus(absl::StatusCode::kInvalidArgument, "hello.node_id is required"));
@@ -423,31 +449,17 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     return;
   }
   // PKI mode: the certificate says which groups this DP may join.
-  std::string group = groupName(hello.group());
-  if (!server_->options().insecure && server_->options().mtls == sync::ClusterMtls::kPki) {
-    if (hello.group().empty() && cert_groups_.size() == 1) {
-      group = cert_groups_.front();
-    }
-    const bool allowed =
-        cert_groups_.empty()
-            ? group == kDefaultGroup
-            : std::find(cert_groups_.begin(), cert_groups_.end(), group) != cert_groups_.end();
-    if (!allowed) {
-      const std::string why =
-          cert_groups_.empty()
-              ? absl::StrCat("its certificate names no group (SAN URI ", sync::kGroupUriPrefix,
-                             "<name>) and it has no join token, so it may only join the ",
-                             "default group, not ", group)
-              : absl::StrCat("its certificate and join token allow groups [",
-                             absl::StrJoin(cert_groups_, ","), "], not ", group);
-      server_->counters().refused++;
-      server_->registry().onRefused(hello.node_id(), hello.hostname(), hello.version(), group,
-                                    ip, "group_not_allowed", {{"group", "error", why}});
-      LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
-               why);
-      finish(rpcStatus(absl::StatusCode::kPermissionDenied, why));
-      return;
-    }
+  std::string group;
+  if (std::optional<std::string> why =
+          groupRefusal(server_->options(), cert_groups_, hello.group(), &group);
+      why.has_value()) {
+    server_->counters().refused++;
+    server_->registry().onRefused(hello.node_id(), hello.hostname(), hello.version(), group,
+                                  ip, "group_not_allowed", {{"group", "error", *why}});
+    LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
+             *why);
+    finish(rpcStatus(absl::StatusCode::kPermissionDenied, *why));
+    return;
   }
   // Load shedding: a DP that needs config waits for a slot (it retries after our hint).
   if (!server_->admit(this, group, hello.generation(), hello.config_hash())) {
@@ -611,9 +623,18 @@ absl::Status SyncServerImpl::init() {
       wo.client_cert = wire::ClientCertMode::kRequireVerified;
     }
   }
-  auto server = wire::GrpcServer::start(
-      std::move(wo), "/portico.sync.v1.ConfigSync/Sync",
-      [this](wire::ServerCall* call, wire::CallInfo info) { return newStream(call, info); });
+  wire::GrpcServer::Methods methods;
+  methods["/portico.sync.v1.ConfigSync/Sync"] = [this](wire::ServerCall* call,
+                                                       wire::CallInfo info) {
+    return newStream(call, info);
+  };
+  if (options_.vitals != nullptr) {
+    methods["/portico.sync.v1.ConfigSync/Report"] = [this](wire::ServerCall* call,
+                                                           wire::CallInfo info) {
+      return newReportStream(call, info);
+    };
+  }
+  auto server = wire::GrpcServer::start(std::move(wo), std::move(methods));
   if (!server.ok()) {
     return server.status();
   }
@@ -746,6 +767,18 @@ wire::CallHandler* SyncServerImpl::newStream(wire::ServerCall* call,
   if (!refusal.has_value() && shutting_down_) {
     refusal = rpcStatus(absl::StatusCode::kUnavailable, "control plane is shutting down");
   }
+  stream->begin(std::move(refusal));
+  return stream;
+}
+
+wire::CallHandler* SyncServerImpl::newReportStream(wire::ServerCall* call,
+                                                   const wire::CallInfo& info) {
+  std::vector<std::string> groups;
+  std::optional<wire::GrpcStatus> refusal = checkPeer(info, &groups);
+  if (refusal.has_value()) {
+    LOG_WARN(kLog, "refusing vitals from %s: %s", peerIp(info.peer), refusal->message);
+  }
+  auto* stream = new ReportStream(options_, *options_.vitals, call, info.peer, std::move(groups));
   stream->begin(std::move(refusal));
   return stream;
 }

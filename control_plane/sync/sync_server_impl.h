@@ -39,6 +39,16 @@ namespace portico::cp {
 
 class SyncServerImpl;
 
+// Why a Hello field may not be shown or used as a label ("" when it may): longer than `max`
+// bytes, or a control character. `field` names it in the message ("hello.<field> ...").
+std::string helloFieldProblem(const char* field, const std::string& value, size_t max);
+
+// The group a DP may join (*group; a Hello's "" means the one group its certificate names,
+// else default), or why not: in PKI mode its certificate's and join token's groups decide.
+std::optional<std::string> groupRefusal(const SyncServerOptions& options,
+                                        const std::vector<std::string>& cert_groups,
+                                        const std::string& requested, std::string* group);
+
 // One DP's stream. Callbacks run on the transport's io thread; offer() and finish() may also
 // be called by the server (holding its mu_).
 class SyncStream final : public wire::CallHandler {
@@ -153,6 +163,8 @@ class SyncServerImpl final : public SyncServer {
   uint32_t heartbeatIntervalMs() const { return options_.heartbeat_interval_ms; }
   const SyncServerOptions& options() const { return options_; }
   wire::CallHandler* newStream(wire::ServerCall* call, const wire::CallInfo& info);
+  // ConfigSync.Report (options().vitals set): the same peer checks as Sync.
+  wire::CallHandler* newReportStream(wire::ServerCall* call, const wire::CallInfo& info);
   // Load shedding at Hello: true if the stream may sync now (it is current, or got a slot).
   bool admit(SyncStream* stream, const std::string& group, uint64_t generation,
              const std::string& hash) ABSL_LOCKS_EXCLUDED(mu_);

@@ -9,6 +9,10 @@
 
 namespace portico::dp {
 
+namespace vitals {
+class Collector;
+}
+
 struct ProxyOptions {
   std::string listen_address = "0.0.0.0";
   uint16_t listen_port = 8000;  // 0 picks a free port (tests); every worker shares it
@@ -45,6 +49,9 @@ struct ProxyOptions {
   uint64_t max_response_body_buffer = 8 * 1024 * 1024;
   // Kong's allow_debug_header: `Kong-Debug: 1` adds Kong-Route-Id/-Name, Kong-Service-Id/-Name.
   bool allow_debug_header = false;
+  // Traffic buckets reported to the control plane (data_plane/vitals/); not owned, must
+  // outlive the proxy. Null: vitals off.
+  vitals::Collector* vitals = nullptr;
 };
 
 }  // namespace portico::dp

@@ -1,5 +1,7 @@
 #include "data_plane/proxy/session.h"
 
+#include <ctime>
+
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -17,6 +19,7 @@
 
 #include "common/http/chunked.h"
 #include "common/logging.h"
+#include "data_plane/vitals/vitals.h"
 #include "data_plane/proxy/local_reply.h"
 #include "data_plane/router/path.h"
 
@@ -773,7 +776,29 @@ void Session::runBodyPhase(std::string_view data, bool end_of_body) {
   }
 }
 
+void Session::recordVitals() {
+  vitals::WorkerVitals* v = worker_.vitals();
+  if (v == nullptr) {
+    return;
+  }
+  vitals::Sample s;
+  if (vit_.service != nullptr) s.service = vit_.service->id();
+  if (vit_.route != nullptr) s.route = vit_.route->id();
+  if (!plugins_.empty() && context_->consumer() != nullptr) {
+    s.consumer = context_->consumer()->entity->id();
+  }
+  // No status: the client went away before a response (nginx's 499).
+  s.status = status_ != 0 ? status_ : 499;
+  s.bytes_in = client_in_ - req_in_start_;
+  s.bytes_out = client_out_ - req_out_start_;
+  const uint64_t now = nowMs();
+  s.total_ms = static_cast<int64_t>(now - vit_.start_ms);
+  s.upstream_ms = vit_.upstream_ms;
+  v->record(s, static_cast<int64_t>(std::time(nullptr)));
+}
+
 void Session::runLogPhase() {
+  recordVitals();
   rewritten_.clear();
   body_plugins_.clear();
   if (!plugins_.empty()) {
@@ -1511,6 +1536,10 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
   }
   router::Match m;
   const bool matched = routeRequest(req, &m);
+  if (matched) {
+    vit_.route = m.route;
+    vit_.service = m.service;
+  }
   if (matched && m.https_required) {
     // Kong: 426 with Upgrade, or the route's redirect status with Location: https://host/uri.
     const int code = m.route->https_redirect_status_code();
@@ -1565,6 +1594,10 @@ Task<Session::Outcome> Session::handle(const http::RequestHead& req) {
 Session::RequestPlan Session::planRequest(const http::RequestHead& req) {
   WorkerStats::inc(worker_.stats().requests_total);
   status_ = 0;
+  if (worker_.vitals() != nullptr) {
+    vit_ = VitalsMarks{};
+    vit_.start_ms = nowMs();
+  }
   source_ = RequestContext::Source::kExit;  // until the upstream answers or proxying fails
   req_in_start_ = client_in_ - in_.size();  // in_ starts with this request's head
   req_out_start_ = client_out_;
@@ -1961,6 +1994,9 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
     context_->bodyGone();
     context_->markUpstreamStart();
   }
+  if (worker_.vitals() != nullptr) {
+    vit_.upstream_start_ms = nowMs();
+  }
 
   error_code ec;
   const bool has_body = !(req_body == http::BodyKind::kNone ||
@@ -2172,6 +2208,9 @@ Task<Session::Outcome> Session::forward(const http::RequestHead& req, const rout
   source_ = RequestContext::Source::kService;
   if (!plugins_.empty()) {
     context_->markUpstreamHead();
+  }
+  if (worker_.vitals() != nullptr) {
+    vit_.upstream_ms = static_cast<int64_t>(nowMs() - vit_.upstream_start_ms);
   }
   // hash_on=cookie and the client sent none: the balancer made one up; hand it to the client
   // so its next requests hash to the same target (Kong does the same).

@@ -207,6 +207,16 @@ class Session {
   // Hands a piece of the response body to body_plugins_.
   void runBodyPhase(std::string_view data, bool end_of_body);
   balancer::Endpoint ep_;        // the current attempt's address (data_plane/balancer)
+  // Vitals of the current request (worker_.vitals() set): what it matched and its timings.
+  struct VitalsMarks {
+    const config::v1::Route* route = nullptr;
+    const config::v1::Service* service = nullptr;
+    uint64_t start_ms = 0;
+    uint64_t upstream_start_ms = 0;
+    int64_t upstream_ms = -1;
+  };
+  VitalsMarks vit_;
+  void recordVitals();
 };
 
 Task<void> runSession(std::unique_ptr<Session> session);

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "data_plane/vitals/vitals.h"
 #include "data_plane/proxy/local_reply.h"
 #include "data_plane/proxy/session.h"
 
@@ -101,7 +102,11 @@ Worker::Worker(size_t index, const ProxyOptions& options, SnapshotStore& store,
       io_(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO)),
       acceptor_(std::make_unique<Acceptor>(*io_)),
       tls_acceptor_(std::make_unique<Acceptor>(*io_)),
-      tick_timer_(std::make_unique<Timer>(*io_)) {}
+      tick_timer_(std::make_unique<Timer>(*io_)) {
+  if (options.vitals != nullptr && index < options.vitals->workers()) {
+    vitals_ = &options.vitals->worker(index);
+  }
+}
 
 Worker::~Worker() {
   // Sockets must go before the io_context; destroying the io_context then destroys the
@@ -230,6 +235,9 @@ void Worker::tick() {
   }
   if (now - last_sweep_ms_ >= 1000) {
     last_sweep_ms_ = now;
+    if (vitals_ != nullptr) {
+      vitals_->tick(static_cast<int64_t>(t));  // an idle worker's bucket closes on time too
+    }
     pool_.sweep(now);
     trimAfterSpike();
   }

@@ -98,6 +98,9 @@ class UpstreamPool {
 };
 
 class Session;
+namespace vitals {
+class WorkerVitals;
+}
 
 class Worker {
  public:
@@ -130,6 +133,8 @@ class Worker {
   const std::string& date() const { return date_; }
   void add(Session* s);
   void remove(Session* s);
+  // This worker's vitals shard, or null when vitals are off.
+  vitals::WorkerVitals* vitals() { return vitals_; }
 
  private:
   void tick();
@@ -147,6 +152,7 @@ class Worker {
   asio::ssl::context* tls_context_ = nullptr;
   std::string date_;
   uint64_t last_sweep_ms_ = 0;
+  vitals::WorkerVitals* vitals_ = nullptr;  // options_.vitals' shard of this worker
   uint64_t connections_peak_ = 0;  // most open connections since memory was last trimmed
   // Destroyed explicitly in ~Worker in a safe order (sockets before their io_context).
   std::unique_ptr<asio::io_context> io_;

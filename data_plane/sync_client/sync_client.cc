@@ -21,6 +21,7 @@
 #include "common/sync/grpc_status.h"
 #include "data_plane/sync_client/backoff.h"
 #include "data_plane/sync_client/snapshot_cache.h"
+#include "data_plane/sync_client/vitals_stream.h"
 #include "grpcpp/grpcpp.h"
 #include "portico/sync/v1/sync.grpc.pb.h"
 
@@ -369,6 +370,8 @@ class SyncClient::Impl {
       hello->set_config_hash(state_.config_hash);
     }
     std::thread heartbeat;
+    std::unique_ptr<VitalsStream> vitals;
+    std::thread vitals_thread;
     if (write(session, hello_msg)) {
       sync::Reassembler reassembler(sync::ReassemblerOptions{
           .max_snapshot_bytes = options_.max_snapshot_bytes, .split_key_auth = true});
@@ -419,6 +422,15 @@ class SyncClient::Impl {
                 state_.heartbeat_interval_ms = interval;
               }
               heartbeat = std::thread([this, &session] { heartbeatLoop(session); });
+              if (options_.vitals != nullptr) {
+                // Vitals ride the same connection, on their own stream (Report).
+                vitals = std::make_unique<VitalsStream>(
+                    channel,
+                    VitalsStream::Options{options_.node_id, options_.group, vitals_instance_,
+                                          options_.join_token},
+                    *options_.vitals);
+                vitals_thread = std::thread([&vitals] { vitals->run(); });
+              }
             }
             break;
           }
@@ -444,6 +456,10 @@ class SyncClient::Impl {
     }
     if (heartbeat.joinable()) {
       heartbeat.join();
+    }
+    if (vitals != nullptr) {
+      vitals->cancel();
+      vitals_thread.join();
     }
     grpc::Status status = stream->Finish();
     retry_after_ms_ = 0;
@@ -715,6 +731,8 @@ class SyncClient::Impl {
   std::string pinned_sha256_;     // shared mode: the certificate the CP must present
   uint64_t retry_after_ms_ = 0;   // the last stream's hint (sync thread only)
   std::mt19937_64 rng_{std::random_device{}()};  // sync thread only
+  // Vitals sequence numbers restart with the process: the CP de-duplicates per instance.
+  const std::string vitals_instance_ = generateUuid();
   std::thread thread_;
 
   mutable absl::Mutex mu_;

@@ -21,6 +21,9 @@
 #include "portico/sync/v1/sync.pb.h"
 
 namespace portico::dp {
+namespace vitals {
+class Collector;
+}
 
 class SyncClient {
  public:
@@ -55,6 +58,9 @@ class SyncClient {
     // called on the stream's reader thread; the result goes back on the stream.
     std::function<sync::v1::CachePurgeResult(const sync::v1::CachePurge&)> cache_purge;
     uint32_t health_refresh_heartbeats = 12;
+    // Traffic buckets to report on the Report stream (data_plane/vitals/); not owned. Null:
+    // no vitals.
+    vitals::Collector* vitals = nullptr;
   };
 
   // Called on the sync thread with a reassembled, hash-checked snapshot (whole: key-auth

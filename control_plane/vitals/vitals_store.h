@@ -1,0 +1,81 @@
+// Vitals in PostgreSQL (migrations/0008_vitals.up.sql): batch ingest with exactly-once
+// de-duplication, the retention job, and the reads behind GET /vitals/*. libpqxx stays in
+// vitals_store.cc; everything here speaks absl::Status.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/vitals/latency_bins.h"
+#include "control_plane/store/pg_pool.h"
+#include "portico/sync/v1/sync.pb.h"
+
+namespace portico::cp::vitals {
+
+using portico::vitals::LatencyCounts;
+
+// The granularities kept, and for how long (seconds).
+struct Granularity {
+  int seconds;
+  const char* name;  // "10s", "1m", "1h"
+  int64_t keep_seconds;
+};
+inline constexpr Granularity kGranularities[] = {
+    {10, "10s", 3600}, {60, "1m", 48 * 3600}, {3600, "1h", 90 * 24 * 3600}};
+
+// One batch to store, already checked for shape (VitalsIngest::validate).
+struct IncomingBatch {
+  std::string group, node_id, instance;
+  const sync::v1::VitalsBatch* batch = nullptr;
+};
+
+enum class Outcome { kStored, kDuplicate, kRefused };
+struct BatchResult {
+  Outcome outcome = Outcome::kStored;
+  std::string reason;  // kRefused: "unknown_entity: buckets.3.route_id ..."
+};
+
+struct IngestStats {
+  uint64_t rows = 0;  // rows inserted or updated, every table and granularity
+};
+
+// Stores `batches` in one transaction: per (node_id, instance) batches at or below the last
+// stored seq are duplicates; a batch naming an entity its group does not have is refused;
+// the rest are added into every granularity of vitals_requests and vitals_nodes, and the
+// senders' last seq moves on, all or nothing. `results` gets one entry per batch.
+absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
+                    std::vector<BatchResult>* results, IngestStats* stats);
+
+// Deletes what is past each granularity's retention, unless another control plane ran the
+// job less than `interval_s` ago or is running it now (replicas take turns). Returns the rows
+// deleted (0 when it was not this replica's turn).
+absl::StatusOr<uint64_t> enforceRetention(PgPool& pool, int64_t now_s, int64_t interval_s);
+
+// A read for GET /vitals/requests.
+struct Query {
+  std::string group;
+  int granularity = 60;
+  int64_t start = 0, end = 0;  // [start, end), epoch seconds
+  bool by_service = false, by_route = false, by_consumer = false, by_status = false,
+       by_node = false;
+  std::optional<std::string> service, route, consumer, node;  // ids
+};
+
+struct Row {
+  int64_t ts = 0;
+  std::string service, route, consumer, node;
+  int status = 0;
+  int64_t requests = 0, bytes_in = 0, bytes_out = 0;
+  LatencyCounts total{}, upstream{}, proxy{};
+  int64_t max_total = 0, max_upstream = 0, max_proxy = 0;
+};
+
+// Rows of `q` summed over every dimension not grouped by, ordered by ts then the keys.
+// vitals_nodes answers when grouping or filtering by node (which combines with service and
+// status only: the caller checks).
+absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q);
+
+}  // namespace portico::cp::vitals
