@@ -427,6 +427,23 @@ int run(int argc, char** argv) {
         }));
     StatusNode node;
     node.node_id = sync->nodeId();
+    if (vitals != nullptr) {
+      node.extra_metrics = [v = vitals.get()](metrics::Writer& w) {
+        const vitals::Collector::Stats s = v->stats();
+        w.gauge("portico_dp_vitals_pending_batches",
+                "Vitals batches waiting for the control plane's acknowledgement.",
+                static_cast<double>(s.pending));
+        w.counter("portico_dp_vitals_batches_total", "Vitals batches made since start.",
+                  static_cast<double>(s.batches));
+        w.counter("portico_dp_vitals_acknowledged_total",
+                  "Vitals batches the control plane acknowledged (stored, duplicate or refused).",
+                  static_cast<double>(s.acknowledged));
+        w.counter("portico_dp_vitals_dropped_total",
+                  "Vitals batches and buckets dropped because the buffers were full (the "
+                  "control plane was out of reach too long).",
+                  static_cast<double>(s.dropped_batches + s.dropped_buckets));
+      };
+    }
     node.cp_connected = [client = sync.get()] { return client->state().connected; };
     node.cp_link = [client = sync.get(), address = absl::GetFlag(FLAGS_cp_address),
                     group = absl::GetFlag(FLAGS_control_plane)] {

@@ -337,6 +337,9 @@ std::string StatusServer::metricsText(const SnapshotStore& store, const ProxySta
         snap ? static_cast<double>(snap->config().certificates_size()) : 0);
   ratelimit::appendMetrics(&w);  // the rate-limit plugins' policies (Redis, local counters)
   plugins::appendPluginCounters(&w);  // what plugins count about themselves (plugin_stats.h)
+  if (node != nullptr && node->extra_metrics) {
+    node->extra_metrics(w);
+  }
 
   // Kong's families (the prometheus plugin's exporter).
   plugins::prometheus::NodeInfo info;

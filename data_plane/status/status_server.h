@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/flags.h"
+#include "common/metrics/metrics.h"
 #include "data_plane/proxy/proxy_stats.h"
 #include "data_plane/snapshot.h"
 
@@ -48,6 +49,8 @@ struct StatusNode {
   // The same DP's link for GET /status ("control_plane"); empty: not shown.
   std::function<ControlPlaneLink()> cp_link;
   int64_t cluster_cert_expiry_s = 0;  // notAfter of --cluster_cert (unix seconds); 0: none
+  // More families for /metrics (the vitals reporter's), written on the status thread.
+  std::function<void(metrics::Writer&)> extra_metrics;
 };
 
 class StatusServer {

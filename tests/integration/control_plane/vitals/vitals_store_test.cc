@@ -1,0 +1,186 @@
+// control_plane/vitals/vitals_store against a real PostgreSQL: batches are stored exactly once
+// per (node, instance, seq) whether repeated in one write or across writes; each bucket adds
+// into its 10 s, 1 min and 1 h rows (histograms element-wise, max kept) and into the per-node
+// view; a batch naming an entity its group lacks is refused alone; the retention job deletes
+// what is past each granularity's window and lets only one replica run per interval.
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "common/vitals/latency_bins.h"
+#include "control_plane/store/migrations.h"
+#include "control_plane/vitals/vitals_store.h"
+#include "tests/support/test_support.h"
+
+namespace portico::cp::vitals {
+namespace {
+
+constexpr char kService[] = "00000000-0000-4000-8000-000000000001";
+constexpr char kRoute[] = "00000000-0000-4000-8000-000000000002";
+constexpr char kConsumer[] = "00000000-0000-4000-8000-000000000003";
+
+struct Db {
+  testing::TestPostgres pg;
+  PgPool pool{pg.dsn(), 2};
+  Db() {
+    REQUIRE(migrateUp(pg.dsn()).ok());
+    pg.psql(std::string("INSERT INTO services (group_name, id, name, entity, created_at, "
+                        "updated_at) VALUES ('default', '") +
+            kService + "', 's', '{}', 0, 0)");
+    pg.psql(std::string("INSERT INTO routes (group_name, id, name, service_id, entity, "
+                        "created_at, updated_at) VALUES ('default', '") +
+            kRoute + "', 'r', '" + kService + "', '{}', 0, 0)");
+    pg.psql(std::string("INSERT INTO consumers (group_name, id, entity, created_at, updated_at) "
+                        "VALUES ('default', '") +
+            kConsumer + "', '{\"username\":\"alice\"}', 0, 0)");
+  }
+  int64_t count(const std::string& sql) { return std::stoll(pg.psql(sql)); }
+};
+
+sync::v1::VitalsBucket bucket(int64_t start, int64_t requests, int64_t latency_ms, int status = 200,
+                              const std::string& route = kRoute) {
+  sync::v1::VitalsBucket b;
+  b.set_start(start);
+  b.set_service_id(kService);
+  b.set_route_id(route);
+  b.set_consumer_id(kConsumer);
+  b.set_status_code(status);
+  b.set_requests(requests);
+  b.set_bytes_in(10 * requests);
+  b.set_bytes_out(20 * requests);
+  const size_t bin = portico::vitals::latencyBin(latency_ms);
+  for (auto* h : {b.mutable_total(), b.mutable_upstream(), b.mutable_proxy()}) {
+    for (size_t i = 0; i < portico::vitals::kLatencyBins; ++i) h->add_bins(i == bin ? requests : 0);
+    h->set_max_ms(latency_ms);
+  }
+  return b;
+}
+
+sync::v1::VitalsBatch batch(uint64_t seq, std::vector<sync::v1::VitalsBucket> buckets) {
+  sync::v1::VitalsBatch b;
+  b.set_seq(seq);
+  for (auto& x : buckets) *b.add_buckets() = std::move(x);
+  return b;
+}
+
+std::vector<BatchResult> store(Db& db, std::vector<IncomingBatch> in) {
+  std::vector<BatchResult> results;
+  IngestStats stats;
+  REQUIRE(ingest(db.pool, in, &results, &stats).ok());
+  return results;
+}
+
+int64_t total(Db& db, int granularity, int64_t start, int64_t end, bool nodes = false) {
+  Query q;
+  q.group = "default";
+  q.granularity = granularity;
+  q.start = start;
+  q.end = end;
+  q.by_node = nodes;
+  auto rows = query(db.pool, q);
+  REQUIRE(rows.ok());
+  int64_t n = 0;
+  for (const Row& r : *rows) n += r.requests;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("vitals store: exactly once per (node, instance, seq), rollups at every granularity") {
+  Db db;
+  const int64_t now = std::time(nullptr);
+  const int64_t minute = now - now % 3600 + 60;  // a whole minute inside this hour
+  auto b1 = batch(1, {bucket(minute, 3, 4), bucket(minute + 10, 5, 40)});
+  auto b2 = batch(2, {bucket(minute + 50, 7, 4, 503)});
+  // b1 twice in one write, b2 once: b1's copy is a duplicate.
+  auto r = store(db, {{"default", "n1", "i1", &b1}, {"default", "n1", "i1", &b1},
+                      {"default", "n1", "i1", &b2}});
+  CHECK(r[0].outcome == Outcome::kStored);
+  CHECK(r[1].outcome == Outcome::kDuplicate);
+  CHECK(r[2].outcome == Outcome::kStored);
+  // Again later (a resend after a reconnect): duplicates; another instance counts anew.
+  r = store(db, {{"default", "n1", "i1", &b2}, {"default", "n1", "i2", &b1}});
+  CHECK(r[0].outcome == Outcome::kDuplicate);
+  CHECK(r[1].outcome == Outcome::kStored);
+  CHECK(total(db, 10, minute, minute + 60) == 3 + 5 + 7 + 3 + 5);
+  CHECK(total(db, 60, minute, minute + 60) == 23);
+  CHECK(total(db, 3600, minute - minute % 3600, minute - minute % 3600 + 3600) == 23);
+  CHECK(total(db, 60, minute, minute + 60, /*nodes=*/true) == 23);
+  CHECK(db.count("SELECT count(*) FROM vitals_requests WHERE granularity = 60") == 2);  // 200, 503
+  CHECK(db.count("SELECT last_seq FROM vitals_senders WHERE node_id = 'n1' AND instance = 'i1'") ==
+        2);
+
+  // The minute's 200 row: histograms added bin by bin, the max kept.
+  Query q;
+  q.group = "default";
+  q.granularity = 60;
+  q.start = minute;
+  q.end = minute + 60;
+  q.by_status = true;
+  auto rows = query(db.pool, q);
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 2);
+  const Row& ok = (*rows)[0];
+  CHECK(ok.status == 200);
+  CHECK(ok.requests == 16);
+  CHECK(ok.total[portico::vitals::latencyBin(4)] == 6);
+  CHECK(ok.total[portico::vitals::latencyBin(40)] == 10);
+  CHECK(ok.max_total == 40);
+  CHECK(portico::vitals::latencyQuantile(ok.total.data(), ok.max_total, 0.99) == 40);
+  CHECK(ok.bytes_in == 160);
+  // Filters: a route nobody used answers nothing.
+  q.route = "00000000-0000-4000-8000-0000000000ff";
+  rows = query(db.pool, q);
+  REQUIRE(rows.ok());
+  CHECK(rows->empty());
+}
+
+TEST_CASE("vitals store: a batch naming another group's or no entity is refused alone") {
+  Db db;
+  const int64_t now = std::time(nullptr);
+  const int64_t t = now - now % 10 - 10;
+  auto good = batch(1, {bucket(t, 2, 1)});
+  auto bad = batch(1, {bucket(t, 2, 1), bucket(t, 4, 1, 200, "00000000-0000-4000-8000-00000000dead")});
+  auto r = store(db, {{"default", "n1", "i", &good}, {"default", "n2", "i", &bad}});
+  CHECK(r[0].outcome == Outcome::kStored);
+  CHECK(r[1].outcome == Outcome::kRefused);
+  CHECK(r[1].reason.rfind("unknown_entity: buckets.1.route_id", 0) == 0);
+  CHECK(total(db, 10, t, t + 10) == 2);
+  // The same entities do not exist in another group.
+  db.pg.psql("INSERT INTO groups (name) VALUES ('other')");
+  auto elsewhere = batch(1, {bucket(t, 2, 1)});
+  r = store(db, {{"other", "n3", "i", &elsewhere}});
+  CHECK(r[0].outcome == Outcome::kRefused);
+}
+
+TEST_CASE("vitals store: retention per granularity, one replica per interval") {
+  Db db;
+  const int64_t now = std::time(nullptr);
+  const int64_t two_hours_ago = now - now % 3600 - 7200;
+  auto old = batch(1, {bucket(two_hours_ago, 1, 1)});
+  store(db, {{"default", "n1", "i", &old}});
+  CHECK(db.count("SELECT count(*) FROM vitals_requests") == 3);  // 10 s, 1 min, 1 h
+  auto deleted = enforceRetention(db.pool, now, 60);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == 2);  // the 10 s rows (1 h) of both tables; 1 min (48 h) and 1 h stay
+  CHECK(db.count("SELECT count(*) FROM vitals_requests WHERE granularity = 10") == 0);
+  CHECK(db.count("SELECT count(*) FROM vitals_requests") == 2);
+  // Another replica within the interval: not its turn, nothing deleted.
+  auto old2 = batch(2, {bucket(two_hours_ago + 10, 1, 1)});
+  store(db, {{"default", "n1", "i", &old2}});
+  deleted = enforceRetention(db.pool, now + 30, 60);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == 0);
+  // Its turn comes; and 49 hours on, the minute rows go as well.
+  deleted = enforceRetention(db.pool, now + 61, 60);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == 2);
+  deleted = enforceRetention(db.pool, now + 49 * 3600, 60);
+  REQUIRE(deleted.ok());
+  CHECK(db.count("SELECT count(*) FROM vitals_requests WHERE granularity = 60") == 0);
+  CHECK(db.count("SELECT count(*) FROM vitals_requests WHERE granularity = 3600") == 1);
+}
+
+}  // namespace portico::cp::vitals
