@@ -1,5 +1,6 @@
 // portico-cp: the control plane. Serves the Admin API and the cluster (sync) listener over
 // the PostgreSQL database of record, or manages its schema (`portico-cp migrations ...`).
+#include <arpa/inet.h>
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -23,9 +24,24 @@
 #include "control_plane/sync/sync_metrics.h"
 #include "control_plane/sync/sync_server.h"
 #include "control_plane/fleet/fleet_registry.h"
+#include "control_plane/provisioning/credentials.h"
+#include "control_plane/provisioning/keyring.h"
+#include "control_plane/provisioning/pki.h"
 #include "control_plane/vitals/vitals_api.h"
 #include "control_plane/vitals/vitals_ingest.h"
 
+ABSL_FLAG(std::string, keyring, "",
+          "A file holding the 32-byte key (64 hex characters) that seals the control plane's "
+          "own cluster CA in PostgreSQL; created (mode 0600) if missing. Every CP of one "
+          "database needs the same file. With --cluster_mtls=pki it enables issuing data plane "
+          "certificates and join tokens (POST /control-planes/{id}/data-plane-certificates, "
+          "/data-plane-tokens); without --cluster_ca/--cluster_cert/--cluster_key the CA also "
+          "signs this CP's certificate.");
+ABSL_FLAG(std::string, cluster_server_names, "localhost,127.0.0.1",
+          "Names and addresses in this CP's cluster certificate when --keyring issues it.");
+ABSL_FLAG(std::string, cluster_advertise_address, "",
+          "host:port data planes reach the cluster listener at, for the run commands of issued "
+          "credentials (default: the first --cluster_server_names and --cluster_listen's port).");
 ABSL_FLAG(int32_t, vitals_top_consumers, 10,
           "Vitals: consumers kept per route in each 10 s bucket (by requests); the rest are "
           "reported together as consumer \"*\". Bounds the rows per route.");
@@ -244,6 +260,67 @@ int serve(const std::string& dsn) {
     sync_options.ca_path = tls->ca_path;
     sync_options.mtls = tls->mtls;
   }
+  // The control plane's own CA (issue DP certificates and tokens by API): pki mode with a
+  // keyring. Without --cluster_ca/--cluster_cert/--cluster_key the CA in PostgreSQL (created
+  // on first start) signs this CP's server certificate too.
+  const std::string keyring_path = absl::GetFlag(FLAGS_keyring);
+  std::unique_ptr<PgPool> provisioning_pool;
+  std::unique_ptr<provisioning::Credentials> credentials;
+  if (!keyring_path.empty()) {
+    if (sync_options.insecure || sync_options.mtls != sync::ClusterMtls::kPki) {
+      return fail("--keyring needs --cluster_mtls=pki (the CA it keeps signs PKI certificates)");
+    }
+    auto keyring = pki::Keyring::loadOrCreate(keyring_path);
+    if (!keyring.ok()) {
+      return fail(std::string(keyring.status().message()));
+    }
+    provisioning_pool = std::make_unique<PgPool>(dsn, 2);
+    auto ca = provisioning::ensureClusterCa(*provisioning_pool, *keyring);
+    if (!ca.ok()) {
+      return fail(std::string(ca.status().message()));
+    }
+    const std::vector<std::string> names = absl::StrSplit(
+        absl::GetFlag(FLAGS_cluster_server_names), ',', absl::SkipEmpty());
+    if (names.empty()) {
+      return fail("--cluster_server_names must name at least one host name or address");
+    }
+    const bool own_material = sync_options.ca_path.empty() && sync_options.cert_path.empty() &&
+                              sync_options.key_path.empty();
+    if (own_material) {
+      pki::IssueRequest req;
+      req.common_name = names.front();
+      for (const std::string& n : names) {
+        in6_addr a6;
+        in_addr a4;
+        (inet_pton(AF_INET, n.c_str(), &a4) == 1 || inet_pton(AF_INET6, n.c_str(), &a6) == 1
+             ? req.ip_addresses
+             : req.dns_names)
+            .push_back(n);
+      }
+      req.server = true;
+      req.not_after_unix = static_cast<int64_t>(std::time(nullptr)) + 365 * 24 * 3600;
+      auto server = pki::issue(*ca, req);
+      if (!server.ok()) {
+        return fail("cannot issue the control plane's certificate: " +
+                    std::string(server.status().message()));
+      }
+      sync_options.cert_pem = server->cert_pem;
+      sync_options.key_pem = server->key_pem;
+      sync_options.ca_pem = ca->cert_pem;
+    }
+    provisioning::ProvisioningOptions popts;
+    popts.server_name = names.front();
+    popts.cp_address = absl::GetFlag(FLAGS_cluster_advertise_address);
+    if (popts.cp_address.empty()) {
+      const std::string listen = absl::GetFlag(FLAGS_cluster_listen);
+      popts.cp_address = names.front() + listen.substr(listen.rfind(':'));
+    }
+    credentials = std::make_unique<provisioning::Credentials>(*provisioning_pool, *ca, popts);
+    if (absl::Status st = credentials->start(); !st.ok()) {
+      return fail(std::string(st.message()));
+    }
+    sync_options.credentials = credentials.get();
+  }
   const std::vector<std::string> join_tokens = absl::StrSplit(
       absl::GetFlag(FLAGS_cluster_join_tokens), ',', absl::SkipEmpty());
   for (const std::string& entry : join_tokens) {
@@ -346,6 +423,14 @@ int serve(const std::string& dsn) {
                                             query, static_cast<int64_t>(std::time(nullptr)));
     return ApiResponse{a.status, std::move(a.body), ""};
   };
+  if (credentials != nullptr) {
+    admin_options.provisioning = [&](const std::string& method, const std::string& group,
+                                     const std::vector<std::string>& segments,
+                                     const std::string& body) {
+      provisioning::Credentials::Answer a = credentials->handle(method, group, segments, body);
+      return ApiResponse{a.status, std::move(a.body), ""};
+    };
+  }
   auto admin = AdminHttpServer::start(**store, admin_options);
   if (!admin.ok()) {
     return fail(std::string(admin.status().message()));

@@ -1387,6 +1387,13 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
   if (seg[0] == "vitals" && options_.vitals) {
     return options_.vitals(m, group, seg, query);
   }
+  if ((seg[0] == "data-plane-certificates" || seg[0] == "data-plane-tokens") && seg.size() <= 2) {
+    if (!options_.provisioning) {
+      return message(404, "issuing data plane credentials needs portico-cp --cluster_mtls=pki "
+                          "--keyring=FILE (the control plane's own CA)");
+    }
+    return options_.provisioning(m, group, seg, req.body);
+  }
   if (seg[0] == "tags" && seg.size() <= 2) {
     if (m != "GET") {
       return notAllowed();

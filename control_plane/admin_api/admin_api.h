@@ -87,6 +87,12 @@ struct AdminApiOptions {
                             const std::vector<std::string>& segments,
                             const std::map<std::string, std::string>& query)>
       vitals;
+  // Issued data plane credentials (/data-plane-certificates, /data-plane-tokens; portico-cp
+  // wires control_plane/provisioning/ when it runs --cluster_mtls=pki --keyring). Unset:
+  // those paths answer 404 saying what enables them.
+  std::function<ApiResponse(const std::string& method, const std::string& group,
+                            const std::vector<std::string>& segments, const std::string& body)>
+      provisioning;
 };
 
 class AdminApi {

@@ -338,6 +338,7 @@ class AdminHttpServerImpl final : public AdminHttpServer {
     api_options.metrics = options.metrics;
     api_options.cache_purge = options.cache_purge;
     api_options.vitals = options.vitals;
+    api_options.provisioning = options.provisioning;
     state_.api = std::make_unique<AdminApi>(store, state_.counters, api_options);
     const int readers = options.db_workers < 1 ? 1 : options.db_workers;
     state_.workers = std::make_unique<net::thread_pool>(static_cast<size_t>(readers));

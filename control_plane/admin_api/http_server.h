@@ -36,6 +36,7 @@ struct AdminServerOptions {
   std::function<void(metrics::Writer&)> metrics;  // see AdminApiOptions::metrics
   decltype(AdminApiOptions::cache_purge) cache_purge;  // see AdminApiOptions::cache_purge
   decltype(AdminApiOptions::vitals) vitals;  // see AdminApiOptions::vitals
+  decltype(AdminApiOptions::provisioning) provisioning;  // see AdminApiOptions::provisioning
 };
 
 class AdminHttpServer {

@@ -45,6 +45,29 @@ class VitalsSink {
   virtual void countRefused(const std::string& reason) = 0;
 };
 
+// The credentials the control plane issued (control_plane/provisioning/): the sync server
+// asks it, without blocking, about every DP that connects, and sweeps connected DPs against
+// it. Thread-safe; answers from memory.
+class CredentialAuthority {
+ public:
+  virtual ~CredentialAuthority() = default;
+  struct Verdict {
+    bool known = false;     // issued here (else the static flags decide)
+    std::string refusal;    // "" = may connect; else one line: revoked, expired, ...
+    std::string group;      // the group it admits
+    std::string id;         // the credential's id, for the sweep and one-node tokens
+  };
+  // A client certificate, by the lower-case hex SHA-256 of its DER.
+  virtual Verdict certificate(const std::string& sha256) const = 0;
+  // A join token as sent.
+  virtual Verdict token(const std::string& token) const = 0;
+  // At Hello: a token admits one node. "" if `node_id` may use token `id`, else why not
+  // (another node joined with it first).
+  virtual std::string claimToken(const std::string& id, const std::string& node_id) = 0;
+  // Why credential `id` may no longer be used (revoked, expired), or "".
+  virtual std::string invalidated(const std::string& id) const = 0;
+};
+
 struct SyncServerOptions {
   std::string listen_address = "0.0.0.0:8005";  // host:port; port 0 picks a free one
   uint32_t workers = 1;  // io threads serving the DP streams (--cluster_workers)
@@ -82,6 +105,12 @@ struct SyncServerOptions {
   std::vector<CompatRule> compat_rules = builtinCompatRules();
   // Serves ConfigSync.Report when set (not owned; outlives the server); UNIMPLEMENTED if not.
   VitalsSink* vitals = nullptr;
+  // Issued certificates and tokens (not owned; outlives the server). Null: only the static
+  // --cluster_join_tokens and the CA decide.
+  CredentialAuthority* credentials = nullptr;
+  // The mTLS material itself instead of cert_path/key_path/ca_path (a CA the control plane
+  // created and keeps in PostgreSQL); each used when not empty.
+  std::string cert_pem, key_pem, ca_pem;
 };
 
 // Counters since start; for tests, metrics and the status API.

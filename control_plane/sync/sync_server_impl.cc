@@ -115,9 +115,11 @@ std::optional<std::string> versionIncompatibility(const std::string& cp_version,
 // SyncStream
 
 SyncStream::SyncStream(SyncServerImpl* server, uint64_t session, wire::ServerCall* call,
-                       std::string peer, std::vector<std::string> cert_groups)
+                       std::string peer, std::vector<std::string> cert_groups,
+                       std::vector<std::string> credentials)
     : server_(server), session_(session), call_(call), peer_(std::move(peer)),
-      cert_groups_(std::move(cert_groups)) {}
+      cert_groups_(std::move(cert_groups)),
+      credentials_(std::move(credentials)) {}
 
 namespace {
 
@@ -461,6 +463,18 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     finish(rpcStatus(absl::StatusCode::kPermissionDenied, *why));
     return;
   }
+  // An issued join token admits the node that joined with it first, and no other.
+  if (CredentialAuthority* authority = server_->options().credentials; authority != nullptr) {
+    for (const std::string& id : credentials_) {
+      if (std::string why = authority->claimToken(id, hello.node_id()); !why.empty()) {
+        server_->counters().refused++;
+        LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(),
+                 ip, why);
+        finish(rpcStatus(absl::StatusCode::kPermissionDenied, why));
+        return;
+      }
+    }
+  }
   // Load shedding: a DP that needs config waits for a slot (it retries after our hint).
   if (!server_->admit(this, group, hello.generation(), hello.config_hash())) {
     server_->counters().shed++;
@@ -591,11 +605,13 @@ absl::Status SyncServerImpl::init() {
   wo.max_pending_connections_per_client = options_.max_pending_per_client;
   wo.handshake_timeout_ms = options_.handshake_timeout_ms;
   if (!options_.insecure) {
-    auto cert = readFile("cluster certificate", options_.cert_path);
+    auto cert = options_.cert_pem.empty() ? readFile("cluster certificate", options_.cert_path)
+                                          : absl::StatusOr<std::string>(options_.cert_pem);
     if (!cert.ok()) {
       return cert.status();
     }
-    auto key = readFile("cluster key", options_.key_path);
+    auto key = options_.key_pem.empty() ? readFile("cluster key", options_.key_path)
+                                        : absl::StatusOr<std::string>(options_.key_pem);
     if (!key.ok()) {
       return key.status();
     }
@@ -615,12 +631,15 @@ absl::Status SyncServerImpl::init() {
       wo.client_cert = wire::ClientCertMode::kRequireAny;
       wo.pinned_client_cert_sha256 = *digest;  // refused in the TLS handshake already
     } else {
-      auto ca = readFile("cluster CA", options_.ca_path);
+      auto ca = options_.ca_pem.empty() ? readFile("cluster CA", options_.ca_path)
+                                        : absl::StatusOr<std::string>(options_.ca_pem);
       if (!ca.ok()) {
         return ca.status();
       }
       wo.ca_pem = *ca;
       wo.client_cert = wire::ClientCertMode::kRequireVerified;
+      // Issued join tokens admit a DP that holds only the CA certificate.
+      wo.client_cert_optional = options_.credentials != nullptr;
     }
   }
   wire::GrpcServer::Methods methods;
@@ -709,12 +728,29 @@ SyncServerStats SyncServerImpl::stats() const {
 }
 
 std::optional<wire::GrpcStatus> SyncServerImpl::checkPeer(const wire::CallInfo& info,
-                                                          std::vector<std::string>* groups) {
+                                                          std::vector<std::string>* groups,
+                                                          std::vector<std::string>* credentials) {
   if (options_.insecure) {
     return std::nullopt;
   }
   if (info.peer_cert_pem.empty()) {
-    return rpcStatus(absl::StatusCode::kUnauthenticated, "no client certificate");
+    // Without a certificate only an issued join token admits a DP (pki mode).
+    const std::string* token = info.header(sync::kJoinTokenMetadata);
+    if (options_.mtls != sync::ClusterMtls::kPki || options_.credentials == nullptr ||
+        token == nullptr) {
+      return rpcStatus(absl::StatusCode::kUnauthenticated,
+                       "no client certificate (and no join token)");
+    }
+    const CredentialAuthority::Verdict v = options_.credentials->token(*token);
+    if (!v.known) {
+      return rpcStatus(absl::StatusCode::kUnauthenticated, "unknown join token");
+    }
+    if (!v.refusal.empty()) {
+      return rpcStatus(absl::StatusCode::kUnauthenticated, v.refusal);
+    }
+    groups->push_back(v.group);
+    credentials->push_back(v.id);
+    return std::nullopt;
   }
   const std::string& pem = info.peer_cert_pem;
   if (options_.mtls == sync::ClusterMtls::kShared) {
@@ -728,14 +764,40 @@ std::optional<wire::GrpcStatus> SyncServerImpl::checkPeer(const wire::CallInfo& 
     }
     return std::nullopt;
   }
+  // A certificate this control plane issued may have been revoked since (the CA still
+  // verifies it; expiry is checked in the TLS handshake).
+  if (options_.credentials != nullptr) {
+    auto digest = sync::certificateSha256(pem);
+    if (digest.ok()) {
+      const CredentialAuthority::Verdict v = options_.credentials->certificate(*digest);
+      if (v.known) {
+        if (!v.refusal.empty()) {
+          return rpcStatus(absl::StatusCode::kUnauthenticated, v.refusal);
+        }
+        credentials->push_back(v.id);
+      }
+    }
+  }
   auto g = sync::certificateGroups(pem);
   if (g.ok()) {
     *groups = std::move(*g);
   }
   // A join token (metadata `portico-join-token`, --cluster_join_token on the DP) adds the
-  // group the CP issued it for. Every known token is compared in constant time.
+  // group it was issued for: an issued one (POST .../data-plane-tokens), or one of
+  // --cluster_join_tokens, each compared in constant time.
   if (const std::string* value = info.header(sync::kJoinTokenMetadata)) {
     const std::string& token = *value;
+    if (options_.credentials != nullptr) {
+      const CredentialAuthority::Verdict v = options_.credentials->token(token);
+      if (v.known) {
+        if (!v.refusal.empty()) {
+          return rpcStatus(absl::StatusCode::kUnauthenticated, v.refusal);
+        }
+        groups->push_back(v.group);
+        credentials->push_back(v.id);
+        return std::nullopt;
+      }
+    }
     const std::string* found = nullptr;
     for (const auto& [known, group] : options_.join_tokens) {
       if (known.size() == token.size() &&
@@ -753,14 +815,15 @@ std::optional<wire::GrpcStatus> SyncServerImpl::checkPeer(const wire::CallInfo& 
 
 wire::CallHandler* SyncServerImpl::newStream(wire::ServerCall* call,
                                              const wire::CallInfo& info) {
-  std::vector<std::string> groups;
-  std::optional<wire::GrpcStatus> refusal = checkPeer(info, &groups);
+  std::vector<std::string> groups, credentials;
+  std::optional<wire::GrpcStatus> refusal = checkPeer(info, &groups, &credentials);
   if (refusal.has_value()) {
     counters_.refused++;
     LOG_WARN(kLog, "refusing data plane %s: %s", peerIp(info.peer), refusal->message);
   }
   absl::MutexLock lock(&mu_);
-  auto* stream = new SyncStream(this, next_session_++, call, info.peer, std::move(groups));
+  auto* stream = new SyncStream(this, next_session_++, call, info.peer, std::move(groups),
+                                std::move(credentials));
   streams_.insert(stream);
   counters_.streams_total++;
   // Under mu_, so shutdown() either sees this stream in streams_ or we see shutting_down_.
@@ -773,8 +836,8 @@ wire::CallHandler* SyncServerImpl::newStream(wire::ServerCall* call,
 
 wire::CallHandler* SyncServerImpl::newReportStream(wire::ServerCall* call,
                                                    const wire::CallInfo& info) {
-  std::vector<std::string> groups;
-  std::optional<wire::GrpcStatus> refusal = checkPeer(info, &groups);
+  std::vector<std::string> groups, credentials;
+  std::optional<wire::GrpcStatus> refusal = checkPeer(info, &groups, &credentials);
   if (refusal.has_value()) {
     LOG_WARN(kLog, "refusing vitals from %s: %s", peerIp(info.peer), refusal->message);
   }
@@ -1375,6 +1438,20 @@ void SyncServerImpl::sweepLiveness() {
                stream->nodeId().empty() ? "(no hello)" : stream->nodeId(),
                options_.missed_heartbeats_offline);
       stream->finish(rpcStatus(absl::StatusCode::kUnavailable, "missed heartbeats"));
+      continue;
+    }
+    // A credential revoked (or expired) since the stream opened: the DP is dropped now and
+    // refused when it reconnects.
+    if (options_.credentials != nullptr) {
+      for (const std::string& id : stream->credentials()) {
+        if (std::string why = options_.credentials->invalidated(id); !why.empty()) {
+          counters_.refused++;
+          LOG_WARN(kLog, "dropping node %s: %s",
+                   stream->nodeId().empty() ? "(no hello)" : stream->nodeId(), why);
+          stream->finish(rpcStatus(absl::StatusCode::kUnauthenticated, why));
+          break;
+        }
+      }
     }
   }
 }

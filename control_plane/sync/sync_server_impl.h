@@ -54,7 +54,7 @@ std::optional<std::string> groupRefusal(const SyncServerOptions& options,
 class SyncStream final : public wire::CallHandler {
  public:
   SyncStream(SyncServerImpl* server, uint64_t session, wire::ServerCall* call, std::string peer,
-             std::vector<std::string> cert_groups);
+             std::vector<std::string> cert_groups, std::vector<std::string> credentials);
 
   // A payload a stream waits for (see pump()).
   struct Prep {
@@ -80,6 +80,7 @@ class SyncStream final : public wire::CallHandler {
   std::atomic<bool>& holdsSlot() { return holds_slot_; }
   // Set once at Hello, before attach; read by the server under its mu_.
   const std::string& group() const { return group_; }
+  const std::vector<std::string>& credentials() const { return credentials_; }
   const std::string& nodeId() const { return node_id_; }
   // Hello announced "cache-purge" (set before attach).
   bool purgeCapable() const { return purge_capable_; }
@@ -113,6 +114,8 @@ class SyncStream final : public wire::CallHandler {
   const std::string peer_;  // gRPC peer URI of the DP
   // PKI mode: the groups the DP's certificate names (portico://group/<name>).
   const std::vector<std::string> cert_groups_;
+  // Issued credentials (certificate, join token) it connected with: ids for the sweep.
+  const std::vector<std::string> credentials_;
   std::atomic<bool> holds_slot_{false};
   std::string compat_class_;       // set at Hello
   // The plugins the DP implements (Hello with capability "plugin-set"); unset for DPs that
@@ -226,7 +229,8 @@ class SyncServerImpl final : public SyncServer {
   };
   // Why a TLS peer may not open a stream (nullopt: it may), and its certificate's groups.
   std::optional<wire::GrpcStatus> checkPeer(const wire::CallInfo& info,
-                                            std::vector<std::string>* groups);
+                                            std::vector<std::string>* groups,
+                                            std::vector<std::string>* credentials);
   struct LoadRequest {
     uint64_t wanted_generation = 0;
     uint32_t attempts = 0;

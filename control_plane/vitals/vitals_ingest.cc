@@ -20,10 +20,8 @@ constexpr int64_t kMaxBytes = 1'000'000'000'000'000LL;
 constexpr int64_t kMaxAgeSeconds = 90 * 24 * 3600;       // the longest retention
 constexpr int64_t kMaxSkewSeconds = 60;
 
-int64_t steadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+int64_t steadyMs(std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now()) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
 bool isUuid(const std::string& s) {
@@ -186,7 +184,8 @@ void VitalsIngest::loop() {
         work.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
-      oldest_queued_ms_ = queue_.empty() ? 0 : steadyMs();
+      // The oldest batch left behind (past max_batches_per_write) keeps its age.
+      oldest_queued_ms_ = queue_.empty() ? 0 : steadyMs(queue_.front().queued);
       stopping = stop_;
     }
     if (!work.empty()) {
@@ -206,7 +205,7 @@ void VitalsIngest::loop() {
         if (stopping) return;  // no ack: the DPs send them again
         absl::MutexLock lock(&mu_);
         for (auto it = work.rbegin(); it != work.rend(); ++it) queue_.push_front(std::move(*it));
-        oldest_queued_ms_ = steadyMs();
+        oldest_queued_ms_ = steadyMs(queue_.front().queued);
         failures++;
         const absl::Duration backoff =
             std::min(absl::Seconds(5), absl::Milliseconds(200) * (1 << std::min(failures, 5u)));

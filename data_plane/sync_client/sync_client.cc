@@ -120,20 +120,32 @@ class SyncClient::Impl {
 
   ~Impl() { stop(); }
 
-  absl::Status start() {
-    if (options_.cp_address.empty()) {
-      return absl::InvalidArgumentError("cp_address is required");
-    }
+  // Reads the TLS material from its files into creds_. Called at start and again before
+  // every connection attempt, so a DP given a new certificate (rotation) uses it at its next
+  // connect without a restart; a file that became unreadable keeps the previous material.
+  absl::Status loadCredentials() {
     if (options_.insecure) {
       creds_ = grpc::InsecureChannelCredentials();
     } else {
-      auto cert = readFile("cluster certificate", options_.cert_path);
-      if (!cert.ok()) {
-        return cert.status();
-      }
-      auto key = readFile("cluster key", options_.key_path);
-      if (!key.ok()) {
-        return key.status();
+      // pki mode with an issued join token: the CA certificate is all a DP needs.
+      const bool token_only = options_.mtls == sync::ClusterMtls::kPki &&
+                              !options_.join_token.empty() && options_.cert_path.empty() &&
+                              options_.key_path.empty();
+      absl::StatusOr<std::string> cert = std::string(), key = std::string();
+      if (!token_only) {
+        cert = readFile("cluster certificate", options_.cert_path);
+        if (!cert.ok()) {
+          return cert.status();
+        }
+        key = readFile("cluster key", options_.key_path);
+        if (!key.ok()) {
+          return key.status();
+        }
+        // A file that is no certificate would only show as failed handshakes: say so now.
+        if (auto digest = sync::certificateSha256(*cert); !digest.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "cluster certificate ", options_.cert_path, ": ", digest.status().message()));
+        }
       }
       grpc::SslCredentialsOptions ssl;
       ssl.pem_cert_chain = *cert;
@@ -161,6 +173,16 @@ class SyncClient::Impl {
         ssl.pem_root_certs = *ca;
       }
       creds_ = grpc::SslCredentials(ssl);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status start() {
+    if (options_.cp_address.empty()) {
+      return absl::InvalidArgumentError("cp_address is required");
+    }
+    if (absl::Status st = loadCredentials(); !st.ok()) {
+      return st;
     }
     {
       absl::MutexLock lock(&mu_);
@@ -323,6 +345,10 @@ class SyncClient::Impl {
                                 [&](const std::string& k, int v) { args.SetInt(k, v); });
     if (!options_.server_name.empty()) {
       args.SetSslTargetNameOverride(options_.server_name);
+    }
+    if (absl::Status st = loadCredentials(); !st.ok()) {
+      LOG_WARN(kLog, "cannot reload the cluster TLS material (%s); using what was loaded before",
+               st.message());
     }
     auto channel = grpc::CreateCustomChannel(options_.cp_address, creds_, args);
     auto stub = sync::v1::ConfigSync::NewStub(channel);

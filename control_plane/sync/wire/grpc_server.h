@@ -102,6 +102,9 @@ struct ServerOptions {
   // certificate must be exactly this one, checked inside the TLS handshake: a client with
   // any other certificate fails the handshake before one HTTP/2 byte of it is parsed.
   std::string pinned_client_cert_sha256;
+  // kRequireVerified: a client may also come without a certificate (one it sends is still
+  // verified); the call's owner decides what else admits it (CallInfo.peer_cert_pem empty).
+  bool client_cert_optional = false;
   uint32_t workers = 1;  // io threads
   uint32_t max_receive_message_bytes = 4u << 20;
   uint32_t max_concurrent_streams = 16;  // per connection

@@ -123,7 +123,13 @@ absl::StatusOr<SslCtxPtr> makeSslCtx(const ServerOptions& o) {
       if (added == 0) {
         return absl::InvalidArgumentError("cluster CA: no certificate found");
       }
-      SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+      // Optional: a client without a certificate gets through the handshake, and the call
+      // must then carry something else that admits it (an issued join token).
+      SSL_CTX_set_verify(ctx.get(),
+                         o.client_cert_optional
+                             ? SSL_VERIFY_PEER
+                             : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                         nullptr);
       break;
     }
   }
