@@ -1168,8 +1168,22 @@ void SyncServerImpl::configLoop() {
       counters_.load_failures++;
       absl::MutexLock lock(&mu_);
       if (st.code() == absl::StatusCode::kNotFound) {
-        LOG_WARN(kLog, "group %s: %s; waiting for a change notification", group,
-                 std::string(st.message()));
+        // No such control plane (never created, or deleted): its DPs are told so, in one
+        // line, and keep retrying with backoff, so they join once it exists.
+        auto g = groups_.find(group);
+        const size_t n = g == groups_.end() ? 0 : g->second.streams.size();
+        LOG_WARN(kLog, "control plane '%s' does not exist; refusing its %d data plane(s)", group,
+                 n);
+        if (g != groups_.end()) {
+          for (SyncStream* stream : g->second.streams) {
+            counters_.refused++;
+            stream->finish(rpcStatus(
+                absl::StatusCode::kNotFound,
+                absl::StrCat("control plane '", group,
+                             "' does not exist (create it with POST /control-planes, or fix "
+                             "--control_plane)")));
+          }
+        }
         continue;
       }
       const uint32_t attempts = request.attempts + 1;

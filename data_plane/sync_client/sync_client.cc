@@ -296,13 +296,29 @@ class SyncClient::Impl {
           state_.connect_failures++;
         }
       }
-      if (connected) {
+      // A refusal (no such control plane, a revoked credential, a group the certificate does
+      // not allow) is not a connection that worked: back off, and say it once per reason.
+      const grpc::StatusCode code = status.error_code();
+      const bool refused = code == grpc::StatusCode::NOT_FOUND ||
+                           code == grpc::StatusCode::PERMISSION_DENIED ||
+                           code == grpc::StatusCode::UNAUTHENTICATED ||
+                           code == grpc::StatusCode::FAILED_PRECONDITION ||
+                           code == grpc::StatusCode::INVALID_ARGUMENT;
+      if (connected && !refused) {
         backoff.reset();
         in_outage = true;
         failed_attempts = 0;
+        last_refusal_.clear();
         LOG_WARN(kLog, "stream to control plane %s ended (code %d: %s); reconnecting",
-                 options_.cp_address, static_cast<int>(status.error_code()),
-                 status.error_message());
+                 options_.cp_address, static_cast<int>(code), status.error_message());
+      } else if (refused) {
+        ++failed_attempts;
+        in_outage = true;
+        if (status.error_message() != last_refusal_) {
+          last_refusal_ = status.error_message();
+          LOG_ERROR(kLog, "control plane %s refused this data plane: %s; retrying with backoff",
+                    options_.cp_address, last_refusal_);
+        }
       } else {
         ++failed_attempts;
         if (!in_outage) {
@@ -434,8 +450,10 @@ class SyncClient::Impl {
             if (!*connected) {
               *connected = true;
               if (in_outage) {
-                LOG_INFO(kLog, "connected to control plane %s after %d failed attempts",
-                         options_.cp_address, failed_attempts);
+                if (last_refusal_.empty()) {  // a refusal loop logs its reason once, not this
+                  LOG_INFO(kLog, "connected to control plane %s after %d failed attempts",
+                           options_.cp_address, failed_attempts);
+                }
                 in_outage = false;
               } else {
                 LOG_INFO(kLog, "connected to control plane %s (version %s) as node %s",
@@ -757,6 +775,7 @@ class SyncClient::Impl {
   std::string pinned_sha256_;     // shared mode: the certificate the CP must present
   uint64_t retry_after_ms_ = 0;   // the last stream's hint (sync thread only)
   std::mt19937_64 rng_{std::random_device{}()};  // sync thread only
+  std::string last_refusal_;  // sync thread only: the refusal last logged
   // Vitals sequence numbers restart with the process: the CP de-duplicates per instance.
   const std::string vitals_instance_ = generateUuid();
   std::thread thread_;

@@ -52,6 +52,10 @@ ABSL_FLAG(std::string, tls_cert, "",
           "cluster TLS in shared mode: the CP's --cluster_cert, also presented by every node "
           "(plain text without it)");
 ABSL_FLAG(std::string, tls_key, "", "the key of --tls_cert");
+ABSL_FLAG(std::string, tls_ca, "",
+          "cluster TLS in pki mode: the CA that signed the CP's certificate; --tls_cert is then "
+          "every node's client certificate (e.g. one issued by POST .../data-plane-certificates)");
+ABSL_FLAG(std::string, tls_server_name, "localhost", "pki mode: the name the CP's certificate has");
 ABSL_FLAG(int32_t, nodes, 200, "simulated data planes");
 ABSL_FLAG(std::string, group, "", "group the nodes join (\"\" = default)");
 ABSL_FLAG(std::string, dp_version, "0.1.0", "version the nodes announce");
@@ -726,8 +730,17 @@ int run() {
     ssl.pem_root_certs = *cert;
     ssl.pem_cert_chain = *cert;
     ssl.pem_private_key = *key;
-    creds = grpc::SslCredentials(ssl);
     tls_name = *name;
+    if (!absl::GetFlag(FLAGS_tls_ca).empty()) {
+      auto ca = sync::readPemFile("--tls_ca", absl::GetFlag(FLAGS_tls_ca));
+      if (!ca.ok()) {
+        std::fprintf(stderr, "fleet_sim: cluster TLS: %s\n", ca.status().ToString().c_str());
+        return 1;
+      }
+      ssl.pem_root_certs = *ca;
+      tls_name = absl::GetFlag(FLAGS_tls_server_name);
+    }
+    creds = grpc::SslCredentials(ssl);
   }
   Sim sim(target, n, creds, tls_name);
   sim.startBackground();
