@@ -22,7 +22,10 @@
 // Output (key=value, for tests/bench/vitals_bench.sh): one line per interval (batches made,
 // acks by result, outstanding batches at the interval's end = made but not answered, ack
 // latency of that interval) and a summary. Ack latency = the batch's Write starting to its
-// VitalsAck arriving; flush_to_ack also counts the wait for the window.
+// VitalsAck arriving; flush_to_ack also counts the wait for the window. kept_up=yes when at
+// every interval's end less than one flush's batches were unanswered and the last flush was
+// answered within --drain_s. stream_failures counts streams that ended under us, reconnect
+// attempts included. Flushes go on while a node is disconnected and are sent on reconnect.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -130,10 +133,10 @@ void fillHistogram(sync::v1::LatencyHistogram* h, int64_t requests, size_t m) {
   bins[m] += mid;
   bins[std::min(m + 1, kLatencyBins - 1)] += high;
   bins[m == 0 ? 0 : m - 1] += requests - mid - high;
-  h->mutable_bins()->Reserve(static_cast<int>(kLatencyBins));
+  h->mutable_bins()->Resize(static_cast<int>(kLatencyBins), 0);
   size_t top = 0;
   for (size_t i = 0; i < kLatencyBins; ++i) {
-    h->add_bins(bins[i]);
+    h->set_bins(static_cast<int>(i), bins[i]);
     if (bins[i] > 0) top = i;
   }
   h->set_max_ms(requests == 0 ? 0
@@ -164,8 +167,10 @@ struct Shape {
   std::vector<std::string> service_ids, route_ids, consumer_ids;
 };
 
+// `out` is reused from batch to batch: its cleared buckets, strings and bins keep their memory.
 void toReport(const Shape& shape, const Batch& b, VitalsReport* out) {
   sync::v1::VitalsBatch* batch = out->mutable_batch();
+  batch->Clear();
   batch->set_seq(b.seq);
   batch->mutable_buckets()->Reserve(static_cast<int>(b.cells.size()));
   for (const Cell& c : b.cells) {
@@ -271,10 +276,15 @@ class Node {
     }
     if (thread_.joinable()) thread_.join();
   }
-  // True once the CP's VitalsSettings arrived (or the node gave up: ready() and !settled()).
+  // True once the CP's VitalsSettings arrived.
   bool settled() {
     std::lock_guard<std::mutex> lock(mu_);
     return have_settings_;
+  }
+  // The CP refused the stream for good (UNIMPLEMENTED, INVALID_ARGUMENT, PERMISSION_DENIED).
+  bool gaveUp() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return gave_up_;
   }
   sync::v1::VitalsSettings settings() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -292,6 +302,7 @@ class Node {
 
  private:
   void run();
+  WallClock::time_point flushIfDue();
   void makeFlush(int k);
   bool sendWhatFits(grpc::ClientReaderWriter<VitalsReport, VitalsControl>* stream);
   void readLoop(grpc::ClientReaderWriter<VitalsReport, VitalsControl>* stream);
@@ -319,11 +330,34 @@ class Node {
   size_t in_flight_ = 0;
   uint64_t next_seq_ = 1;
   size_t last_flush_batches_ = 0;
+  bool gave_up_ = false;
+  int next_flush_ = 0;       // node thread only
+  VitalsReport scratch_;     // node thread only: the batch being written
 };
 
+// Makes every flush that is due, connected or not (the DP collects its buckets either way);
+// returns when the next one is due.
+WallClock::time_point Node::flushIfDue() {
+  WallClock::time_point first;
+  {
+    std::lock_guard<std::mutex> lock(schedule_.mu);
+    if (!schedule_.go) return WallClock::now() + std::chrono::milliseconds(200);
+    first = schedule_.first_flush;
+  }
+  while (next_flush_ < schedule_.flushes) {
+    const WallClock::time_point due = first + schedule_.interval * next_flush_;
+    const WallClock::time_point now = WallClock::now();
+    if (now < due) return due;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!have_settings_) return now + std::chrono::milliseconds(200);  // from the first connect
+    }
+    makeFlush(next_flush_++);
+  }
+  return WallClock::time_point::max();
+}
+
 void Node::run() {
-  int next_flush = 0;
-  bool started = false;
   while (!schedule_.stop) {
     grpc::ClientContext context;
     {
@@ -331,7 +365,7 @@ void Node::run() {
       context_ = &context;
       stream_over_ = false;
       in_flight_ = 0;
-      for (auto& [seq, b] : pending_) b.in_flight = false;  // resent on this stream
+      for (auto& [seq, b] : pending_) b.in_flight = false;  // sent again on this stream
     }
     auto stream = stub_->Report(&context);
     VitalsReport hello;
@@ -341,38 +375,19 @@ void Node::run() {
     std::thread reader;
     if (stream->Write(hello)) {
       reader = std::thread([this, s = stream.get()] { readLoop(s); });
-      for (;;) {
-        if (schedule_.stop) break;
-        // The fleet starts together, once every node has its settings.
-        if (!started) {
-          std::unique_lock<std::mutex> lock(schedule_.mu);
-          schedule_.cv.wait_for(lock, std::chrono::milliseconds(200),
-                                [&] { return schedule_.go || schedule_.stop.load(); });
-          started = schedule_.go;
-        }
-        WallClock::time_point due = WallClock::time_point::max();
-        if (started && next_flush < schedule_.flushes) {
-          due = schedule_.first_flush + schedule_.interval * next_flush;
-          bool ready;
-          {
-            std::lock_guard<std::mutex> lock(mu_);
-            ready = have_settings_;
-          }
-          if (ready && WallClock::now() >= due) {
-            makeFlush(next_flush++);
-            continue;
-          }
-        }
+      while (!schedule_.stop) {
+        const WallClock::time_point due = flushIfDue();
         if (!sendWhatFits(stream.get())) break;
         std::unique_lock<std::mutex> lock(mu_);
-        const auto until = std::min(WallClock::now() + std::chrono::milliseconds(200), due);
-        cv_.wait_until(lock, until,
+        cv_.wait_until(lock, std::min(WallClock::now() + std::chrono::milliseconds(200), due),
                        [&] { return changed_ || stream_over_ || schedule_.stop.load(); });
         changed_ = false;
         if (stream_over_) break;
       }
     }
-    context.TryCancel();
+    // Cancelling unblocks the reader when we stop; an ended stream keeps its status.
+    if (schedule_.stop) context.TryCancel();
+    stream->WritesDone();
     if (reader.joinable()) reader.join();
     const grpc::Status status = stream->Finish();
     {
@@ -396,10 +411,15 @@ void Node::run() {
                    id_.c_str(), static_cast<int>(status.error_code()),
                    status.error_message().c_str());
       std::lock_guard<std::mutex> lock(mu_);
-      have_settings_ = false;
+      gave_up_ = true;
       break;
     }
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    // Reconnect in a second; flushes go on meanwhile.
+    const auto retry_at = Clock::now() + std::chrono::seconds(1);
+    while (!schedule_.stop && Clock::now() < retry_at) {
+      flushIfDue();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
 }
 
@@ -479,7 +499,7 @@ bool Node::sendWhatFits(grpc::ClientReaderWriter<VitalsReport, VitalsControl>* s
       next.start = it->second.start;
       next.cells = it->second.cells;
     }
-    VitalsReport report;
+    VitalsReport& report = scratch_;
     toReport(shape_, next, &report);
     const size_t bytes = report.ByteSizeLong();
     {
@@ -502,8 +522,8 @@ void Node::makeFlush(int k) {
   sync::v1::VitalsSettings s = settings();
   const size_t top = s.top_consumers();
   const size_t per_batch = std::max<uint32_t>(1, s.max_batch_buckets());
-  std::mt19937_64 rng(absl::GetFlag(FLAGS_seed) * 1000003ULL + static_cast<uint64_t>(index_) * 7919ULL +
-                      static_cast<uint64_t>(k));
+  std::mt19937_64 rng(absl::GetFlag(FLAGS_seed) * 1000003ULL +
+                      static_cast<uint64_t>(index_) * 7919ULL + static_cast<uint64_t>(k));
   std::uniform_real_distribution<double> noise(0.8, 1.2);
 
   const int C = shape_.consumers, S = shape_.statuses;
@@ -545,7 +565,9 @@ void Node::makeFlush(int k) {
       }
     }
     if (static_cast<size_t>(C) > top) {
-      for (int st = 0; st < S; ++st) cells.push_back(Cell{r, -1, st, folded[static_cast<size_t>(st)]});
+      for (int st = 0; st < S; ++st) {
+        cells.push_back(Cell{r, -1, st, folded[static_cast<size_t>(st)]});
+      }
     }
   }
   const Clock::time_point made = Clock::now();
@@ -685,15 +707,17 @@ int run() {
     schedule.cv.notify_all();
     for (auto& node : nodes) node->join();
   };
+  bool gave_up = false;
   const bool all_settled = testing::waitFor(
       [&] {
         for (auto& node : nodes) {
+          if (node->gaveUp()) return gave_up = true;
           if (!node->settled()) return false;
         }
         return true;
       },
       std::chrono::seconds(30));
-  if (!all_settled) {
+  if (!all_settled || gave_up) {
     std::lock_guard<std::mutex> lock(totals.mu);
     std::fprintf(stderr, "vitals_sim: not every node got VitalsSettings in 30 s (%s)\n",
                  totals.first_stream_error.c_str());
@@ -725,6 +749,11 @@ int run() {
   } else {
     first = now + schedule.interval;
   }
+  std::printf("first_flush_unix_ms=%" PRId64 "\n",
+              static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       first.time_since_epoch())
+                                       .count()));
+  std::fflush(stdout);
   {
     std::lock_guard<std::mutex> lock(schedule.mu);
     schedule.first_flush = first;
@@ -773,9 +802,10 @@ int run() {
       cp_ticks0 = ticks;
     }
     std::printf("interval=%d made_batches=%" PRIu64 " answered=%" PRIu64 " retry_total=%" PRIu64
-                " outstanding_at_end=%zu ack_p50_ms=%.1f ack_p99_ms=%.1f ack_max_ms=%.1f%s\n",
-                k + 1, made - prev_made, acked - prev_acked, retry, outstanding, p.p50, p.p99,
-                p.max, cpu.c_str());
+                " outstanding_at_end=%zu acks=%zu ack_p50_ms=%.1f ack_p99_ms=%.1f"
+                " ack_max_ms=%.1f%s\n",
+                k + 1, made - prev_made, acked - prev_acked, retry, outstanding, p.n, p.p50,
+                p.p99, p.max, cpu.c_str());
     std::fflush(stdout);
     prev_made = made;
     prev_acked = acked;
@@ -818,7 +848,7 @@ int run() {
               totals.duplicate, totals.refused, totals.retry, unacked, totals.stream_failures);
   std::printf("summary ack_p50_ms=%.1f ack_p99_ms=%.1f ack_max_ms=%.1f flush_to_ack_p50_ms=%.1f "
               "flush_to_ack_p99_ms=%.1f flush_to_ack_max_ms=%.1f batches_per_flush=%zu "
-              "outstanding_at_interval_ends=%s kept_up=%s drain_ms=%.0f sim_cpu_s=%.1f\n",
+              "outstanding_at_interval_ends=%s kept_up=%s drain_ms=%.0f sim_cpu_s=%.2f\n",
               ack.p50, ack.p99, ack.max, f2a.p50, f2a.p99, f2a.max, batches_per_flush,
               series.c_str(), kept_up ? "yes" : "no", drain_ms, selfCpuSeconds() - cpu_self0);
   if (cp_pid > 0) {
