@@ -34,18 +34,18 @@ struct Agg {
     addHist(upstream, &max_upstream, b.upstream());
     addHist(proxy, &max_proxy, b.proxy());
   }
-  void add(const Row& r) {
-    requests += r.requests;
-    bytes_in += r.bytes_in;
-    bytes_out += r.bytes_out;
+  void add(const Agg& o) {
+    requests += o.requests;
+    bytes_in += o.bytes_in;
+    bytes_out += o.bytes_out;
     for (size_t i = 0; i < kLatencyBins; ++i) {
-      total[i] += r.total[i];
-      upstream[i] += r.upstream[i];
-      proxy[i] += r.proxy[i];
+      total[i] += o.total[i];
+      upstream[i] += o.upstream[i];
+      proxy[i] += o.proxy[i];
     }
-    max_total = std::max(max_total, r.max_total);
-    max_upstream = std::max(max_upstream, r.max_upstream);
-    max_proxy = std::max(max_proxy, r.max_proxy);
+    max_total = std::max(max_total, o.max_total);
+    max_upstream = std::max(max_upstream, o.max_upstream);
+    max_proxy = std::max(max_proxy, o.max_proxy);
   }
   static void addHist(LatencyCounts& into, int64_t* max, const sync::v1::LatencyHistogram& h) {
     for (int i = 0; i < h.bins_size() && i < static_cast<int>(kLatencyBins); ++i) {
@@ -55,40 +55,74 @@ struct Agg {
   }
 };
 
+// Keys of the three tables. Strings are views into the batches (alive for the whole write)
+// or into the interned group names: merging a fleet's buckets copies no string.
+struct Key {
+  int granularity = 0;
+  int64_t ts = 0;
+  std::string_view group, a, b, c;  // requests: service, route, consumer; routes: service,
+                                    // route, ""; nodes: node, service, ""
+  int status = 0;
+  bool operator==(const Key&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const Key& k) {
+    return H::combine(std::move(h), k.granularity, k.ts, k.group, k.a, k.b, k.c, k.status);
+  }
+};
+using AggMap = absl::flat_hash_map<Key, Agg>;
+
+// Adds every row of `from` (10 s) into coarser rows of `seconds`.
+void rollUp(const AggMap& from, int seconds, AggMap* into) {
+  for (const auto& [k, agg] : from) {
+    Key coarse = k;
+    coarse.granularity = seconds;
+    coarse.ts = k.ts - k.ts % seconds;
+    (*into)[coarse].add(agg);
+  }
+}
+
 std::string arrayLiteral(const LatencyCounts& c) {
   return absl::StrCat("{", absl::StrJoin(c, ","), "}");
 }
 
-// Parses PostgreSQL's text form of a bigint[] ("{1,2,3}") into `out`.
-void parseArray(std::string_view text, LatencyCounts* out) {
-  out->fill(0);
-  size_t i = 0;
-  int64_t v = 0;
-  bool any = false, neg = false;
-  for (char c : text) {
-    if (c >= '0' && c <= '9') {
-      v = v * 10 + (c - '0');
-      any = true;
-    } else if (c == '-') {
-      neg = true;
-    } else if (c == ',' || c == '}') {
-      if (any && i < kLatencyBins) (*out)[i++] = neg ? -v : v;
-      v = 0;
-      any = neg = false;
-    }
+// The histogram columns: t0..t15, u0..u15, p0..p15.
+std::vector<std::string> histColumns() {
+  std::vector<std::string> cols;
+  for (const char* p : {"t", "u", "p"}) {
+    for (size_t i = 0; i < kLatencyBins; ++i) cols.push_back(absl::StrCat(p, i));
   }
+  return cols;
 }
 
+const std::string& metricColumns() {
+  static const std::string* cols = [] {
+    return new std::string(absl::StrCat("requests, bytes_in, bytes_out, max_total, max_upstream, "
+                                        "max_proxy, ",
+                                        absl::StrJoin(histColumns(), ", ")));
+  }();
+  return *cols;
+}
 
-constexpr char kMetricSet[] =
-    "requests = t.requests + EXCLUDED.requests, bytes_in = t.bytes_in + EXCLUDED.bytes_in, "
-    "bytes_out = t.bytes_out + EXCLUDED.bytes_out, "
-    "lat_total = vitals_hist_add(t.lat_total, EXCLUDED.lat_total), "
-    "lat_upstream = vitals_hist_add(t.lat_upstream, EXCLUDED.lat_upstream), "
-    "lat_proxy = vitals_hist_add(t.lat_proxy, EXCLUDED.lat_proxy), "
-    "max_total = GREATEST(t.max_total, EXCLUDED.max_total), "
-    "max_upstream = GREATEST(t.max_upstream, EXCLUDED.max_upstream), "
-    "max_proxy = GREATEST(t.max_proxy, EXCLUDED.max_proxy)";
+// INSERT ... SELECT from a staging table (arrays) into `table` (one column per bin), adding
+// into existing rows. Rows go in key order: replicas writing the same keys lock them in the
+// same order.
+std::string upsertSql(const std::string& table, const std::string& staging,
+                      const std::string& keys) {
+  std::string select = "requests, bytes_in, bytes_out, max_total, max_upstream, max_proxy";
+  for (const char* arr : {"lat_total", "lat_upstream", "lat_proxy"}) {
+    for (size_t i = 1; i <= kLatencyBins; ++i) absl::StrAppend(&select, ", ", arr, "[", i, "]");
+  }
+  std::string set = "requests = t.requests + EXCLUDED.requests, "
+                    "bytes_in = t.bytes_in + EXCLUDED.bytes_in, "
+                    "bytes_out = t.bytes_out + EXCLUDED.bytes_out, "
+                    "max_total = GREATEST(t.max_total, EXCLUDED.max_total), "
+                    "max_upstream = GREATEST(t.max_upstream, EXCLUDED.max_upstream), "
+                    "max_proxy = GREATEST(t.max_proxy, EXCLUDED.max_proxy)";
+  for (const std::string& c : histColumns()) absl::StrAppend(&set, ", ", c, " = t.", c, " + EXCLUDED.", c);
+  return absl::StrCat("INSERT INTO ", table, " AS t (", keys, ", ", metricColumns(), ") SELECT ",
+                      keys, ", ", select, " FROM ", staging, " ORDER BY ", keys,
+                      " ON CONFLICT (", keys, ") DO UPDATE SET ", set);
+}
 
 // Which of a group's ids exist, for one entity table.
 absl::flat_hash_set<std::string> knownIds(pqxx::work& txn, const std::string& table,
@@ -105,6 +139,31 @@ absl::flat_hash_set<std::string> knownIds(pqxx::work& txn, const std::string& ta
   return known;
 }
 
+// COPY `rows` into a staging table whose columns are (granularity, group_name, ts, <3 or 2
+// text keys>, status, the scalars, then three bigint[] histograms).
+void copyRows(pqxx::work& txn, const std::string& staging, const AggMap& rows, int text_keys) {
+  pqxx::stream_to copy(txn, staging);
+  for (const auto& [k, a] : rows) {
+    if (text_keys == 3) {
+      copy << std::make_tuple(k.granularity, std::string(k.group), k.ts, std::string(k.a),
+                              std::string(k.b), std::string(k.c), k.status, a.requests,
+                              a.bytes_in, a.bytes_out, a.max_total, a.max_upstream, a.max_proxy,
+                              arrayLiteral(a.total), arrayLiteral(a.upstream),
+                              arrayLiteral(a.proxy));
+    } else {
+      copy << std::make_tuple(k.granularity, std::string(k.group), k.ts, std::string(k.a),
+                              std::string(k.b), k.status, a.requests, a.bytes_in, a.bytes_out,
+                              a.max_total, a.max_upstream, a.max_proxy, arrayLiteral(a.total),
+                              arrayLiteral(a.upstream), arrayLiteral(a.proxy));
+    }
+  }
+  copy.complete();
+}
+
+constexpr char kStagingMetrics[] =
+    "requests bigint, bytes_in bigint, bytes_out bigint, max_total bigint, max_upstream "
+    "bigint, max_proxy bigint, lat_total bigint[], lat_upstream bigint[], lat_proxy bigint[]";
+
 }  // namespace
 
 absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
@@ -115,10 +174,16 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
     pqxx::work txn(conn);
     txn.exec("SET LOCAL statement_timeout = '60s'");
     txn.exec("SET LOCAL client_min_messages = warning");
-    txn.exec("CREATE TEMP TABLE IF NOT EXISTS vitals_in (LIKE vitals_requests) "
-             "ON COMMIT DELETE ROWS");
-    txn.exec("CREATE TEMP TABLE IF NOT EXISTS vitals_nin (LIKE vitals_nodes) "
-             "ON COMMIT DELETE ROWS");
+    for (const char* t : {"vitals_in_requests", "vitals_in_routes", "vitals_in_nodes"}) {
+      const bool three = std::string_view(t) == "vitals_in_requests";
+      const bool nodes = std::string_view(t) == "vitals_in_nodes";
+      txn.exec(absl::StrCat("CREATE TEMP TABLE IF NOT EXISTS ", t,
+                            " (granularity integer, group_name text, ts bigint, ",
+                            nodes ? "node text, service text, "
+                                  : three ? "service text, route text, consumer text, "
+                                          : "service text, route text, ",
+                            "status smallint, ", kStagingMetrics, ") ON COMMIT DELETE ROWS"));
+    }
 
     // 1. De-duplicate: per sender, in seq order, against the last seq stored (row-locked, so
     // two replicas given the same batch store it once).
@@ -174,11 +239,8 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
       k.consumers = knownIds(txn, "consumers", group, ids.consumers);
     }
 
-    // 3. Rows, summed over the batches, for every granularity.
-    using ReqKey = std::tuple<int, std::string, int64_t, std::string, std::string, std::string, int>;
-    using NodeKey = std::tuple<int, std::string, int64_t, std::string, std::string, int>;
-    std::map<ReqKey, Agg> req_rows;
-    std::map<NodeKey, Agg> node_rows;
+    // 3. Rows, summed over the batches: 10 s rows per table first, the coarser ones from them.
+    AggMap requests, nodes;
     for (size_t i = 0; i < batches.size(); ++i) {
       BatchResult& r = (*results)[i];
       if (r.outcome != Outcome::kStored) continue;
@@ -203,57 +265,41 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
       }
       if (r.outcome != Outcome::kStored) continue;
       for (const auto& b : buckets) {
-        for (const Granularity& g : kGranularities) {
-          const int64_t ts = b.start() - b.start() % g.seconds;
-          req_rows[ReqKey{g.seconds, in.group, ts, b.service_id(), b.route_id(), b.consumer_id(),
-                          b.status_code()}]
-              .add(b);
-          node_rows[NodeKey{g.seconds, in.group, ts, in.node_id, b.service_id(), b.status_code()}]
-              .add(b);
-        }
+        requests[Key{10, b.start(), in.group, b.service_id(), b.route_id(), b.consumer_id(),
+                     b.status_code()}]
+            .add(b);
+        nodes[Key{10, b.start(), in.group, in.node_id, b.service_id(), {}, b.status_code()}].add(b);
       }
     }
+    AggMap routes;
+    for (const auto& [k, agg] : requests) {
+      Key r = k;
+      r.c = {};
+      routes[r].add(agg);
+    }
+    for (AggMap* m : {&requests, &routes, &nodes}) {
+      AggMap coarse;
+      for (const Granularity& g : kGranularities) {
+        if (g.seconds != 10) rollUp(*m, g.seconds, &coarse);
+      }
+      m->merge(coarse);  // keys differ by granularity: a plain union
+    }
 
-    // 4. Write: COPY into session temp tables, then one upsert each in key order (replicas
-    // writing the same keys lock them in the same order).
-    if (!req_rows.empty()) {
-      {
-        pqxx::stream_to copy(txn, "vitals_in");
-        for (const auto& [key, a] : req_rows) {
-          copy << std::make_tuple(std::get<0>(key), std::get<1>(key), std::get<2>(key),
-                                  std::get<3>(key), std::get<4>(key), std::get<5>(key),
-                                  std::get<6>(key), a.requests, a.bytes_in, a.bytes_out,
-                                  arrayLiteral(a.total), arrayLiteral(a.upstream),
-                                  arrayLiteral(a.proxy), a.max_total, a.max_upstream,
-                                  a.max_proxy);
-        }
-        copy.complete();
+    // 4. Write: COPY into session staging tables, then one upsert each.
+    if (!requests.empty()) {
+      copyRows(txn, "vitals_in_requests", requests, 3);
+      copyRows(txn, "vitals_in_routes", routes, 2);
+      copyRows(txn, "vitals_in_nodes", nodes, 2);
+      static const std::string* sql_requests = new std::string(upsertSql(
+          "vitals_requests", "vitals_in_requests",
+          "granularity, group_name, ts, service, route, consumer, status"));
+      static const std::string* sql_routes = new std::string(upsertSql(
+          "vitals_routes", "vitals_in_routes", "granularity, group_name, ts, service, route, status"));
+      static const std::string* sql_nodes = new std::string(upsertSql(
+          "vitals_nodes", "vitals_in_nodes", "granularity, group_name, ts, node, service, status"));
+      for (const std::string* sql : {sql_requests, sql_routes, sql_nodes}) {
+        stats->rows += txn.exec(*sql).affected_rows();
       }
-      {
-        pqxx::stream_to copy(txn, "vitals_nin");
-        for (const auto& [key, a] : node_rows) {
-          copy << std::make_tuple(std::get<0>(key), std::get<1>(key), std::get<2>(key),
-                                  std::get<3>(key), std::get<4>(key), std::get<5>(key),
-                                  a.requests, a.bytes_in, a.bytes_out, arrayLiteral(a.total),
-                                  arrayLiteral(a.upstream), arrayLiteral(a.proxy), a.max_total,
-                                  a.max_upstream, a.max_proxy);
-        }
-        copy.complete();
-      }
-      stats->rows += txn.exec(absl::StrCat(
-                                  "INSERT INTO vitals_requests AS t SELECT * FROM vitals_in "
-                                  "ORDER BY granularity, group_name, ts, service, route, consumer, "
-                                  "status ON CONFLICT (granularity, group_name, ts, service, "
-                                  "route, consumer, status) DO UPDATE SET ",
-                                  kMetricSet))
-                          .affected_rows();
-      stats->rows += txn.exec(absl::StrCat(
-                                  "INSERT INTO vitals_nodes AS t SELECT * FROM vitals_nin "
-                                  "ORDER BY granularity, group_name, ts, node, service, status "
-                                  "ON CONFLICT (granularity, group_name, ts, node, service, "
-                                  "status) DO UPDATE SET ",
-                                  kMetricSet))
-                          .affected_rows();
     }
     for (const auto& [sender, last] : new_last) {
       txn.exec_params("UPDATE vitals_senders SET last_seq = $3, updated_at = $4 "
@@ -287,9 +333,12 @@ absl::StatusOr<uint64_t> enforceRetention(PgPool& pool, int64_t now_s, int64_t i
       deleted += txn.exec_params("DELETE FROM vitals_requests WHERE granularity = $1 AND ts < $2",
                                  g.seconds, cutoff)
                      .affected_rows();
-      deleted += txn.exec_params("DELETE FROM vitals_nodes WHERE granularity = $1 AND ts < $2",
-                                 g.seconds, cutoff)
-                     .affected_rows();
+      for (const char* table : {"vitals_nodes", "vitals_routes"}) {
+        deleted += txn.exec_params(absl::StrCat("DELETE FROM ", table,
+                                                " WHERE granularity = $1 AND ts < $2"),
+                                   g.seconds, cutoff)
+                       .affected_rows();
+      }
     }
     // A sender silent for a week is a DP process long gone.
     deleted += txn.exec_params("DELETE FROM vitals_senders WHERE updated_at < $1",
@@ -303,22 +352,32 @@ absl::StatusOr<uint64_t> enforceRetention(PgPool& pool, int64_t now_s, int64_t i
 }
 
 absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q) {
+  // The smallest table that has every dimension asked for.
   const bool nodes = q.by_node || q.node.has_value();
-  std::string sql = absl::StrCat(
-      "SELECT ts, service, ", nodes ? "'' AS route, '' AS consumer, node" :
-                                      "route, consumer, '' AS node",
-      ", status, requests, bytes_in, bytes_out, lat_total::text, lat_upstream::text, "
-      "lat_proxy::text, max_total, max_upstream, max_proxy FROM ",
-      nodes ? "vitals_nodes" : "vitals_requests",
-      " WHERE granularity = $1 AND group_name = $2 AND ts >= $3 AND ts < $4");
-  // Optional filters as "$5 IS NULL OR col = $5": one statement shape for every request.
-  absl::StrAppend(&sql, " AND ($5::text IS NULL OR service = $5)");
+  const bool consumers = q.by_consumer || q.consumer.has_value();
+  const std::string table = nodes ? "vitals_nodes" : consumers ? "vitals_requests" : "vitals_routes";
+  const auto dim = [](bool grouped, const char* column) {
+    return grouped ? std::string(column) : absl::StrCat("''::text");
+  };
+  const std::string service = dim(q.by_service, "service");
+  const std::string route = nodes ? "''::text" : dim(q.by_route, "route");
+  const std::string consumer = consumers && !nodes ? dim(q.by_consumer, "consumer") : "''::text";
+  const std::string node = nodes ? dim(q.by_node, "node") : "''::text";
+  const std::string status = q.by_status ? "status" : "0";
+  std::string sums = "sum(requests), sum(bytes_in), sum(bytes_out), max(max_total), "
+                     "max(max_upstream), max(max_proxy)";
+  for (const std::string& c : histColumns()) absl::StrAppend(&sums, ", sum(", c, ")");
+  std::string sql = absl::StrCat("SELECT ts, ", service, ", ", route, ", ", consumer, ", ", node,
+                                 ", ", status, ", ", sums, " FROM ", table,
+                                 " WHERE granularity = $1 AND group_name = $2 AND ts >= $3 AND "
+                                 "ts < $4 AND ($5::text IS NULL OR service = $5)");
   if (nodes) {
     absl::StrAppend(&sql, " AND ($6::text IS NULL OR node = $6)");
   } else {
-    absl::StrAppend(&sql, " AND ($6::text IS NULL OR route = $6)",
-                    " AND ($7::text IS NULL OR consumer = $7)");
+    absl::StrAppend(&sql, " AND ($6::text IS NULL OR route = $6)");
+    if (consumers) absl::StrAppend(&sql, " AND ($7::text IS NULL OR consumer = $7)");
   }
+  absl::StrAppend(&sql, " GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6");
   std::vector<Row> out;
   absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::read_transaction txn(conn);
@@ -327,47 +386,35 @@ absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q) {
       return v.has_value() ? v->c_str() : nullptr;
     };
     const pqxx::result rows =
-        nodes ? txn.exec_params(sql, q.granularity, q.group, q.start, q.end, opt(q.service),
-                                opt(q.node))
-              : txn.exec_params(sql, q.granularity, q.group, q.start, q.end, opt(q.service),
-                                opt(q.route), opt(q.consumer));
-    // Sum over what is not grouped by; the map keeps the answer in (ts, keys) order.
-    std::map<std::tuple<int64_t, std::string, std::string, std::string, std::string, int>,
-             Agg>
-        groups;
-    Row r;
+        nodes       ? txn.exec_params(sql, q.granularity, q.group, q.start, q.end,
+                                      opt(q.service), opt(q.node))
+        : consumers ? txn.exec_params(sql, q.granularity, q.group, q.start, q.end,
+                                      opt(q.service), opt(q.route), opt(q.consumer))
+                    : txn.exec_params(sql, q.granularity, q.group, q.start, q.end,
+                                      opt(q.service), opt(q.route));
+    // Sums come back as numeric text; strtoll reads them without pqxx's conversions.
+    const auto num = [](const pqxx::field& f) { return std::strtoll(f.c_str(), nullptr, 10); };
+    out.reserve(rows.size());
     for (const auto& row : rows) {
-      const int64_t ts = row[0].as<int64_t>();
-      auto key = std::make_tuple(ts, q.by_service ? row[1].as<std::string>() : std::string(),
-                                 q.by_route ? row[2].as<std::string>() : std::string(),
-                                 q.by_consumer ? row[3].as<std::string>() : std::string(),
-                                 q.by_node ? row[4].as<std::string>() : std::string(),
-                                 q.by_status ? row[5].as<int>() : 0);
-      r.requests = row[6].as<int64_t>();
-      r.bytes_in = row[7].as<int64_t>();
-      r.bytes_out = row[8].as<int64_t>();
-      parseArray(std::string_view(row[9].c_str(), row[9].size()), &r.total);
-      parseArray(std::string_view(row[10].c_str(), row[10].size()), &r.upstream);
-      parseArray(std::string_view(row[11].c_str(), row[11].size()), &r.proxy);
-      r.max_total = row[12].as<int64_t>();
-      r.max_upstream = row[13].as<int64_t>();
-      r.max_proxy = row[14].as<int64_t>();
-      groups[std::move(key)].add(r);
-    }
-    out.reserve(groups.size());
-    for (auto& [key, agg] : groups) {
-      Row o;
-      std::tie(o.ts, o.service, o.route, o.consumer, o.node, o.status) = key;
-      o.requests = agg.requests;
-      o.bytes_in = agg.bytes_in;
-      o.bytes_out = agg.bytes_out;
-      o.total = agg.total;
-      o.upstream = agg.upstream;
-      o.proxy = agg.proxy;
-      o.max_total = agg.max_total;
-      o.max_upstream = agg.max_upstream;
-      o.max_proxy = agg.max_proxy;
-      out.push_back(std::move(o));
+      Row r;
+      r.ts = num(row[0]);
+      r.service = row[1].c_str();
+      r.route = row[2].c_str();
+      r.consumer = row[3].c_str();
+      r.node = row[4].c_str();
+      r.status = static_cast<int>(num(row[5]));
+      r.requests = num(row[6]);
+      r.bytes_in = num(row[7]);
+      r.bytes_out = num(row[8]);
+      r.max_total = num(row[9]);
+      r.max_upstream = num(row[10]);
+      r.max_proxy = num(row[11]);
+      for (size_t i = 0; i < kLatencyBins; ++i) {
+        r.total[i] = num(row[static_cast<int>(12 + i)]);
+        r.upstream[i] = num(row[static_cast<int>(12 + kLatencyBins + i)]);
+        r.proxy[i] = num(row[static_cast<int>(12 + 2 * kLatencyBins + i)]);
+      }
+      out.push_back(std::move(r));
     }
     return absl::OkStatus();
   });

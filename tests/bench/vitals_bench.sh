@@ -7,11 +7,11 @@
 #   - CP CPU (utime+stime from /proc/<pid>/stat, % of one core) and PostgreSQL's (postmaster,
 #     its backends and its exited children), over the flushes;
 #   - rows/s written (portico_cp_vitals_rows_total, and pg_stat_user_tables n_tup_ins+upd);
-#   - bytes/day (growth of pg_total_relation_size(vitals_requests + vitals_nodes) over the run,
+#   - bytes/day (growth of pg_total_relation_size of the three vitals tables over the run,
 #     extrapolated), and the steady-state size the retention windows imply;
 #   - the ingest lag: portico_cp_vitals_ingest_lag_seconds and _queue_batches sampled every
 #     second, per interval (must not grow), and vitals_sim's own backlog and ack latency;
-#   - the query: 1 h of 10 s rows for FILL_ROUTES routes written straight into vitals_requests
+#   - the query: 1 h of 10 s rows for FILL_ROUTES routes written straight into vitals_routes
 #     with generate_series (not an hour of ingest), then
 #     GET /vitals/requests?granularity=10s&group_by=route&start=<now-3600>&end=<now> with curl,
 #     QUERY_RUNS times: median and max time, answer size.
@@ -91,11 +91,11 @@ pg_ticks() {
 }
 metric() { awk -v m="$1" '$1 == m {print $2}' <<<"$2"; }
 vitals_bytes() {
-  psql_ -c "SELECT pg_total_relation_size('vitals_requests') + pg_total_relation_size('vitals_nodes')"
+  psql_ -c "SELECT pg_total_relation_size('vitals_requests') + pg_total_relation_size('vitals_routes') + pg_total_relation_size('vitals_nodes')"
 }
 tuples() {
   psql_ -c "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables
-            WHERE relname IN ('vitals_requests', 'vitals_nodes', 'vitals_senders')"
+            WHERE relname IN ('vitals_requests', 'vitals_routes', 'vitals_nodes', 'vitals_senders')"
 }
 
 REPORT=()
@@ -127,6 +127,7 @@ if want ingest; then
   kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true
   BYTES1=$(vitals_bytes); TUP1=$(tuples)
   psql_ -F ' ' -c "SELECT 'vitals_requests', granularity, count(*), count(DISTINCT ts) FROM vitals_requests GROUP BY 2
+                   UNION ALL SELECT 'vitals_routes', granularity, count(*), count(DISTINCT ts) FROM vitals_routes GROUP BY 2
                    UNION ALL SELECT 'vitals_nodes', granularity, count(*), count(DISTINCT ts) FROM vitals_nodes GROUP BY 2
                    ORDER BY 1, 2" >"$WORK/rows.txt"
   REPORT+=("$(python3 - "$WORK" "$INTERVAL_S" "$BYTES0" "$BYTES1" "$TUP0" "$TUP1" "$(getconf CLK_TCK)" <<'PY'
@@ -160,7 +161,7 @@ if rows:
     out.append(f"rows written: {dr:.0f} (portico_cp_vitals_rows_total) = {dr / run_s:.0f} rows/s over {run_s} s of flushes, "
                f"in {dw:.0f} write transactions of {ds / max(1, dw):.2f} s on average; "
                f"pg_stat n_tup_ins+n_tup_upd: {t1 - t0} = {(t1 - t0) / run_s:.0f}/s")
-out.append(f"vitals_requests+vitals_nodes: {b0 / 1e6:.1f} MB -> {b1 / 1e6:.1f} MB, growth {(b1 - b0) / 1e6:.1f} MB in {run_s} s "
+out.append(f"vitals tables: {b0 / 1e6:.1f} MB -> {b1 / 1e6:.1f} MB, growth {(b1 - b0) / 1e6:.1f} MB in {run_s} s "
            f"= {(b1 - b0) / run_s * 86400 / 1e9:.2f} GB/day extrapolated (the first hour's rate: every granularity still filling)")
 # Steady state from the rows per bucket and the retention (vitals_store.h kGranularities).
 keep = {10: 3600, 60: 48 * 3600, 3600: 90 * 24 * 3600}
@@ -217,30 +218,28 @@ if want query; then
   # The retention job would start deleting the fill's oldest bucket 10 s after it: paused.
   psql_ -c "INSERT INTO vitals_jobs (name, last_run) VALUES ('retention', $((NOW + 1000000000)))
             ON CONFLICT (name) DO UPDATE SET last_run = EXCLUDED.last_run"
-  psql_ -c "DELETE FROM vitals_requests WHERE granularity = 10"
-  log "filling 1 h of 10 s rows: $FILL_ROUTES routes x $FILL_CONSUMERS consumers x $FILL_STATUSES statuses x 360 buckets"
+  psql_ -c "DELETE FROM vitals_routes WHERE granularity = 10"
+  log "filling 1 h of 10 s rows of vitals_routes (what group_by=route reads): $FILL_ROUTES routes x $FILL_STATUSES statuses x 360 buckets"
   T0=$(date +%s.%N)
   # Ids as vitals_sim's entityId(); synthetic counts (16 requests a row, fixed histograms).
-  psql_ -c "INSERT INTO vitals_requests
+  psql_ -c "INSERT INTO vitals_routes (granularity, group_name, ts, service, route, status,
+           requests, bytes_in, bytes_out, max_total, max_upstream, max_proxy,
+           t3, t4, t5, u2, u3, u4, p0, p1)
     SELECT 10, 'default', ts,
            '7e570001-0000-4000-8000-' || lpad((r % $SERVICES)::text, 12, '0'),
            '7e570002-0000-4000-8000-' || lpad(r::text, 12, '0'),
-           CASE WHEN $FOLD = 1 AND c = $FILL_CONSUMERS - 1 THEN '*'
-                ELSE '7e570003-0000-4000-8000-' || lpad(c::text, 12, '0') END,
            (ARRAY[200,404,500,302,201,401,503,429,301,403])[s + 1],
-           16, 16 * 350, 16 * 1800,
-           '{0,0,0,4,8,4,0,0,0,0,0,0,0,0,0,0}', '{0,0,4,8,4,0,0,0,0,0,0,0,0,0,0,0}',
-           '{12,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0}', 50, 20, 2
+           16, 16 * 350, 16 * 1800, 50, 20, 2, 4, 8, 4, 4, 8, 4, 12, 4
     FROM generate_series($((B - 3590)), $B, 10) ts, generate_series(0, $FILL_ROUTES - 1) r,
-         generate_series(0, $FILL_CONSUMERS - 1) c, generate_series(0, $FILL_STATUSES - 1) s"
+         generate_series(0, $FILL_STATUSES - 1) s"
   FILL_S=$(since "$T0")
   T0=$(date +%s.%N)
-  psql_ -c "VACUUM ANALYZE vitals_requests"
+  psql_ -c "VACUUM ANALYZE vitals_routes"
   VAC_S=$(since "$T0")
-  FILL_ROWS=$(psql_ -c "SELECT count(*) FROM vitals_requests WHERE granularity = 10")
-  FILL_MB=$(psql_ -c "SELECT pg_total_relation_size('vitals_requests') / 1000000")
+  FILL_ROWS=$(psql_ -c "SELECT count(*) FROM vitals_routes WHERE granularity = 10")
+  FILL_MB=$(psql_ -c "SELECT pg_total_relation_size('vitals_routes') / 1000000")
   say "query: 1 h of 10 s rows written with SQL generate_series (not an hour of ingest): $FILL_ROWS rows" \
-      "($FILL_ROUTES routes x $FILL_CONSUMERS consumers$( ((FOLD)) && echo ' incl. "*"') x $FILL_STATUSES statuses x 360), vitals_requests $FILL_MB MB;" \
+      "of vitals_routes ($FILL_ROUTES routes x $FILL_STATUSES statuses x 360; consumers are added up in this table), $FILL_MB MB;" \
       "fill ${FILL_S} s, VACUUM ANALYZE ${VAC_S} s; retention paused"
   Q="granularity=10s&group_by=route&start=$((NOW - 3600))&end=$NOW"
   TIMES=()
@@ -254,9 +253,7 @@ if want query; then
   done
   # The same rows straight from PostgreSQL (what the CP reads before adding them up).
   T0=$(date +%s.%N)
-  RAW_BYTES=$(psql_ -c "COPY (SELECT ts, service, route, consumer, status, requests, bytes_in, bytes_out,
-      lat_total::text, lat_upstream::text, lat_proxy::text, max_total, max_upstream, max_proxy
-      FROM vitals_requests WHERE granularity = 10 AND group_name = 'default'
+  RAW_BYTES=$(psql_ -c "COPY (SELECT * FROM vitals_routes WHERE granularity = 10 AND group_name = 'default'
       AND ts >= $((NOW - 3600 - NOW % 10)) AND ts < $((NOW - NOW % 10 + 10))) TO STDOUT" | wc -c)
   RAW_S=$(since "$T0")
   MED=$(printf '%s\n' "${TIMES[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
