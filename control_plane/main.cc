@@ -1,6 +1,7 @@
 // portico-cp: the control plane. Serves the Admin API and the cluster (sync) listener over
 // the PostgreSQL database of record, or manages its schema (`portico-cp migrations ...`).
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -455,6 +456,12 @@ int serve(const std::string& dsn) {
 }  // namespace portico::cp
 
 int main(int argc, char** argv) {
+  // Vitals ingest builds maps of hundreds of MB per write and frees them: with glibc's
+  // defaults each comes from a fresh mmap and is returned after, so every write page-faults
+  // its memory in again (perf: ~40% of the writer's time in faults and malloc at 20 DPs).
+  // Keep large blocks on the heap and do not trim it below 1 GB.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   const std::vector<std::string> args = portico::parseFlagsWithEnv(argc, argv, portico::cp::kUsage);
   portico::LogLevel level;
   if (!portico::parseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {

@@ -147,11 +147,16 @@ void VitalsIngest::submit(std::string group, std::string node_id, std::string in
   }
   {
     absl::MutexLock lock(&mu_);
-    if (!stop_ && queue_.size() < options_.max_queue_batches) {
+    // Bounded by count and by bytes: a backlog of full batches (~1 MB each) must not grow
+    // the control plane's memory without end; past either bound the DP sends it later.
+    const size_t bytes = batch->ByteSizeLong();
+    if (!stop_ && queue_.size() < options_.max_queue_batches &&
+        (queue_.empty() || queued_bytes_ + bytes <= options_.max_queue_bytes)) {
       if (queue_.empty()) oldest_queued_ms_ = steadyMs();
+      queued_bytes_ += bytes;
       queue_.push_back(Pending{std::move(group), std::move(node_id), std::move(instance),
                                std::move(batch), std::move(done),
-                               std::chrono::steady_clock::now()});
+                               std::chrono::steady_clock::now(), bytes});
       return;
     }
   }
@@ -163,6 +168,7 @@ void VitalsIngest::submit(std::string group, std::string node_id, std::string in
 
 void VitalsIngest::loop() {
   absl::Time next_retention = absl::Now() + absl::Seconds(5);
+  absl::Time next_rollup = absl::Now() + absl::Seconds(1);
   uint32_t failures = 0;
   for (;;) {
     std::vector<Pending> work;
@@ -172,7 +178,7 @@ void VitalsIngest::loop() {
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stop_ || !queue_.empty();
       };
-      mu_.AwaitWithDeadline(absl::Condition(&ready), next_retention);
+      mu_.AwaitWithDeadline(absl::Condition(&ready), std::min(next_retention, next_rollup));
       stopping = stop_;
     }
     if (!stopping) {
@@ -181,6 +187,7 @@ void VitalsIngest::loop() {
     {
       absl::MutexLock lock(&mu_);
       while (!queue_.empty() && work.size() < options_.max_batches_per_write) {
+        queued_bytes_ -= queue_.front().bytes;
         work.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -204,7 +211,10 @@ void VitalsIngest::loop() {
                  st.message());
         if (stopping) return;  // no ack: the DPs send them again
         absl::MutexLock lock(&mu_);
-        for (auto it = work.rbegin(); it != work.rend(); ++it) queue_.push_front(std::move(*it));
+        for (auto it = work.rbegin(); it != work.rend(); ++it) {
+          queued_bytes_ += it->bytes;
+          queue_.push_front(std::move(*it));
+        }
         oldest_queued_ms_ = steadyMs(queue_.front().queued);
         failures++;
         const absl::Duration backoff =
@@ -243,6 +253,15 @@ void VitalsIngest::loop() {
       if (queue_.empty()) return;
       continue;  // drain what queued meanwhile
     }
+    if (absl::Now() >= next_rollup) {
+      next_rollup = absl::Now() + absl::Seconds(options_.rollup_interval_s);
+      auto rows = rollUp(pool_, static_cast<int64_t>(std::time(nullptr)), options_.rollup_grace_s);
+      if (rows.ok()) {
+        rows_ += *rows;
+      } else {
+        LOG_WARN(kLog, "vitals rollup failed: %s", rows.status().message());
+      }
+    }
     if (absl::Now() >= next_retention) {
       next_retention = absl::Now() + absl::Seconds(options_.retention_interval_s);
       auto deleted = enforceRetention(pool_, static_cast<int64_t>(std::time(nullptr)),
@@ -265,6 +284,8 @@ void VitalsIngest::writeMetrics(metrics::Writer& w) const {
     absl::MutexLock lock(&mu_);
     w.gauge("portico_cp_vitals_queue_batches", "Vitals batches waiting to be stored.",
             static_cast<double>(queue_.size()));
+    w.gauge("portico_cp_vitals_queue_bytes", "Serialized bytes of the vitals batches waiting.",
+            static_cast<double>(queued_bytes_));
     w.beginCounter("portico_cp_vitals_batches_total",
                    "Vitals batches by result: stored, duplicate (stored before), refused "
                    "(garbage), retry (backlog).");

@@ -31,9 +31,14 @@ struct IngestOptions {
   uint32_t top_consumers = 10;         // per route and bucket (--vitals_top_consumers)
   uint32_t max_batch_buckets = 5000;
   size_t max_queue_batches = 4096;     // past it new batches get RETRY
+  size_t max_queue_bytes = 256u << 20; // so does a batch past this many queued bytes
   uint32_t coalesce_ms = 200;          // wait this long after the first batch queued
   size_t max_batches_per_write = 512;
   int64_t retention_interval_s = 60;
+  // The 10 s rows of a minute go into its 1 min (and 1 h) rows this long after it ended, by
+  // a job run every rollup_interval_s (vitals_store.h: rollUp).
+  int64_t rollup_interval_s = 10;
+  int64_t rollup_grace_s = 60;
 };
 
 // Why a batch is garbage, "" when its shape is fine: "<reason>: <detail>", with reason one
@@ -67,6 +72,7 @@ class VitalsIngest final : public VitalsSink {
     std::shared_ptr<const sync::v1::VitalsBatch> batch;
     Done done;
     std::chrono::steady_clock::time_point queued;
+    size_t bytes = 0;
   };
   void loop();
 
@@ -75,6 +81,7 @@ class VitalsIngest final : public VitalsSink {
   std::thread thread_;
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // serialized size of the queued batches
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, uint64_t> refused_ ABSL_GUARDED_BY(mu_);  // by reason (bounded set)
   std::atomic<uint64_t> stored_{0}, duplicates_{0}, retries_{0}, rows_{0}, writes_{0},

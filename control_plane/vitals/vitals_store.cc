@@ -1,6 +1,7 @@
 #include "control_plane/vitals/vitals_store.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 #include <tuple>
@@ -20,6 +21,25 @@ using portico::vitals::kLatencyBins;
 
 // "vitals_r" in ASCII: the retention job's transaction-scoped advisory lock.
 constexpr int64_t kRetentionLockKey = 0x766974616c735f72LL;
+// "vitals_u": the rollup job takes it exclusively, ingest shared: a write never runs while a
+// rollup moves the watermarks, so each 10 s row reaches the coarser rows exactly once.
+constexpr int64_t kRollupLockKey = 0x766974616c735f75LL;
+// No watermark yet: nothing was rolled up.
+constexpr int64_t kNoWatermark = std::numeric_limits<int64_t>::min() / 2;
+
+struct Table {
+  const char* name;
+  const char* keys;  // the text key columns, in order
+  int text_keys;
+};
+constexpr Table kTables[] = {{"vitals_requests", "service, route, consumer", 3},
+                             {"vitals_routes", "service, route", 2},
+                             {"vitals_nodes", "node, service", 2}};
+
+int64_t watermark(pqxx::transaction_base& txn, const char* name) {
+  const pqxx::result r = txn.exec_params("SELECT last_run FROM vitals_jobs WHERE name = $1", name);
+  return r.empty() ? kNoWatermark : r[0][0].as<int64_t>();
+}
 
 struct Agg {
   int64_t requests = 0, bytes_in = 0, bytes_out = 0;
@@ -71,16 +91,6 @@ struct Key {
 };
 using AggMap = absl::flat_hash_map<Key, Agg>;
 
-// Adds every row of `from` (10 s) into coarser rows of `seconds`.
-void rollUp(const AggMap& from, int seconds, AggMap* into) {
-  for (const auto& [k, agg] : from) {
-    Key coarse = k;
-    coarse.granularity = seconds;
-    coarse.ts = k.ts - k.ts % seconds;
-    (*into)[coarse].add(agg);
-  }
-}
-
 std::string arrayLiteral(const LatencyCounts& c) {
   return absl::StrCat("{", absl::StrJoin(c, ","), "}");
 }
@@ -127,10 +137,15 @@ std::string upsertSql(const std::string& table, const std::string& staging,
 // Which of a group's ids exist, for one entity table.
 absl::flat_hash_set<std::string> knownIds(pqxx::work& txn, const std::string& table,
                                           const std::string& group,
-                                          const std::set<std::string>& ids) {
+                                          const absl::flat_hash_set<std::string_view>& ids) {
   absl::flat_hash_set<std::string> known;
   if (ids.empty()) return known;
-  const std::string list = absl::StrCat("{", absl::StrJoin(ids, ","), "}");
+  std::string list = "{";
+  for (std::string_view id : ids) {
+    if (list.size() > 1) list.push_back(',');
+    list.append(id);
+  }
+  list.push_back('}');
   for (const auto& row : txn.exec_params(
            "SELECT id::text FROM " + table + " WHERE group_name = $1 AND id = ANY($2::uuid[])",
            group, list)) {
@@ -174,6 +189,9 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
     pqxx::work txn(conn);
     txn.exec("SET LOCAL statement_timeout = '60s'");
     txn.exec("SET LOCAL client_min_messages = warning");
+    txn.exec_params("SELECT pg_advisory_xact_lock_shared($1)", kRollupLockKey);
+    const int64_t rolled_1m = watermark(txn, "rollup_1m");
+    const int64_t rolled_1h = watermark(txn, "rollup_1h");
     for (const char* t : {"vitals_in_requests", "vitals_in_routes", "vitals_in_nodes"}) {
       const bool three = std::string_view(t) == "vitals_in_requests";
       const bool nodes = std::string_view(t) == "vitals_in_nodes";
@@ -215,8 +233,10 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
     }
 
     // 2. Entities: every id a batch names must be one of its group's.
+    // Views into the batches: a fleet's buckets name the same few thousand ids millions of
+    // times, so no string is copied per bucket.
     struct Ids {
-      std::set<std::string> services, routes, consumers;
+      absl::flat_hash_set<std::string_view> services, routes, consumers;
     };
     std::map<std::string, Ids> wanted;
     for (size_t i = 0; i < batches.size(); ++i) {
@@ -277,12 +297,25 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
       r.c = {};
       routes[r].add(agg);
     }
+    // Only 10 s rows, normally: the rollup job adds them into the 1 min and 1 h rows once their
+    // minute is over (one write per row per minute, not one per flush). A late bucket whose
+    // minute (hour) was already rolled up goes into those rows here, directly.
     for (AggMap* m : {&requests, &routes, &nodes}) {
-      AggMap coarse;
-      for (const Granularity& g : kGranularities) {
-        if (g.seconds != 10) rollUp(*m, g.seconds, &coarse);
+      AggMap late;
+      for (const auto& [k, agg] : *m) {
+        if (k.ts >= rolled_1m) continue;
+        Key minute = k;
+        minute.granularity = 60;
+        minute.ts = k.ts - k.ts % 60;
+        late[minute].add(agg);
+        if (k.ts < rolled_1h) {
+          Key hour = k;
+          hour.granularity = 3600;
+          hour.ts = k.ts - k.ts % 3600;
+          late[hour].add(agg);
+        }
       }
-      m->merge(coarse);  // keys differ by granularity: a plain union
+      m->merge(late);  // keys differ by granularity: a plain union
     }
 
     // 4. Write: COPY into session staging tables, then one upsert each.
@@ -309,6 +342,70 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
     txn.commit();
     return absl::OkStatus();
   });
+}
+
+absl::StatusOr<uint64_t> rollUp(PgPool& pool, int64_t now_s, int64_t grace_s) {
+  uint64_t rows = 0;
+  absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    txn.exec("SET LOCAL statement_timeout = '300s'");
+    if (!txn.exec_params("SELECT pg_try_advisory_xact_lock($1)", kRollupLockKey)[0][0]
+             .as<bool>()) {
+      return absl::OkStatus();  // another replica is rolling up, or a write holds it
+    }
+    std::string sums = "sum(requests), sum(bytes_in), sum(bytes_out), max(max_total), "
+                       "max(max_upstream), max(max_proxy)";
+    for (const std::string& c : histColumns()) absl::StrAppend(&sums, ", sum(", c, ")");
+    // Minutes whose buckets all came in (grace_s after their end), then the hours of them.
+    const int64_t until_1m = (now_s - grace_s) - (now_s - grace_s) % 60;
+    struct Step {
+      const char* job;
+      int from, to;
+      int64_t until;
+    };
+    for (const Step& step : {Step{"rollup_1m", 10, 60, until_1m},
+                             Step{"rollup_1h", 60, 3600, until_1m - until_1m % 3600}}) {
+      int64_t from = watermark(txn, step.job);
+      if (from == kNoWatermark) {
+        // First run: from the oldest row of the finer granularity (or nothing to do).
+        const pqxx::result r = txn.exec_params(
+            "SELECT min(ts) FROM vitals_routes WHERE granularity = $1", step.from);
+        from = r[0][0].is_null() ? step.until : r[0][0].as<int64_t>();
+        from -= from % step.to;
+      }
+      if (step.until <= from) continue;
+      for (const Table& t : kTables) {
+        const std::string keys = absl::StrCat("granularity, group_name, ts, ", t.keys, ", status");
+        std::string set = "requests = t.requests + EXCLUDED.requests, "
+                          "bytes_in = t.bytes_in + EXCLUDED.bytes_in, "
+                          "bytes_out = t.bytes_out + EXCLUDED.bytes_out, "
+                          "max_total = GREATEST(t.max_total, EXCLUDED.max_total), "
+                          "max_upstream = GREATEST(t.max_upstream, EXCLUDED.max_upstream), "
+                          "max_proxy = GREATEST(t.max_proxy, EXCLUDED.max_proxy)";
+        for (const std::string& c : histColumns()) {
+          absl::StrAppend(&set, ", ", c, " = t.", c, " + EXCLUDED.", c);
+        }
+        rows += txn.exec_params(
+                       absl::StrCat("INSERT INTO ", t.name, " AS t (", keys, ", ",
+                                    metricColumns(), ") SELECT $1::integer, group_name, ts - ts % $1, ",
+                                    t.keys, ", status, ", sums, " FROM ", t.name,
+                                    " WHERE granularity = $2 AND ts >= $3 AND ts < $4 GROUP BY "
+                                    "group_name, ts - ts % $1, ",
+                                    t.keys, ", status ORDER BY 2, 3, 4, 5",
+                                    t.text_keys == 3 ? ", 6, 7" : ", 6",
+                                    " ON CONFLICT (", keys, ") DO UPDATE SET ", set),
+                       step.to, step.from, from, step.until)
+                    .affected_rows();
+      }
+      txn.exec_params("INSERT INTO vitals_jobs (name, last_run) VALUES ($1, $2) "
+                      "ON CONFLICT (name) DO UPDATE SET last_run = EXCLUDED.last_run",
+                      step.job, step.until);
+    }
+    txn.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return rows;
 }
 
 absl::StatusOr<uint64_t> enforceRetention(PgPool& pool, int64_t now_s, int64_t interval_s) {
@@ -354,30 +451,51 @@ absl::StatusOr<uint64_t> enforceRetention(PgPool& pool, int64_t now_s, int64_t i
 absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q) {
   // The smallest table that has every dimension asked for.
   const bool nodes = q.by_node || q.node.has_value();
-  const bool consumers = q.by_consumer || q.consumer.has_value();
-  const std::string table = nodes ? "vitals_nodes" : consumers ? "vitals_requests" : "vitals_routes";
-  const auto dim = [](bool grouped, const char* column) {
-    return grouped ? std::string(column) : absl::StrCat("''::text");
+  const bool consumers = !nodes && (q.by_consumer || q.consumer.has_value());
+  const Table& t = nodes ? kTables[2] : consumers ? kTables[0] : kTables[1];
+  const auto dim = [](bool grouped, bool present, const char* column) {
+    return grouped && present ? std::string(column) : std::string("''::text");
   };
-  const std::string service = dim(q.by_service, "service");
-  const std::string route = nodes ? "''::text" : dim(q.by_route, "route");
-  const std::string consumer = consumers && !nodes ? dim(q.by_consumer, "consumer") : "''::text";
-  const std::string node = nodes ? dim(q.by_node, "node") : "''::text";
+  const std::string service = dim(q.by_service, true, "service");
+  const std::string route = dim(q.by_route, !nodes, "route");
+  const std::string consumer = dim(q.by_consumer, consumers, "consumer");
+  const std::string node = dim(q.by_node, nodes, "node");
   const std::string status = q.by_status ? "status" : "0";
+  std::string filters = " AND group_name = $2 AND ts >= $3 AND ts < $4 AND ($5::text IS NULL OR "
+                        "service = $5)";
+  if (nodes) {
+    absl::StrAppend(&filters, " AND ($6::text IS NULL OR node = $6)");
+  } else {
+    absl::StrAppend(&filters, " AND ($6::text IS NULL OR route = $6)");
+    if (consumers) absl::StrAppend(&filters, " AND ($7::text IS NULL OR consumer = $7)");
+  }
+  // Coarse rows exist up to the rollup watermarks; past them the finer rows answer, added up
+  // into the coarse buckets here (so 1 min and 1 h answers are as fresh as 10 s ones).
+  const std::string cols = absl::StrCat(t.keys, ", status, ", metricColumns());
+  const std::string w1m = "(SELECT coalesce(max(last_run), -4611686018427387904) FROM vitals_jobs "
+                          "WHERE name = 'rollup_1m')";
+  const std::string w1h = "(SELECT coalesce(max(last_run), -4611686018427387904) FROM vitals_jobs "
+                          "WHERE name = 'rollup_1h')";
+  const auto part = [&](int granularity, const std::string& range) {
+    return absl::StrCat("SELECT ts - ts % $1 AS ts, ", cols, " FROM ", t.name,
+                        " WHERE granularity = ", granularity, filters, range);
+  };
+  std::string from;
+  if (q.granularity == 10) {
+    from = part(10, "");
+  } else if (q.granularity == 60) {
+    from = absl::StrCat(part(60, " AND ts < " + w1m), " UNION ALL ", part(10, " AND ts >= " + w1m));
+  } else {
+    from = absl::StrCat(part(3600, " AND ts < " + w1h), " UNION ALL ",
+                        part(60, absl::StrCat(" AND ts >= ", w1h, " AND ts < ", w1m)),
+                        " UNION ALL ", part(10, " AND ts >= " + w1m));
+  }
   std::string sums = "sum(requests), sum(bytes_in), sum(bytes_out), max(max_total), "
                      "max(max_upstream), max(max_proxy)";
   for (const std::string& c : histColumns()) absl::StrAppend(&sums, ", sum(", c, ")");
-  std::string sql = absl::StrCat("SELECT ts, ", service, ", ", route, ", ", consumer, ", ", node,
-                                 ", ", status, ", ", sums, " FROM ", table,
-                                 " WHERE granularity = $1 AND group_name = $2 AND ts >= $3 AND "
-                                 "ts < $4 AND ($5::text IS NULL OR service = $5)");
-  if (nodes) {
-    absl::StrAppend(&sql, " AND ($6::text IS NULL OR node = $6)");
-  } else {
-    absl::StrAppend(&sql, " AND ($6::text IS NULL OR route = $6)");
-    if (consumers) absl::StrAppend(&sql, " AND ($7::text IS NULL OR consumer = $7)");
-  }
-  absl::StrAppend(&sql, " GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6");
+  const std::string sql = absl::StrCat("SELECT ts, ", service, ", ", route, ", ", consumer, ", ",
+                                       node, ", ", status, ", ", sums, " FROM (", from,
+                                       ") u GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6");
   std::vector<Row> out;
   absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::read_transaction txn(conn);

@@ -49,6 +49,13 @@ struct IngestStats {
 absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
                     std::vector<BatchResult>* results, IngestStats* stats);
 
+// Adds the 10 s rows of every minute that ended more than `grace_s` ago into its 1 min rows,
+// and the 1 min rows of every hour so completed into its 1 h rows, once: watermarks in
+// vitals_jobs say what was rolled up, and ingest() writes a late bucket of a rolled-up
+// minute into the coarse rows itself. Skipped (0) when another replica is at it. Returns the
+// rows written.
+absl::StatusOr<uint64_t> rollUp(PgPool& pool, int64_t now_s, int64_t grace_s = 60);
+
 // Deletes what is past each granularity's retention, unless another control plane ran the
 // job less than `interval_s` ago or is running it now (replicas take turns). Returns the rows
 // deleted (0 when it was not this replica's turn).

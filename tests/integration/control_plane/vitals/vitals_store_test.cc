@@ -108,9 +108,29 @@ TEST_CASE("vitals store: exactly once per (node, instance, seq), rollups at ever
   CHECK(total(db, 60, minute, minute + 60) == 23);
   CHECK(total(db, 3600, minute - minute % 3600, minute - minute % 3600 + 3600) == 23);
   CHECK(total(db, 60, minute, minute + 60, /*nodes=*/true) == 23);
+  // Coarse rows come from the rollup job once the minute (hour) is over; until then the
+  // answers above came from the 10 s rows.
+  CHECK(db.count("SELECT count(*) FROM vitals_requests WHERE granularity = 60") == 0);
+  auto rolled = rollUp(db.pool, minute + 2 * 3600, 60);
+  REQUIRE(rolled.ok());
+  CHECK(*rolled > 0);
   CHECK(db.count("SELECT count(*) FROM vitals_requests WHERE granularity = 60") == 2);  // 200, 503
+  CHECK(db.count("SELECT count(*) FROM vitals_routes WHERE granularity = 3600") == 2);
+  CHECK(total(db, 60, minute, minute + 60) == 23);
+  CHECK(total(db, 3600, minute - minute % 3600, minute - minute % 3600 + 3600) == 23);
+  // Rolling up again adds nothing twice.
+  REQUIRE(rollUp(db.pool, minute + 2 * 3600, 60).ok());
+  CHECK(total(db, 60, minute, minute + 60) == 23);
+  CHECK(total(db, 3600, minute - minute % 3600, minute - minute % 3600 + 3600) == 23);
+  // A late bucket of a rolled-up minute goes into the coarse rows at once.
+  auto late = batch(3, {bucket(minute + 20, 2, 4)});
+  r = store(db, {{"default", "n1", "i1", &late}});
+  CHECK(r[0].outcome == Outcome::kStored);
+  CHECK(total(db, 10, minute, minute + 60) == 25);
+  CHECK(total(db, 60, minute, minute + 60) == 25);
+  CHECK(total(db, 3600, minute - minute % 3600, minute - minute % 3600 + 3600) == 25);
   CHECK(db.count("SELECT last_seq FROM vitals_senders WHERE node_id = 'n1' AND instance = 'i1'") ==
-        2);
+        3);
 
   // The minute's 200 row: histograms added bin by bin, the max kept.
   Query q;
@@ -124,12 +144,12 @@ TEST_CASE("vitals store: exactly once per (node, instance, seq), rollups at ever
   REQUIRE(rows->size() == 2);
   const Row& ok = (*rows)[0];
   CHECK(ok.status == 200);
-  CHECK(ok.requests == 16);
-  CHECK(ok.total[portico::vitals::latencyBin(4)] == 6);
+  CHECK(ok.requests == 18);
+  CHECK(ok.total[portico::vitals::latencyBin(4)] == 8);
   CHECK(ok.total[portico::vitals::latencyBin(40)] == 10);
   CHECK(ok.max_total == 40);
   CHECK(portico::vitals::latencyQuantile(ok.total.data(), ok.max_total, 0.99) == 40);
-  CHECK(ok.bytes_in == 160);
+  CHECK(ok.bytes_in == 180);
   // Filters: a route nobody used answers nothing.
   q.route = "00000000-0000-4000-8000-0000000000ff";
   rows = query(db.pool, q);
@@ -161,6 +181,7 @@ TEST_CASE("vitals store: retention per granularity, one replica per interval") {
   const int64_t two_hours_ago = now - now % 3600 - 7200;
   auto old = batch(1, {bucket(two_hours_ago, 1, 1)});
   store(db, {{"default", "n1", "i", &old}});
+  REQUIRE(rollUp(db.pool, now, 60).ok());
   CHECK(db.count("SELECT count(*) FROM vitals_requests") == 3);  // 10 s, 1 min, 1 h
   auto deleted = enforceRetention(db.pool, now, 60);
   REQUIRE(deleted.ok());
