@@ -1,5 +1,6 @@
 #include "control_plane/sync/vitals_stream.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -113,7 +114,12 @@ void ReportStream::onMessage(std::string_view bytes) {
   }
   auto batch = std::make_shared<sync::v1::VitalsBatch>(std::move(*report.mutable_batch()));
   const uint64_t seq = batch->seq();
-  if (seq == 0 || seq <= last_seq_) {
+  bool resend = false;
+  if (seq != 0 && seq <= last_seq_) {
+    absl::MutexLock lock(&out_->mu);
+    resend = out_->retried.erase(seq) > 0;
+  }
+  if (seq == 0 || (seq <= last_seq_ && !resend)) {
     // Within one stream the DP sends in order; going back is garbage, not a resend.
     sink_.countRefused("bad_sequence");
     sync::v1::VitalsControl control;
@@ -124,9 +130,13 @@ void ReportStream::onMessage(std::string_view bytes) {
     out_->send(control);
     return;
   }
-  last_seq_ = seq;
+  last_seq_ = std::max(last_seq_, seq);
   sink_.submit(group_, node_id_, instance_, std::move(batch),
                [out = out_](const sync::v1::VitalsAck& ack) {
+                 if (ack.result() == sync::v1::VitalsAck::RETRY) {
+                   absl::MutexLock lock(&out->mu);
+                   out->retried.insert(ack.seq());
+                 }
                  sync::v1::VitalsControl control;
                  *control.mutable_ack() = ack;
                  out->send(control);

@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,9 @@ class ReportStream final : public wire::CallHandler {
     wire::ServerCall* call ABSL_GUARDED_BY(mu);  // null once the call is over
     std::deque<wire::SharedBytes> queue ABSL_GUARDED_BY(mu);
     bool writing ABSL_GUARDED_BY(mu) = false;
+    // Batches answered RETRY: the DP sends them again later on this stream, below the
+    // highest seq seen, and that is no bad sequence.
+    std::set<uint64_t> retried ABSL_GUARDED_BY(mu);
     void send(const google::protobuf::Message& m);
     void writeDone();  // starts the next write
     void finish(wire::GrpcStatus status);

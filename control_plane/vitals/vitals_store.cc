@@ -113,6 +113,35 @@ const std::string& metricColumns() {
   return *cols;
 }
 
+// ON CONFLICT's SET list that adds a new row into an existing one (`t`).
+const std::string& addMetrics() {
+  static const std::string* set = [] {
+    auto* out = new std::string(
+        "requests = t.requests + EXCLUDED.requests, bytes_in = t.bytes_in + EXCLUDED.bytes_in, "
+        "bytes_out = t.bytes_out + EXCLUDED.bytes_out, "
+        "max_total = GREATEST(t.max_total, EXCLUDED.max_total), "
+        "max_upstream = GREATEST(t.max_upstream, EXCLUDED.max_upstream), "
+        "max_proxy = GREATEST(t.max_proxy, EXCLUDED.max_proxy)");
+    for (const std::string& c : histColumns()) {
+      absl::StrAppend(out, ", ", c, " = t.", c, " + EXCLUDED.", c);
+    }
+    return out;
+  }();
+  return *set;
+}
+
+// The sums of the metric columns over grouped rows, in metricColumns() order.
+const std::string& sumMetrics() {
+  static const std::string* sums = [] {
+    auto* out = new std::string(
+        "sum(requests), sum(bytes_in), sum(bytes_out), max(max_total), max(max_upstream), "
+        "max(max_proxy)");
+    for (const std::string& c : histColumns()) absl::StrAppend(out, ", sum(", c, ")");
+    return out;
+  }();
+  return *sums;
+}
+
 // INSERT ... SELECT from a staging table (arrays) into `table` (one column per bin), adding
 // into existing rows. Rows go in key order: replicas writing the same keys lock them in the
 // same order.
@@ -122,16 +151,9 @@ std::string upsertSql(const std::string& table, const std::string& staging,
   for (const char* arr : {"lat_total", "lat_upstream", "lat_proxy"}) {
     for (size_t i = 1; i <= kLatencyBins; ++i) absl::StrAppend(&select, ", ", arr, "[", i, "]");
   }
-  std::string set = "requests = t.requests + EXCLUDED.requests, "
-                    "bytes_in = t.bytes_in + EXCLUDED.bytes_in, "
-                    "bytes_out = t.bytes_out + EXCLUDED.bytes_out, "
-                    "max_total = GREATEST(t.max_total, EXCLUDED.max_total), "
-                    "max_upstream = GREATEST(t.max_upstream, EXCLUDED.max_upstream), "
-                    "max_proxy = GREATEST(t.max_proxy, EXCLUDED.max_proxy)";
-  for (const std::string& c : histColumns()) absl::StrAppend(&set, ", ", c, " = t.", c, " + EXCLUDED.", c);
   return absl::StrCat("INSERT INTO ", table, " AS t (", keys, ", ", metricColumns(), ") SELECT ",
                       keys, ", ", select, " FROM ", staging, " ORDER BY ", keys,
-                      " ON CONFLICT (", keys, ") DO UPDATE SET ", set);
+                      " ON CONFLICT (", keys, ") DO UPDATE SET ", addMetrics());
 }
 
 // Which of a group's ids exist, for one entity table.
@@ -353,9 +375,6 @@ absl::StatusOr<uint64_t> rollUp(PgPool& pool, int64_t now_s, int64_t grace_s) {
              .as<bool>()) {
       return absl::OkStatus();  // another replica is rolling up, or a write holds it
     }
-    std::string sums = "sum(requests), sum(bytes_in), sum(bytes_out), max(max_total), "
-                       "max(max_upstream), max(max_proxy)";
-    for (const std::string& c : histColumns()) absl::StrAppend(&sums, ", sum(", c, ")");
     // Minutes whose buckets all came in (grace_s after their end), then the hours of them.
     const int64_t until_1m = (now_s - grace_s) - (now_s - grace_s) % 60;
     struct Step {
@@ -376,24 +395,15 @@ absl::StatusOr<uint64_t> rollUp(PgPool& pool, int64_t now_s, int64_t grace_s) {
       if (step.until <= from) continue;
       for (const Table& t : kTables) {
         const std::string keys = absl::StrCat("granularity, group_name, ts, ", t.keys, ", status");
-        std::string set = "requests = t.requests + EXCLUDED.requests, "
-                          "bytes_in = t.bytes_in + EXCLUDED.bytes_in, "
-                          "bytes_out = t.bytes_out + EXCLUDED.bytes_out, "
-                          "max_total = GREATEST(t.max_total, EXCLUDED.max_total), "
-                          "max_upstream = GREATEST(t.max_upstream, EXCLUDED.max_upstream), "
-                          "max_proxy = GREATEST(t.max_proxy, EXCLUDED.max_proxy)";
-        for (const std::string& c : histColumns()) {
-          absl::StrAppend(&set, ", ", c, " = t.", c, " + EXCLUDED.", c);
-        }
         rows += txn.exec_params(
                        absl::StrCat("INSERT INTO ", t.name, " AS t (", keys, ", ",
                                     metricColumns(), ") SELECT $1::integer, group_name, ts - ts % $1, ",
-                                    t.keys, ", status, ", sums, " FROM ", t.name,
+                                    t.keys, ", status, ", sumMetrics(), " FROM ", t.name,
                                     " WHERE granularity = $2 AND ts >= $3 AND ts < $4 GROUP BY "
                                     "group_name, ts - ts % $1, ",
                                     t.keys, ", status ORDER BY 2, 3, 4, 5",
                                     t.text_keys == 3 ? ", 6, 7" : ", 6",
-                                    " ON CONFLICT (", keys, ") DO UPDATE SET ", set),
+                                    " ON CONFLICT (", keys, ") DO UPDATE SET ", addMetrics()),
                        step.to, step.from, from, step.until)
                     .affected_rows();
       }
@@ -490,11 +500,8 @@ absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q) {
                         part(60, absl::StrCat(" AND ts >= ", w1h, " AND ts < ", w1m)),
                         " UNION ALL ", part(10, " AND ts >= " + w1m));
   }
-  std::string sums = "sum(requests), sum(bytes_in), sum(bytes_out), max(max_total), "
-                     "max(max_upstream), max(max_proxy)";
-  for (const std::string& c : histColumns()) absl::StrAppend(&sums, ", sum(", c, ")");
   const std::string sql = absl::StrCat("SELECT ts, ", service, ", ", route, ", ", consumer, ", ",
-                                       node, ", ", status, ", ", sums, " FROM (", from,
+                                       node, ", ", status, ", ", sumMetrics(), " FROM (", from,
                                        ") u GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6");
   std::vector<Row> out;
   absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
