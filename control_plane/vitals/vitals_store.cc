@@ -134,9 +134,10 @@ const std::string& addMetrics() {
 const std::string& sumMetrics() {
   static const std::string* sums = [] {
     auto* out = new std::string(
-        "sum(requests), sum(bytes_in), sum(bytes_out), max(max_total), max(max_upstream), "
-        "max(max_proxy)");
-    for (const std::string& c : histColumns()) absl::StrAppend(out, ", sum(", c, ")");
+        "sum(requests)::bigint, sum(bytes_in)::bigint, sum(bytes_out)::bigint, max(max_total), "
+        "max(max_upstream), max(max_proxy)");
+    // sum(bigint) is numeric: back to bigint, whose text PostgreSQL writes and we read faster.
+    for (const std::string& c : histColumns()) absl::StrAppend(out, ", sum(", c, ")::bigint");
     return out;
   }();
   return *sums;
@@ -471,6 +472,17 @@ absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q) {
   const std::string consumer = dim(q.by_consumer, consumers, "consumer");
   const std::string node = dim(q.by_node, nodes, "node");
   const std::string status = q.by_status ? "status" : "0";
+  // Grouped in the primary key's order where it can be: a route has one service, so grouping
+  // by route groups by (service, route) too, and PostgreSQL then aggregates straight off the
+  // index (GroupAggregate) instead of sorting every row (4.5 s instead of 9.9 s for 1.44M
+  // rows of 1,000 routes x 360 buckets).
+  std::vector<std::string> group_by = {"ts"};
+  if (nodes && q.by_node) group_by.push_back("node");
+  if (q.by_service || (q.by_route && !nodes)) group_by.push_back("service");
+  if (q.by_route && !nodes) group_by.push_back("route");
+  if (q.by_consumer && consumers) group_by.push_back("consumer");
+  if (q.by_status) group_by.push_back("status");
+  const std::string keys = absl::StrJoin(group_by, ", ");
   std::string filters = " AND group_name = $2 AND ts >= $3 AND ts < $4 AND ($5::text IS NULL OR "
                         "service = $5)";
   if (nodes) {
@@ -492,21 +504,26 @@ absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q) {
   };
   std::string from;
   if (q.granularity == 10) {
-    from = part(10, "");
+    from = absl::StrCat(t.name, " WHERE granularity = $1", filters);  // the index, directly
   } else if (q.granularity == 60) {
-    from = absl::StrCat(part(60, " AND ts < " + w1m), " UNION ALL ", part(10, " AND ts >= " + w1m));
+    from = absl::StrCat("(", part(60, " AND ts < " + w1m), " UNION ALL ",
+                        part(10, " AND ts >= " + w1m), ") u");
   } else {
-    from = absl::StrCat(part(3600, " AND ts < " + w1h), " UNION ALL ",
+    from = absl::StrCat("(", part(3600, " AND ts < " + w1h), " UNION ALL ",
                         part(60, absl::StrCat(" AND ts >= ", w1h, " AND ts < ", w1m)),
-                        " UNION ALL ", part(10, " AND ts >= " + w1m));
+                        " UNION ALL ", part(10, " AND ts >= " + w1m), ") u");
   }
   const std::string sql = absl::StrCat("SELECT ts, ", service, ", ", route, ", ", consumer, ", ",
-                                       node, ", ", status, ", ", sumMetrics(), " FROM (", from,
-                                       ") u GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6");
+                                       node, ", ", status, ", ", sumMetrics(), " FROM ", from,
+                                       " GROUP BY ", keys, " ORDER BY ", keys);
   std::vector<Row> out;
   absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::read_transaction txn(conn);
     txn.exec("SET LOCAL statement_timeout = '30s'");
+    // A wide grouping (1,000 routes x 360 buckets, 54 sums each) spills to disk at the default
+    // 4 MB and takes several times longer.
+    txn.exec("SET LOCAL work_mem = '256MB'");
+    txn.exec("SET LOCAL jit = off");  // compiling 54 aggregates costs ~2 s and saves nothing
     const auto opt = [](const std::optional<std::string>& v) -> const char* {
       return v.has_value() ? v->c_str() : nullptr;
     };

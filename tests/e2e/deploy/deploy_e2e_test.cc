@@ -161,7 +161,8 @@ TEST_CASE("e2e deploy: Prometheus with the shipped rules scrapes a CP and two DP
   CHECK(alerts == std::set<std::string>{"PorticoControlPlaneDatabaseDown",
                                         "PorticoConfigRejected", "PorticoDataPlaneNotCurrent",
                                         "PorticoService5xxRatioHigh",
-                                        "PorticoServiceLatencyP99High"});
+                                        "PorticoServiceLatencyP99High",
+                                        "PorticoVitalsIngestLagging"});
   CHECK(prom.query("ALERTS{alertname=\"PorticoDataPlaneNotCurrent\"}").empty());
   CHECK(prom.query("ALERTS{alertname=\"PorticoControlPlaneDatabaseDown\"}").empty());
   // 1 in 11 answers is a 503 here: the 5xx rule's expression sees it (pending, 5 min to fire).
