@@ -32,13 +32,6 @@ std::string rfc3339(int64_t unix_s) {
   return absl::FormatTime(absl::RFC3339_sec, absl::FromUnixSeconds(unix_s), absl::UTCTimeZone());
 }
 
-std::string newUuid() {
-  // Version 4 from the token generator's randomness (pki::randomToken uses RAND_bytes).
-  const std::string hex = pki::sha256Hex(pki::randomToken());
-  return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-4", hex.substr(13, 3), "-",
-                      std::string(1, "89ab"[hex[16] % 4]), hex.substr(17, 3), "-",
-                      hex.substr(20, 12));
-}
 
 Credentials::Answer error(int status, const std::string& detail, const std::string& field = "") {
   static const std::map<int, std::string> kTitles = {
@@ -261,12 +254,10 @@ Credentials::Answer Credentials::handle(const std::string& method, const std::st
   if (segments.size() == 2) {
     if (method == "DELETE") return revoke(group, kind, segments[1]);
     if (method == "GET") {
-      Answer all = list(group, kind);
-      if (all.status != 200) return all;
-      for (const Json& item : Json::parse(all.body)["data"]) {
-        if (item["id"] == segments[1]) return {200, item.dump()};
-      }
-      return error(404, "Not found");
+      Answer one = list(group, kind, segments[1]);
+      if (one.status != 200) return one;
+      const Json data = Json::parse(one.body)["data"];
+      return data.empty() ? error(404, "Not found") : Answer{200, data[0].dump()};
     }
     return error(405, "Method not allowed");
   }
@@ -324,13 +315,15 @@ Credentials::Answer Credentials::issue(const std::string& group, const std::stri
     fingerprint = issued->sha256;
     serial = issued->serial;
   }
-  const std::string id = newUuid();
+  std::string id;
   absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::work txn(conn);
-    txn.exec_params(
-        "INSERT INTO dp_credentials (id, group_name, kind, name, fingerprint, serial, "
-        "expires_at, created_at) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8)",
-        id, group, kind, name, fingerprint, serial, expires_at, now);
+    id = txn.exec_params(
+                "INSERT INTO dp_credentials (id, group_name, kind, name, fingerprint, serial, "
+                "expires_at, created_at) VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7) "
+                "RETURNING id::text",
+                group, kind, name, fingerprint, serial, expires_at, now)[0][0]
+             .as<std::string>();
     txn.commit();
     return absl::OkStatus();
   });
@@ -398,15 +391,16 @@ Credentials::Answer Credentials::issue(const std::string& group, const std::stri
   return {201, out.dump()};
 }
 
-Credentials::Answer Credentials::list(const std::string& group, const std::string& kind) {
+Credentials::Answer Credentials::list(const std::string& group, const std::string& kind,
+                                      const std::string& id) {
   Json data = Json::array();
   absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::read_transaction txn(conn);
     for (const auto& r : txn.exec_params(
              "SELECT id::text, name, fingerprint, serial, expires_at, created_at, revoked_at, "
              "used_by FROM dp_credentials WHERE group_name = $1 AND kind = $2 "
-             "ORDER BY created_at, id",
-             group, kind)) {
+             "AND ($3 = '' OR id::text = $3) ORDER BY created_at, id",
+             group, kind, id)) {
       Json item{{"id", r[0].as<std::string>()},
                 {"name", r[1].as<std::string>()},
                 {"expires_at", r[4].as<int64_t>()},

@@ -72,7 +72,8 @@ class Credentials final : public CredentialAuthority {
   void writeClaims();
   Verdict verdict(const Entry& e) const;
   Answer issue(const std::string& group, const std::string& kind, const std::string& body);
-  Answer list(const std::string& group, const std::string& kind);
+  // Every credential of `kind` in `group`, or the one with `id` ("" = all).
+  Answer list(const std::string& group, const std::string& kind, const std::string& id = "");
   Answer revoke(const std::string& group, const std::string& kind, const std::string& id);
   std::string runCommand(const std::string& group, bool token, const std::string& secret) const;
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/config/validate.h"
 #include "common/logging.h"
 #include "common/vitals/latency_bins.h"
 #include "control_plane/vitals/vitals_store.h"
@@ -24,18 +25,6 @@ int64_t steadyMs(std::chrono::steady_clock::time_point t = std::chrono::steady_c
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-bool isUuid(const std::string& s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string histogramProblem(const sync::v1::LatencyHistogram& h, const char* name,
                              int64_t requests, bool exact) {
@@ -88,13 +77,13 @@ std::string validateBatch(const sync::v1::VitalsBatch& batch, int64_t now_s,
                                  histogramProblem(b.proxy(), "proxy", b.requests(), true)}) {
       if (!p.empty()) return absl::StrCat("bad_histogram: ", at, p);
     }
-    if (!(b.service_id().empty() || isUuid(b.service_id()))) {
+    if (!(b.service_id().empty() || config::isUuid(b.service_id()))) {
       return absl::StrCat("malformed_id: ", at, "service_id");
     }
-    if (!(b.route_id().empty() || isUuid(b.route_id()))) {
+    if (!(b.route_id().empty() || config::isUuid(b.route_id()))) {
       return absl::StrCat("malformed_id: ", at, "route_id");
     }
-    if (!(b.consumer_id().empty() || b.consumer_id() == "*" || isUuid(b.consumer_id()))) {
+    if (!(b.consumer_id().empty() || b.consumer_id() == "*" || config::isUuid(b.consumer_id()))) {
       return absl::StrCat("malformed_id: ", at, "consumer_id");
     }
   }

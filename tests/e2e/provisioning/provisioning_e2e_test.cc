@@ -79,6 +79,12 @@ TEST_CASE("e2e provisioning: issued certificates and tokens join their group; re
   REQUIRE(listed["data"].size() == 1);
   CHECK(!listed["data"][0].contains("key"));
   CHECK(listed["data"][0]["id"] == cert["id"]);
+  HttpResponse one = cp.admin("GET", "/control-planes/team-a/data-plane-certificates/" +
+                                         cert["id"].get<std::string>());
+  REQUIRE(one.status == 200);
+  CHECK(json::parse(one.body)["fingerprint"] == listed["data"][0]["fingerprint"]);
+  CHECK(cp.admin("GET", "/control-planes/team-a/data-plane-certificates/"
+                        "00000000-0000-4000-8000-000000000000").status == 404);
 
   // A DP from that material joins team-a and serves its route.
   auto args = dpArgs(dir.path, "team-a");
