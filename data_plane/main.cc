@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include <google/protobuf/util/json_util.h>
+#include <openssl/sha.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
@@ -35,6 +37,7 @@
 #include "data_plane/snapshot.h"
 #include "data_plane/status/status_server.h"
 #include "common/config/validate.h"
+#include "common/declarative/declarative.h"
 #include "data_plane/sync_client/sync_client.h"
 #include "data_plane/sync_client/upstream_health.h"
 
@@ -80,8 +83,11 @@ ABSL_FLAG(int32_t, cluster_reconnect_max_ms, 3000,
 ABSL_FLAG(std::string, config_cache_path, "",
           "File keeping the last applied snapshot, served at start while the CP is unreachable.");
 ABSL_FLAG(std::string, declarative_config, "",
-          "Run without a control plane from this file: a portico.config.v1.Snapshot in "
-          "protobuf's JSON mapping.");
+          "Run without a control plane (DB-less) from this file in Kong's declarative format "
+          "(kong.yml or decK's file, YAML or JSON, _format_version 1.1, 2.1 or 3.0). SIGHUP "
+          "reloads it; a file that fails validation is logged with its line numbers and the "
+          "running config stays. A file without _format_version that is a "
+          "portico.config.v1.Snapshot in protobuf's JSON mapping is also taken (legacy).");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error.");
 ABSL_FLAG(int32_t, client_header_timeout_ms, 60000,
           "A request head must arrive whole within this (nginx's client_header_timeout), on the "
@@ -233,6 +239,123 @@ absl::Status applySnapshot(SnapshotStore& store, Retirer<Snapshot>& retirer,
   return absl::OkStatus();
 }
 
+// A config read from --declarative_config, ready for applySnapshot.
+struct FileConfig {
+  std::shared_ptr<const config::v1::Snapshot> snapshot;
+  std::shared_ptr<const config::KeyAuthTable> key_auth;
+  std::string hash;
+};
+
+// The first 16 hex digits of SHA-256 over the snapshot's serialization: equal files give equal
+// hashes, so a SIGHUP on an unchanged file swaps nothing.
+std::string snapshotHash(const config::v1::Snapshot& snapshot) {
+  const std::string bytes = snapshot.SerializeAsString();
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), md);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
+// Reads and validates the whole file (Kong's declarative format; a protobuf-JSON snapshot
+// as a fallback for files without _format_version). On failure `details` gets one line per
+// error, each with the file's line number, and the status the first of them.
+absl::StatusOr<FileConfig> readConfigFile(const std::string& path, uint64_t generation,
+                                          std::string* details) {
+  declarative::LoadOptions options;
+  options.generation = generation;
+  declarative::LoadResult loaded = declarative::loadDeclarativeFile(path, options);
+  config::v1::Snapshot proto;
+  if (loaded.ok()) {
+    proto = std::move(loaded.snapshot);
+  } else {
+    const bool no_version =
+        std::any_of(loaded.problems.begin(), loaded.problems.end(), [](const auto& p) {
+          return p.field == "_format_version" && p.message == "required field missing";
+        });
+    bool legacy = false;
+    if (no_version) {
+      std::ifstream in(path);
+      std::stringstream text;
+      text << in.rdbuf();
+      google::protobuf::util::JsonParseOptions opts;
+      opts.ignore_unknown_fields = false;
+      legacy = google::protobuf::util::JsonStringToMessage(text.str(), &proto, opts).ok();
+    }
+    if (!legacy) {
+      *details = loaded.describe(path);
+      const declarative::Problem& p = loaded.problems.front();
+      std::string first = p.line > 0 ? absl::StrCat("line ", p.line, ": ") : "";
+      if (!p.pointer.empty()) {
+        absl::StrAppend(&first, p.pointer.substr(1), " ");
+      }
+      if (!p.field.empty() && !p.entity_type.empty()) {
+        absl::StrAppend(&first, p.field, ": ");
+      } else if (!p.pointer.empty()) {
+        first.back() = ':';
+        first += ' ';
+      }
+      absl::StrAppend(&first, p.message);
+      if (loaded.problems.size() > 1) {
+        absl::StrAppend(&first, " (and ", loaded.problems.size() - 1, " more errors)");
+      }
+      return absl::InvalidArgumentError(first);
+    }
+    LOG_WARN("config", "%s has no _format_version: read as a protobuf-JSON snapshot (legacy)",
+             path);
+    if (proto.generation() == 0) {
+      proto.set_generation(generation);
+    }
+  }
+  FileConfig out;
+  out.key_auth = config::KeyAuthTable::extract(&proto);
+  const uint64_t assigned = proto.generation();
+  proto.set_generation(0);  // the content's hash: the same file hashes the same on reload
+  out.hash = snapshotHash(proto);
+  proto.set_generation(assigned);
+  out.snapshot = std::make_shared<const config::v1::Snapshot>(std::move(proto));
+  return out;
+}
+
+// SIGHUP in DB-less mode: validate the whole file off the request path, swap only if it is
+// good and different; otherwise keep serving what runs and say why, with line numbers.
+void reloadConfigFile(const std::string& path, SnapshotStore& store, Retirer<Snapshot>& retirer,
+                      uint64_t* generation, std::string* current_hash) {
+  std::string details;
+  absl::StatusOr<FileConfig> cfg = readConfigFile(path, *generation + 1, &details);
+  if (!cfg.ok()) {
+    LOG_ERROR("config", "SIGHUP: %s is invalid, keeping the running config (generation %d): %s",
+              path, static_cast<int64_t>(*generation), cfg.status().message());
+    for (absl::string_view line : absl::StrSplit(details, '\n', absl::SkipEmpty())) {
+      LOG_ERROR("config", "%s", line);
+    }
+    return;
+  }
+  if (cfg->hash == *current_hash) {
+    LOG_INFO("config", "SIGHUP: %s is unchanged (hash %s)", path, cfg->hash);
+    return;
+  }
+  config::FieldErrors errors;
+  absl::Status applied = applySnapshot(store, retirer, std::move(cfg->snapshot),
+                                       std::move(cfg->key_auth), cfg->hash, &errors);
+  if (!applied.ok()) {
+    LOG_ERROR("config", "SIGHUP: %s could not be applied, keeping the running config: %s%s",
+              path, applied.message(),
+              errors.empty() ? std::string()
+                             : absl::StrCat(" (", errors.front().entity_type, " ",
+                                            errors.front().field, ": ", errors.front().reason,
+                                            ")"));
+    return;
+  }
+  *generation += 1;
+  *current_hash = cfg->hash;
+  LOG_INFO("config", "SIGHUP: %s loaded (generation %d)", path, static_cast<int64_t>(*generation));
+}
+
 int run(int argc, char** argv) {
   parseFlagsWithEnv(argc, argv, "portico-dp: Portico data plane proxy");
   LogLevel level;
@@ -248,6 +371,7 @@ int run(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGUSR1);  // file-log: reopen the log files (after a rotation)
+  sigaddset(&signals, SIGHUP);   // --declarative_config: reload the file
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -315,27 +439,27 @@ int run(int argc, char** argv) {
   Retirer<Snapshot> retirer(releaseFreedMemory);
 
   const std::string declarative = absl::GetFlag(FLAGS_declarative_config);
+  uint64_t file_generation = 0;
+  std::string file_hash;
   if (!declarative.empty()) {
-    std::ifstream in(declarative);
-    if (!in) {
+    struct stat st;
+    if (::stat(declarative.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
       fail("cannot read --declarative_config " + declarative);
     }
-    config::v1::Snapshot proto;
-    {
-      std::stringstream text;
-      text << in.rdbuf();
-      google::protobuf::util::JsonParseOptions opts;
-      opts.ignore_unknown_fields = false;
-      auto st = google::protobuf::util::JsonStringToMessage(text.str(), &proto, opts);
-      if (!st.ok()) {
-        fail("invalid --declarative_config " + declarative + ": " + st.ToString());
+    std::string details;
+    absl::StatusOr<FileConfig> cfg = readConfigFile(declarative, 1, &details);
+    if (!cfg.ok()) {
+      for (absl::string_view line : absl::StrSplit(details, '\n', absl::SkipEmpty())) {
+        LOG_ERROR("config", "%s", line);
       }
+      fail("invalid --declarative_config " + declarative + ": " +
+           std::string(cfg.status().message()));
     }
-    std::shared_ptr<const config::KeyAuthTable> key_auth = config::KeyAuthTable::extract(&proto);
+    file_generation = cfg->snapshot->generation();
+    file_hash = cfg->hash;
     config::FieldErrors errors;
-    absl::Status applied =
-        applySnapshot(store, retirer, std::make_shared<const config::v1::Snapshot>(std::move(proto)),
-                      std::move(key_auth), "declarative", &errors);
+    absl::Status applied = applySnapshot(store, retirer, std::move(cfg->snapshot),
+                                         std::move(cfg->key_auth), file_hash, &errors);
     if (!applied.ok()) {
       std::string why(applied.message());
       if (!errors.empty()) {
@@ -461,7 +585,15 @@ int run(int argc, char** argv) {
   // ---------------------------------------------------------------------------------------------
 
   int sig = 0;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGUSR1) {
+  while (sigwait(&signals, &sig) == 0 && (sig == SIGUSR1 || sig == SIGHUP)) {
+    if (sig == SIGHUP) {
+      if (declarative.empty()) {
+        LOG_INFO("main", "SIGHUP: ignored (config comes from the control plane)");
+      } else {
+        reloadConfigFile(declarative, store, retirer, &file_generation, &file_hash);
+      }
+      continue;
+    }
     LOG_INFO("main", "SIGUSR1: reopening file-log files");
     plugins::logging::reopenLogFiles();
   }
