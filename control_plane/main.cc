@@ -462,6 +462,11 @@ int main(int argc, char** argv) {
   // Keep large blocks on the heap and do not trim it below 1 GB.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // One arena: the cluster thread allocates the batches and the writer frees them, and a
+  // thread's own arena gives a whole 64 MB sub-heap back to the kernel (munmap) as soon as
+  // it is free, whatever the trim threshold (perf at 50 DPs: page faults were ~20% of that
+  // thread). The main arena is trimmed by the threshold above only.
+  mallopt(M_ARENA_MAX, 1);
   const std::vector<std::string> args = portico::parseFlagsWithEnv(argc, argv, portico::cp::kUsage);
   portico::LogLevel level;
   if (!portico::parseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {

@@ -69,7 +69,12 @@ class Errors {
 
 std::string index(const std::string& field, int i) { return field + "." + std::to_string(i + 1); }
 
-bool isHexDigit(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+// Not std::isxdigit: a locale lookup per call, and vitals ingest checks ~7M ids per 10 s at
+// fleet scale (perf: isxdigit was ~4% of the control plane's cluster thread).
+bool isHexDigit(char c) {
+  const char lower = static_cast<char>(c | 0x20);
+  return (c >= '0' && c <= '9') || (lower >= 'a' && lower <= 'f');
+}
 bool isAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 
 bool validUtf8(std::string_view s) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include <google/protobuf/arena.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "control_plane/sync/sync_server_impl.h"
@@ -70,7 +72,16 @@ void ReportStream::end(absl::StatusCode code, std::string message) {
 
 void ReportStream::onMessage(std::string_view bytes) {
   if (ended_) return;
-  sync::v1::VitalsReport report;
+  // Parsed on an arena that the batch keeps alive until it is stored: a batch is thousands
+  // of buckets of three id strings and three histograms, ~10 heap allocations each otherwise
+  // (perf at 50 DPs: ~60% of this thread in malloc, free and page faults). A few blocks per
+  // batch instead, sized from the message.
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.start_block_size = std::clamp<size_t>(bytes.size() * 4, 4096, 16u << 20);
+  arena_options.max_block_size = 16u << 20;
+  auto arena = std::make_shared<google::protobuf::Arena>(arena_options);
+  sync::v1::VitalsReport& report =
+      *google::protobuf::Arena::CreateMessage<sync::v1::VitalsReport>(arena.get());
   if (!report.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     sink_.countRefused("malformed");
     end(absl::StatusCode::kInvalidArgument, "malformed VitalsReport");
@@ -112,7 +123,8 @@ void ReportStream::onMessage(std::string_view bytes) {
     end(absl::StatusCode::kInvalidArgument, "expected a batch");
     return;
   }
-  auto batch = std::make_shared<sync::v1::VitalsBatch>(std::move(*report.mutable_batch()));
+  // Shares the arena's ownership: the batch lives exactly as long as the arena.
+  std::shared_ptr<const sync::v1::VitalsBatch> batch(std::move(arena), &report.batch());
   const uint64_t seq = batch->seq();
   bool resend = false;
   if (seq != 0 && seq <= last_seq_) {
