@@ -17,6 +17,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "control_plane/provisioning/pki.h"
 
 namespace portico::cp::pki {
 namespace {
@@ -38,14 +39,6 @@ struct Wipe {
   std::string& s;
   ~Wipe() { OPENSSL_cleanse(s.data(), s.size()); }
 };
-
-void randomBytes(unsigned char* out, size_t n) {
-  if (RAND_bytes(out, static_cast<int>(n)) != 1) {
-    // No entropy: a repeated GCM nonce or a guessable key would be worse than stopping.
-    std::fputs("portico: RAND_bytes failed\n", stderr);
-    std::abort();
-  }
-}
 
 std::string toHex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -60,14 +60,6 @@ std::string toHex(const unsigned char* bytes, size_t n) {
   return out;
 }
 
-void randomBytes(unsigned char* out, size_t n) {
-  if (RAND_bytes(out, static_cast<int>(n)) != 1) {
-    // No entropy: guessable serials or tokens would be worse than stopping.
-    std::fputs("portico: RAND_bytes failed\n", stderr);
-    std::abort();
-  }
-}
-
 // A failure inside libcrypto that bad input cannot cause (out of memory, missing algorithm).
 // Clears the thread's OpenSSL error queue, so a later TLS call on this thread (gRPC) does not
 // pick up our stale error.
@@ -328,6 +320,13 @@ absl::StatusOr<ParsedCa> parseCa(const KeyPair& ca) {
 }
 
 }  // namespace
+
+void randomBytes(unsigned char* out, size_t n) {
+  if (RAND_bytes(out, static_cast<int>(n)) != 1) {
+    std::fputs("portico: RAND_bytes failed\n", stderr);
+    std::abort();
+  }
+}
 
 absl::StatusOr<KeyPair> createCa(const std::string& common_name, int days) {
   if (common_name.empty() || !isCommonName(common_name)) {

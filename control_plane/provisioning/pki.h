@@ -50,6 +50,10 @@ struct Issued {
 // in the past or after the CA's. CPU only (~1 ms), thread-safe.
 absl::StatusOr<Issued> issue(const KeyPair& ca, const IssueRequest& request);
 
+// Fills `out` with `n` bytes from OpenSSL's CSPRNG; aborts the process when it has no
+// entropy (a guessable serial, token, key or repeated GCM nonce would be worse than stopping).
+void randomBytes(unsigned char* out, size_t n);
+
 // A random URL-safe token: "ptk_" + 32 random bytes, base64url without padding (47 chars).
 std::string randomToken();
 

@@ -17,6 +17,8 @@
 namespace portico::cp {
 namespace {
 
+using detail::groupNotFound;
+
 using config::EntitySchema;
 using config::Json;
 
@@ -234,10 +236,6 @@ absl::Status collectDeletes(pqxx::work& txn, const std::string& group, const std
   }
   out->emplace_back(type, id);
   return absl::OkStatus();
-}
-
-absl::Status groupNotFound(const std::string& group) {
-  return absl::NotFoundError("group '" + group + "' not found");
 }
 
 }  // namespace

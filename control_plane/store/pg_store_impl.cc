@@ -74,6 +74,7 @@ namespace {
 
 using detail::bumpGeneration;
 using detail::logChangeAndNotify;
+using detail::groupNotFound;
 
 namespace v1 = config::v1;
 using config::Json;
@@ -121,10 +122,6 @@ struct Entity<v1::Route> {
     return r;
   }
 };
-
-absl::Status groupNotFound(const std::string& group) {
-  return absl::NotFoundError("group '" + group + "' not found");
-}
 
 template <class T>
 absl::StatusOr<Written<T>> writeEntity(PgPool& pool, const std::string& group, T entity,

@@ -69,6 +69,11 @@ struct CommitProbe {
   Change change;
 };
 
+// The store's answer for a write to a group that does not exist.
+inline absl::Status groupNotFound(const std::string& group) {
+  return absl::NotFoundError("group '" + group + "' not found");
+}
+
 // Commits `txn`. A COMMIT that fails for a connection reason (the connection or the server
 // went away while it ran) may have committed all the same: that returns its kUnavailable
 // status, for the caller to resolve (PgConfigStore::resolveCommit). Other failures throw.

@@ -12,7 +12,7 @@
 namespace portico::cp {
 namespace {
 
-constexpr char kLog[] = "vitals";
+constexpr char kVitalsLog[] = "vitals";
 
 
 }  // namespace
@@ -65,7 +65,7 @@ void ReportStream::begin(std::optional<wire::GrpcStatus> refusal) {
 void ReportStream::end(absl::StatusCode code, std::string message) {
   if (ended_) return;
   ended_ = true;
-  LOG_WARN(kLog, "ending vitals stream of %s: %s",
+  LOG_WARN(kVitalsLog, "ending vitals stream of %s: %s",
            node_id_.empty() ? peer_ : node_id_, message);
   out_->finish(wire::GrpcStatus{static_cast<int>(code), std::move(message), {}});
 }

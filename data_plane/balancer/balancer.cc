@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "data_plane/balancer/runtime.h"
+#include "common/clock.h"
 
 namespace portico::dp::balancer {
 
@@ -56,12 +57,6 @@ struct Shard {
 };
 
 namespace {
-
-uint64_t steadyMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 uint64_t mix64(uint64_t x) {  // splitmix64 finalizer
   x += 0x9e3779b97f4a7c15ULL;

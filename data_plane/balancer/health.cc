@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/clock.h"
 
 namespace portico::dp::balancer {
 namespace {
@@ -26,12 +27,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using Json = nlohmann::json;
 using boost::system::error_code;
-
-uint64_t steadyMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // Reads `obj[key]` into *out when present and not null; fails on a type mismatch.
 absl::Status readNumber(const Json& obj, const char* key, const std::string& path, double* out) {

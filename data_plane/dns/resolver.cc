@@ -13,6 +13,7 @@
 
 #include "absl/strings/ascii.h"
 #include "common/logging.h"
+#include "common/clock.h"
 
 namespace portico::dp::dns {
 
@@ -28,17 +29,6 @@ bool ipLiteral(const std::string& host, std::string* bare) {
   }
   return false;
 }
-
-namespace {
-
-uint64_t steadyMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
-
-
-}  // namespace
 
 // One outstanding ares_getaddrinfo(); owns a reference so the record outlives the query.
 struct Resolver::Query {

@@ -13,7 +13,7 @@
 namespace portico::dp {
 namespace {
 
-constexpr char kLog[] = "vitals";
+constexpr char kVitalsLog[] = "vitals";
 
 // When the next flush is due: just after the next multiple of the interval (wall clock), so
 // every DP sends a bucket shortly after it closed (workers close idle buckets within ~1 s).
@@ -87,7 +87,7 @@ void VitalsStream::run() {
             continue;
           }
           if (ack.result() == sync::v1::VitalsAck::REFUSED) {
-            LOG_WARN(kLog, "control plane refused vitals batch %d: %s", ack.seq(),
+            LOG_WARN(kVitalsLog, "control plane refused vitals batch %d: %s", ack.seq(),
                      ack.reason());
           }
           collector_.acknowledge(ack.seq());
@@ -144,7 +144,7 @@ void VitalsStream::run() {
   }
   grpc::Status status = stream->Finish();
   if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-    LOG_WARN(kLog, "vitals stream ended (code %d: %s); unacknowledged batches go again on "
+    LOG_WARN(kVitalsLog, "vitals stream ended (code %d: %s); unacknowledged batches go again on "
              "the next connection", static_cast<int>(status.error_code()),
              status.error_message());
   }
