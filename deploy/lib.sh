@@ -33,6 +33,10 @@ portico_build() {
   done
   if command -v ccache >/dev/null; then
     args+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    # Every target compiles with a precompiled header, which ccache only caches with these
+    # sloppiness settings; a base dir makes another clone's build hit the same cache.
+    export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
+    export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PORTICO_ROOT}
   fi
   cmake -S "$PORTICO_ROOT" -B "$dir" -G Ninja "${args[@]}" >/dev/null
   if ((${#targets[@]})); then
