@@ -30,6 +30,7 @@
 #include "control_plane/provisioning/pki.h"
 #include "control_plane/vitals/vitals_api.h"
 #include "control_plane/vitals/vitals_ingest.h"
+#include "control_plane/vitals/vitals_store.h"
 
 ABSL_FLAG(std::string, keyring, "",
           "A file holding the 32-byte key (64 hex characters) that seals the control plane's "
@@ -109,7 +110,9 @@ constexpr char kUsage[] =
     "portico-cp [flags]                 serve the Admin API and the cluster listener\n"
     "portico-cp migrations up|status|finish   manage the database schema\n"
     "portico-cp admins create <name> [admin|read-only]   make an Admin API token (printed once)\n"
-    "portico-cp admins list | admins revoke <name or id>  list or revoke Admin API tokens";
+    "portico-cp admins list | admins revoke <name or id>  list or revoke Admin API tokens\n"
+    "portico-cp vitals pack             rebuild the last hour's packed 10 s vitals buckets from\n"
+    "                                   the 10 s route rows (after an upgrade or SQL fills)";
 
 int fail(const std::string& line) {
   std::fprintf(stderr, "portico-cp: %s\n", line.c_str());
@@ -151,6 +154,18 @@ int runMigrations(const std::string& dsn, const std::string& command) {
 }
 
 // `portico-cp admins ...`: Admin API tokens. The token is printed once and stored hashed.
+int runVitals(const std::string& dsn, const std::vector<std::string>& args) {
+  if (args.size() != 3 || args[2] != "pack") {
+    std::fprintf(stderr, "usage: portico-cp vitals pack\n");
+    return 2;
+  }
+  PgPool pool(dsn, 1);
+  auto written = vitals::packRouteBuckets(pool);
+  if (!written.ok()) return fail(std::string(written.status().message()));
+  std::printf("packed %llu vitals buckets\n", static_cast<unsigned long long>(*written));
+  return 0;
+}
+
 int runAdmins(const std::string& dsn, const std::vector<std::string>& args) {
   const std::string command = args.size() >= 3 ? args[2] : "";
   const bool ok_args = (command == "create" && (args.size() == 4 || args.size() == 5)) ||
@@ -482,6 +497,9 @@ int main(int argc, char** argv) {
       return 2;
     }
     return portico::cp::runMigrations(dsn, args[2]);
+  }
+  if (args.size() >= 2 && args[1] == "vitals") {
+    return portico::cp::runVitals(dsn, args);
   }
   if (args.size() >= 2 && args[1] == "admins") {
     return portico::cp::runAdmins(dsn, args);

@@ -258,20 +258,23 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       self->state_.counters.latency.observe(
           api_req.method, resp.status,
           std::chrono::duration<double>(std::chrono::steady_clock::now() - read_at).count());
-      net::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive]() {
-        self->write(resp, keep_alive);
-      });
+      net::post(self->stream_.get_executor(),
+                [self, resp = std::move(resp), keep_alive]() mutable {
+                  self->write(std::move(resp), keep_alive);
+                });
     });
   }
 
-  void write(const ApiResponse& resp, bool keep_alive) {
+  // Takes the body over: a vitals answer can be ~100 MB, and copying it cost as much as
+  // writing it.
+  void write(ApiResponse resp, bool keep_alive) {
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(resp.status), version_ == 0 ? 11 : version_);
     res->set(http::field::server, kServerHeader);
     if (resp.status != 204) {
       res->set(http::field::content_type,
                resp.content_type.empty() ? kJsonType : resp.content_type.c_str());
-      res->body() = resp.body;
+      res->body() = std::move(resp.body);
     }
     res->keep_alive(keep_alive);
     res->prepare_payload();

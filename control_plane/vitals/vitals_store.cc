@@ -1,6 +1,9 @@
 #include "control_plane/vitals/vitals_store.h"
 
 #include <algorithm>
+#include <compare>
+#include <cstring>
+#include <memory>
 #include <limits>
 #include <map>
 #include <set>
@@ -279,6 +282,252 @@ void copyRows(pqxx::work& txn, const std::string& staging, const AggMap& rows, i
   copy.complete();
 }
 
+// --- Packed 10 s buckets (vitals_route_buckets) ---------------------------------------------
+// One row per (group, 10 s bucket) holding every (service, route) of it, status codes added:
+//   entry := id(service) id(route) varint x 54 (requests, bytes_in, bytes_out, max_total,
+//            max_upstream, max_proxy, total[16], upstream[16], proxy[16])
+//   id    := 0 (empty) | 1 + 16 bytes (a lower-case canonical UUID) | 2 + varint length + bytes
+// Entries in (service, route) byte order, which is the order PostgreSQL returns the same
+// grouping in (ids are UUIDs or empty).
+constexpr int64_t kPackedKeepSeconds = 3600;
+constexpr size_t kPackedValues = 6 + 3 * kLatencyBins;
+
+struct PackedKey {
+  std::string service, route;
+  auto operator<=>(const PackedKey&) const = default;
+};
+using PackedBucket = std::map<PackedKey, Agg>;
+
+void putVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+void putId(std::string& out, std::string_view id) {
+  if (id.empty()) {
+    out.push_back(0);
+    return;
+  }
+  if (id.size() == 36) {
+    char raw[16];
+    size_t n = 0;
+    bool ok = true;
+    for (size_t i = 0; i < 36 && ok; ++i) {
+      if (i == 8 || i == 13 || i == 18 || i == 23) {
+        ok = id[i] == '-';
+        continue;
+      }
+      const int hi = hexValue(id[i]), lo = i + 1 < 36 ? hexValue(id[i + 1]) : -1;
+      ok = hi >= 0 && lo >= 0;
+      raw[n++] = static_cast<char>(hi << 4 | lo);
+      ++i;
+    }
+    if (ok && n == 16) {
+      out.push_back(1);
+      out.append(raw, 16);
+      return;
+    }
+  }
+  out.push_back(2);
+  putVarint(out, id.size());
+  out.append(id);
+}
+
+// Reads a packed bucket; false when it is malformed (then nothing is trusted).
+class PackedReader {
+ public:
+  explicit PackedReader(std::string_view data) : p_(data.data()), end_(data.data() + data.size()) {}
+  bool done() const { return p_ == end_; }
+  // The next entry: its ids (valid until the next call) and values.
+  bool next(std::string_view* service, std::string_view* route, int64_t values[kPackedValues]) {
+    if (!id(&service_, service) || !id(&route_, route)) return false;
+    for (size_t i = 0; i < kPackedValues; ++i) {
+      uint64_t v = 0;
+      if (!varint(&v)) return false;
+      values[i] = static_cast<int64_t>(v);
+    }
+    return true;
+  }
+
+ private:
+  bool varint(uint64_t* v) {
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64 && p_ < end_; shift += 7) {
+      const uint8_t b = static_cast<uint8_t>(*p_++);
+      r |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (b < 0x80) {
+        *v = r;
+        return true;
+      }
+    }
+    return false;
+  }
+  bool id(std::string* buf, std::string_view* out) {
+    if (p_ >= end_) return false;
+    const uint8_t tag = static_cast<uint8_t>(*p_++);
+    if (tag == 0) {
+      *out = {};
+      return true;
+    }
+    if (tag == 1) {
+      if (end_ - p_ < 16) return false;
+      static constexpr char kHex[] = "0123456789abcdef";
+      buf->resize(36);
+      char* o = buf->data();
+      for (int i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+        const uint8_t b = static_cast<uint8_t>(p_[i]);
+        *o++ = kHex[b >> 4];
+        *o++ = kHex[b & 15];
+      }
+      p_ += 16;
+      *out = *buf;
+      return true;
+    }
+    uint64_t n = 0;
+    if (tag != 2 || !varint(&n) || static_cast<uint64_t>(end_ - p_) < n) return false;
+    *out = std::string_view(p_, n);
+    p_ += n;
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+  std::string service_, route_;
+};
+
+void valuesToAgg(const int64_t v[kPackedValues], Agg* a) {
+  a->requests = v[0];
+  a->bytes_in = v[1];
+  a->bytes_out = v[2];
+  a->max_total = v[3];
+  a->max_upstream = v[4];
+  a->max_proxy = v[5];
+  for (size_t i = 0; i < kLatencyBins; ++i) {
+    a->total[i] = v[6 + i];
+    a->upstream[i] = v[6 + kLatencyBins + i];
+    a->proxy[i] = v[6 + 2 * kLatencyBins + i];
+  }
+}
+
+absl::Status decodePacked(std::string_view data, PackedBucket* out) {
+  PackedReader r(data);
+  int64_t v[kPackedValues];
+  std::string_view service, route;
+  while (!r.done()) {
+    if (!r.next(&service, &route, v)) return absl::DataLossError("malformed packed vitals bucket");
+    Agg a;
+    valuesToAgg(v, &a);
+    (*out)[PackedKey{std::string(service), std::string(route)}].add(a);
+  }
+  return absl::OkStatus();
+}
+
+std::string encodePacked(const PackedBucket& bucket) {
+  std::string out;
+  out.reserve(bucket.size() * 100);
+  for (const auto& [k, a] : bucket) {
+    putId(out, k.service);
+    putId(out, k.route);
+    for (int64_t v : {a.requests, a.bytes_in, a.bytes_out, a.max_total, a.max_upstream,
+                      a.max_proxy}) {
+      putVarint(out, static_cast<uint64_t>(v));
+    }
+    for (const LatencyCounts* h : {&a.total, &a.upstream, &a.proxy}) {
+      for (int64_t v : *h) putVarint(out, static_cast<uint64_t>(v));
+    }
+  }
+  return out;
+}
+
+// Runs `sql` with text parameters and returns binary results (bytea as raw bytes, bigint as 8
+// bytes big-endian), on the transaction's connection. Throws on failure, as pqxx does.
+struct PgResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
+PgResult execBinary(pqxx::dbtransaction& txn, const std::string& sql,
+                    const std::vector<std::string_view>& params,
+                    const std::vector<int>& binary_params = {}) {
+  PGconn* conn = RawConnection::of(txn);
+  std::vector<const char*> values;
+  std::vector<int> lengths, formats;
+  std::vector<std::string> copies;  // text parameters need a NUL
+  copies.reserve(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const bool binary = i < binary_params.size() && binary_params[i] != 0;
+    if (binary) {
+      values.push_back(params[i].data());
+    } else {
+      copies.emplace_back(params[i]);
+      values.push_back(copies.back().c_str());
+    }
+    lengths.push_back(static_cast<int>(params[i].size()));
+    formats.push_back(binary ? 1 : 0);
+  }
+  PgResult r(PQexecParams(conn, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                          values.data(), lengths.data(), formats.data(), 1));
+  const ExecStatusType st = PQresultStatus(r.get());
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    throw std::runtime_error(absl::StrCat("vitals_route_buckets: ", PQerrorMessage(conn)));
+  }
+  return r;
+}
+
+int64_t binaryInt64(const PGresult* r, int row, int col) {
+  uint64_t be = 0;
+  std::memcpy(&be, PQgetvalue(r, row, col), 8);
+  return static_cast<int64_t>(__builtin_bswap64(be));
+}
+
+std::string bigintArray(const std::vector<int64_t>& v) {
+  return absl::StrCat("{", absl::StrJoin(v, ","), "}");
+}
+
+// Adds `add` (per bucket start) into the group's packed rows, in one statement per step:
+// rows made if missing, locked in ts order (replicas writing the same buckets take turns), read,
+// summed in C++, written back.
+void addPacked(pqxx::work& txn, std::string_view group,
+               const std::map<int64_t, PackedBucket>& add) {
+  if (add.empty()) return;
+  std::vector<int64_t> ts;
+  for (const auto& [t, b] : add) ts.push_back(t);
+  const std::string list = bigintArray(ts);
+  execBinary(txn,
+             "INSERT INTO vitals_route_buckets (group_name, ts, data) SELECT $1, t, ''::bytea "
+             "FROM unnest($2::bigint[]) t ON CONFLICT DO NOTHING",
+             {group, list});
+  PgResult rows = execBinary(txn,
+                             "SELECT ts, data FROM vitals_route_buckets WHERE group_name = $1 "
+                             "AND ts = ANY($2::bigint[]) ORDER BY ts FOR UPDATE",
+                             {group, list});
+  for (int i = 0; i < PQntuples(rows.get()); ++i) {
+    const int64_t t = binaryInt64(rows.get(), i, 0);
+    auto it = add.find(t);
+    if (it == add.end()) continue;
+    PackedBucket merged;
+    const absl::Status st = decodePacked(
+        std::string_view(PQgetvalue(rows.get(), i, 1),
+                         static_cast<size_t>(PQgetlength(rows.get(), i, 1))),
+        &merged);
+    if (!st.ok()) throw std::runtime_error(std::string(st.message()));
+    for (const auto& [k, a] : it->second) merged[k].add(a);
+    const std::string data = encodePacked(merged);
+    const std::string ts_text = std::to_string(t);
+    execBinary(txn, "UPDATE vitals_route_buckets SET data = $3 WHERE group_name = $1 AND ts = $2",
+               {group, ts_text, data}, {0, 0, 1});
+  }
+}
+
 }  // namespace
 
 absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
@@ -425,6 +674,13 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
                            .affected_rows();
       }
     }
+    // 5. The packed 10 s buckets (what a 10 s read by route answers from), statuses added.
+    std::map<std::string_view, std::map<int64_t, PackedBucket>> packed;
+    for (const auto& [k, agg] : routes) {
+      if (k.granularity != 10) continue;
+      packed[k.group][k.ts][PackedKey{std::string(k.a), std::string(k.b)}].add(agg);
+    }
+    for (const auto& [group, buckets] : packed) addPacked(txn, group, buckets);
     for (const auto& [sender, last] : new_last) {
       txn.exec_params("UPDATE vitals_senders SET last_seq = $3, updated_at = $4 "
                       "WHERE node_id = $1 AND instance = $2",
@@ -516,6 +772,9 @@ absl::StatusOr<uint64_t> enforceRetention(PgPool& pool, int64_t now_s, int64_t i
                        .affected_rows();
       }
     }
+    deleted += txn.exec_params("DELETE FROM vitals_route_buckets WHERE ts < $1",
+                               now_s - kPackedKeepSeconds)
+                   .affected_rows();
     // A sender silent for a week is a DP process long gone.
     deleted += txn.exec_params("DELETE FROM vitals_senders WHERE updated_at < $1",
                                now_s - 7 * 24 * 3600)
@@ -639,6 +898,144 @@ absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q) {
   });
   if (!st.ok()) return st;
   return out;
+}
+
+bool answersFromPacked(const Query& q) {
+  return q.granularity == 10 && !q.by_consumer && !q.by_status && !q.by_node &&
+         !q.consumer.has_value() && !q.node.has_value();
+}
+
+absl::Status queryPacked(PgPool& pool, const Query& q,
+                         const std::function<void(const Row&)>& each,
+                         const std::function<void(size_t)>& packed_bytes) {
+  return pool.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    txn.exec("SET LOCAL statement_timeout = '30s'");
+    const std::string start = std::to_string(q.start), end = std::to_string(q.end);
+    PgResult rows = execBinary(txn,
+                               "SELECT ts, data FROM vitals_route_buckets WHERE group_name = $1 "
+                               "AND ts >= $2 AND ts < $3 ORDER BY ts",
+                               {q.group, start, end});
+    if (packed_bytes) {
+      size_t bytes = 0;
+      for (int i = 0; i < PQntuples(rows.get()); ++i) {
+        bytes += static_cast<size_t>(PQgetlength(rows.get(), i, 1));
+      }
+      packed_bytes(bytes);
+    }
+    // One Row reused for every answer row; `acc` adds entries up when a grouping leaves out
+    // the route (entries are in (service, route) order, so a service's are consecutive).
+    Row acc;
+    std::string group_service;
+    bool open = false;
+    const auto emit = [&] {
+      if (open) each(acc);
+      open = false;
+    };
+    int64_t v[kPackedValues];
+    std::string_view service, route;
+    for (int i = 0; i < PQntuples(rows.get()); ++i) {
+      const int64_t ts = binaryInt64(rows.get(), i, 0);
+      PackedReader r(std::string_view(PQgetvalue(rows.get(), i, 1),
+                                      static_cast<size_t>(PQgetlength(rows.get(), i, 1))));
+      while (!r.done()) {
+        if (!r.next(&service, &route, v)) {
+          return absl::DataLossError("malformed packed vitals bucket");
+        }
+        if ((q.service.has_value() && service != *q.service) ||
+            (q.route.has_value() && route != *q.route)) {
+          continue;
+        }
+        const std::string_view key_service = q.by_service || q.by_route ? service : "";
+        const std::string_view key_route = q.by_route ? route : "";
+        if (open && (acc.ts != ts || group_service != key_service || acc.route != key_route)) {
+          emit();
+        }
+        if (!open) {
+          acc.ts = ts;
+          group_service.assign(key_service);
+          // As query() answers: a key not grouped by is "" (a route implies its service).
+          acc.service.assign(q.by_service ? key_service : "");
+          acc.route.assign(key_route);
+          acc.requests = acc.bytes_in = acc.bytes_out = 0;
+          acc.max_total = acc.max_upstream = acc.max_proxy = 0;
+          acc.total.fill(0);
+          acc.upstream.fill(0);
+          acc.proxy.fill(0);
+          open = true;
+        }
+        acc.requests += v[0];
+        acc.bytes_in += v[1];
+        acc.bytes_out += v[2];
+        acc.max_total = std::max(acc.max_total, v[3]);
+        acc.max_upstream = std::max(acc.max_upstream, v[4]);
+        acc.max_proxy = std::max(acc.max_proxy, v[5]);
+        for (size_t b = 0; b < kLatencyBins; ++b) {
+          acc.total[b] += v[6 + b];
+          acc.upstream[b] += v[6 + kLatencyBins + b];
+          acc.proxy[b] += v[6 + 2 * kLatencyBins + b];
+        }
+      }
+      emit();  // a bucket's rows end with it
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<uint64_t> packRouteBuckets(PgPool& pool) {
+  uint64_t written = 0;
+  absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
+    written = 0;
+    pqxx::work txn(conn);
+    txn.exec("SET LOCAL statement_timeout = '600s'");
+    txn.exec("SET LOCAL work_mem = '256MB'");
+    txn.exec("SET LOCAL jit = off");
+    // Exclusive: no write runs meanwhile (writes take it shared), so nothing is added twice.
+    txn.exec_params("SELECT pg_advisory_xact_lock($1)", kRollupLockKey);
+    // Every 10 s row there is (retention keeps them to the same hour as the packed ones).
+    txn.exec("DELETE FROM vitals_route_buckets");
+    txn.exec_params(absl::StrCat("DECLARE vitals_pack NO SCROLL CURSOR FOR SELECT group_name, ts, "
+                                 "service, route, ",
+                                 sumMetrics(),
+                                 " FROM vitals_routes WHERE granularity = 10 "
+                                 "GROUP BY group_name, ts, service, route ORDER BY group_name, "
+                                 "ts, service, route"));
+    std::string group;
+    int64_t ts = 0;
+    PackedBucket bucket;
+    const auto flush = [&] {
+      if (bucket.empty()) return;
+      const std::string data = encodePacked(bucket), ts_text = std::to_string(ts);
+      execBinary(txn, "INSERT INTO vitals_route_buckets (group_name, ts, data) VALUES ($1, $2, $3)",
+                 {group, ts_text, data}, {0, 0, 1});
+      ++written;
+      bucket.clear();
+    };
+    const auto num = [](const pqxx::field& f) { return std::strtoll(f.c_str(), nullptr, 10); };
+    for (;;) {
+      const pqxx::result rows = txn.exec("FETCH 20000 FROM vitals_pack");
+      if (rows.empty()) break;
+      for (const auto& row : rows) {
+        const std::string g = row[0].c_str();
+        const int64_t t = num(row[1]);
+        if (g != group || t != ts) {
+          flush();
+          group = g;
+          ts = t;
+        }
+        int64_t v[kPackedValues];
+        for (size_t i = 0; i < kPackedValues; ++i) v[i] = num(row[static_cast<int>(4 + i)]);
+        Agg a;
+        valuesToAgg(v, &a);
+        bucket[PackedKey{row[2].c_str(), row[3].c_str()}].add(a);
+      }
+    }
+    flush();
+    txn.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return written;
 }
 
 }  // namespace portico::cp::vitals

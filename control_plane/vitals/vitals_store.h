@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,5 +85,23 @@ struct Row {
 // vitals_nodes answers when grouping or filtering by node (which combines with service and
 // status only: the caller checks).
 absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q);
+
+// True when `q` can be answered from the packed 10 s buckets (vitals_route_buckets, kept 1 h):
+// 10 s granularity, grouped and filtered by service and route only. Retention deletes them
+// with the 10 s rows of vitals_routes (same cutoff, same transaction).
+bool answersFromPacked(const Query& q);
+
+// The rows of such a query, in query()'s order, one at a time (the Row is reused: copy what is
+// kept). One row per bucket is read instead of entities x status codes rows summed in SQL.
+// `packed_bytes` (optional) first gets the size of the packed rows read, for sizing output.
+absl::Status queryPacked(PgPool& pool, const Query& q,
+                         const std::function<void(const Row&)>& each,
+                         const std::function<void(size_t)>& packed_bytes = nullptr);
+
+// Rebuilds the packed buckets from vitals_routes' 10 s rows (the last hour: retention keeps
+// no more), for rows written outside ingest (by SQL, or before the packed table existed):
+// `portico-cp vitals pack`. Holds the rollup lock exclusively, so writes wait meanwhile.
+// Returns the buckets written.
+absl::StatusOr<uint64_t> packRouteBuckets(PgPool& pool);
 
 }  // namespace portico::cp::vitals

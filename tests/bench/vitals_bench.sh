@@ -12,7 +12,7 @@
 #   - the ingest lag: portico_cp_vitals_ingest_lag_seconds and _queue_batches sampled every
 #     second, per interval (must not grow), and vitals_sim's own backlog and ack latency;
 #   - the query: 1 h of 10 s rows for FILL_ROUTES routes written straight into vitals_routes
-#     with generate_series (not an hour of ingest), then
+#     with generate_series (not an hour of ingest) and packed (`portico-cp vitals pack`), then
 #     GET /vitals/requests?granularity=10s&group_by=route&start=<now-3600>&end=<now> with curl,
 #     QUERY_RUNS times: median and max time, answer size.
 #
@@ -236,11 +236,16 @@ if want query; then
   T0=$(date +%s.%N)
   psql_ -c "VACUUM ANALYZE vitals_routes"
   VAC_S=$(since "$T0")
+  # The packed 10 s buckets (vitals_route_buckets) that ingest would have written beside them.
+  T0=$(date +%s.%N)
+  "$CP" --pg_dsn="$DSN" vitals pack >/dev/null
+  PACK_S=$(since "$T0")
   FILL_ROWS=$(psql_ -c "SELECT count(*) FROM vitals_routes WHERE granularity = 10")
+  PACKED=$(psql_ -c "SELECT count(*) || ' packed buckets, ' || (sum(length(data)) / 1000000) || ' MB' FROM vitals_route_buckets")
   FILL_MB=$(psql_ -c "SELECT pg_total_relation_size('vitals_routes') / 1000000")
   say "query: 1 h of 10 s rows written with SQL generate_series (not an hour of ingest): $FILL_ROWS rows" \
       "of vitals_routes ($FILL_ROUTES routes x $FILL_STATUSES statuses x 360; consumers are added up in this table), $FILL_MB MB;" \
-      "fill ${FILL_S} s, VACUUM ANALYZE ${VAC_S} s; retention paused"
+      "fill ${FILL_S} s, VACUUM ANALYZE ${VAC_S} s, portico-cp vitals pack ${PACK_S} s ($PACKED); retention paused"
   Q="granularity=10s&group_by=route&start=$((NOW - 3600))&end=$NOW"
   TIMES=()
   for i in $(seq "$QUERY_RUNS"); do

@@ -1,7 +1,8 @@
 // control_plane/vitals/vitals_store against a real PostgreSQL: batches are stored exactly once
 // per (node, instance, seq) whether repeated in one write or across writes; each bucket adds
 // into its 10 s, 1 min and 1 h rows (histograms element-wise, max kept) and into the per-node
-// view; a batch naming an entity its group lacks is refused alone; the retention job deletes
+// view and, summed over status codes, into the packed 10 s bucket of its route (read back
+// like the summed rows); a batch naming an entity its group lacks is refused alone; the retention job deletes
 // what is past each granularity's window and lets only one replica run per interval.
 #include <ctime>
 #include <string>
@@ -157,6 +158,95 @@ TEST_CASE("vitals store: exactly once per (node, instance, seq), rollups at ever
   CHECK(rows->empty());
 }
 
+namespace {
+// Every field query() and queryPacked() answer, in order.
+std::vector<std::string> describe(const std::vector<Row>& rows) {
+  std::vector<std::string> out;
+  for (const Row& r : rows) {
+    if (r.requests == 0) continue;
+    std::string line = std::to_string(r.ts) + " " + r.service + " " + r.route + " " +
+                       std::to_string(r.requests) + " " + std::to_string(r.bytes_in) + " " +
+                       std::to_string(r.bytes_out) + " " + std::to_string(r.max_total) + " " +
+                       std::to_string(r.max_upstream) + " " + std::to_string(r.max_proxy);
+    for (const auto* h : {&r.total, &r.upstream, &r.proxy}) {
+      for (int64_t v : *h) line += " " + std::to_string(v);
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
+std::vector<std::string> packed(Db& db, const Query& q) {
+  std::vector<Row> rows;
+  REQUIRE(queryPacked(db.pool, q, [&](const Row& r) { rows.push_back(r); }).ok());
+  return describe(rows);
+}
+
+std::vector<std::string> summed(Db& db, const Query& q) {
+  auto rows = query(db.pool, q);
+  REQUIRE(rows.ok());
+  return describe(*rows);
+}
+}  // namespace
+
+TEST_CASE("vitals store: packed 10 s buckets answer like the summed rows, exactly once") {
+  Db db;
+  constexpr char kRoute2[] = "00000000-0000-4000-8000-0000000000a2";
+  db.pg.psql(std::string("INSERT INTO routes (group_name, id, name, service_id, entity, "
+                         "created_at, updated_at) VALUES ('default', '") +
+             kRoute2 + "', 'r2', '" + kService + "', '{}', 0, 0)");
+  const int64_t now = std::time(nullptr);
+  const int64_t t0 = now - now % 10 - 600;
+  auto b1 = batch(1, {bucket(t0, 3, 4), bucket(t0, 2, 40, 503), bucket(t0, 4, 9, 200, kRoute2),
+                      bucket(t0 + 10, 5, 40)});
+  auto b2 = batch(2, {bucket(t0, 7, 400, 404, kRoute2), bucket(t0 + 20, 1, 1)});
+  // Two writes into the same buckets (read, add, write back), a duplicate that adds nothing,
+  // and a second node.
+  store(db, {{"default", "n1", "i1", &b1}});
+  auto r = store(db, {{"default", "n1", "i1", &b1}, {"default", "n2", "i1", &b1},
+                      {"default", "n1", "i1", &b2}});
+  CHECK(r[0].outcome == Outcome::kDuplicate);
+  CHECK(db.count("SELECT count(*) FROM vitals_route_buckets") == 3);
+  Query q;
+  q.group = "default";
+  q.granularity = 10;
+  q.start = t0 - 10;
+  q.end = t0 + 60;
+  for (int grouping = 0; grouping < 4; ++grouping) {
+    q.by_route = grouping == 0 || grouping == 3;
+    q.by_service = grouping == 1 || grouping == 3;
+    INFO("grouping " << grouping);
+    REQUIRE(answersFromPacked(q));
+    const auto want = summed(db, q);
+    CHECK(!want.empty());
+    CHECK(packed(db, q) == want);
+  }
+  q.by_route = true;
+  q.route = kRoute2;
+  CHECK(packed(db, q) == summed(db, q));
+  CHECK(packed(db, q).size() == 1);
+  q.route.reset();
+  q.service = "00000000-0000-4000-8000-0000000000ff";
+  CHECK(packed(db, q).empty());
+  q.service.reset();
+  q.by_status = true;
+  CHECK(!answersFromPacked(q));
+  q.by_status = false;
+
+  // Rebuilt from the 10 s route rows (what `portico-cp vitals pack` does): the same answer.
+  const auto before = packed(db, q);
+  db.pg.psql("DELETE FROM vitals_route_buckets");
+  auto n = packRouteBuckets(db.pool);
+  REQUIRE(n.ok());
+  CHECK(*n == 3);
+  CHECK(packed(db, q) == before);
+
+  // Retention drops them with the 10 s rows.
+  auto deleted = enforceRetention(db.pool, t0 + 3600 + 30, 60);
+  REQUIRE(deleted.ok());
+  CHECK(db.count("SELECT count(*) FROM vitals_route_buckets") == 0);
+}
+
 TEST_CASE("vitals store: a batch naming another group's or no entity is refused alone") {
   Db db;
   const int64_t now = std::time(nullptr);
@@ -185,7 +275,8 @@ TEST_CASE("vitals store: retention per granularity, one replica per interval") {
   CHECK(db.count("SELECT count(*) FROM vitals_requests") == 3);  // 10 s, 1 min, 1 h
   auto deleted = enforceRetention(db.pool, now, 60);
   REQUIRE(deleted.ok());
-  CHECK(*deleted == 3);  // the 10 s rows (1 h) of the three tables; 1 min (48 h) and 1 h stay
+  // The 10 s rows (1 h) of the three tables and the packed bucket; 1 min (48 h) and 1 h stay.
+  CHECK(*deleted == 4);
   CHECK(db.count("SELECT count(*) FROM vitals_requests WHERE granularity = 10") == 0);
   CHECK(db.count("SELECT count(*) FROM vitals_requests") == 2);
   // Another replica within the interval: not its turn, nothing deleted.
@@ -197,7 +288,7 @@ TEST_CASE("vitals store: retention per granularity, one replica per interval") {
   // Its turn comes; and 49 hours on, the minute rows go as well.
   deleted = enforceRetention(db.pool, now + 61, 60);
   REQUIRE(deleted.ok());
-  CHECK(*deleted == 3);
+  CHECK(*deleted == 4);
   deleted = enforceRetention(db.pool, now + 49 * 3600, 60);
   REQUIRE(deleted.ok());
   CHECK(db.count("SELECT count(*) FROM vitals_requests WHERE granularity = 60") == 0);
