@@ -15,7 +15,7 @@ BUILD_PACKAGES=(
   libpqxx-dev libssl-dev prometheus-cpp-dev libboost-dev libre2-dev
   nlohmann-json3-dev libzstd-dev libc-ares-dev libhiredis-dev
   # declarative files (kong.yml): portico-dp --declarative_config, porticoctl
-  libyaml-cpp-dev
+  libyaml-dev
   # the cluster listener's HPACK decoder (nghttp2's inflater)
   libnghttp2-dev
 )
@@ -24,7 +24,7 @@ RUNTIME_PACKAGES=(
   postgresql-15 postgresql-client-15 curl ca-certificates procps util-linux
 )
 TEST_PACKAGES=(
-  catch2 redis-server
+  catch2 libyaml-cpp-dev redis-server
   # TLS tests generate their certificates with the openssl command
   openssl
   # promtool checks /metrics and the alert rules; a real server scrapes a CP and DPs

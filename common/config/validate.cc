@@ -949,7 +949,8 @@ void validateKeyAuthTable(const KeyAuthTable& table,
 
 }  // namespace
 
-FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* key_auth) {
+FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* key_auth,
+                             bool check_entities) {
   FieldErrors out;
   auto append = [&out](FieldErrors&& more) {
     out.insert(out.end(), std::make_move_iterator(more.begin()),
@@ -962,7 +963,9 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
   service_ids.reserve(static_cast<size_t>(snapshot.services_size()));
   route_ids.reserve(static_cast<size_t>(snapshot.routes_size()));
   for (const auto& s : snapshot.services()) {
-    append(validateService(s));
+    if (check_entities) {
+      append(validateService(s));
+    }
     if (s.id().empty()) {
       out.push_back({"services", s.id(), "id", "required field missing"});
     } else if (!service_ids.insert(s.id()).second) {
@@ -973,7 +976,9 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
     }
   }
   for (const auto& r : snapshot.routes()) {
-    append(validateRoute(r));
+    if (check_entities) {
+      append(validateRoute(r));
+    }
     if (r.id().empty()) {
       out.push_back({"routes", r.id(), "id", "required field missing"});
     } else if (!route_ids.insert(r.id()).second) {
@@ -1041,11 +1046,13 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
     }
     {
       const std::string id = entity.value("id", "");
-      Json normalized;
-      for (auto& e : processEntityJson(schema->name, entity, &normalized)) {
-        e.entity_type = schema->name;
-        e.entity_id = id;
-        out.push_back(std::move(e));
+      if (check_entities) {
+        Json normalized;
+        for (auto& e : processEntityJson(schema->name, entity, &normalized)) {
+          e.entity_type = schema->name;
+          e.entity_id = id;
+          out.push_back(std::move(e));
+        }
       }
       if (id.empty()) {
         out.push_back({schema->name, id, "id", "required field missing"});

@@ -33,8 +33,13 @@ class KeyAuthTable;
 // that exist). Empty means the snapshot may be applied. `key_auth`: the snapshot's key-auth
 // credentials when the DP holds them as a table (common/config/key_auth_table.h) instead of
 // in the proto; checked with the same rules and messages.
+// `check_entities` false skips each entity's own rules (validateService, validateRoute and
+// the schema processing of the others) and keeps what ties them together (ids, names, unique
+// keys, foreign keys): for a caller that has just run those very rules on every entity, the
+// declarative loader. The DP always checks everything.
 FieldErrors validateSnapshot(const v1::Snapshot& snapshot,
-                             const KeyAuthTable* key_auth = nullptr);
+                             const KeyAuthTable* key_auth = nullptr,
+                             bool check_entities = true);
 
 // Length caps (bytes, as Kong's len_max counts them; "length must be at most N"). Kong's
 // typedefs set none on these fields; ours keep unique-indexed values far below PostgreSQL's

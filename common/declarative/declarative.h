@@ -50,7 +50,7 @@ struct LoadResult {
   config::v1::Snapshot snapshot;  // valid only when ok()
   std::vector<Problem> problems;
   std::string format_version;     // as the file wrote it
-  Json input;                     // the parsed file (for flattened_errors' `entity`)
+  Json error_entities;            // failing entities by pointer (flattened_errors' `entity`)
 
   bool ok() const { return problems.empty(); }
   // Kong's POST /config answer for an invalid file: {"code": 14, "name": "invalid declarative

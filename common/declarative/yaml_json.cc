@@ -4,25 +4,17 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <istream>
 #include <limits>
-#include <streambuf>
 #include <vector>
 
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/exceptions.h>
-#include <yaml-cpp/parser.h>
+#include <yaml.h>
 
 namespace portico::declarative {
 namespace {
 
-// Reads the caller's buffer in place (no copy of a large file into a stringstream).
-class MemoryBuf : public std::streambuf {
- public:
-  MemoryBuf(const char* data, size_t size) {
-    char* p = const_cast<char*>(data);  // read-only: the get area is never written
-    setg(p, p, p + size);
-  }
+struct Mark {
+  int line;    // 0-based
+  int column;  // 0-based
 };
 
 struct Failure {
@@ -124,81 +116,76 @@ Json resolvePlain(const std::string& s) {
   return d;
 }
 
-uint64_t countNodes(const Json& v) {
-  uint64_t n = 1;
-  if (v.is_structured()) {
-    for (const auto& e : v) {
-      n += countNodes(e);
-    }
-  }
-  return n;
-}
-
-class Builder final : public YAML::EventHandler {
+// Builds the JSON value from libyaml's events.
+class Builder {
  public:
   Builder(const YamlLimits& limits, LineMap* lines) : limits_(limits), lines_(lines) {}
 
   Json& root() { return root_; }
-  int documents() const { return documents_; }
 
-  // Interface
-  void OnDocumentStart(const YAML::Mark&) override { ++documents_; }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    place(mark, Json(nullptr), anchor, 1);
-  }
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    auto it = anchors_.find(anchor);
-    if (it == anchors_.end()) {
-      fail(mark, "unknown alias");
-    }
-    place(mark, it->second.value, 0, it->second.nodes);
-  }
-  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
-                const std::string& value) override {
-    Json v;
-    if (tag == "?") {
-      v = resolvePlain(value);
-    } else if (tag == "!" || tag == "tag:yaml.org,2002:str") {
-      v = value;
-    } else if (tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:float" ||
-               tag == "tag:yaml.org,2002:bool" || tag == "tag:yaml.org,2002:null") {
-      v = resolvePlain(value);
-    } else {
-      fail(mark, "unsupported tag '" + tag + "'");
-    }
-    if (expecting_key()) {
+  void onScalar(const Mark& mark, const char* tag, const char* anchor, std::string value,
+                bool plain) {
+    if (expectingKey()) {
       setKey(mark, value);
-      if (anchor != 0) {
-        anchors_[anchor] = {Json(value), 1};
+      if (anchor != nullptr) {
+        anchors_[anchor] = {Json(std::move(value)), 1};
       }
       return;
     }
+    Json v;
+    const std::string_view t = tag != nullptr ? tag : "";
+    if (t.empty() || t == "!") {
+      v = plain && t.empty() ? resolvePlain(value) : Json(std::move(value));
+    } else if (t == "tag:yaml.org,2002:str") {
+      v = std::move(value);
+    } else if (t == "tag:yaml.org,2002:int" || t == "tag:yaml.org,2002:float" ||
+               t == "tag:yaml.org,2002:bool" || t == "tag:yaml.org,2002:null") {
+      v = resolvePlain(value);
+    } else {
+      fail(mark, "unsupported tag '" + std::string(t) + "'");
+    }
     place(mark, std::move(v), anchor, 1);
   }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    open(mark, Json::array(), anchor);
+  void onAlias(const Mark& mark, const char* anchor) {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) {
+      fail(mark, "unknown alias '" + std::string(anchor) + "'");
+    }
+    if (expectingKey()) {
+      if (!it->second.value.is_string()) {
+        fail(mark, "only scalar keys are supported");
+      }
+      setKey(mark, it->second.value.get<std::string>());
+      return;
+    }
+    place(mark, it->second.value, nullptr, it->second.nodes);
   }
-  void OnSequenceEnd() override { close(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
-    open(mark, Json::object(), anchor);
+  void onStart(const Mark& mark, const char* anchor, bool map) {
+    if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
+      fail(mark, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
+    }
+    Json* slot = place(mark, map ? Json::object() : Json::array(), nullptr, 1);
+    stack_.push_back(Frame{slot, stack_.empty() ? 0 : path_.size(),
+                           anchor != nullptr ? std::string(anchor) : std::string(), false, {},
+                           nodes_});
   }
-  void OnMapEnd() override {
+  void onEnd() {
     Frame& f = stack_.back();
-    if (f.value->contains("<<")) {
+    if (f.value->is_object() && f.value->contains("<<")) {
       applyMerge(f);
     }
-    close();
+    if (!f.anchor.empty()) {
+      anchors_[f.anchor] = {*f.value, nodes_ - f.nodes_at_open + 1};
+    }
+    stack_.pop_back();
   }
 
  private:
   struct Frame {
     Json* value;
-    size_t path_len;      // path_ length of this container
-    YAML::anchor_t anchor;
-    bool have_key = false;
+    size_t path_len;  // path_'s length for this container
+    std::string anchor;
+    bool have_key;
     std::string key;
     uint64_t nodes_at_open;
   };
@@ -207,82 +194,57 @@ class Builder final : public YAML::EventHandler {
     uint64_t nodes;
   };
 
-  [[noreturn]] void fail(const YAML::Mark& mark, const std::string& message) {
+  [[noreturn]] void fail(const Mark& mark, const std::string& message) {
     throw Failure{message, mark.line + 1, mark.column + 1};
   }
 
-  bool expecting_key() const {
+  bool expectingKey() const {
     return !stack_.empty() && stack_.back().value->is_object() && !stack_.back().have_key;
   }
 
-  void setKey(const YAML::Mark& mark, const std::string& key) {
+  void setKey(const Mark& mark, const std::string& key) {
     Frame& f = stack_.back();
-    if (f.value->contains(key)) {
+    if (key != "<<" && f.value->contains(key)) {
       fail(mark, "duplicate key '" + key + "'");
     }
     f.key = key;
     f.have_key = true;
   }
 
-  void count(const YAML::Mark& mark, uint64_t n) {
-    nodes_ += n;
+  // Puts a finished value in its place; returns where it went.
+  Json* place(const Mark& mark, Json v, const char* anchor, uint64_t nodes) {
+    if (expectingKey()) {
+      fail(mark, "only scalar keys are supported");
+    }
+    nodes_ += nodes;
     if (nodes_ > limits_.max_nodes) {
       fail(mark, "the document expands to more than " + std::to_string(limits_.max_nodes) +
                      " values (aliases included)");
     }
-  }
-
-  // Puts a finished value in its place; returns where it went.
-  Json* place(const YAML::Mark& mark, Json v, YAML::anchor_t anchor, uint64_t nodes) {
-    if (expecting_key()) {
-      fail(mark, "only scalar keys are supported");
-    }
-    count(mark, nodes);
-    if (anchor != 0) {
+    if (anchor != nullptr) {
       anchors_[anchor] = {v, nodes};
     }
     if (stack_.empty()) {
       root_ = std::move(v);
-      (*lines_)[""] = mark.line + 1;
+      lines_->set("", mark.line + 1);
       return &root_;
     }
     Frame& f = stack_.back();
     path_.resize(f.path_len);
+    path_ += '/';
     Json* slot;
     if (f.value->is_array()) {
-      path_ += '/';
       path_ += std::to_string(f.value->size());
       f.value->push_back(std::move(v));
       slot = &f.value->back();
     } else {
-      path_ += '/';
       path_ += pointerSegment(f.key);
       slot = &(*f.value)[f.key];
       *slot = std::move(v);
       f.have_key = false;
     }
-    (*lines_)[path_] = mark.line + 1;
+    lines_->set(path_, mark.line + 1);
     return slot;
-  }
-
-  void open(const YAML::Mark& mark, Json empty, YAML::anchor_t anchor) {
-    if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
-      fail(mark, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
-    }
-    Json* slot = place(mark, std::move(empty), 0, 1);
-    stack_.push_back(Frame{slot, stack_.empty() ? 0 : path_.size(), anchor, false, {}, nodes_});
-    if (stack_.size() == 1) {
-      path_.clear();
-      stack_.back().path_len = 0;
-    }
-  }
-
-  void close() {
-    Frame f = std::move(stack_.back());
-    stack_.pop_back();
-    if (f.anchor != 0) {
-      anchors_[f.anchor] = {*f.value, nodes_ - f.nodes_at_open + 1};
-    }
   }
 
   // YAML 1.1 merge keys: `<<: *base` or `<<: [*a, *b]`; keys already present win, and earlier
@@ -314,9 +276,22 @@ class Builder final : public YAML::EventHandler {
   Json root_;
   std::vector<Frame> stack_;
   std::string path_;
-  absl::flat_hash_map<YAML::anchor_t, Anchored> anchors_;
+  absl::flat_hash_map<std::string, Anchored> anchors_;
   uint64_t nodes_ = 0;
-  int documents_ = 0;
+};
+
+// libyaml's parser and its current event, released on every path out.
+struct Parser {
+  yaml_parser_t parser;
+  yaml_event_t event;
+  bool has_event = false;
+  Parser() { yaml_parser_initialize(&parser); }
+  ~Parser() {
+    if (has_event) {
+      yaml_event_delete(&event);
+    }
+    yaml_parser_delete(&parser);
+  }
 };
 
 }  // namespace
@@ -338,9 +313,8 @@ std::string pointerSegment(std::string_view key) {
 
 int lineOf(const LineMap& lines, std::string path) {
   while (true) {
-    auto it = lines.find(path);
-    if (it != lines.end()) {
-      return it->second;
+    if (int line = lines.find(path); line > 0) {
+      return line;
     }
     if (path.empty()) {
       return 0;
@@ -352,31 +326,74 @@ int lineOf(const LineMap& lines, std::string path) {
 
 YamlParse parseYaml(std::string_view text, const YamlLimits& limits) {
   YamlParse out;
-  MemoryBuf buf(text.data(), text.size());
-  std::istream in(&buf);
+  out.lines.reserve(text.size() / 16);  // about one value per 10-20 bytes of YAML
   Builder builder(limits, &out.lines);
+  Parser p;
+  yaml_parser_set_input_string(&p.parser, reinterpret_cast<const unsigned char*>(text.data()),
+                               text.size());
+  int documents = 0;
   try {
-    YAML::Parser parser(in);
-    if (!parser.HandleNextDocument(builder)) {
-      out.error = "the file is empty";
-      out.error_line = 1;
-      return out;
-    }
-    Builder second(limits, &out.lines);
-    if (parser.HandleNextDocument(second)) {
-      out.error = "more than one YAML document";
-      out.error_line = 1;
-      return out;
+    while (true) {
+      if (!yaml_parser_parse(&p.parser, &p.event)) {
+        const yaml_mark_t& m = p.parser.problem_mark;
+        throw Failure{std::string(p.parser.problem != nullptr ? p.parser.problem : "invalid YAML") +
+                          (p.parser.context != nullptr
+                               ? std::string(" ") + p.parser.context
+                               : std::string()),
+                      static_cast<int>(m.line) + 1, static_cast<int>(m.column) + 1};
+      }
+      p.has_event = true;
+      const yaml_event_t& e = p.event;
+      const Mark mark{static_cast<int>(e.start_mark.line), static_cast<int>(e.start_mark.column)};
+      bool done = false;
+      switch (e.type) {
+        case YAML_DOCUMENT_START_EVENT:
+          if (++documents > 1) {
+            throw Failure{"more than one YAML document", mark.line + 1, mark.column + 1};
+          }
+          break;
+        case YAML_SCALAR_EVENT:
+          builder.onScalar(mark, reinterpret_cast<const char*>(e.data.scalar.tag),
+                           reinterpret_cast<const char*>(e.data.scalar.anchor),
+                           std::string(reinterpret_cast<const char*>(e.data.scalar.value),
+                                       e.data.scalar.length),
+                           e.data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
+          break;
+        case YAML_ALIAS_EVENT:
+          builder.onAlias(mark, reinterpret_cast<const char*>(e.data.alias.anchor));
+          break;
+        case YAML_SEQUENCE_START_EVENT:
+          builder.onStart(mark, reinterpret_cast<const char*>(e.data.sequence_start.anchor),
+                          false);
+          break;
+        case YAML_MAPPING_START_EVENT:
+          builder.onStart(mark, reinterpret_cast<const char*>(e.data.mapping_start.anchor), true);
+          break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+          builder.onEnd();
+          break;
+        case YAML_STREAM_END_EVENT:
+          done = true;
+          break;
+        default:
+          break;
+      }
+      yaml_event_delete(&p.event);
+      p.has_event = false;
+      if (done) {
+        break;
+      }
     }
   } catch (const Failure& f) {
     out.error = "line " + std::to_string(f.line) + ", column " + std::to_string(f.column) +
                 ": " + f.message;
     out.error_line = f.line;
     return out;
-  } catch (const YAML::Exception& e) {
-    out.error = "line " + std::to_string(e.mark.line + 1) + ", column " +
-                std::to_string(e.mark.column + 1) + ": " + e.msg;
-    out.error_line = e.mark.line + 1;
+  }
+  if (documents == 0) {
+    out.error = "the file is empty";
+    out.error_line = 1;
     return out;
   }
   out.value = std::move(builder.root());
