@@ -103,6 +103,22 @@ std::vector<UniqueKey> EntitySchema::allUniqueKeys() const {
 
 namespace {
 
+// Runs a custom validator. Validators read the value with nlohmann's typed getters, and a
+// value of another type, such as an explicit null where a string has a default ("policy":
+// null), makes those throw: that is reported on the field like any invalid value, never
+// thrown out of validation (the Admin API, the declarative loader and the DP all validate).
+std::string runCustomValidator(const CustomValidator& fn, Json& v) {
+  try {
+    return fn(v);
+  } catch (const nlohmann::json::exception& e) {
+    std::string_view what = e.what();  // "[json.exception.type_error.302] type must be ..."
+    if (const size_t at = what.find("] "); at != std::string_view::npos) {
+      what.remove_prefix(at + 2);
+    }
+    return "invalid value: " + std::string(what);
+  }
+}
+
 std::string formatNumber(double v) {
   if (std::floor(v) == v && std::fabs(v) < 1e15) {
     return std::to_string(static_cast<int64_t>(v));
@@ -346,7 +362,7 @@ class Processor {
     }
     // A record's own validator (Kong's record custom_validator) runs only on valid fields.
     if (f.custom && !(f.type == FieldType::kRecord && hasError(path))) {
-      const std::string reason = f.custom(v);
+      const std::string reason = runCustomValidator(f.custom, v);
       if (!reason.empty()) {
         error(path, reason);
       }

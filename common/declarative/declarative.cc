@@ -1089,7 +1089,14 @@ std::string migrateRoutePath(const std::string& path) {
 LoadResult loadDeclarative(std::string_view text, const LoadOptions& options) {
   LoadResult result;
   Loader loader(options, &result);
-  loader.run(text);
+  try {
+    loader.run(text);
+  } catch (const std::exception& e) {
+    // A bug of ours, not of the file: the DP keeps its running config (and its process)
+    // rather than stopping on a reload. The fuzz target treats this message as a failure.
+    result.problems.push_back(
+        Problem{"", "", "", std::string(kInternalErrorPrefix) + e.what(), 0});
+  }
   if (!result.ok()) {
     result.snapshot.Clear();
   }

@@ -26,6 +26,10 @@ using Json = nlohmann::json;
 // a 10,000-route file about 4 MB).
 inline constexpr uint64_t kMaxFileBytes = 32ull << 20;
 
+// The start of the one problem reported when loading failed on an internal error (an
+// exception inside the loader) rather than on the file.
+inline constexpr char kInternalErrorPrefix[] = "internal error while loading the file: ";
+
 struct LoadOptions {
   uint64_t max_bytes = kMaxFileBytes;
   int max_depth = 64;                  // nested maps/sequences in the file

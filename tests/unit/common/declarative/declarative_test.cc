@@ -433,6 +433,16 @@ TEST_CASE("declarative: bad input files") {
     CHECK(firstMessage(load("- a\n- b\n")) ==
           "failed parsing declarative configuration: expected an object");
   }
+  SECTION("a config value of the wrong type for a plugin's own check is an error on it") {
+    // Truncating a file after "policy:" leaves an explicit null that rate-limiting's config
+    // check reads as a string: it once escaped as an exception and stopped the process.
+    LoadResult r = load(
+        "_format_version: \"3.0\"\nplugins:\n- name: rate-limiting\n  config:\n"
+        "    minute: 60\n    policy:\n");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.problems.front().field == "config");
+    CHECK(firstMessage(r) == "invalid value: type must be string, but is null");
+  }
   SECTION("entity that is not a record") {
     LoadResult r = load("_format_version: \"3.0\"\nservices: [x]\n");
     CHECK(firstMessage(r) == "expected a record");
