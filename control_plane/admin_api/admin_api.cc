@@ -14,6 +14,7 @@
 #include "common/config/validate.h"
 #include "common/flags.h"
 #include "common/logging.h"
+#include "control_plane/admin_api/config_endpoint.h"
 #include "control_plane/admin_api/form.h"
 #include "control_plane/fleet/fleet_endpoints.h"
 
@@ -1352,6 +1353,10 @@ ApiResponse AdminApi::route(const ApiRequest& req, const std::vector<std::string
                             {"connections_active", counters_.connections_active.load()},
                             {"connections_handled", counters_.connections_accepted.load()},
                             {"total_requests", counters_.total_requests.load()}}}});
+  }
+  if (seg[0] == "config" && seg.size() == 1) {
+    // Before the generic body reading: the file may be YAML, a form or multipart, and large.
+    return handleConfigEndpoint(store_, req, query, group, statusResponse);
   }
   Body body;
   if (is_write) {

@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
+#include "control_plane/admin_api/config_endpoint.h"
 
 namespace portico::cp {
 namespace {
@@ -148,7 +149,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void readHead() {
     parser_.emplace();
     parser_->header_limit(state_.options.max_header_bytes);
-    parser_->body_limit(state_.options.max_body_bytes);
+    // The larger of the two limits while the head is read (beast checks a Content-Length
+    // against it as soon as the head is complete); onHead applies the request's own.
+    parser_->body_limit(std::max<uint64_t>(state_.options.max_body_bytes,
+                                           state_.options.max_config_body_bytes));
     tcpOf(stream_).expires_after(state_.options.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
@@ -183,6 +187,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return;
     }
     const auto& head = parser_->get();
+    // A declarative file may be far larger than any entity body (10,000 routes are ~5 MB):
+    // POST .../config gets the loader's own bound, every other request the usual one. Either
+    // body is read only once the token check below passed.
+    const uint64_t limit =
+        isConfigUpload(std::string_view(head.method_string().data(), head.method_string().size()),
+                       std::string_view(head.target().data(), head.target().size()))
+            ? std::max<uint64_t>(state_.options.max_body_bytes,
+                                 state_.options.max_config_body_bytes)
+            : state_.options.max_body_bytes;
+    if (const auto length = parser_->content_length(); length && *length > limit) {
+      closedOrFailed(http::error::body_limit);
+      return;
+    }
+    parser_->body_limit(limit);  // chunked bodies: counted as they arrive
     if (!state_.api->requiresAuth() || parser_->is_done()) {
       readBody();
       return;

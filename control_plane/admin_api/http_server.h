@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/declarative/declarative.h"
 #include "control_plane/admin_api/admin_api.h"
 
 namespace portico::cp {
@@ -22,6 +23,8 @@ struct AdminServerOptions {
   // waiting means bigger batches, not more database load.
   int write_workers = 0;
   uint64_t max_body_bytes = 1 << 20;              // larger bodies answer 413
+  // POST /config (a whole declarative file): the loader's own limit.
+  uint64_t max_config_body_bytes = declarative::kMaxFileBytes;
   uint32_t max_header_bytes = 64 << 10;           // larger request heads answer 431
   // The whole request head must arrive within this of the connection's last response (or
   // its start), as nginx's client_header_timeout; the body within body_timeout of its head.

@@ -100,6 +100,28 @@ struct ChildReplace {
   std::vector<config::Json> entities;  // processed entities, ids set, foreign key filled in
 };
 
+// A group's whole config as POST /config gives it: every entity of each type in Kong JSON as
+// the Admin API stores it (processed, id set, foreign keys as {"id": ...}). A type absent
+// from the list has no entities.
+struct TypedEntities {
+  std::string type;  // entity table ("services")
+  std::vector<config::Json> entities;
+};
+
+struct ReplaceOutcome {
+  bool changed = false;     // false: the group already held exactly this config; no write
+  uint64_t generation = 0;  // the group's generation afterwards (the new one when changed)
+  uint64_t upserted = 0;    // entities inserted or changed
+  uint64_t deleted = 0;     // entities removed
+};
+
+// A group's whole config as stored: each type's entities (JSON text, ordered by id), types
+// parents first, read in one consistent transaction.
+struct ConfigExport {
+  uint64_t generation = 0;
+  std::vector<std::pair<std::string, std::vector<std::string>>> by_type;
+};
+
 // A write whose COMMIT got no answer (the connection or the server went away during it) and
 // whose fate the store could not learn within Options::commit_resolve_timeout: it may have
 // committed or not. kUnavailable with a payload, so a caller that only looks at the code
@@ -204,6 +226,23 @@ class PgConfigStore final : public ConfigStore {
   absl::StatusOr<std::optional<uint64_t>> deleteJson(const std::string& group,
                                                      const std::string& type,
                                                      const std::string& id);
+  // ---- whole-group config (POST/GET /config) ------------------------------------------------
+  // Makes `entities` (already validated as a whole: references resolve inside it, unique keys
+  // are unique) the group's entire config in one transaction: entities it lacks are deleted,
+  // new or different ones written, identical ones (timestamps aside) left alone; one
+  // generation bump, one change_log row per entity changed, one NOTIFY. Nothing changed = no
+  // bump, changed=false. Fills in each entity's created_at/updated_at as stored (kept from the
+  // stored entity when it exists, else the given one or now). Serialized with every other
+  // writer of the group by its row lock, taken first. kNotFound for an unknown group,
+  // kInvalidArgument for an unknown type, kAlreadyExists/kFailedPrecondition when a database
+  // constraint still refuses it (nothing written). Blocks.
+  absl::StatusOr<ReplaceOutcome> replaceConfig(const std::string& group,
+                                               std::vector<TypedEntities>* entities);
+  // The group's every entity, for GET /config. kNotFound for an unknown group. Blocks.
+  absl::StatusOr<ConfigExport> exportConfig(const std::string& group);
+  // Entity types with every type a type references before it (the order inserts need).
+  static const std::vector<std::string>& typesParentsFirst();
+
   // How many group-commit transactions ran and how many writes they carried (tests, metrics).
   struct WriteBatchStats {
     uint64_t batches = 0;
