@@ -9,7 +9,7 @@
 
 namespace portico::cp {
 namespace {
-constexpr char kChannel[] = "portico_config";
+constexpr const char* kChannel = detail::kNotifyChannel;
 }  // namespace
 
 namespace detail {

@@ -106,6 +106,7 @@ struct ChildReplace {
 struct TypedEntities {
   std::string type;  // entity table ("services")
   std::vector<config::Json> entities;
+  std::vector<std::string> stored_text;  // set by replaceConfig: each entity's JSON as stored
 };
 
 struct ReplaceOutcome {

@@ -31,6 +31,9 @@ pqxx::result execPrepared(pqxx::transaction_base& txn, const std::string& sql, A
   return txn.exec_prepared(name, std::forward<Args>(args)...);
 }
 
+// The NOTIFY channel of committed changes; payload '<group>:<generation>'.
+inline constexpr char kNotifyChannel[] = "portico_config";
+
 // Bumps and returns the group's generation (nullopt: no such group). The first statement of
 // deletes and of the typed service/route writes: it takes the group's row lock, so they are
 // serialized with every other writer of the group (batched writes lock it in finishWrite).

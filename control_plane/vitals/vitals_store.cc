@@ -18,10 +18,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "control_plane/store/pg_copy.h"
 
 namespace portico::cp::vitals {
 namespace {
 
+using detail::BinaryCopy;
+using detail::RawConnection;
 using portico::vitals::kLatencyBins;
 
 // "vitals_r" in ASCII: the retention job's transaction-scoped advisory lock.
@@ -177,85 +180,6 @@ absl::flat_hash_set<std::string> knownIds(pqxx::work& txn, const std::string& ta
   }
   return known;
 }
-
-// libpq's connection under a pqxx transaction, for COPY in binary (pqxx 6.4 writes text only).
-// pqxx hands it out to its large-object class only.
-struct RawConnection : pqxx::largeobject {
-  static PGconn* of(const pqxx::dbtransaction& txn) { return raw_connection(txn); }
-};
-
-// COPY ... FROM STDIN (FORMAT binary): fields in network byte order, so neither side formats
-// or parses numbers as text (text COPY with array literals was ~a third of the writer's time
-// and most of PostgreSQL's). Sent in slices of ~1 MB.
-class BinaryCopy {
- public:
-  BinaryCopy(pqxx::dbtransaction& txn, const std::string& table) : conn_(RawConnection::of(txn)) {
-    PGresult* r =
-        PQexec(conn_, absl::StrCat("COPY ", table, " FROM STDIN (FORMAT binary)").c_str());
-    const bool ok = PQresultStatus(r) == PGRES_COPY_IN;
-    PQclear(r);
-    if (!ok) throw std::runtime_error(absl::StrCat("COPY ", table, ": ", PQerrorMessage(conn_)));
-    buf_.reserve(kSlice + 4096);
-    buf_.append("PGCOPY\n\377\r\n\0", 11);
-    put32(0);  // flags
-    put32(0);  // header extension length
-  }
-  ~BinaryCopy() {
-    if (!done_) {  // an exception on the way: leave the connection out of COPY
-      PQputCopyEnd(conn_, "aborted");
-      while (PGresult* r = PQgetResult(conn_)) PQclear(r);
-    }
-  }
-  void row(int16_t fields) {
-    if (buf_.size() >= kSlice) flush();
-    put16(static_cast<uint16_t>(fields));
-  }
-  void i16(int v) { put32(2); put16(static_cast<uint16_t>(v)); }
-  void i32(int32_t v) { put32(4); put32(static_cast<uint32_t>(v)); }
-  void i64(int64_t v) { put32(8); put64(static_cast<uint64_t>(v)); }
-  void text(std::string_view v) {
-    put32(static_cast<uint32_t>(v.size()));
-    buf_.append(v);
-  }
-  void complete() {
-    put16(0xffff);  // trailer
-    flush();
-    done_ = true;
-    if (PQputCopyEnd(conn_, nullptr) != 1) fail();
-    bool ok = true;
-    while (PGresult* r = PQgetResult(conn_)) {
-      ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-      PQclear(r);
-    }
-    if (!ok) fail();
-  }
-
- private:
-  static constexpr size_t kSlice = 1 << 20;
-  [[noreturn]] void fail() { throw std::runtime_error(absl::StrCat("COPY: ", PQerrorMessage(conn_))); }
-  void flush() {
-    if (!buf_.empty() && PQputCopyData(conn_, buf_.data(), static_cast<int>(buf_.size())) != 1) {
-      fail();
-    }
-    buf_.clear();
-  }
-  void put16(uint16_t v) {
-    const char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
-    buf_.append(b, 2);
-  }
-  void put32(uint32_t v) {
-    const uint32_t be = __builtin_bswap32(v);
-    buf_.append(reinterpret_cast<const char*>(&be), 4);
-  }
-  void put64(uint64_t v) {
-    const uint64_t be = __builtin_bswap64(v);
-    buf_.append(reinterpret_cast<const char*>(&be), 8);
-  }
-
-  PGconn* conn_;
-  std::string buf_;
-  bool done_ = false;
-};
 
 // COPY `rows` into a staging table whose columns are (granularity, group_name, ts, <3 or 2
 // text keys>, status, then metricColumns()).
