@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/convert.h"
+#include "cli/openapi.h"
 #include "cli/validate.h"
 #include "common/flags.h"
 
@@ -22,10 +24,17 @@ constexpr char kUsage[] =
     "      1.1, 2.1 or 3.0) offline with the schemas the data plane and the Admin API use.\n"
     "      '-s -' reads stdin. Errors name the file's line; --json prints Kong's code-14\n"
     "      error body. Exit 0 when every file is valid, 1 otherwise.\n"
+    "  openapi2config SPEC -o FILE [--format 3.0|1.1] [--select-tag TAG...] [--tags a,b]\n"
+    "      Generate a Kong declarative file from an OpenAPI 3 spec (YAML or JSON) as Inso's\n"
+    "      'generate config' (openapi-2-kong) does: one service, a regex route per operation,\n"
+    "      x-kong-* extensions. -o FILE.json writes JSON, else YAML; '-' is stdin/stdout.\n"
+    "  convert --from kong-gateway-2.x --to kong-gateway-3.x --input-file IN\n"
+    "          [--output-file OUT] [--format yaml|json]\n"
+    "      decK's convert: '~' before 2.x regex route paths, _format_version 3.0.\n"
     "  version\n"
     "      Print the version.\n"
     "\n"
-    "Planned (issue 15): diff, sync, dump, reset, ping, convert, openapi2config.\n";
+    "Planned (issue 15): diff, sync, dump, reset, ping.\n";
 
 int usageError(const std::string& line) {
   std::fprintf(stderr, "porticoctl: %s\n%s", line.c_str(), kUsage);
@@ -52,6 +61,19 @@ int validate(const std::vector<std::string_view>& args) {
     }
   }
   return portico::cli::runValidate(options, stdout, stderr);
+}
+
+// openapi2config and convert: files in, a file out (cli/openapi.h, cli/convert.h).
+int fileCommand(std::string_view command, const std::vector<std::string_view>& args) {
+  if (command == "convert") {
+    absl::StatusOr<portico::cli::ConvertOptions> o = portico::cli::parseConvertArgs(args);
+    return o.ok() ? portico::cli::runConvert(*o, stderr)
+                  : usageError(std::string(o.status().message()));
+  }
+  absl::StatusOr<portico::cli::OpenApi2ConfigOptions> o =
+      portico::cli::parseOpenApi2ConfigArgs(args);
+  return o.ok() ? portico::cli::runOpenApi2Config(*o, stderr)
+                : usageError(std::string(o.status().message()));
 }
 
 }  // namespace
@@ -85,8 +107,10 @@ int main(int argc, char** argv) {
   if (command == "validate") {
     return validate(args);
   }
-  for (const char* planned : {"diff", "sync", "dump", "reset", "ping", "convert",
-                              "openapi2config"}) {
+  if (command == "openapi2config" || command == "convert") {
+    return fileCommand(command, args);
+  }
+  for (const char* planned : {"diff", "sync", "dump", "reset", "ping"}) {
     if (command == planned) {
       std::fprintf(stderr, "porticoctl: '%s' is not implemented yet (issue 15)\n", planned);
       return 1;
