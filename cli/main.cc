@@ -1,5 +1,5 @@
 // porticoctl: decK's workflow for Portico. Command-line habits follow decK's (-s/--state,
-// exit 0 on success and 1 on error); commands not built yet say so and exit 1.
+// exit 0 on success and 1 on error).
 #include <malloc.h>
 
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/convert.h"
+#include "cli/online.h"
 #include "cli/openapi.h"
 #include "cli/validate.h"
 #include "common/flags.h"
@@ -31,10 +32,23 @@ constexpr char kUsage[] =
     "  convert --from kong-gateway-2.x --to kong-gateway-3.x --input-file IN\n"
     "          [--output-file OUT] [--format yaml|json]\n"
     "      decK's convert: '~' before 2.x regex route paths, _format_version 3.0.\n"
+    "  ping | dump [-o FILE] | reset [--force] | diff -s FILE... [--non-zero-exit-code]\n"
+    "  | sync -s FILE...\n"
+    "      decK's online commands against the Admin API (http:// only): ping prints the\n"
+    "      version; dump writes the config as a _format_version 3.0 file (-o FILE, default\n"
+    "      kong.yaml; FILE.json writes JSON; '-' stdout) that sync takes back unchanged;\n"
+    "      diff prints the plan (creating/updating/deleting, changed fields, a Summary) and\n"
+    "      with --non-zero-exit-code exits 2 on drift; sync applies it (parents first,\n"
+    "      deletes last) and is idempotent; reset deletes every (selected) entity (--force\n"
+    "      when not interactive). Common options: --kong-addr URL (default\n"
+    "      http://127.0.0.1:8001, env PORTICO_ADDR), --headers 'K:V' (repeatable, e.g.\n"
+    "      Kong-Admin-Token:...), --select-tag TAG (repeatable: only entities with all these\n"
+    "      tags, and created ones get them), --control-plane NAME (a group other than the\n"
+    "      default one), --parallelism N (default 10), --timeout SECONDS (default 60).\n"
+    "      -s FILE is repeatable (files are merged), YAML or JSON, '-' stdin. Exit 0 on\n"
+    "      success, 1 on error.\n"
     "  version\n"
-    "      Print the version.\n"
-    "\n"
-    "Planned (issue 15): diff, sync, dump, reset, ping.\n";
+    "      Print the version.\n";
 
 int usageError(const std::string& line) {
   std::fprintf(stderr, "porticoctl: %s\n%s", line.c_str(), kUsage);
@@ -76,6 +90,28 @@ int fileCommand(std::string_view command, const std::vector<std::string_view>& a
                 : usageError(std::string(o.status().message()));
 }
 
+// ping, dump, reset, diff, sync: against the Admin API (cli/online.h).
+int online(std::string_view command, const std::vector<std::string_view>& args) {
+  portico::cli::OnlineOptions options;
+  if (std::string problem = portico::cli::parseOnlineArgs(command, args, &options);
+      !problem.empty()) {
+    return usageError(problem);
+  }
+  if (command == "ping") {
+    return portico::cli::runPing(options, stdout, stderr);
+  }
+  if (command == "dump") {
+    return portico::cli::runDump(options, stdout, stderr);
+  }
+  if (command == "reset") {
+    return portico::cli::runReset(options, stdout, stderr);
+  }
+  if (command == "diff") {
+    return portico::cli::runDiff(options, stdout, stderr);
+  }
+  return portico::cli::runSync(options, stdout, stderr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,11 +146,9 @@ int main(int argc, char** argv) {
   if (command == "openapi2config" || command == "convert") {
     return fileCommand(command, args);
   }
-  for (const char* planned : {"diff", "sync", "dump", "reset", "ping"}) {
-    if (command == planned) {
-      std::fprintf(stderr, "porticoctl: '%s' is not implemented yet (issue 15)\n", planned);
-      return 1;
-    }
+  if (command == "ping" || command == "dump" || command == "reset" || command == "diff" ||
+      command == "sync") {
+    return online(command, args);
   }
   return usageError("unknown command '" + std::string(command) + "'");
 }
