@@ -437,7 +437,7 @@ int serve(const std::string& dsn) {
                              const std::map<std::string, std::string>& query) {
     vitals::ApiAnswer a = vitals::handleApi(vitals_ingest.pool(), method, group, segments,
                                             query, static_cast<int64_t>(std::time(nullptr)));
-    return ApiResponse{a.status, std::move(a.body), ""};
+    return ApiResponse{a.status, std::move(a.body), "", std::move(a.stream)};
   };
   if (credentials != nullptr) {
     admin_options.provisioning = [&](const std::string& method, const std::string& group,

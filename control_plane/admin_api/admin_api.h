@@ -18,6 +18,7 @@
 #include "common/metrics/histogram.h"
 #include "common/metrics/metrics.h"
 #include "control_plane/admin_api/admin_auth.h"
+#include "control_plane/admin_api/body_stream.h"
 #include "control_plane/store/pg_store_impl.h"
 
 namespace portico::cp {
@@ -34,6 +35,8 @@ struct ApiResponse {
   int status = 200;
   std::string body;          // JSON, or empty for 204
   std::string content_type;  // "" = JSON
+  // Set: the body is written as it is produced (chunked), `body` unused. See body_stream.h.
+  BodyStream stream;
 };
 
 // The one REST translation of internal status codes (rule 6): kInvalidArgument 400,

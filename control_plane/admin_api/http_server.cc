@@ -260,9 +260,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const bool is_write = req.method() != http::verb::get && req.method() != http::verb::head &&
                           req.method() != http::verb::options;
     const auto read_at = std::chrono::steady_clock::now();
+    const bool streams = version_ >= 11;
     net::post(is_write ? *state_.write_workers : *state_.workers,
               [self = this->shared_from_this(), api_req = std::move(api_req), keep_alive,
-               read_at]() {
+               read_at, streams]() {
       ApiResponse resp;
       try {
         resp = self->state_.api->handle(api_req);
@@ -272,6 +273,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         LOG_ERROR("admin", "%s %s: unexpected exception: %s", api_req.method, api_req.target,
                   e.what());
         resp = {500, R"({"message":"An unexpected error occurred"})"};
+      }
+      if (resp.stream && !streams) {
+        // HTTP/1.0 has no chunked encoding: the whole body, then a Content-Length.
+        if (absl::Status st = drain(resp.stream, &resp.body); !st.ok()) {
+          LOG_ERROR("admin", "%s %s: %s", api_req.method, api_req.target, st.ToString());
+          resp = {500, R"({"message":"An unexpected error occurred"})"};
+        }
+        resp.stream = nullptr;
       }
       self->state_.counters.latency.observe(
           api_req.method, resp.status,
@@ -283,9 +292,22 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     });
   }
 
-  // Takes the body over: a vitals answer can be ~100 MB, and copying it cost as much as
-  // writing it.
+  static absl::Status drain(const BodyStream& stream, std::string* body) {
+    std::string chunk;
+    for (bool last = false; !last;) {
+      chunk.clear();
+      if (absl::Status st = stream(&chunk, &last); !st.ok()) return st;
+      body->append(chunk);
+    }
+    return absl::OkStatus();
+  }
+
+  // Takes the body over: answers can be large, and copying one cost as much as writing it.
   void write(ApiResponse resp, bool keep_alive) {
+    if (resp.stream) {
+      writeStreamed(std::move(resp), keep_alive);
+      return;
+    }
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(resp.status), version_ == 0 ? 11 : version_);
     res->set(http::field::server, kServerHeader);
@@ -310,6 +332,124 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                         }
                         self->readHead();
                       });
+  }
+
+  // A BodyStream answer, chunked: the next piece is produced on a worker while the previous
+  // one is written, so producing and sending overlap and at most two pieces are held.
+  // Everything below runs on the connection's I/O thread except the producer.
+  struct Streamed {
+    BodyStream next;
+    bool keep_alive = true;
+    bool producing = false, last_seen = false, writing = false;
+    std::optional<std::string> queued;  // produced, waiting for the write in flight
+    std::string in_flight;              // being written
+    std::string spare;                  // a written piece's buffer, reused by the producer
+  };
+
+  void writeStreamed(ApiResponse resp, bool keep_alive) {
+    auto head = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(resp.status), 11);
+    head->set(http::field::server, kServerHeader);
+    head->set(http::field::content_type,
+              resp.content_type.empty() ? kJsonType : resp.content_type.c_str());
+    head->keep_alive(keep_alive);
+    head->chunked(true);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*head);
+    auto st = std::make_shared<Streamed>();
+    st->next = std::move(resp.stream);
+    st->keep_alive = keep_alive;
+    streamed_ = st;
+    st->writing = true;  // the head
+    produceNext();
+    tcpOf(stream_).expires_after(kWriteTimeout);
+    http::async_write_header(
+        stream_, *serializer,
+        [self = this->shared_from_this(), head, serializer](beast::error_code ec, size_t) {
+          self->onPieceWritten(ec);
+        });
+  }
+
+  void produceNext() {
+    Streamed& st = *streamed_;
+    if (st.producing || st.last_seen || st.queued.has_value()) return;
+    st.producing = true;
+    net::post(*state_.workers, [self = this->shared_from_this(), st = streamed_,
+                                chunk = std::move(st.spare)]() mutable {
+      chunk.clear();
+      bool last = false;
+      absl::Status status = st->next(&chunk, &last);
+      net::post(self->stream_.get_executor(),
+                [self, st, chunk = std::move(chunk), last, status = std::move(status)]() mutable {
+                  self->onPieceProduced(std::move(chunk), last, status);
+                });
+    });
+  }
+
+  void onPieceProduced(std::string chunk, bool last, const absl::Status& status) {
+    Streamed& st = *streamed_;
+    st.producing = false;
+    if (!status.ok()) {
+      // The head is out: ending without the final chunk is how the client learns it.
+      LOG_ERROR("admin", "streamed answer failed: %s", status.ToString());
+      close();
+      return;
+    }
+    st.last_seen = last;
+    if (st.writing) {
+      st.queued = std::move(chunk);
+    } else {
+      writePiece(std::move(chunk));
+    }
+    produceNext();
+  }
+
+  void writePiece(std::string chunk) {
+    Streamed& st = *streamed_;
+    st.writing = true;
+    st.in_flight = std::move(chunk);
+    tcpOf(stream_).expires_after(kWriteTimeout);
+    if (st.in_flight.empty()) {  // an empty chunk would end the body: nothing to write
+      net::post(stream_.get_executor(), [self = this->shared_from_this()]() {
+        self->onPieceWritten({});
+      });
+      return;
+    }
+    net::async_write(stream_, http::make_chunk(net::buffer(st.in_flight)),
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       self->onPieceWritten(ec);
+                     });
+  }
+
+  void onPieceWritten(beast::error_code ec) {
+    Streamed& st = *streamed_;
+    st.writing = false;
+    if (ec) {
+      close();
+      return;
+    }
+    st.spare = std::move(st.in_flight);
+    if (st.queued.has_value()) {
+      std::string next = std::move(*st.queued);
+      st.queued.reset();
+      writePiece(std::move(next));
+      produceNext();
+      return;
+    }
+    if (!st.last_seen || st.producing) return;  // the next piece is on its way
+    const bool keep_alive = st.keep_alive;
+    streamed_.reset();
+    net::async_write(stream_, http::make_chunk_last(),
+                     [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                       if (ec) {
+                         self->close();
+                         return;
+                       }
+                       if (!keep_alive) {
+                         self->lingeringClose();
+                         return;
+                       }
+                       self->readHead();
+                     });
   }
 
   // nginx's lingering close: after answering a request whose body we did not read, stop
@@ -348,6 +488,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   unsigned version_ = 11;
+  std::shared_ptr<Streamed> streamed_;  // the streamed answer being written, if any
 };
 
 class AdminHttpServerImpl final : public AdminHttpServer {

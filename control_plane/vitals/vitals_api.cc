@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -85,13 +87,23 @@ std::optional<std::string> resolve(PgPool& pool, const std::string& group,
 // where building JSON objects (or even absl::StrAppend per field) was a large part of the time.
 class ItemWriter {
  public:
-  ItemWriter(std::string& out, const Query& q) : out_(out), q_(q) {}
+  // Appends to `out`; `first`: no item precedes this writer's (no comma before the first).
+  // `out` holds garbage past the items until finish().
+  ItemWriter(std::string& out, const Query& q, bool first)
+      : out_(out), len_(out.size()), q_(q), first_(first) {}
+  bool wrote() const { return wrote_; }
+  size_t size() const { return len_; }
+  void finish() { out_.resize(len_); }
 
   void item(const Row& r) {
     if (r.requests == 0) return;
-    reserve(512);
-    if (!first_) out_.push_back(',');
+    // The fixed text and numbers of an item are under 600 bytes; ids are escaped to at most
+    // six bytes each (\u00XX).
+    ensure(640 + 6 * (r.service.size() + r.route.size() + r.consumer.size() + r.node.size()));
+    p_ = out_.data() + len_;
+    if (!first_) *p_++ = ',';
     first_ = false;
+    wrote_ = true;
     lit("{\"timestamp\":");
     num(r.ts);
     if (q_.by_service) id(",\"service\":", r.service);
@@ -113,32 +125,34 @@ class ItemWriter {
     latency(",\"upstream\":{\"p50\":", r.upstream, r.max_upstream);
     latency(",\"proxy\":{\"p50\":", r.proxy, r.max_proxy);
     lit("}}");
+    len_ = static_cast<size_t>(p_ - out_.data());
   }
 
  private:
-  void reserve(size_t n) {
-    if (out_.capacity() - out_.size() < n) out_.reserve(std::max(out_.capacity() * 2, out_.size() + n));
+  // Room for `n` more bytes at len_; grows the string itself (not just its capacity), since
+  // items are written through a pointer: one bounds check per item, and fixed-size copies
+  // the compiler inlines instead of a string append per field.
+  void ensure(size_t n) {
+    if (out_.size() - len_ < n) out_.resize(std::max({out_.size() * 2, len_ + n, size_t{64} << 10}));
   }
   template <size_t N>
   void lit(const char (&s)[N]) {
-    out_.append(s, N - 1);
+    std::memcpy(p_, s, N - 1);
+    p_ += N - 1;
   }
-  void num(int64_t v) {
-    char buf[24];
-    const auto res = std::to_chars(buf, buf + sizeof(buf), v);
-    out_.append(buf, static_cast<size_t>(res.ptr - buf));
-  }
+  void num(int64_t v) { p_ = std::to_chars(p_, p_ + 24, v).ptr; }
   template <size_t N>
   void latency(const char (&head)[N], const LatencyCounts& c, int64_t max) {
+    const portico::vitals::LatencyPercentiles p = portico::vitals::latencyPercentiles(c.data(), max);
     lit(head);
-    num(portico::vitals::latencyQuantile(c.data(), max, 0.50));
+    num(p.p50);
     lit(",\"p95\":");
-    num(portico::vitals::latencyQuantile(c.data(), max, 0.95));
+    num(p.p95);
     lit(",\"p99\":");
-    num(portico::vitals::latencyQuantile(c.data(), max, 0.99));
+    num(p.p99);
     lit(",\"max\":");
     num(max);
-    out_.push_back('}');
+    *p_++ = '}';
   }
   // An id: a UUID, "" (none: null) or "*" (consumers past the top N). Anything else goes
   // through the JSON library's escaping.
@@ -154,17 +168,23 @@ class ItemWriter {
              c == '-' || c == '*';
     });
     if (plain) {
-      out_.push_back('"');
-      out_.append(v);
-      out_.push_back('"');
+      *p_++ = '"';
+      std::memcpy(p_, v.data(), v.size());
+      p_ += v.size();
+      *p_++ = '"';
     } else {
-      out_.append(Json(v).dump());
+      const std::string quoted = Json(v).dump(-1, ' ', false, Json::error_handler_t::replace);
+      std::memcpy(p_, quoted.data(), quoted.size());
+      p_ += quoted.size();
     }
   }
 
   std::string& out_;
+  size_t len_;          // bytes of out_ in use
+  char* p_ = nullptr;   // write position within the item being written
   const Query& q_;
-  bool first_ = true;
+  bool first_;
+  bool wrote_ = false;
 };
 
 ApiAnswer requests(PgPool& pool, const std::string& group,
@@ -237,27 +257,52 @@ ApiAnswer requests(PgPool& pool, const std::string& group,
     return fieldError(q.by_node ? "group_by" : "node",
                       "node combines with service and status_code only");
   }
-  std::string out;
-  absl::StrAppend(&out, "{\"meta\":{\"start\":", q.start, ",\"end\":", q.end,
+  std::string head;
+  absl::StrAppend(&head, "{\"meta\":{\"start\":", q.start, ",\"end\":", q.end,
                   ",\"granularity\":\"", granularity, "\",\"group_by\":", Json(group_by).dump(),
                   "},\"data\":[");
-  ItemWriter items(out, q);
   if (answersFromPacked(q)) {
-    // One packed row per 10 s bucket (vitals_store.h), written out as it is read.
-    // By route an item is ~275 bytes of JSON per ~95 packed bytes: sized once, not grown by
-    // copies.
-    const absl::Status st = queryPacked(
-        pool, q, [&](const Row& r) { items.item(r); },
-        [&](size_t packed) {
-          if (q.by_route) out.reserve(out.size() + packed * 3 + 4096);
-        });
-    if (!st.ok()) return message(503, std::string(st.message()));
-  } else {
-    auto rows = query(pool, q);
-    if (!rows.ok()) return message(503, std::string(rows.status().message()));
-    out.reserve(out.size() + rows->size() * 320);
-    for (const Row& r : *rows) items.item(r);
+    // One packed row per 10 s bucket (vitals_store.h), read at once; the answer is written
+    // out a few buckets at a time while the rest is produced: an hour by route is ~100 MB,
+    // which built whole cost more in fresh pages than in writing JSON.
+    absl::StatusOr<std::unique_ptr<PackedScan>> opened = PackedScan::open(pool, q);
+    if (!opened.ok()) return message(503, std::string(opened.status().message()));
+    struct State {
+      std::unique_ptr<PackedScan> scan;
+      Query q;
+      std::string head;
+      bool started = false, any = false;
+    };
+    auto state = std::make_shared<State>(State{std::move(*opened), q, std::move(head)});
+    ApiAnswer answer;
+    answer.stream = [state](std::string* chunk, bool* last) -> absl::Status {
+      if (!state->started) {
+        chunk->append(state->head);
+        state->started = true;
+      }
+      ItemWriter items(*chunk, state->q, !state->any);
+      // ~256 KB pieces: one bucket of 1,000 routes is ~275 KB.
+      while (!state->scan->done() && items.size() < (256u << 10)) {
+        if (absl::Status st = state->scan->next(1, [&](const Row& r) { items.item(r); });
+            !st.ok()) {
+          return st;
+        }
+      }
+      items.finish();
+      state->any = state->any || items.wrote();
+      *last = state->scan->done();
+      if (*last) chunk->append("]}");
+      return absl::OkStatus();
+    };
+    return answer;
   }
+  auto rows = query(pool, q);
+  if (!rows.ok()) return message(503, std::string(rows.status().message()));
+  std::string out = std::move(head);
+  out.reserve(out.size() + rows->size() * 320);
+  ItemWriter items(out, q, true);
+  for (const Row& r : *rows) items.item(r);
+  items.finish();
   out.append("]}");
   return {200, std::move(out)};
 }

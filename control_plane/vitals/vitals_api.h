@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "control_plane/admin_api/body_stream.h"
 #include "control_plane/store/pg_pool.h"
 
 namespace portico::cp::vitals {
@@ -17,6 +18,7 @@ namespace portico::cp::vitals {
 struct ApiAnswer {
   int status = 200;
   std::string body;  // JSON
+  BodyStream stream;  // set: the body comes from it instead (large answers)
 };
 
 // `segments`: the path after any /control-planes/{id} prefix, starting with "vitals".

@@ -829,81 +829,107 @@ bool answersFromPacked(const Query& q) {
          !q.consumer.has_value() && !q.node.has_value();
 }
 
-absl::Status queryPacked(PgPool& pool, const Query& q,
-                         const std::function<void(const Row&)>& each,
-                         const std::function<void(size_t)>& packed_bytes) {
-  return pool.run([&](pqxx::connection& conn) -> absl::Status {
+struct PackedScan::Impl {
+  Query q;
+  PgResult rows;
+  int next_row = 0;
+  // One Row reused for every answer row; `acc` adds entries up when a grouping leaves out
+  // the route (entries are in (service, route) order, so a service's are consecutive).
+  Row acc;
+  std::string group_service;
+};
+
+PackedScan::PackedScan(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PackedScan::~PackedScan() = default;
+
+absl::StatusOr<std::unique_ptr<PackedScan>> PackedScan::open(PgPool& pool, const Query& q) {
+  auto impl = std::make_unique<Impl>();
+  impl->q = q;
+  const absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::read_transaction txn(conn);
     txn.exec("SET LOCAL statement_timeout = '30s'");
     const std::string start = std::to_string(q.start), end = std::to_string(q.end);
-    PgResult rows = execBinary(txn,
-                               "SELECT ts, data FROM vitals_route_buckets WHERE group_name = $1 "
-                               "AND ts >= $2 AND ts < $3 ORDER BY ts",
-                               {q.group, start, end});
-    if (packed_bytes) {
-      size_t bytes = 0;
-      for (int i = 0; i < PQntuples(rows.get()); ++i) {
-        bytes += static_cast<size_t>(PQgetlength(rows.get(), i, 1));
-      }
-      packed_bytes(bytes);
-    }
-    // One Row reused for every answer row; `acc` adds entries up when a grouping leaves out
-    // the route (entries are in (service, route) order, so a service's are consecutive).
-    Row acc;
-    std::string group_service;
-    bool open = false;
-    const auto emit = [&] {
-      if (open) each(acc);
-      open = false;
-    };
-    int64_t v[kPackedValues];
-    std::string_view service, route;
-    for (int i = 0; i < PQntuples(rows.get()); ++i) {
-      const int64_t ts = binaryInt64(rows.get(), i, 0);
-      PackedReader r(std::string_view(PQgetvalue(rows.get(), i, 1),
-                                      static_cast<size_t>(PQgetlength(rows.get(), i, 1))));
-      while (!r.done()) {
-        if (!r.next(&service, &route, v)) {
-          return absl::DataLossError("malformed packed vitals bucket");
-        }
-        if ((q.service.has_value() && service != *q.service) ||
-            (q.route.has_value() && route != *q.route)) {
-          continue;
-        }
-        const std::string_view key_service = q.by_service || q.by_route ? service : "";
-        const std::string_view key_route = q.by_route ? route : "";
-        if (open && (acc.ts != ts || group_service != key_service || acc.route != key_route)) {
-          emit();
-        }
-        if (!open) {
-          acc.ts = ts;
-          group_service.assign(key_service);
-          // As query() answers: a key not grouped by is "" (a route implies its service).
-          acc.service.assign(q.by_service ? key_service : "");
-          acc.route.assign(key_route);
-          acc.requests = acc.bytes_in = acc.bytes_out = 0;
-          acc.max_total = acc.max_upstream = acc.max_proxy = 0;
-          acc.total.fill(0);
-          acc.upstream.fill(0);
-          acc.proxy.fill(0);
-          open = true;
-        }
-        acc.requests += v[0];
-        acc.bytes_in += v[1];
-        acc.bytes_out += v[2];
-        acc.max_total = std::max(acc.max_total, v[3]);
-        acc.max_upstream = std::max(acc.max_upstream, v[4]);
-        acc.max_proxy = std::max(acc.max_proxy, v[5]);
-        for (size_t b = 0; b < kLatencyBins; ++b) {
-          acc.total[b] += v[6 + b];
-          acc.upstream[b] += v[6 + kLatencyBins + b];
-          acc.proxy[b] += v[6 + 2 * kLatencyBins + b];
-        }
-      }
-      emit();  // a bucket's rows end with it
-    }
+    impl->rows = execBinary(txn,
+                            "SELECT ts, data FROM vitals_route_buckets WHERE group_name = $1 "
+                            "AND ts >= $2 AND ts < $3 ORDER BY ts",
+                            {q.group, start, end});
     return absl::OkStatus();
   });
+  if (!st.ok()) return st;
+  return std::unique_ptr<PackedScan>(new PackedScan(std::move(impl)));
+}
+
+bool PackedScan::done() const { return impl_->next_row >= PQntuples(impl_->rows.get()); }
+
+absl::Status PackedScan::next(int max_buckets, const std::function<void(const Row&)>& each) {
+  const Query& q = impl_->q;
+  const PGresult* rows = impl_->rows.get();
+  Row& acc = impl_->acc;
+  std::string& group_service = impl_->group_service;
+  bool open = false;
+  const auto emit = [&] {
+    if (open) each(acc);
+    open = false;
+  };
+  int64_t v[kPackedValues];
+  std::string_view service, route;
+  const int end = std::min(PQntuples(rows), impl_->next_row + std::max(max_buckets, 1));
+  for (int i = impl_->next_row; i < end; ++i) {
+    impl_->next_row = i + 1;
+    const int64_t ts = binaryInt64(rows, i, 0);
+    PackedReader r(std::string_view(PQgetvalue(rows, i, 1),
+                                    static_cast<size_t>(PQgetlength(rows, i, 1))));
+    while (!r.done()) {
+      if (!r.next(&service, &route, v)) {
+        return absl::DataLossError("malformed packed vitals bucket");
+      }
+      if ((q.service.has_value() && service != *q.service) ||
+          (q.route.has_value() && route != *q.route)) {
+        continue;
+      }
+      const std::string_view key_service = q.by_service || q.by_route ? service : "";
+      const std::string_view key_route = q.by_route ? route : "";
+      if (open && (acc.ts != ts || group_service != key_service || acc.route != key_route)) {
+        emit();
+      }
+      if (!open) {
+        acc.ts = ts;
+        group_service.assign(key_service);
+        // As query() answers: a key not grouped by is "" (a route implies its service).
+        acc.service.assign(q.by_service ? key_service : "");
+        acc.route.assign(key_route);
+        acc.requests = acc.bytes_in = acc.bytes_out = 0;
+        acc.max_total = acc.max_upstream = acc.max_proxy = 0;
+        acc.total.fill(0);
+        acc.upstream.fill(0);
+        acc.proxy.fill(0);
+        open = true;
+      }
+      acc.requests += v[0];
+      acc.bytes_in += v[1];
+      acc.bytes_out += v[2];
+      acc.max_total = std::max(acc.max_total, v[3]);
+      acc.max_upstream = std::max(acc.max_upstream, v[4]);
+      acc.max_proxy = std::max(acc.max_proxy, v[5]);
+      for (size_t b = 0; b < kLatencyBins; ++b) {
+        acc.total[b] += v[6 + b];
+        acc.upstream[b] += v[6 + kLatencyBins + b];
+        acc.proxy[b] += v[6 + 2 * kLatencyBins + b];
+      }
+    }
+    emit();  // a bucket's rows end with it
+  }
+  return absl::OkStatus();
+}
+
+absl::Status queryPacked(PgPool& pool, const Query& q,
+                         const std::function<void(const Row&)>& each) {
+  absl::StatusOr<std::unique_ptr<PackedScan>> scan = PackedScan::open(pool, q);
+  if (!scan.ok()) return scan.status();
+  while (!(*scan)->done()) {
+    if (absl::Status st = (*scan)->next(64, each); !st.ok()) return st;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> packRouteBuckets(PgPool& pool) {

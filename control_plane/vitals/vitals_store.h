@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,12 +92,28 @@ absl::StatusOr<std::vector<Row>> query(PgPool& pool, const Query& q);
 // with the 10 s rows of vitals_routes (same cutoff, same transaction).
 bool answersFromPacked(const Query& q);
 
-// The rows of such a query, in query()'s order, one at a time (the Row is reused: copy what is
-// kept). One row per bucket is read instead of entities x status codes rows summed in SQL.
-// `packed_bytes` (optional) first gets the size of the packed rows read, for sizing output.
+// The rows of such a query, read from PostgreSQL in one statement (one row per 10 s bucket
+// instead of entities x status codes rows summed in SQL), then turned into answer rows a few
+// buckets at a time, in query()'s order: an hour by route is ~100 MB of JSON, which the Admin
+// API writes out while it is produced instead of building it whole.
+class PackedScan {
+ public:
+  static absl::StatusOr<std::unique_ptr<PackedScan>> open(PgPool& pool, const Query& q);
+  ~PackedScan();
+  bool done() const;
+  // Calls `each` for the rows of the next `max_buckets` buckets (the Row is reused: copy what
+  // is kept). kDataLoss for a malformed bucket.
+  absl::Status next(int max_buckets, const std::function<void(const Row&)>& each);
+
+ private:
+  struct Impl;
+  explicit PackedScan(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Every row of a PackedScan.
 absl::Status queryPacked(PgPool& pool, const Query& q,
-                         const std::function<void(const Row&)>& each,
-                         const std::function<void(size_t)>& packed_bytes = nullptr);
+                         const std::function<void(const Row&)>& each);
 
 // Rebuilds the packed buckets from vitals_routes' 10 s rows (the last hour: retention keeps
 // no more), for rows written outside ingest (by SQL, or before the packed table existed):
