@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -259,6 +260,28 @@ absl::StatusOr<EntitySet> fetchCurrent(Admin& admin, const std::vector<std::stri
 // ---------------------------------------------------------------------------------------------
 // The desired state
 
+// PORTICOCTL_TIMING=1 prints how long each step took to stderr (benchmarks).
+class StepTimer {
+ public:
+  StepTimer() : on_(std::getenv("PORTICOCTL_TIMING") != nullptr), last_(now()) {}
+  void step(const char* what) {
+    if (on_) {
+      const int64_t t = now();
+      std::fprintf(stderr, "timing: %s %lld ms\n", what, static_cast<long long>(t - last_));
+      last_ = t;
+    }
+  }
+
+ private:
+  static int64_t now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  bool on_;
+  int64_t last_;
+};
+
 struct Desired {
   EntitySet entities;              // stored form, ids Kong's deterministic ones when not given
   bool transform = true;           // basic-auth passwords in the file are plain text
@@ -303,8 +326,11 @@ std::vector<std::string> sortedTags(std::vector<std::string> v) {
 }
 
 // Loads every state file, merged as decK merges them, through the declarative loader. Errors
-// are printed to `err`; returns nullopt then.
-std::optional<Desired> loadDesired(const OnlineOptions& options, FILE* err) {
+// are printed to `err`; returns nullopt then. `on_tags` is called once the select tags are
+// known, before the loader runs (the caller starts reading the current state meanwhile).
+std::optional<Desired> loadDesired(
+    const OnlineOptions& options, FILE* err,
+    const std::function<void(const std::vector<std::string>&)>& on_tags) {
   Desired d;
   Json merged = Json::object();
   std::vector<std::string> texts;
@@ -391,9 +417,14 @@ std::optional<Desired> loadDesired(const OnlineOptions& options, FILE* err) {
     merged["_info"]["select_tags"] = d.select_tags;
   }
   d.transform = transform.value_or(true);
+  on_tags(d.select_tags);
   // Plain passwords must reach the Admin API (which hashes them); the loader would hash them.
   merged["_transform"] = false;
-  declarative::LoadResult r = declarative::loadDeclarative(merged.dump());
+  StepTimer timer;
+  std::string merged_text = merged.dump();
+  timer.step("  parse and merge");
+  declarative::LoadResult r = declarative::loadDeclarative(merged_text);
+  timer.step("  loader");
   merged = Json();
   if (!r.ok()) {
     // Report against the file itself when there is one, so lines are the file's.
@@ -750,13 +781,17 @@ void printSummary(FILE* out, size_t created, size_t updated, size_t deleted) {
                updated, deleted);
 }
 
-std::string entityPath(const Admin& admin, const Op& op) {
+// The collection an entity is created in (POST) and, with its id, its own path.
+std::string collectionPath(const Admin& admin, const Op& op) {
   const TypeInfo& ti = kTypes[op.type];
   if (std::string_view(ti.type) == "targets") {
-    return admin.prefix() + "/upstreams/" + uriEscape(op.parent_id) + "/targets/" +
-           uriEscape(op.id);
+    return admin.prefix() + "/upstreams/" + uriEscape(op.parent_id) + "/targets";
   }
-  return admin.prefix() + "/" + ti.path + "/" + uriEscape(op.id);
+  return admin.prefix() + "/" + ti.path;
+}
+
+std::string entityPath(const Admin& admin, const Op& op) {
+  return collectionPath(admin, op) + "/" + uriEscape(op.id);
 }
 
 // Applies the plan phase by phase (a phase's ops run concurrently); stops after a phase
@@ -771,14 +806,21 @@ size_t applyPlan(Admin& admin, const Plan& plan, FILE* out, FILE* err, size_t* d
     while (end < plan.ops.size() && phaseOf(plan.ops[end]) == phase) {
       ++end;
     }
+    std::vector<uint8_t> outcome(end - begin, 0);  // 0 running, 1 done, 2 failed
+    std::vector<std::string> problems(end - begin);
+    size_t printed = 0;
     admin.parallelFor(end - begin, [&](HttpClient& c, size_t k) {
       const Op& op = plan.ops[begin + k];
-      const std::string path = entityPath(admin, op);
+      // Creates POST with the planned id (the Admin API then skips PUT's lookup of an
+      // existing entity; a replayed POST with the same id is recognised by the CP); updates
+      // PUT the whole entity.
       absl::StatusOr<HttpResponse> r;
       if (op.kind == Op::kDelete) {
-        r = c.request("DELETE", path);
+        r = c.request("DELETE", entityPath(admin, op));
+      } else if (op.kind == Op::kCreate) {
+        r = c.request("POST", collectionPath(admin, op), op.body.dump());
       } else {
-        r = c.request("PUT", path, op.body.dump());
+        r = c.request("PUT", entityPath(admin, op), op.body.dump());
       }
       std::string problem;
       if (!r.ok()) {
@@ -789,12 +831,21 @@ size_t applyPlan(Admin& admin, const Plan& plan, FILE* out, FILE* err, size_t* d
         problem = describeAnswer(*r);
       }
       std::lock_guard<std::mutex> lock(mu);
-      if (problem.empty()) {
-        ++done_counts[op.kind];
-        std::fprintf(out, "%s\n", opLine(op).c_str());
-      } else {
-        ++failures;
-        std::fprintf(err, "Error: %s: %s\n", opLine(op).c_str(), problem.c_str());
+      outcome[k] = problem.empty() ? 1 : 2;
+      if (!problem.empty()) {
+        problems[k] = std::move(problem);
+      }
+      // Lines come out in plan order (stable output), each as soon as every op before it in
+      // the phase finished.
+      for (; printed < outcome.size() && outcome[printed] != 0; ++printed) {
+        const Op& p = plan.ops[begin + printed];
+        if (outcome[printed] == 1) {
+          ++done_counts[p.kind];
+          std::fprintf(out, "%s\n", opLine(p).c_str());
+        } else {
+          ++failures;
+          std::fprintf(err, "Error: %s: %s\n", opLine(p).c_str(), problems[printed].c_str());
+        }
       }
     });
     std::fflush(out);
@@ -858,27 +909,44 @@ std::string checkReachable(Admin& admin, const OnlineOptions& o, Json* root) {
 
 // Loads the desired state and the current one and compares them.
 std::optional<Plan> planFor(const OnlineOptions& o, Admin& admin, FILE* err) {
+  StepTimer timer;
   if (o.states.empty()) {
     std::fprintf(err, "porticoctl: give the desired state with -s/--state FILE\n");
     return std::nullopt;
   }
-  std::optional<Desired> desired = loadDesired(o, err);
+  // The current state is read while the files load: the fetch mostly waits for the CP.
+  std::thread fetcher;
+  std::optional<absl::StatusOr<EntitySet>> current;
+  std::string unreachable;
+  std::optional<Desired> desired =
+      loadDesired(o, err, [&](const std::vector<std::string>& tags) {
+        fetcher = std::thread([&admin, &o, &current, &unreachable, tags] {
+          Json root;
+          unreachable = checkReachable(admin, o, &root);
+          if (unreachable.empty()) {
+            current = fetchCurrent(admin, tags);
+          }
+        });
+      });
+  if (fetcher.joinable()) {
+    fetcher.join();
+  }
   if (!desired) {
     return std::nullopt;
   }
-  Json root;
-  if (std::string problem = checkReachable(admin, o, &root); !problem.empty()) {
-    std::fprintf(err, "Error: %s\n", problem.c_str());
+  timer.step("load files and fetch current");
+  if (!unreachable.empty()) {
+    std::fprintf(err, "Error: %s\n", unreachable.c_str());
     return std::nullopt;
   }
-  absl::StatusOr<EntitySet> current = fetchCurrent(admin, desired->select_tags);
-  if (!current.ok()) {
+  if (!current->ok()) {
     std::fprintf(err, "Error: reading the current configuration: %s\n",
-                 std::string(current.status().message()).c_str());
+                 std::string(current->status().message()).c_str());
     return std::nullopt;
   }
-  Plan plan = makePlan(*desired, *current);
+  Plan plan = makePlan(*desired, **current);
   sortPlan(&plan);
+  timer.step("plan");
   return plan;
 }
 
@@ -1146,7 +1214,9 @@ int runSync(const OnlineOptions& o, FILE* out, FILE* err) {
     return 1;
   }
   size_t done[3] = {0, 0, 0};
+  StepTimer timer;
   const size_t failures = applyPlan(*admin, *plan, out, err, done);
+  timer.step("apply");
   printSummary(out, done[Op::kCreate], done[Op::kUpdate], done[Op::kDelete]);
   if (failures > 0) {
     std::fprintf(err, "Error: %zu of %zu changes failed; the later steps were not run\n",
