@@ -325,6 +325,35 @@ std::vector<std::string> sortedTags(std::vector<std::string> v) {
   return v;
 }
 
+// The snapshot's entities in the Admin API's stored form (as POST /config stores them).
+EntitySet storedEntities(const config::v1::Snapshot& snap) {
+  EntitySet set;
+  const google::protobuf::Descriptor* desc = snap.GetDescriptor();
+  const google::protobuf::Reflection* refl = snap.GetReflection();
+  for (size_t t = 0; t < kNumTypes; ++t) {
+    std::vector<Json>& list = set[t];
+    const std::string type = kTypes[t].type;
+    if (type == "services") {
+      list.reserve(static_cast<size_t>(snap.services_size()));
+      for (const auto& s : snap.services()) {
+        list.push_back(config::encodeService(s));
+      }
+    } else if (type == "routes") {
+      list.reserve(static_cast<size_t>(snap.routes_size()));
+      for (const auto& rt : snap.routes()) {
+        list.push_back(config::encodeRoute(rt));
+      }
+    } else if (const google::protobuf::FieldDescriptor* f = desc->FindFieldByName(type)) {
+      const int n = refl->FieldSize(snap, f);
+      list.reserve(static_cast<size_t>(n));
+      for (int i = 0; i < n; ++i) {
+        list.push_back(config::protoToJson(refl->GetRepeatedMessage(snap, f, i)));
+      }
+    }
+  }
+  return set;
+}
+
 // Loads every state file, merged as decK merges them, through the declarative loader. Errors
 // are printed to `err`; returns nullopt then. `on_tags` is called once the select tags are
 // known, before the loader runs (the caller starts reading the current state meanwhile).
@@ -337,13 +366,36 @@ std::optional<Desired> loadDesired(
   std::vector<std::string> file_tags;
   bool have_file_tags = false;
   std::optional<bool> transform;
+  std::vector<std::string> raw;
   for (const std::string& path : options.states) {
-    const std::string name = path == "-" ? "<stdin>" : path;
     absl::StatusOr<std::string> text = readState(path);
     if (!text.ok()) {
       std::fprintf(err, "porticoctl: %s\n", std::string(text.status().message()).c_str());
       return std::nullopt;
     }
+    raw.push_back(*std::move(text));
+  }
+  // One file that needs nothing changed before loading (no select tags, no basic-auth
+  // password to keep in plain text) goes to the loader as it is: one parse instead of
+  // parse, merge, print and parse again (about 130 ms on a 10,000-route file).
+  if (raw.size() == 1 && options.select_tags.empty() &&
+      raw[0].find("_info") == std::string::npos && raw[0].find("basic") == std::string::npos &&
+      raw[0].find("_transform") == std::string::npos) {
+    on_tags({});
+    declarative::LoadResult r = declarative::loadDeclarative(raw[0]);
+    if (!r.ok()) {
+      std::fputs(r.describe(options.states[0] == "-" ? "<stdin>" : options.states[0], 200)
+                     .c_str(),
+                 err);
+      return std::nullopt;
+    }
+    d.entities = storedEntities(r.snapshot);
+    return d;
+  }
+  for (size_t f = 0; f < raw.size(); ++f) {
+    const std::string& path = options.states[f];
+    const std::string name = path == "-" ? "<stdin>" : path;
+    std::optional<std::string> text(std::move(raw[f]));
     declarative::YamlParse parsed = declarative::parseYaml(*text);
     if (!parsed.ok) {
       std::fprintf(err, "%s:%d: %s\n", name.c_str(), parsed.error_line, parsed.error.c_str());
@@ -441,30 +493,7 @@ std::optional<Desired> loadDesired(
                err);
     return std::nullopt;
   }
-  config::v1::Snapshot& snap = r.snapshot;
-  const google::protobuf::Descriptor* desc = snap.GetDescriptor();
-  const google::protobuf::Reflection* refl = snap.GetReflection();
-  for (size_t t = 0; t < kNumTypes; ++t) {
-    std::vector<Json>& list = d.entities[t];
-    const std::string type = kTypes[t].type;
-    if (type == "services") {
-      list.reserve(static_cast<size_t>(snap.services_size()));
-      for (const auto& s : snap.services()) {
-        list.push_back(config::encodeService(s));
-      }
-    } else if (type == "routes") {
-      list.reserve(static_cast<size_t>(snap.routes_size()));
-      for (const auto& rt : snap.routes()) {
-        list.push_back(config::encodeRoute(rt));
-      }
-    } else if (const google::protobuf::FieldDescriptor* f = desc->FindFieldByName(type)) {
-      const int n = refl->FieldSize(snap, f);
-      list.reserve(static_cast<size_t>(n));
-      for (int i = 0; i < n; ++i) {
-        list.push_back(config::protoToJson(refl->GetRepeatedMessage(snap, f, i)));
-      }
-    }
-  }
+  d.entities = storedEntities(r.snapshot);
   return d;
 }
 
@@ -519,6 +548,43 @@ Json compareForm(const std::string& type, Json e) {
     std::sort(it->begin(), it->end());
   }
   return e;
+}
+
+// Whether `have` (from the API) equals `want` (from the file) in compareForm's terms, without
+// copying either (the plan of a 10,000-route diff compares 11,000 pairs).
+bool sameStored(const std::string& type, const Json& have, const Json& want,
+                const std::optional<std::string>& want_password) {
+  const auto ignored = [&type](const std::string& key) {
+    return key == "created_at" || key == "updated_at" ||
+           (key == "snis" && type == "certificates");
+  };
+  size_t have_fields = 0;
+  for (auto it = have.begin(); it != have.end(); ++it) {
+    if (ignored(it.key())) {
+      continue;
+    }
+    ++have_fields;
+    auto w = want.find(it.key());
+    if (w == want.end()) {
+      return false;
+    }
+    if (want_password && it.key() == "password") {
+      if (*it != Json(*want_password)) {
+        return false;
+      }
+    } else if (it.key() == "tags" && it->is_array() && w->is_array()) {
+      if (*it != *w && compareForm("", Json{{"tags", *it}}) != compareForm("", Json{{"tags", *w}})) {
+        return false;
+      }
+    } else if (*it != *w) {
+      return false;
+    }
+  }
+  size_t want_fields = 0;
+  for (auto it = want.begin(); it != want.end(); ++it) {
+    want_fields += ignored(it.key()) ? 0 : 1;
+  }
+  return have_fields == want_fields;
 }
 
 std::string compact(const Json& j) {
@@ -692,10 +758,10 @@ Plan makePlan(Desired& desired, const EntitySet& current) {
         }
       }
       namer.add(type, e);
-      Json want = compareForm(type, e);
-      if (type == "basicauth_credentials" && desired.transform && want["password"].is_string()) {
-        want["password"] = config::basicAuthHash(want["password"].get<std::string>(),
-                                                 foreignId(e, "consumer"));
+      std::optional<std::string> password_hash;
+      if (type == "basicauth_credentials" && desired.transform && e["password"].is_string()) {
+        password_hash = config::basicAuthHash(e["password"].get<std::string>(),
+                                              foreignId(e, "consumer"));
       }
       Op op;
       op.type = t;
@@ -703,9 +769,13 @@ Plan makePlan(Desired& desired, const EntitySet& current) {
       op.parent_id = type == "targets" ? foreignId(e, "upstream") : "";
       if (idx != SIZE_MAX) {
         matched[idx] = true;
-        Json have = compareForm(type, current[t][idx]);
-        if (have == want) {
+        if (sameStored(type, current[t][idx], e, password_hash)) {
           continue;
+        }
+        Json have = compareForm(type, current[t][idx]);
+        Json want = compareForm(type, e);
+        if (password_hash) {
+          want["password"] = *password_hash;
         }
         op.kind = Op::kUpdate;
         changedFields(have, want, "", type.find("credentials") != std::string::npos ||
@@ -947,6 +1017,10 @@ std::optional<Plan> planFor(const OnlineOptions& o, Admin& admin, FILE* err) {
   Plan plan = makePlan(*desired, **current);
   sortPlan(&plan);
   timer.step("plan");
+  // Left allocated on purpose: the command ends right after, and freeing some 20,000 JSON
+  // trees took 80 ms of a 10,000-route diff's 640.
+  (void)new std::optional<Desired>(std::move(desired));
+  (void)new std::optional<absl::StatusOr<EntitySet>>(std::move(current));
   return plan;
 }
 
