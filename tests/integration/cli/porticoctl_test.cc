@@ -89,7 +89,7 @@ TEST_CASE("porticoctl validate: stdin, several files, and command-line errors") 
   CHECK(porticoctl("validate -s").status == 1);
   CHECK(porticoctl("validate --bogus").status == 1);
   CHECK(porticoctl("frobnicate").status == 1);
-  CHECK(porticoctl("sync").output == "porticoctl: 'sync' is not implemented yet (issue 15)\n");
+  CHECK(porticoctl("sync").output == "porticoctl: give the desired state with -s/--state FILE\n");
   CHECK(porticoctl("--help").status == 0);
   CHECK(porticoctl("version").output.rfind("porticoctl ", 0) == 0);
 }
