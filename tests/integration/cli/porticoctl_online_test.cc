@@ -395,5 +395,31 @@ TEST_CASE("porticoctl: several -s files are merged; an unreachable CP or https e
   ::unlink(rt.c_str());
 }
 
+TEST_CASE("porticoctl --headers carries an admin token to a CP that requires one") {
+  TestPostgres pg;
+  migrate(pg.dsn());
+  Process create(binaryPath("portico-cp"), {"--pg_dsn=" + pg.dsn(), "admins", "create", "ci"});
+  REQUIRE(create.wait(std::chrono::seconds(20)) == 0);
+  const std::string log = create.log();
+  const size_t at = log.find("ptk_");
+  REQUIRE(at != std::string::npos);
+  const std::string token = log.substr(at, log.find_first_of("\r\n", at) - at);
+  Cp cp(pg.dsn(), {"--cluster_insecure", "--admin_auth=on"});
+  const std::string addr = " --kong-addr http://127.0.0.1:" + std::to_string(cp.admin_port);
+  const std::string f = writeFile("auth.yml", "_format_version: \"3.0\"\nservices:\n"
+                                              "- name: s\n  url: http://a.test\n");
+  Run refused = porticoctl("sync -s " + f + addr);
+  CHECK(refused.status == 1);
+  CHECK(contains(refused.output, "HTTP 401"));
+  Run ok = porticoctl("sync -s " + f + addr + " --headers 'Kong-Admin-Token: " + token + "'");
+  INFO(ok.output);
+  CHECK(ok.status == 0);
+  CHECK(contains(ok.output, "creating service s"));
+  CHECK(porticoctl("diff --non-zero-exit-code -s " + f + addr + " --headers Kong-Admin-Token:" +
+                   token)
+            .status == 0);
+  ::unlink(f.c_str());
+}
+
 }  // namespace
 }  // namespace portico::testing
