@@ -799,6 +799,9 @@ Plan makePlan(Desired& desired, const EntitySet& current) {
       }
       e.erase("created_at");
       e.erase("updated_at");
+      if (type == "certificates") {
+        e.erase("snis");  // a PUT with `snis` would replace the SNI entities synced on their own
+      }
       op.body = std::move(e);
       plan.ops.push_back(std::move(op));
     }
