@@ -640,6 +640,7 @@ struct Op {
 
 struct Plan {
   std::vector<Op> ops;
+  std::vector<std::string> select_tags;
   size_t creates = 0, updates = 0, deletes = 0;
 };
 
@@ -869,7 +870,8 @@ std::string entityPath(const Admin& admin, const Op& op) {
 
 // Applies the plan phase by phase (a phase's ops run concurrently); stops after a phase
 // with a failure, since later phases depend on it. Returns the number of failures.
-size_t applyPlan(Admin& admin, const Plan& plan, FILE* out, FILE* err, size_t* done_counts) {
+size_t applyPlan(Admin& admin, const Plan& plan, bool selected, FILE* out, FILE* err,
+                 size_t* done_counts) {
   std::mutex mu;
   size_t failures = 0;
   size_t begin = 0;
@@ -902,6 +904,11 @@ size_t applyPlan(Admin& admin, const Plan& plan, FILE* out, FILE* err, size_t* d
                                            r->status != 200)
                                         : (r->status != 200 && r->status != 201)) {
         problem = describeAnswer(*r);
+        if (selected && op.kind == Op::kCreate &&
+            problem.find("violation") != std::string::npos) {
+          problem += " (an entity with this id or name exists without the select tags: "
+                     "another team's, or one to tag first)";
+        }
       }
       std::lock_guard<std::mutex> lock(mu);
       outcome[k] = problem.empty() ? 1 : 2;
@@ -1018,6 +1025,7 @@ std::optional<Plan> planFor(const OnlineOptions& o, Admin& admin, FILE* err) {
     return std::nullopt;
   }
   Plan plan = makePlan(*desired, **current);
+  plan.select_tags = desired->select_tags;
   sortPlan(&plan);
   timer.step("plan");
   // Left allocated on purpose: the command ends right after, and freeing some 20,000 JSON
@@ -1292,7 +1300,8 @@ int runSync(const OnlineOptions& o, FILE* out, FILE* err) {
   }
   size_t done[3] = {0, 0, 0};
   StepTimer timer;
-  const size_t failures = applyPlan(*admin, *plan, out, err, done);
+  const size_t failures =
+      applyPlan(*admin, *plan, !plan->select_tags.empty(), out, err, done);
   timer.step("apply");
   printSummary(out, done[Op::kCreate], done[Op::kUpdate], done[Op::kDelete]);
   if (failures > 0) {
@@ -1349,7 +1358,7 @@ int runReset(const OnlineOptions& o, FILE* out, FILE* err) {
     }
   }
   size_t done[3] = {0, 0, 0};
-  const size_t failures = applyPlan(*admin, plan, out, err, done);
+  const size_t failures = applyPlan(*admin, plan, false, out, err, done);
   printSummary(out, done[Op::kCreate], done[Op::kUpdate], done[Op::kDelete]);
   return failures > 0 ? 1 : 0;
 }

@@ -276,6 +276,25 @@ upstreams:
   CHECK(contains(dump.output, "b-svc"));
   CHECK(!contains(dump.output, "a-svc"));
   CHECK(contains(dump.output, "select_tags:\n  - team-b"));
+  // Team b cannot take team a's service: the create fails, says why, and stops the sync
+  // before the route that needs it.
+  const std::string grab = writeFile("grab.yml", R"(_format_version: "3.0"
+services:
+- name: a-svc
+  url: http://z.test
+  routes:
+  - name: z-route
+    paths: [/z]
+)");
+  Run conflict = porticoctl("sync --select-tag team-b -s " + grab + g);
+  INFO(conflict.output);
+  CHECK(conflict.status == 1);
+  CHECK(contains(conflict.output, "Error: creating service a-svc: HTTP "));
+  CHECK(contains(conflict.output, "exists without the select tags"));
+  CHECK(contains(conflict.output, "the later steps were not run"));
+  CHECK(!contains(conflict.output, "creating route z-route\n"));
+  ::unlink(grab.c_str());
+  CHECK(porticoctl("sync --select-tag team-b -s " + b + g).status == 0);
   // Reset of team b leaves team a alone.
   Run reset = porticoctl("reset --force --select-tag team-b" + g);
   INFO(reset.output);
