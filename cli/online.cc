@@ -289,33 +289,33 @@ struct Desired {
 };
 
 absl::StatusOr<std::string> readState(const std::string& path) {
+  const std::string name = path == "-" ? "<stdin>" : path;
+  FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return absl::NotFoundError("cannot read " + name + ": " + std::strerror(errno));
+  }
   std::string text;
-  if (path == "-") {
-    char buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), stdin)) > 0) {
-      text.append(buf, n);
-      if (text.size() > declarative::kMaxFileBytes) {
-        return absl::InvalidArgumentError("<stdin>: larger than the limit of " +
-                                          std::to_string(declarative::kMaxFileBytes) + " bytes");
+  char buf[1 << 16];
+  size_t n;
+  // At most the limit plus one block: a huge file or stream is refused without holding it.
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+    text.append(buf, n);
+    if (text.size() > declarative::kMaxFileBytes) {
+      if (f != stdin) {
+        std::fclose(f);
       }
+      return absl::InvalidArgumentError(name + ": larger than the limit of " +
+                                        std::to_string(declarative::kMaxFileBytes) + " bytes");
     }
-    return text;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(path + ": cannot open: " + std::strerror(errno));
+  const bool failed = std::ferror(f) != 0;
+  const int error = errno;
+  if (f != stdin) {
+    std::fclose(f);
   }
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size > static_cast<std::streamoff>(declarative::kMaxFileBytes)) {
-    return absl::InvalidArgumentError(path + ": " + std::to_string(size) +
-                                      " bytes, larger than the limit of " +
-                                      std::to_string(declarative::kMaxFileBytes));
+  if (failed) {
+    return absl::InvalidArgumentError("cannot read " + name + ": " + std::strerror(error));
   }
-  in.seekg(0);
-  text.resize(size > 0 ? static_cast<size_t>(size) : 0);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   return text;
 }
 
