@@ -709,9 +709,6 @@ Plan makePlan(Desired& desired, const EntitySet& current) {
   }
   // desired id -> current id, per type, for entities matched by natural key.
   std::array<absl::flat_hash_map<std::string, std::string>, kNumTypes> remap;
-  const std::array<int, 4> ref_types = {typeIndex("services"), typeIndex("routes"),
-                                        typeIndex("consumers"), typeIndex("upstreams")};
-  (void)ref_types;
   for (size_t t = 0; t < kNumTypes; ++t) {
     const std::string type = kTypes[t].type;
     const config::EntitySchema* schema = config::findEntitySchema(type);
