@@ -3,10 +3,10 @@
 #   - burst.yml (236 services, 286 routes, 1,090 entities) `sync` into an empty config <= 1 s;
 #   - a 10,000-route file (1,000 services x 10 routes, one global plugin: 11,001 entities):
 #     `sync` into an empty config <= 10 s, `diff` (nothing to change) <= 1 s, `dump` <= 2 s.
-# Every sync goes into a new, empty control plane (--control-plane), so runs need no reset;
-# each run is a whole porticoctl process, start to exit (wall clock, /usr/bin/time). Prints
-# every run and the median per figure. Also times `reset --force` of the 10,000-route config
-# once (no goal in the issue).
+# Every sync goes into an empty CP (a new database and a CP started on it; the default group,
+# plain Admin API paths), so runs need no reset; each run is a whole porticoctl process, start
+# to exit (wall clock). Prints every run and the median per figure. Also times
+# `reset --force` of the 10,000-route config once (no goal in the issue).
 #
 #   tests/bench/porticoctl_bench.sh [build_dir]      (default: build)
 #   env: REPEAT=5 (runs per figure) PARALLELISM=10 KEEP=1 (keep the work dir)
@@ -30,14 +30,21 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PG_PORT=$(free_port); ADMIN_PORT=$(free_port); CLUSTER_PORT=$(free_port)
 portico_pg_start "$WORK/pg" "$PG_PORT" >/dev/null
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE portico"
-DSN="host=127.0.0.1 port=$PG_PORT dbname=portico user=postgres"
-"$CP" --pg_dsn="$DSN" migrations up >/dev/null 2>&1
-"$CP" --pg_dsn="$DSN" --admin_listen=127.0.0.1:$ADMIN_PORT \
-  --cluster_listen=127.0.0.1:$CLUSTER_PORT --cluster_insecure > "$WORK/cp.log" 2>&1 &
-CP_PID=$!
+db=0
+# A new, empty control plane: a new database, migrated, and a CP (on the same ports) on it.
+fresh_cp() {
+  if [[ -n "$CP_PID" ]]; then kill "$CP_PID"; wait "$CP_PID" 2>/dev/null || true; fi
+  db=$((db + 1))
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE portico$db"
+  local dsn="host=127.0.0.1 port=$PG_PORT dbname=portico$db user=postgres"
+  "$CP" --pg_dsn="$dsn" migrations up >/dev/null 2>&1
+  "$CP" --pg_dsn="$dsn" --admin_listen=127.0.0.1:$ADMIN_PORT \
+    --cluster_listen=127.0.0.1:$CLUSTER_PORT --cluster_insecure > "$WORK/cp$db.log" 2>&1 &
+  CP_PID=$!
+  for _ in $(seq 1 100); do curl -sf "$PORTICO_ADDR/status" >/dev/null && return 0; sleep 0.1; done
+  echo "the CP did not start"; tail "$WORK/cp$db.log"; exit 1
+}
 export PORTICO_ADDR="http://127.0.0.1:$ADMIN_PORT"
-for _ in $(seq 1 100); do curl -sf "$PORTICO_ADDR/status" >/dev/null && break; sleep 0.1; done
 
 python3 - "$WORK/10k.yml" <<'PY'
 import sys
@@ -49,13 +56,6 @@ with open(sys.argv[1], "w") as f:
             f.write(f"  - name: svc{s}-r{r}\n    paths: [/s{s}/r{r}]\n    methods: [GET, POST]\n")
 PY
 
-group=0
-new_group() {
-  group=$((group + 1))
-  curl -sf -XPOST "$PORTICO_ADDR/control-planes" -H 'Content-Type: application/json' \
-    -d "{\"name\":\"bench$group\"}" >/dev/null
-  g="bench$group"
-}
 # run NAME CMD...: times one porticoctl run (must exit 0), appends the seconds to $WORK/NAME.
 run() {
   local name="$1"; shift
@@ -77,26 +77,24 @@ PY
 }
 
 for _ in $(seq 1 "$REPEAT"); do
-  new_group
-  run burst_sync "$CTL" sync -s "$BURST" --control-plane "$g" --parallelism "$PARALLELISM"
+  fresh_cp
+  run burst_sync "$CTL" sync -s "$BURST" --parallelism "$PARALLELISM"
   grep -q "Created: 1090" "$WORK/last.out" || { echo "burst sync: unexpected summary"; tail "$WORK/last.out"; exit 1; }
 done
-TENK_GROUP=""
 for _ in $(seq 1 "$REPEAT"); do
-  new_group
-  run tenk_sync "$CTL" sync -s "$WORK/10k.yml" --control-plane "$g" --parallelism "$PARALLELISM"
+  fresh_cp
+  run tenk_sync "$CTL" sync -s "$WORK/10k.yml" --parallelism "$PARALLELISM"
   grep -q "Created: 11001" "$WORK/last.out" || { echo "10k sync: unexpected summary"; tail "$WORK/last.out"; exit 1; }
-  TENK_GROUP="$g"
 done
 for _ in $(seq 1 "$REPEAT"); do
-  run tenk_diff "$CTL" diff -s "$WORK/10k.yml" --control-plane "$TENK_GROUP" --non-zero-exit-code
+  run tenk_diff "$CTL" diff -s "$WORK/10k.yml" --non-zero-exit-code
 done
 for _ in $(seq 1 "$REPEAT"); do
-  run tenk_dump "$CTL" dump -o "$WORK/dump.yaml" --control-plane "$TENK_GROUP"
+  run tenk_dump "$CTL" dump -o "$WORK/dump.yaml"
 done
-"$CTL" diff -s "$WORK/dump.yaml" --control-plane "$TENK_GROUP" --non-zero-exit-code >/dev/null \
+"$CTL" diff -s "$WORK/dump.yaml" --non-zero-exit-code >/dev/null \
   || { echo "the dump does not diff clean"; exit 1; }
-run tenk_reset "$CTL" reset --force --control-plane "$TENK_GROUP" --parallelism "$PARALLELISM"
+run tenk_reset "$CTL" reset --force --parallelism "$PARALLELISM"
 
 echo "porticoctl bench: parallelism $PARALLELISM, $REPEAT runs each, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 median burst_sync "burst.yml sync into an empty config" "1000 ms"
