@@ -10,6 +10,7 @@
 #
 #   tests/bench/porticoctl_bench.sh [build_dir]      (default: build)
 #   env: REPEAT=5 (runs per figure) PARALLELISM=10 KEEP=1 (keep the work dir)
+#        CP_FLAGS="--admin_workers=16" (more flags for portico-cp)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BUILD="${1:-$ROOT/build}"
@@ -39,7 +40,7 @@ fresh_cp() {
   local dsn="host=127.0.0.1 port=$PG_PORT dbname=portico$db user=postgres"
   "$CP" --pg_dsn="$dsn" migrations up >/dev/null 2>&1
   "$CP" --pg_dsn="$dsn" --admin_listen=127.0.0.1:$ADMIN_PORT \
-    --cluster_listen=127.0.0.1:$CLUSTER_PORT --cluster_insecure > "$WORK/cp$db.log" 2>&1 &
+    --cluster_listen=127.0.0.1:$CLUSTER_PORT --cluster_insecure ${CP_FLAGS:-} > "$WORK/cp$db.log" 2>&1 &
   CP_PID=$!
   for _ in $(seq 1 100); do curl -sf "$PORTICO_ADDR/status" >/dev/null && return 0; sleep 0.1; done
   echo "the CP did not start"; tail "$WORK/cp$db.log"; exit 1
@@ -96,7 +97,7 @@ done
   || { echo "the dump does not diff clean"; exit 1; }
 run tenk_reset "$CTL" reset --force --parallelism "$PARALLELISM"
 
-echo "porticoctl bench: parallelism $PARALLELISM, $REPEAT runs each, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "porticoctl bench: parallelism $PARALLELISM, CP flags '${CP_FLAGS:-}', $REPEAT runs each, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 median burst_sync "burst.yml sync into an empty config" "1000 ms"
 median tenk_sync "10,000-route file: sync into an empty config" "10000 ms"
 median tenk_diff "10,000-route file: diff (no changes)" "1000 ms"
