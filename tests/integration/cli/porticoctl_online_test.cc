@@ -397,6 +397,11 @@ TEST_CASE("porticoctl: several -s files are merged; an unreachable CP or https e
   CHECK(r.status == 0);
   CHECK(contains(r.output, "Created: 2"));
   CHECK(porticoctl("diff --non-zero-exit-code -s " + rt + " -s " + svc + g).status == 0);
+  // '-s -' reads stdin: the service alone plans to delete the route.
+  Run piped = porticoctl("diff -s -" + g, "_format_version: \"3.0\"\nservices:\n"
+                                           "- name: s\n  url: http://a.test\n");
+  CHECK(piped.status == 0);
+  CHECK(piped.output == "deleting route r\nSummary:\n  Created: 0\n  Updated: 0\n  Deleted: 1\n");
 
   const std::string down = "http://127.0.0.1:" + std::to_string(freePort());
   Run unreachable = porticoctl("sync --kong-addr " + down + " -s " + svc);
