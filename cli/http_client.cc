@@ -33,7 +33,8 @@ absl::Status waitFor(int fd, short events, int timeout_ms, const char* what) {
       return absl::OkStatus();
     }
     if (r == 0) {
-      return absl::DeadlineExceededError(absl::StrCat("timed out after ", timeout_ms, " ms ", what));
+      return absl::DeadlineExceededError(
+          absl::StrCat("timed out after ", timeout_ms, " ms ", what));
     }
     if (errno != EINTR) {
       return absl::UnavailableError(absl::StrCat("poll: ", std::strerror(errno)));
@@ -194,7 +195,8 @@ absl::StatusOr<HttpResponse> HttpClient::request(std::string_view method, std::s
                   " HTTP/1.1\r\nHost: ",
                   endpoint_.host.find(':') != std::string::npos ? "[" + endpoint_.host + "]"
                                                                 : endpoint_.host,
-                  ":", endpoint_.port, "\r\nUser-Agent: porticoctl\r\nAccept: application/json\r\n");
+                  ":", endpoint_.port,
+                  "\r\nUser-Agent: porticoctl\r\nAccept: application/json\r\n");
   for (const auto& [k, v] : options_.headers) {
     absl::StrAppend(&head, k, ": ", v, "\r\n");
   }

@@ -466,7 +466,8 @@ bool sameStored(const std::string& type, const Json& have, const Json& want,
         return false;
       }
     } else if (it.key() == "tags" && it->is_array() && w->is_array()) {
-      if (*it != *w && compareForm("", Json{{"tags", *it}}) != compareForm("", Json{{"tags", *w}})) {
+      if (*it != *w &&
+          compareForm("", Json{{"tags", *it}}) != compareForm("", Json{{"tags", *w}})) {
         return false;
       }
     } else if (*it != *w) {
