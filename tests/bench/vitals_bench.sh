@@ -23,6 +23,9 @@
 #        PHASES=ingest,query (the parts to run)
 #        FILL_ROUTES=$ROUTES FILL_CONSUMERS=<top_consumers+1 incl. "*", or CONSUMERS when not
 #          folded> FILL_STATUSES=$STATUSES QUERY_RUNS=5
+#        REPEAT_TRAFFIC=1 (vitals_sim --repeat_traffic: each node sends its first flush's
+#          counts again every flush, so the simulator, which shares this host with the CP and
+#          PostgreSQL, builds its ~2.2M buckets once instead of every 10 s; 0: fresh counts)
 #        KEEP=0 (1: keep the work folder: cp.log, sim.out, samples.txt, PostgreSQL)
 #        CP_EXTRA_FLAGS="..." (extra portico-cp flags; the figures are for the defaults)
 #
@@ -35,6 +38,7 @@ BUILD="${1:-$ROOT/build}"
 NODES="${NODES:-50}"; ROUTES="${ROUTES:-1000}"; CONSUMERS="${CONSUMERS:-100}"
 STATUSES="${STATUSES:-4}"; INTERVAL_S="${INTERVAL_S:-10}"; DURATION_S="${DURATION_S:-300}"
 PHASES="${PHASES:-ingest,query}"; QUERY_RUNS="${QUERY_RUNS:-5}"
+REPEAT_TRAFFIC="${REPEAT_TRAFFIC:-1}"
 FILL_ROUTES="${FILL_ROUTES:-$ROUTES}"; FILL_STATUSES="${FILL_STATUSES:-$STATUSES}"
 SERVICES=$(( ROUTES / 10 > 0 ? ROUTES / 10 : 1 ))
 want() { [[ ",$PHASES," == *",$1,"* ]]; }
@@ -122,7 +126,7 @@ if want ingest; then
   sampler & SAMPLER=$!; PIDS+=($SAMPLER)
   log "vitals_sim: $NODES nodes x $ROUTES routes x $CONSUMERS consumers x $STATUSES statuses every ${INTERVAL_S}s for ${DURATION_S}s"
   "$SIM" "${SIM_ARGS[@]}" --nodes="$NODES" --interval_s="$INTERVAL_S" --duration_s="$DURATION_S" \
-    --cp_pid="$CP_PID" --drain_s=120 | tee -a "$WORK/sim.out" >&2
+    --cp_pid="$CP_PID" --drain_s=120 --repeat_traffic="$REPEAT_TRAFFIC" | tee -a "$WORK/sim.out" >&2
   sleep 2  # one more sample after the drain; pg_stat catches up
   kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true
   BYTES1=$(vitals_bytes); TUP1=$(tuples)
@@ -204,6 +208,21 @@ fi
 
 # --- query --------------------------------------------------------------------------------------
 if want query; then
+  # The fill below writes the rows ingest writes: wait for the CP's queue to empty first (a
+  # lock wait or a deadlock with its writer otherwise).
+  T0=$(date +%s.%N)
+  # Empty, and no rows written for 3 s (the last dequeued batch may still be being written).
+  quiet=0; last_rows=-1
+  for _ in $(seq 600); do
+    m=$(curl -fs --max-time 2 "http://127.0.0.1:$ADMIN_PORT/metrics" || true)
+    q=$(metric portico_cp_vitals_queue_batches "$m"); rows=$(metric portico_cp_vitals_rows_total "$m")
+    if [[ ${q:-0} == 0 && ${rows:-0} == "$last_rows" ]]; then quiet=$((quiet + 1)); else quiet=0; fi
+    last_rows=${rows:-0}
+    ((quiet >= 3)) && break
+    sleep 1
+  done
+  [[ ${q:-0} == 0 ]] || { log "the CP's vitals queue did not empty in 600 s ($q batches)"; exit 1; }
+  want ingest && say "after the run the CP's vitals queue emptied in $(since "$T0") s"
   TOP=$(grep -o 'top_consumers=[0-9]*' "$WORK/sim.out" | head -1 | cut -d= -f2 || true)
   if [[ -z $TOP ]]; then  # no ingest phase: ask the CP through a one-node, one-flush run
     TOP=$("$SIM" "${SIM_ARGS[@]}" --nodes=1 --interval_s=1 --duration_s=1 --align=false |
@@ -247,14 +266,19 @@ if want query; then
       "of vitals_routes ($FILL_ROUTES routes x $FILL_STATUSES statuses x 360; consumers are added up in this table), $FILL_MB MB;" \
       "fill ${FILL_S} s, VACUUM ANALYZE ${VAC_S} s, portico-cp vitals pack ${PACK_S} s ($PACKED); retention paused"
   Q="granularity=10s&group_by=route&start=$((NOW - 3600))&end=$NOW"
+  # One answer kept and checked; the timed runs discard theirs (writing 100 MB to this disk is
+  # the client's time, not the CP's).
+  read -r code secs size < <(curl -s -o "$WORK/answer.json" -w '%{http_code} %{time_total} %{size_download}\n' \
+    "http://127.0.0.1:$ADMIN_PORT/vitals/requests?$Q")
+  items=$(grep -o '"timestamp"' "$WORK/answer.json" | wc -l || true)
+  log "query check run: HTTP $code, ${secs} s, $size bytes, $items items"
+  [[ $code == 200 ]] || log "answer: $(head -c 300 "$WORK/answer.json")"
   TIMES=()
   for i in $(seq "$QUERY_RUNS"); do
-    read -r code secs size < <(curl -s -o "$WORK/answer.json" -w '%{http_code} %{time_total} %{size_download}\n' \
+    read -r code secs size < <(curl -s -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' \
       "http://127.0.0.1:$ADMIN_PORT/vitals/requests?$Q")
     TIMES+=("$secs")
-    items=$(grep -o '"timestamp"' "$WORK/answer.json" | wc -l || true)
-    log "query run $i: HTTP $code, ${secs} s, $size bytes, $items items"
-    [[ $code == 200 ]] || log "answer: $(head -c 300 "$WORK/answer.json")"
+    log "query run $i: HTTP $code, ${secs} s, $size bytes"
   done
   # The same rows straight from PostgreSQL (what the CP reads before adding them up).
   T0=$(date +%s.%N)
