@@ -4,17 +4,12 @@
 #include <cctype>
 #include <string_view>
 
+#include "absl/strings/ascii.h"
+
 namespace portico::cli {
 namespace {
 
 using Json = nlohmann::json;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::string scalar(const Json& v) {
   if (v.is_string()) {
@@ -97,7 +92,7 @@ bool isPlainYamlString(const std::string& s) {
   // booleans or merge/value keys.
   static constexpr std::string_view kReserved[] = {"null", "~",   "true", "false", "yes", "no",
                                                    "on",   "off", "y",    "n",     "<<",  "="};
-  const std::string l = lower(s);
+  const std::string l = absl::AsciiStrToLower(absl::string_view(s.data(), s.size()));
   return std::find(std::begin(kReserved), std::end(kReserved), l) == std::end(kReserved);
 }
 
