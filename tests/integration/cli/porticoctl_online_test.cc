@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -117,6 +118,11 @@ TEST_CASE("porticoctl ping reports the Kong version") {
 }
 
 TEST_CASE("porticoctl sync burst.yml: no errors, then a second sync and diff change nothing") {
+  if (!std::filesystem::exists(kBurst)) {
+    WARN("../shared/fixtures/declarative (Kong's burst.yml) is missing beside the checkout: "
+         "skipped");
+    return;
+  }
   const std::string g = newGroup("burst");
   Run first = porticoctl("sync -s " + kBurst + g);
   INFO(first.output.substr(first.output.size() > 2000 ? first.output.size() - 2000 : 0));
