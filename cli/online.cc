@@ -329,6 +329,27 @@ std::string parseOnlineArgs(std::string_view command, const std::vector<std::str
   return "";
 }
 
+// Connects, checks that the CP answers, and reads its entities carrying `tags`; an error
+// (printed to `err`) when any step fails.
+absl::StatusOr<EntitySet> readCurrent(const OnlineOptions& o, const std::vector<std::string>& tags,
+                                      FILE* err, std::optional<Admin>* admin) {
+  *admin = connect(o, err);
+  if (!*admin) {
+    return absl::UnavailableError("cannot connect");
+  }
+  Json root;
+  if (std::string problem = checkReachable(**admin, o, &root); !problem.empty()) {
+    std::fprintf(err, "Error: %s\n", problem.c_str());
+    return absl::UnavailableError(problem);
+  }
+  absl::StatusOr<EntitySet> current = fetchCurrent(**admin, tags);
+  if (!current.ok()) {
+    std::fprintf(err, "Error: reading the configuration: %s\n",
+                 std::string(current.status().message()).c_str());
+  }
+  return current;
+}
+
 int runPing(const OnlineOptions& o, FILE* out, FILE* err) {
   std::optional<Admin> admin = connect(o, err);
   if (!admin) {
@@ -348,20 +369,10 @@ int runPing(const OnlineOptions& o, FILE* out, FILE* err) {
 }
 
 int runDump(const OnlineOptions& o, FILE* out, FILE* err) {
-  std::optional<Admin> admin = connect(o, err);
-  if (!admin) {
-    return 1;
-  }
-  Json root;
-  if (std::string problem = checkReachable(*admin, o, &root); !problem.empty()) {
-    std::fprintf(err, "Error: %s\n", problem.c_str());
-    return 1;
-  }
+  std::optional<Admin> admin;
   const std::vector<std::string> tags = sortedTags(o.select_tags);
-  absl::StatusOr<EntitySet> current = fetchCurrent(*admin, tags);
+  absl::StatusOr<EntitySet> current = readCurrent(o, tags, err, &admin);
   if (!current.ok()) {
-    std::fprintf(err, "Error: reading the configuration: %s\n",
-                 std::string(current.status().message()).c_str());
     return 1;
   }
   Json doc = Json::object();
@@ -485,20 +496,10 @@ int runSync(const OnlineOptions& o, FILE* out, FILE* err) {
 }
 
 int runReset(const OnlineOptions& o, FILE* out, FILE* err) {
-  std::optional<Admin> admin = connect(o, err);
-  if (!admin) {
-    return 1;
-  }
-  Json root;
-  if (std::string problem = checkReachable(*admin, o, &root); !problem.empty()) {
-    std::fprintf(err, "Error: %s\n", problem.c_str());
-    return 1;
-  }
+  std::optional<Admin> admin;
   const std::vector<std::string> tags = sortedTags(o.select_tags);
-  absl::StatusOr<EntitySet> current = fetchCurrent(*admin, tags);
+  absl::StatusOr<EntitySet> current = readCurrent(o, tags, err, &admin);
   if (!current.ok()) {
-    std::fprintf(err, "Error: reading the configuration: %s\n",
-                 std::string(current.status().message()).c_str());
     return 1;
   }
   Desired empty;

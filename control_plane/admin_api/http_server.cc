@@ -322,16 +322,21 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     http::async_write(stream_, *res,
                       [self = this->shared_from_this(), res, keep_alive](beast::error_code ec,
                                                                          size_t) {
-                        if (ec) {
-                          self->close();
-                          return;
-                        }
-                        if (!keep_alive) {
-                          self->lingeringClose();
-                          return;
-                        }
-                        self->readHead();
+                        self->answered(ec, keep_alive);
                       });
+  }
+
+  // The answer's last byte is written (or the write failed): the next request, or the close.
+  void answered(beast::error_code ec, bool keep_alive) {
+    if (ec) {
+      close();
+      return;
+    }
+    if (!keep_alive) {
+      lingeringClose();
+      return;
+    }
+    readHead();
   }
 
   // A BodyStream answer, chunked: the next piece is produced on a worker while the previous
@@ -440,15 +445,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     streamed_.reset();
     net::async_write(stream_, http::make_chunk_last(),
                      [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-                       if (ec) {
-                         self->close();
-                         return;
-                       }
-                       if (!keep_alive) {
-                         self->lingeringClose();
-                         return;
-                       }
-                       self->readHead();
+                       self->answered(ec, keep_alive);
                      });
   }
 
