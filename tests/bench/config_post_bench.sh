@@ -12,13 +12,15 @@
 #   tests/bench/config_post_bench.sh [build_dir]     (default: build)
 # Last, the CI case: the same file with one route more (a 2-entity change, sent as a delta).
 #
-#   env: ROUTES=10000 REPEAT=5 PERF=0 (1: perf record -g the CP during the runs, report kept)
+#   env: ROUTES=10000 REPEAT=5 PLUGINS=0 (1: every route carries a correlation-id plugin, so
+#        the replace also deletes and inserts ROUTES plugins)
+#        PERF=0 (1: perf record -g the CP during the runs, report kept)
 #        PG_LOG_MS (PostgreSQL logs statements slower than this) KEEP=1 (keep the work dir)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BUILD="${1:-$ROOT/build}"
 CP="$BUILD/bin/portico-cp"; DP="$BUILD/bin/portico-dp"; ECHO="$BUILD/bin/portico-echo"
-ROUTES="${ROUTES:-10000}"; REPEAT="${REPEAT:-5}"; PERF="${PERF:-0}"
+ROUTES="${ROUTES:-10000}"; REPEAT="${REPEAT:-5}"; PERF="${PERF:-0}"; PLUGINS="${PLUGINS:-0}"
 for b in "$CP" "$DP" "$ECHO"; do [[ -x "$b" ]] || { echo "missing $b"; exit 1; }; done
 source "$ROOT/deploy/lib.sh"
 WORK="$(mktemp -d /tmp/portico-config-bench.XXXXXX)"; chmod 755 "$WORK"
@@ -53,9 +55,10 @@ if [[ "$PERF" == 1 ]]; then
   perf record -g -o "$WORK/cp.perf.data" -p "$CP_PID" > "$WORK/perf.log" 2>&1 & PERF_PID=$!
 fi
 
-python3 - "$WORK" "$ADMIN_PORT" "$PROXY_PORT" "$STATUS_PORT" "$ECHO_PORT" "$ROUTES" "$REPEAT" <<'PY'
+python3 - "$WORK" "$ADMIN_PORT" "$PROXY_PORT" "$STATUS_PORT" "$ECHO_PORT" "$ROUTES" "$REPEAT" "$PLUGINS" <<'PY'
 import http.client, json, statistics, sys, time
 work, admin, proxy, status, echo, routes, repeat = sys.argv[1:8]
+plugins = sys.argv[8] == "1"
 admin, proxy, status, echo, routes, repeat = map(int, (admin, proxy, status, echo, routes, repeat))
 
 def make(run):
@@ -68,6 +71,8 @@ def make(run):
                 f"    paths: [/run{run}/r{i}]",
                 "    methods: [GET, POST]",
                 "    strip_path: true"]
+        if plugins:
+            out += ["    plugins:", "    - name: correlation-id"]
     return ("\n".join(out) + "\n").encode()
 
 def dp_status():
@@ -131,7 +136,7 @@ print(f"one route more in the same file: POST {one_more[0]*1000:.0f} ms, DP serv
 
 rest = results[1:] or results
 med = lambda xs: statistics.median(xs) * 1000
-print(f"\n{routes} routes ({routes} services), file {len(make(0))/1e6:.1f} MB; replace runs: "
+print(f"\n{routes} routes ({routes} services{', each route with a plugin' if plugins else ''}), file {len(make(0))/1e6:.1f} MB; replace runs: "
       f"POST median {med([p for p, _ in rest]):.0f} ms, POST start -> DP serving median "
       f"{med([s for _, s in rest]):.0f} ms (max {max(s for _, s in rest)*1000:.0f}); "
       f"into an empty CP: POST {results[0][0]*1000:.0f} ms, serving {results[0][1]*1000:.0f} ms")
