@@ -1,17 +1,16 @@
-// Kong 3.x entity schemas for the schema engine (schema.h), the bundled plugins' config
-// schemas, and the one entry point that validates and normalizes any entity's Kong JSON
-// (services and routes keep their hand-written codec in kong_json.h). Also the mapping
-// between an entity's Kong JSON and its config.proto message, so the DP can run the same
-// validation on what it receives.
+// The registry of Kong 3.x entity schemas for the schema engine (schema.h): one description
+// per entity in common/config/entities/<entity>.cc, the bundled plugins' config schemas, and
+// the one entry point that validates and normalizes any entity's Kong JSON (services and
+// routes keep their hand-written codec in kong_json.h).
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <google/protobuf/message.h>
-
+#include "common/config/proto_json.h"
 #include "common/config/schema.h"
+#include "common/config/typedefs.h"
 
 namespace portico::config {
 
@@ -45,17 +44,6 @@ const EntitySchema& pluginEntitySchema(const PluginSchema& plugin);
 // GET /schemas/plugins/{name}.
 Json pluginSchemaToJson(const PluginSchema& plugin);
 
-// Kong typedefs for plugin config schemas.
-std::string headerNameCheck(const std::string& name);  // typedefs.header_name's message
-// kong.tools.http.validate_header_name: ^[a-zA-Z0-9-_]+$ (so not empty).
-bool isHeaderName(std::string_view name);
-// The transformer plugins' "name:value" entries, Kong's "^([^:]+):*(.-)$": the name runs to
-// the first ':', every following ':' is skipped and the rest is the value. False when there
-// is no name (an empty entry or a leading ':').
-bool splitNameValue(std::string_view entry, std::string_view* name, std::string_view* value);
-Field headerNameField(const std::string& name);
-std::vector<Json> jsonList(std::initializer_list<const char*> items);
-const std::vector<Json>& httpProtocols();  // typedefs.protocols_http
 // An HTTP plugin (protocols_http) with the given PRIORITY and config record fields.
 PluginSchema httpPluginSchema(std::string name, int32_t priority, std::vector<Field> config);
 
@@ -78,11 +66,6 @@ FieldErrors checkEntitySize(const std::string& entity, const Json& entity_json);
 
 // Form bodies: turns string values into numbers/booleans/arrays where the schema says so.
 Json coerceFormValues(const std::string& entity, const Json& input);
-
-// Kong JSON <-> the entity's config.proto message (field names are identical; JSON-valued
-// string fields such as a plugin's `config` hold JSON text). Unset = null on the way out.
-bool jsonToProto(const Json& entity, google::protobuf::Message* out);
-Json protoToJson(const google::protobuf::Message& message);
 
 // Kong's basic-auth password hash: hex(sha1(password .. consumer_id)).
 std::string basicAuthHash(const std::string& password, const std::string& consumer_id);

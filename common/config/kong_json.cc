@@ -8,6 +8,10 @@
 #include <set>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+#include "common/config/typedefs.h"
+#include "re2/re2.h"
+
 namespace portico::config {
 namespace {
 
@@ -624,6 +628,334 @@ Json schemaViolationBody(const FieldErrors& errors) {
               {"name", "schema violation"},
               {"message", schemaViolationMessage(errors)},
               {"fields", fieldsObject(errors)}};
+}
+
+// ---- the hand-written service and route rules (retired by the schema engine) ---------------
+
+namespace {
+
+// Kong's protocol enum, sorted as it appears in "expected one of: ..." messages.
+const char* const kProtocols[] = {"grpc", "grpcs", "http", "https",
+                                  "tcp",  "tls",   "tls_passthrough", "udp"};
+constexpr char kProtocolsList[] = "grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp";
+
+bool isProtocol(const std::string& p) {
+  return std::find(std::begin(kProtocols), std::end(kProtocols), p) != std::end(kProtocols);
+}
+
+std::string between(int64_t lo, int64_t hi) {
+  return "value should be between " + std::to_string(lo) + " and " + std::to_string(hi);
+}
+
+// Collects errors for one entity, so every rule only names the field and the reason.
+class Errors {
+ public:
+  Errors(std::string type, std::string id) : type_(std::move(type)), id_(std::move(id)) {}
+  void add(std::string field, std::string reason) {
+    // A set, not a scan of errors_: a 1 MiB body can hold 100k bad elements.
+    if (!seen_.insert(field + '\n' + reason).second) {
+      return;
+    }
+    errors_.push_back(FieldError{type_, id_, std::move(field), std::move(reason)});
+  }
+  void addIf(const std::string& field, const std::string& reason) {
+    if (!reason.empty()) {
+      add(field, reason);
+    }
+  }
+  // True if `field` or anything below it ("paths.1") already has an error.
+  bool has(std::string_view field) const {
+    for (const auto& e : errors_) {
+      if (e.field == field ||
+          (e.field.size() > field.size() && e.field.compare(0, field.size(), field) == 0 &&
+           e.field[field.size()] == '.')) {
+        return true;
+      }
+    }
+    return false;
+  }
+  FieldErrors take() { return std::move(errors_); }
+
+ private:
+  std::string type_, id_;
+  FieldErrors errors_;
+  absl::flat_hash_set<std::string> seen_;
+};
+
+std::string index(const std::string& field, int i) { return field + "." + std::to_string(i + 1); }
+
+void checkTags(Errors& errors, const google::protobuf::RepeatedPtrField<std::string>& tags) {
+  for (int i = 0; i < tags.size(); ++i) {
+    errors.addIf(index("tags", i), checkTag(tags[i]));
+  }
+}
+
+bool contains(const google::protobuf::RepeatedPtrField<std::string>& set, std::string_view v) {
+  return std::find(set.begin(), set.end(), v) != set.end();
+}
+
+// "must set one of 'a', 'b' when ..." for Kong's conditional_at_least_one_of.
+std::string quotedList(std::initializer_list<const char*> names) {
+  std::string out;
+  for (const char* n : names) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out.append("'").append(n).append("'");
+  }
+  return out;
+}
+
+
+}  // namespace
+
+FieldErrors validateService(const v1::Service& s) {
+  Errors errors("services", s.id());
+  if (!s.id().empty()) {
+    errors.addIf("id", checkUuid(s.id()));
+  }
+  if (s.has_name()) {
+    errors.addIf("name", checkUtf8Name(s.name()));
+  }
+  if (s.retries() < 0 || s.retries() > 32767) {
+    errors.add("retries", between(0, 32767));
+  }
+  if (s.protocol().empty()) {
+    errors.add("protocol", "required field missing");
+  } else if (!isProtocol(s.protocol())) {
+    errors.add("protocol", std::string("expected one of: ") + kProtocolsList);
+  }
+  if (s.host().empty()) {
+    errors.add("host", "required field missing");
+  } else {
+    errors.addIf("host", checkHost(s.host()));
+  }
+  if (s.port() < 0 || s.port() > 65535) {
+    errors.add("port", between(0, 65535));
+  }
+  if (s.has_path()) {
+    errors.addIf("path", checkServicePath(s.path()));
+  }
+  const std::pair<const char*, int32_t> timeouts[] = {{"connect_timeout", s.connect_timeout()},
+                                                      {"write_timeout", s.write_timeout()},
+                                                      {"read_timeout", s.read_timeout()}};
+  for (const auto& [name, value] : timeouts) {
+    if (value < 1 || value > 2147483646) {
+      errors.add(name, between(1, 2147483646));
+    }
+  }
+  checkTags(errors, s.tags());
+  if (s.has_tls_verify_depth() && (s.tls_verify_depth() < 0 || s.tls_verify_depth() > 64)) {
+    errors.add("tls_verify_depth", between(0, 64));
+  }
+  for (int i = 0; i < s.ca_certificates_size(); ++i) {
+    errors.addIf(index("ca_certificates", i), checkUuid(s.ca_certificates(i)));
+  }
+  if (s.has_client_certificate()) {
+    errors.addIf("client_certificate.id", checkUuid(s.client_certificate()));
+  }
+
+  // Entity checks (Kong's `conditional` on protocol); skipped when protocol itself is bad.
+  if (!errors.has("protocol")) {
+    const std::string& p = s.protocol();
+    const bool pathless =
+        p == "tcp" || p == "tls" || p == "udp" || p == "grpc" || p == "grpcs";
+    const char* kConditional = "failed conditional validation given value of field 'protocol'";
+    if (pathless && s.has_path() && !errors.has("path")) {
+      errors.add("path", "value must be null");
+      errors.add("@entity", kConditional);
+    }
+    if (p != "https" && p != "tls") {
+      const std::pair<const char*, bool> tls_fields[] = {
+          {"client_certificate", s.has_client_certificate()},
+          {"tls_verify", s.has_tls_verify()},
+          {"tls_verify_depth", s.has_tls_verify_depth()},
+          {"ca_certificates", s.ca_certificates_size() > 0}};
+      for (const auto& [name, set] : tls_fields) {
+        if (set && !errors.has(name)) {
+          errors.add(name, "value must be null");
+          errors.add("@entity", kConditional);
+        }
+      }
+    }
+  }
+  return errors.take();
+}
+
+FieldErrors validateRoute(const v1::Route& r) {
+  Errors errors("routes", r.id());
+  if (!r.id().empty()) {
+    errors.addIf("id", checkUuid(r.id()));
+  }
+  if (r.has_name()) {
+    errors.addIf("name", checkUtf8Name(r.name()));
+  }
+
+  // protocols: a non-empty set of known protocols from one mutually exclusive family.
+  const auto& protocols = r.protocols();
+  if (protocols.empty()) {
+    errors.add("protocols", "length must be at least 1");
+  }
+  for (int i = 0; i < protocols.size(); ++i) {
+    if (!isProtocol(protocols[i])) {
+      errors.add(index("protocols", i), std::string("expected one of: ") + kProtocolsList);
+    }
+  }
+  if (!errors.has("protocols")) {
+    static const std::vector<std::vector<std::string>> kFamilies = {
+        {"http", "https"}, {"tcp", "tls", "udp"}, {"tls_passthrough"}, {"grpc", "grpcs"}};
+    std::vector<const std::vector<std::string>*> used;
+    for (const auto& family : kFamilies) {
+      for (const auto& p : family) {
+        if (contains(protocols, p)) {
+          used.push_back(&family);
+          break;
+        }
+      }
+    }
+    if (used.size() > 1) {
+      std::string msg = "these sets are mutually exclusive: ";
+      for (size_t i = 0; i < used.size(); ++i) {
+        msg += i == 0 ? "(" : ", (";
+        for (size_t k = 0; k < used[i]->size(); ++k) {
+          msg += (k == 0 ? "'" : ", '") + (*used[i])[k] + "'";
+        }
+        msg += ")";
+      }
+      errors.add("protocols", msg);
+    }
+  }
+
+  static const LazyRE2 kMethodRe = {"[A-Z]+"};
+  for (int i = 0; i < r.methods_size(); ++i) {
+    if (r.methods(i).empty()) {
+      errors.add(index("methods", i), "length must be at least 1");
+    } else if (!RE2::FullMatch(r.methods(i), *kMethodRe)) {
+      errors.add(index("methods", i), "invalid value: " + r.methods(i));
+    }
+  }
+  for (int i = 0; i < r.hosts_size(); ++i) {
+    errors.addIf(index("hosts", i), checkWildcardHost(r.hosts(i)));
+  }
+  for (int i = 0; i < r.paths_size(); ++i) {
+    errors.addIf(index("paths", i), checkRouterPath(r.paths(i)));
+  }
+  static const LazyRE2 kHeaderNameRe = {"[A-Za-z0-9_-]+"};
+  for (const auto& h : r.headers()) {
+    if (h.name().empty()) {
+      errors.add("headers", "length must be at least 1");
+    } else if (h.name().size() > kMaxNameLength) {
+      errors.add("headers", checkMaxLength(h.name(), kMaxNameLength));
+    } else if (!RE2::FullMatch(h.name(), *kHeaderNameRe)) {
+      errors.add("headers", "bad header name '" + h.name() +
+                                "', allowed characters are A-Z, a-z, 0-9, '_', and '-'");
+    } else if (RE2::FullMatch(h.name(), "(?i)host")) {
+      errors.add("headers",
+                 "cannot contain 'host' header, which must be specified in the 'hosts' attribute");
+    }
+    for (int i = 0; i < h.values_size(); ++i) {
+      if (h.values(i).empty()) {
+        errors.add(index("headers." + h.name(), i), "length must be at least 1");
+      }
+    }
+  }
+  for (int i = 0; i < r.snis_size(); ++i) {
+    errors.addIf(index("snis", i), checkSni(r.snis(i)));
+  }
+  const int32_t code = r.https_redirect_status_code();
+  if (code != 426 && code != 301 && code != 302 && code != 307 && code != 308) {
+    errors.add("https_redirect_status_code", "expected one of: 426, 301, 302, 307, 308");
+  }
+  if (r.path_handling().empty()) {
+    errors.add("path_handling", "required field missing");
+  } else if (r.path_handling() != "v0" && r.path_handling() != "v1") {
+    errors.add("path_handling", "expected one of: v0, v1");
+  }
+  if (r.has_service_id()) {
+    errors.addIf("service.id", checkUuid(r.service_id()));
+  }
+  checkTags(errors, r.tags());
+
+  if (errors.has("protocols")) {
+    return errors.take();
+  }
+  // Subschema (selected by the first protocol) field rules.
+  const std::string& first = protocols[0];
+  const bool grpc = first == "grpc" || first == "grpcs";
+  const bool stream =
+      first == "tcp" || first == "tls" || first == "udp" || first == "tls_passthrough";
+  if (grpc) {
+    if (r.strip_path()) {
+      errors.add("strip_path", "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'");
+    }
+    if (r.methods_size() > 0) {
+      errors.add("methods", "cannot set 'methods' when 'protocols' is 'grpc' or 'grpcs'");
+    }
+  }
+  if (stream) {
+    const char* kSuffix = "' when 'protocols' is 'tcp', 'tls', 'tls_passthrough' or 'udp'";
+    const std::pair<const char*, bool> forbidden[] = {{"methods", r.methods_size() > 0},
+                                                      {"hosts", r.hosts_size() > 0},
+                                                      {"paths", r.paths_size() > 0},
+                                                      {"headers", r.headers_size() > 0}};
+    for (const auto& [name, set] : forbidden) {
+      if (set) {
+        errors.add(name, std::string("cannot set '") + name + kSuffix);
+      }
+    }
+  }
+
+  // Entity checks.
+  const bool sni_capable = contains(protocols, "grpcs") || contains(protocols, "https") ||
+                           contains(protocols, "tls") || contains(protocols, "tls_passthrough");
+  if (!sni_capable && r.snis_size() > 0) {
+    errors.add("@entity",
+               "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or "
+               "'tls_passthrough'");
+    errors.add("snis", "length must be 0");
+  }
+  const bool has_methods = r.methods_size() > 0, has_hosts = r.hosts_size() > 0,
+             has_headers = r.headers_size() > 0, has_paths = r.paths_size() > 0,
+             has_snis = r.snis_size() > 0;
+  if (contains(protocols, "https")) {
+    if (!(has_methods || has_hosts || has_headers || has_paths || has_snis)) {
+      errors.add("@entity", "must set one of " +
+                                quotedList({"methods", "hosts", "headers", "paths", "snis"}) +
+                                " when 'protocols' is 'https'");
+    }
+  } else if (contains(protocols, "http")) {
+    if (!(has_methods || has_hosts || has_headers || has_paths)) {
+      errors.add("@entity", "must set one of " +
+                                quotedList({"methods", "hosts", "headers", "paths"}) +
+                                " when 'protocols' is 'http'");
+    }
+  }
+  if (contains(protocols, "grpcs")) {
+    if (!(has_hosts || has_headers || has_paths || has_snis)) {
+      errors.add("@entity", "must set one of " +
+                                quotedList({"hosts", "headers", "paths", "snis"}) +
+                                " when 'protocols' is 'grpcs'");
+    }
+  } else if (contains(protocols, "grpc")) {
+    if (!(has_hosts || has_headers || has_paths)) {
+      errors.add("@entity", "must set one of " + quotedList({"hosts", "headers", "paths"}) +
+                                " when 'protocols' is 'grpc'");
+    }
+  }
+  if (stream) {
+    // sources/destinations are not modelled yet, so snis is the only way to satisfy this.
+    // TODO(portico): add sources/destinations to config.proto for stream routes.
+    if (first == "tls_passthrough") {
+      if (!has_snis) {
+        errors.add("@entity", "must set snis when 'protocols' is 'tls_passthrough'");
+      }
+    } else if (!has_snis) {
+      errors.add("@entity", "must set one of " +
+                                quotedList({"sources", "destinations", "snis"}) +
+                                " when 'protocols' is 'tcp', 'tls' or 'udp'");
+    }
+  }
+  return errors.take();
 }
 
 }  // namespace portico::config

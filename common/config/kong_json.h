@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/config/validate.h"
+#include "common/config/schema.h"
 #include "portico/config/v1/config.pb.h"
 
 namespace portico::config {
@@ -40,5 +40,9 @@ Json schemaViolationBody(const FieldErrors& errors);
 std::string schemaViolationMessage(const FieldErrors& errors);
 // The `fields` object mirroring the input shape (arrays positioned by 1-based element).
 Json fieldsObject(const FieldErrors& errors);
+
+// The semantic rules of a decoded service or route (what decode runs after type checking).
+FieldErrors validateService(const v1::Service& service);
+FieldErrors validateRoute(const v1::Route& route);
 
 }  // namespace portico::config

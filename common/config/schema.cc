@@ -9,6 +9,7 @@
 #include <set>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/config/typedefs.h"
 #include "re2/re2.h"
 
 namespace portico::config {

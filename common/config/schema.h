@@ -14,11 +14,23 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/config/validate.h"
 
 namespace portico::config {
 
 using Json = nlohmann::json;
+
+// One rejected field. `field` is a Kong-style path ("host", "paths.1", "service.id"; 1-based
+// array indexes as in Kong's messages) or "@entity" for entity-level checks; `reason` is
+// Kong's message text ("must not have a port").
+struct FieldError {
+  std::string entity_type;  // "services", "routes", ...
+  std::string entity_id;
+  std::string field;
+  std::string reason;
+
+  bool operator==(const FieldError&) const = default;
+};
+using FieldErrors = std::vector<FieldError>;
 
 enum class FieldType {
   kString,
