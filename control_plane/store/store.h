@@ -42,8 +42,9 @@ class ConfigStore {
 
   // The changes of `group` after `after_generation` up to its current generation, each
   // entity once (its last state). kOutOfRange when the change log does not cover every
-  // generation of that range (pruned, or a write that logged nothing) or it touches more
-  // than `max_entities` entities: the caller sends a full snapshot instead. Stores without a
+  // generation of that range (pruned, or a write that logged nothing) or it logged more
+  // than `max_entities` changes (an entity changed twice counts twice): the caller sends a
+  // full snapshot instead. Stores without a
   // change log answer kUnimplemented (the default). Thread-safe; blocks.
   // A data plane runs `generation` of `epoch`, the group's epoch, but the database's
   // generation is lower: its history was rewound (a restore from backup). Starts a new epoch

@@ -84,10 +84,14 @@ struct SyncServerOptions {
   uint32_t heartbeat_interval_ms = 5000;
   // A stream that sent nothing for this many heartbeat intervals is dropped (node offline).
   uint32_t missed_heartbeats_offline = 3;
-  // Deltas: generations kept in the retained window, and the most changed entities a delta
-  // may carry before a full snapshot is cheaper. delta_window 0 disables deltas.
+  // Deltas: generations kept in the retained window, and the most changes (change_log rows,
+  // an upper bound of the entities changed) a delta may carry before a full snapshot is
+  // cheaper. delta_window 0 disables deltas.
   uint32_t delta_window = 128;
   uint64_t max_delta_entities = 5000;
+  // A group's store reads start at least this far apart: a burst of writes is read (and
+  // offered to DPs) as a few generations, not one per group commit. 0 reads every one.
+  uint32_t min_load_interval_ms = 50;
   // Retry schedule for store reads that fail (exponential, full jitter).
   uint32_t store_retry_initial_ms = 200;
   uint32_t store_retry_max_ms = 5000;

@@ -216,6 +216,7 @@ class SyncServerImpl final : public SyncServer {
     // get a delta. Newest last, at most options_.delta_window entries.
     std::deque<std::pair<uint64_t, std::string>> window;
     std::set<SyncStream*> streams;
+    absl::Time last_load = absl::InfinitePast();  // when configLoop last started reading it
   };
   struct PrepKey {
     std::string group;

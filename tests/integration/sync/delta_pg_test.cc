@@ -151,6 +151,14 @@ TEST_CASE("delta_pg: change log deltas from any earlier generation equal a full 
   SECTION("the window edge: too many changed entities is OUT_OF_RANGE (full snapshot)") {
     auto cs = db.changes->loadChanges("default", 0, 3);
     CHECK(cs.status().code() == absl::StatusCode::kOutOfRange);
+    // The limit counts change_log rows (an entity written twice counts twice): exactly that
+    // many pass, one fewer does not.
+    const uint64_t rows =
+        std::stoull(db.pg.psql("SELECT count(*) FROM change_log WHERE group_name = 'default'"));
+    REQUIRE(rows > 3);
+    CHECK(db.changes->loadChanges("default", 0, rows).ok());
+    CHECK(db.changes->loadChanges("default", 0, rows - 1).status().code() ==
+          absl::StatusCode::kOutOfRange);
   }
   SECTION("a pruned change log is OUT_OF_RANGE") {
     db.pg.psql("DELETE FROM change_log WHERE generation = 2");

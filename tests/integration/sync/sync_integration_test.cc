@@ -235,6 +235,29 @@ TEST_CASE("sync: a change reaches every DP of its group and no other group") {
   CHECK(server->stats().pushes == 5);
 }
 
+TEST_CASE("sync: a burst of writes is read as one generation, not one read per write") {
+  FakeConfigStore store;
+  store.commit("default", [](auto& s) { addService(s, "svc-0"); });
+  cp::SyncServerOptions o = serverOptions();
+  o.min_load_interval_ms = 1000;
+  auto server = startServer(store, o);
+  ApplyRecorder rec;
+  auto dp = startClient(clientOptions(server->port()), rec);
+  REQUIRE(waitFor([&] { return dp->state().generation == 1; }, kWait));
+  const uint64_t loads_before = server->stats().snapshot_loads;
+
+  // 20 commits 20 ms apart, within the interval: without it each would be read on its own
+  // (a read of this store takes well under 20 ms); with it the reads after the first wait it
+  // out and cover all that came meanwhile.
+  for (int i = 1; i <= 20; ++i) {
+    store.commit("default", [i](auto& s) { addService(s, "svc-" + std::to_string(i)); });
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(waitFor([&] { return dp->state().generation == 21; }, kWait));
+  CHECK(server->stats().snapshot_loads - loads_before <= 2);
+  CHECK(rec.total() <= 3);  // generation 1, maybe one in the middle, and 21
+}
+
 TEST_CASE("sync: a DP that reconnects with the current generation gets nothing new") {
   TempDir dir;
   FakeConfigStore store;
