@@ -102,6 +102,9 @@ ABSL_FLAG(int32_t, admin_max_connections, 2048,
           "open Admin API connections in all; more are answered 503 and closed (0: no cap)");
 ABSL_FLAG(int32_t, admin_max_connections_per_client, 256,
           "open Admin API connections per client address (0: no cap)");
+ABSL_FLAG(std::string, admin_gui_url, "",
+          "comma-separated URLs of the consoles that call the Admin API from a browser: "
+          "answers allow only their origins (CORS), as Kong's admin_gui_url; empty: any");
 
 namespace portico::cp {
 namespace {
@@ -383,7 +386,6 @@ int serve(const std::string& dsn) {
   fleet_options.offline_after = absl::Milliseconds(3 * sync_options.heartbeat_interval_ms);
   fleet::FleetRegistry fleet_registry((*sync)->registry(), fleet_options);
   fleet_registry.start();
-  fleet::installedFleetEndpoints().store(&fleet_registry);
   (*store)->startListening();
 
   // Its own thread and connection; deltas need no row older than the delta window.
@@ -414,6 +416,12 @@ int serve(const std::string& dsn) {
       static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_admin_max_connections)));
   admin_options.max_connections_per_client =
       static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_admin_max_connections_per_client)));
+  absl::StatusOr<CorsOrigins> cors = CorsOrigins::parse(absl::GetFlag(FLAGS_admin_gui_url));
+  if (!cors.ok()) {
+    return fail(std::string(cors.status().message()));
+  }
+  admin_options.cors = *std::move(cors);
+  admin_options.fleet = &fleet_registry;
   admin_options.metrics = [&](metrics::Writer& w) {
     writeSyncMetrics(**sync, w);
     vitals_ingest.writeMetrics(w);
@@ -460,7 +468,6 @@ int serve(const std::string& dsn) {
   change_log_pruner.stop();
   (*sync)->shutdown();
   vitals_ingest.stop();  // after the streams: what they queued is stored and acknowledged
-  fleet::installedFleetEndpoints().store(nullptr);
   fleet_registry.stop();  // after the streams ended: their disconnects are written too
   (*store)->stop();
   LOG_INFO("cp", "stopped");

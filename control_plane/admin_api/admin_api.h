@@ -1,7 +1,9 @@
 // AdminApi: Kong's Admin API semantics for every entity, Konnect-style control-plane groups
 // (/control-planes[/{id or name}[/<any Kong endpoint>]]) and optional admin tokens,
-// independent of the HTTP transport. handle() blocks on PostgreSQL, so the HTTP server calls
-// it on a DB worker thread, never on its I/O thread. Thread-safe.
+// independent of the HTTP transport. Requests go through one endpoint table
+// (endpoint_table.h) that the endpoint families (endpoints.h) fill at construction. handle()
+// blocks on PostgreSQL, so the HTTP server calls it on a DB worker thread, never on its I/O
+// thread. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,14 @@
 #include "control_plane/store/pg_store_impl.h"
 
 namespace portico::cp {
+namespace fleet {
+class FleetEndpoints;
+}  // namespace fleet
+namespace admin {
+class EndpointTable;
+struct Endpoint;
+struct EndpointDeps;
+}  // namespace admin
 
 struct ApiRequest {
   std::string method;  // upper-case
@@ -29,6 +39,8 @@ struct ApiRequest {
   std::string content_type;
   std::string body;
   std::string admin_token;  // the Kong-Admin-Token header, if any
+  // A CORS preflight's Access-Control-Request-Headers, echoed as Kong does.
+  std::string access_control_request_headers;
 };
 
 struct ApiResponse {
@@ -37,6 +49,8 @@ struct ApiResponse {
   std::string content_type;  // "" = JSON
   // Set: the body is written as it is produced (chunked), `body` unused. See body_stream.h.
   BodyStream stream;
+  // Headers beside Content-Type (a preflight's Allow and Access-Control-*).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // The one REST translation of internal status codes (rule 6): kInvalidArgument 400,
@@ -96,6 +110,9 @@ struct AdminApiOptions {
   std::function<ApiResponse(const std::string& method, const std::string& group,
                             const std::vector<std::string>& segments, const std::string& body)>
       provisioning;
+  // The fleet registry (control_plane/fleet/): /clustering/..., /control-planes/{id}/nodes,
+  // upstream health. Not owned; must outlive the AdminApi. Unset: those paths answer 404.
+  fleet::FleetEndpoints* fleet = nullptr;
 };
 
 class AdminApi {
@@ -103,7 +120,14 @@ class AdminApi {
   // `store` and `counters` must outlive this object.
   AdminApi(PgConfigStore& store, const ServerCounters& counters,
            const AdminApiOptions& options = {});
+  ~AdminApi();
+  // The endpoint table's handlers point into this object.
+  AdminApi(const AdminApi&) = delete;
+  AdminApi& operator=(const AdminApi&) = delete;
 
+  // Answers an OPTIONS request as Kong answers a CORS preflight: 204 with the path's
+  // methods, without the token (browsers send none on a preflight). The transport adds
+  // Access-Control-Allow-Origin to every answer (cors.h).
   ApiResponse handle(const ApiRequest& request);
 
   // With --admin_auth=on: the 401/403 (or 503) the request's token earns before its body is
@@ -112,21 +136,14 @@ class AdminApi {
   bool requiresAuth() const { return auth_ != nullptr; }
 
  private:
-  // A Kong endpoint (segments after any /control-planes/{id} prefix) of `group`; `prefix` is
-  // what links the answer builds start with.
-  ApiResponse proxyCache(const std::string& method, const std::vector<std::string>& segments,
-                         const std::string& group);
-  ApiResponse route(const ApiRequest& req, const std::vector<std::string>& segments,
-                    const std::map<std::string, std::string>& query, const std::string& group,
-                    const std::string& prefix);
-  // /control-planes and /control-planes/{id or name}.
-  ApiResponse controlPlanes(const ApiRequest& req, const std::vector<std::string>& segments);
+  ApiResponse preflight(const admin::Endpoint* endpoint, const ApiRequest& request) const;
 
   PgConfigStore& store_;
-  const ServerCounters& counters_;
   const AdminApiOptions options_;
-  const std::string node_id_;
   std::unique_ptr<AdminAuthenticator> auth_;  // set when options_.require_auth
+  // What the handlers use; declared before table_, whose handlers refer to it.
+  std::unique_ptr<const admin::EndpointDeps> deps_;
+  std::unique_ptr<const admin::EndpointTable> table_;
 };
 
 }  // namespace portico::cp

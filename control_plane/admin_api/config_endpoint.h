@@ -1,7 +1,8 @@
 // POST /config and GET /config (Kong's kong/api/routes/config.lua, there for DB-less nodes) for
 // one config group: POST replaces the group's whole config with a declarative file in one
 // transaction, one generation; GET exports the group's config in the same format, so that
-// posting it back changes nothing. Called by AdminApi::route on a DB worker thread.
+// posting it back changes nothing. Called from the endpoint table (entities_endpoints.cc) on
+// a DB worker thread.
 #pragma once
 
 #include <functional>

@@ -148,6 +148,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // unauthenticated client never makes us buffer a body.
   void readHead() {
     parser_.emplace();
+    origin_.clear();
     parser_->header_limit(state_.options.max_header_bytes);
     // The larger of the two limits while the head is read (beast checks a Content-Length
     // against it as soon as the head is complete); onHead applies the request's own.
@@ -187,6 +188,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return;
     }
     const auto& head = parser_->get();
+    origin_ = std::string(head[http::field::origin]);
     // A declarative file may be far larger than any entity body (10,000 routes are ~5 MB):
     // POST .../config gets the loader's own bound, every other request the usual one. Either
     // body is read only once the token check below passed.
@@ -209,7 +211,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     std::string method(head.method_string());
     std::string token = adminToken(head);
     if (token.empty()) {
-      write(*state_.api->checkToken(method, token), false);  // no database query for this
+      // No database query for this; a preflight needs no token.
+      if (std::optional<ApiResponse> denied = state_.api->checkToken(method, token)) {
+        write(*std::move(denied), false);
+      } else {
+        readBody();
+      }
       return;
     }
     net::post(*state_.workers, [self = this->shared_from_this(), method = std::move(method),
@@ -251,7 +258,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     std::string token = adminToken(req);
     ApiRequest api_req{std::string(req.method_string()), std::string(req.target()),
                        std::string(req[http::field::content_type]), std::move(req.body()),
-                       std::move(token)};
+                       std::move(token),
+                       std::string(req[http::field::access_control_request_headers])};
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
     // Blocking DB work leaves the I/O thread; the response comes back to it to be written.
@@ -311,6 +319,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(resp.status), version_ == 0 ? 11 : version_);
     res->set(http::field::server, kServerHeader);
+    setHeaders(*res, resp);
     if (resp.status != 204) {
       res->set(http::field::content_type,
                resp.content_type.empty() ? kJsonType : resp.content_type.c_str());
@@ -324,6 +333,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                                                          size_t) {
                         self->answered(ec, keep_alive);
                       });
+  }
+
+  // Every answer, errors included, carries Kong's CORS pair (cors.h), then the answer's own.
+  template <class Message>
+  void setHeaders(Message& m, const ApiResponse& resp) const {
+    m.set(http::field::access_control_allow_origin, state_.options.cors.allowOrigin(origin_));
+    m.set(http::field::access_control_allow_credentials, "true");
+    for (const auto& [name, value] : resp.headers) {
+      m.set(name, value);
+    }
   }
 
   // The answer's last byte is written (or the write failed): the next request, or the close.
@@ -355,6 +374,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto head = std::make_shared<http::response<http::empty_body>>(
         static_cast<http::status>(resp.status), 11);
     head->set(http::field::server, kServerHeader);
+    setHeaders(*head, resp);
     head->set(http::field::content_type,
               resp.content_type.empty() ? kJsonType : resp.content_type.c_str());
     head->keep_alive(keep_alive);
@@ -482,6 +502,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   ServerState& state_;
   const std::string client_;  // remote address, for the per-client cap
   char linger_buf_[4096];
+  std::string origin_;  // the current request's Origin header
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   unsigned version_ = 11;
@@ -498,6 +519,7 @@ class AdminHttpServerImpl final : public AdminHttpServer {
     api_options.cache_purge = options.cache_purge;
     api_options.vitals = options.vitals;
     api_options.provisioning = options.provisioning;
+    api_options.fleet = options.fleet;
     state_.api = std::make_unique<AdminApi>(store, state_.counters, api_options);
     const int readers = options.db_workers < 1 ? 1 : options.db_workers;
     state_.workers = std::make_unique<net::thread_pool>(static_cast<size_t>(readers));

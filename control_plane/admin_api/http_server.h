@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "common/declarative/declarative.h"
 #include "control_plane/admin_api/admin_api.h"
+#include "control_plane/admin_api/cors.h"
 
 namespace portico::cp {
 
@@ -40,6 +41,9 @@ struct AdminServerOptions {
   decltype(AdminApiOptions::cache_purge) cache_purge;  // see AdminApiOptions::cache_purge
   decltype(AdminApiOptions::vitals) vitals;  // see AdminApiOptions::vitals
   decltype(AdminApiOptions::provisioning) provisioning;  // see AdminApiOptions::provisioning
+  fleet::FleetEndpoints* fleet = nullptr;  // see AdminApiOptions::fleet
+  // Access-Control-Allow-Origin on every answer (--admin_gui_url); default: any origin.
+  CorsOrigins cors;
 };
 
 class AdminHttpServer {

@@ -1,10 +1,10 @@
-// The hook through which the Admin API serves the fleet registry (GET /clustering/...,
-// GET /control-planes/{id}/nodes) without a build dependency on control_plane/fleet/:
-// portico-cp installs a FleetEndpoints at start-up, the Admin API asks it first. Header-only
-// on purpose (the Admin API library does not link the fleet library).
+// The interface through which the Admin API serves the fleet registry (GET /clustering/...,
+// GET /control-planes/{id}/nodes, upstream health) without a build dependency on
+// control_plane/fleet/: portico-cp passes its FleetRegistry in AdminApiOptions::fleet, and
+// control_plane/admin_api/fleet_endpoints.cc routes those paths to it. Header-only on
+// purpose (the Admin API library does not link the fleet library).
 #pragma once
 
-#include <atomic>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,12 +26,5 @@ class FleetEndpoints {
                                               const std::vector<std::string>& segments,
                                               const std::map<std::string, std::string>& query) = 0;
 };
-
-// The installed endpoints, or nullptr. A leaked function-local static (no non-POD global):
-// set once by main before the Admin API starts, cleared before the endpoints are destroyed.
-inline std::atomic<FleetEndpoints*>& installedFleetEndpoints() {
-  static auto* const slot = new std::atomic<FleetEndpoints*>(nullptr);
-  return *slot;
-}
 
 }  // namespace portico::cp::fleet

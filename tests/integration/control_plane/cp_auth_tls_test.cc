@@ -215,6 +215,77 @@ TEST_CASE("admin TLS: unusable certificate or key flags exit with one clear line
                     "--cluster_insecure", "--admin_auth=maybe"});
   CHECK(bad_auth.wait(15s) == 1);
   CHECK(bad_auth.log().find("--admin_auth must be 'on' or 'off'") != std::string::npos);
+  Process bad_gui(binaryPath("portico-cp"),
+                  {"--pg_dsn=" + pg.dsn(), "--admin_listen=127.0.0.1:0",
+                   "--cluster_listen=127.0.0.1:" + std::to_string(freePort()),
+                   "--cluster_insecure", "--admin_gui_url=console.example:8002"});
+  CHECK(bad_gui.wait(15s) == 1);
+  CHECK(bad_gui.log().find("--admin_gui_url: 'console.example:8002' is not an "
+                           "http(s)://host[:port] URL") != std::string::npos);
+}
+
+// Kong's Admin API CORS (spec/02-integration/04-admin_api/23-cors_spec.lua) with
+// --admin_gui_url and --admin_auth=on: preflights need no token (browsers send none).
+TEST_CASE("admin CORS: admin_gui_url origins, preflights, every answer's allowed origin") {
+  TestPostgres pg;
+  REQUIRE(cp::migrateUp(pg.dsn()).ok());
+  Process create(binaryPath("portico-cp"), {"--pg_dsn=" + pg.dsn(), "admins", "create", "gui",
+                                            "admin"});
+  REQUIRE(create.wait(20s) == 0);
+  const std::string token = tokenFrom(create.log());
+  const int port = freePort();
+  Process cp(binaryPath("portico-cp"),
+             {"--pg_dsn=" + pg.dsn(), "--admin_listen=127.0.0.1:" + std::to_string(port),
+              "--cluster_listen=127.0.0.1:" + std::to_string(freePort()), "--cluster_insecure",
+              "--admin_auth=on",
+              "--admin_gui_url=http://console.example:8002/manager,https://other.example"});
+  REQUIRE(waitFor([&] { return httpRequest("127.0.0.1", port, "GET", "/status").status != 0; },
+                  15s));
+  const auto call = [&](const std::string& method, const std::string& target,
+                        const std::map<std::string, std::string>& headers) {
+    return httpRequest("127.0.0.1", port, method, target, "", headers);
+  };
+
+  // A preflight from an allowed origin: 204, its origin, the path's methods.
+  auto r = call("OPTIONS", "/services/s1",
+                {{"Origin", "https://other.example"},
+                 {"Access-Control-Request-Method", "PATCH"},
+                 {"Access-Control-Request-Headers", "Kong-Admin-Token,Content-Type"}});
+  CHECK(r.status == 204);
+  CHECK(r.body.empty());
+  CHECK(r.headers["access-control-allow-origin"] == "https://other.example");
+  CHECK(r.headers["access-control-allow-credentials"] == "true");
+  CHECK(r.headers["access-control-allow-methods"] == "DELETE, GET, OPTIONS, PATCH, PUT");
+  CHECK(r.headers["allow"] == "DELETE, GET, OPTIONS, PATCH, PUT");
+  CHECK(r.headers["access-control-allow-headers"] == "Kong-Admin-Token,Content-Type");
+  r = call("OPTIONS", "/control-planes/eu/routes", {{"Origin", "http://console.example:8002"}});
+  CHECK(r.status == 204);
+  CHECK(r.headers["access-control-allow-origin"] == "http://console.example:8002");
+  CHECK(r.headers["access-control-allow-methods"] == "GET, OPTIONS, POST");
+  CHECK(r.headers["access-control-allow-headers"] == "Content-Type");
+
+  // From an origin not in admin_gui_url: the answer names the console's, so the browser
+  // refuses it.
+  r = call("OPTIONS", "/services", {{"Origin", "http://evil.example"}});
+  CHECK(r.status == 204);
+  CHECK(r.headers["access-control-allow-origin"] == "http://console.example:8002");
+  CHECK(call("OPTIONS", "/no-such-thing", {{"Origin", "https://other.example"}}).status == 404);
+
+  // Normal answers carry the allowed origin too, the 401 of a missing token included; the
+  // preflight-only headers are not there.
+  r = call("GET", "/services", {{"Origin", "https://other.example"}});
+  CHECK(r.status == 401);
+  CHECK(r.headers["access-control-allow-origin"] == "https://other.example");
+  r = call("GET", "/services",
+           {{"Origin", "http://console.example:8002"}, {"Kong-Admin-Token", token},
+            {"Access-Control-Request-Method", "PATCH"}});
+  CHECK(r.status == 200);
+  CHECK(r.headers["access-control-allow-origin"] == "http://console.example:8002");
+  CHECK(r.headers["access-control-allow-credentials"] == "true");
+  CHECK(r.headers.count("access-control-allow-methods") == 0);
+  r = call("GET", "/status", {{"Kong-Admin-Token", token}});  // no Origin: the first one
+  CHECK(r.headers["access-control-allow-origin"] == "http://console.example:8002");
+  CHECK(cp.stop() == 0);
 }
 
 }  // namespace

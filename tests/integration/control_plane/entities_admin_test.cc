@@ -386,5 +386,23 @@ TEST_CASE("entities: field length caps and the entity size cap answer 400, at th
   }
 }
 
+// Without --admin_gui_url, Kong 3.x allows any origin: the request's, or "*" without one.
+TEST_CASE("entities: CORS without admin_gui_url allows the request's origin") {
+  Fixture f;
+  auto r = testing::httpRequest("127.0.0.1", f.admin->port(), "OPTIONS", "/consumers/bob/acls",
+                                "", {{"Origin", "http://localhost:8002"}});
+  CHECK(r.status == 204);  // by the path alone: bob need not exist
+  CHECK(r.headers["access-control-allow-origin"] == "http://localhost:8002");
+  CHECK(r.headers["access-control-allow-methods"] == "GET, OPTIONS, POST");
+  r = testing::httpRequest("127.0.0.1", f.admin->port(), "GET", "/consumers", "",
+                           {{"Origin", "http://localhost:8002"}});
+  CHECK(r.status == 200);
+  CHECK(r.headers["access-control-allow-origin"] == "http://localhost:8002");
+  CHECK(r.headers["access-control-allow-credentials"] == "true");
+  r = f.call("GET", "/consumers/nobody");
+  CHECK(r.status == 404);
+  CHECK(r.headers["access-control-allow-origin"] == "*");
+}
+
 }  // namespace
 }  // namespace portico::cp
