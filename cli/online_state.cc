@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/entities.h"
-#include "common/config/kong_json.h"
+#include "common/config/proto_json.h"
 #include "common/declarative/declarative.h"
 #include "common/declarative/yaml_json.h"
 
@@ -218,17 +218,7 @@ EntitySet storedEntities(const config::v1::Snapshot& snap) {
   for (size_t t = 0; t < kNumTypes; ++t) {
     std::vector<Json>& list = set[t];
     const std::string type = kTypes[t].type;
-    if (type == "services") {
-      list.reserve(static_cast<size_t>(snap.services_size()));
-      for (const auto& s : snap.services()) {
-        list.push_back(config::encodeService(s));
-      }
-    } else if (type == "routes") {
-      list.reserve(static_cast<size_t>(snap.routes_size()));
-      for (const auto& rt : snap.routes()) {
-        list.push_back(config::encodeRoute(rt));
-      }
-    } else if (const google::protobuf::FieldDescriptor* f = desc->FindFieldByName(type)) {
+    if (const google::protobuf::FieldDescriptor* f = desc->FindFieldByName(type)) {
       const int n = refl->FieldSize(snap, f);
       list.reserve(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) {

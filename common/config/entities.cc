@@ -4,7 +4,6 @@
 #include <cstdlib>
 
 #include "common/config/entities/entity_schemas.h"
-#include "common/config/kong_json.h"
 #include "common/config/pem.h"
 #include "common/config/typedefs.h"
 
@@ -39,40 +38,7 @@ const EntitySchema* findEntitySchema(const std::string& name) {
   return nullptr;
 }
 
-namespace {
-
-void nullIfUnset(Json* out) {
-  if (out->contains("id") && (*out)["id"] == "") {
-    (*out)["id"] = nullptr;
-  }
-  for (const char* ts : {"created_at", "updated_at"}) {
-    if (out->contains(ts) && (*out)[ts] == 0) {
-      (*out)[ts] = nullptr;
-    }
-  }
-}
-
-}  // namespace
-
 FieldErrors processEntityJson(const std::string& entity, const Json& input, Json* out) {
-  if (entity == "services") {
-    v1::Service s;
-    FieldErrors errors = decodeService(input, &s);
-    *out = encodeService(s);
-    nullIfUnset(out);
-    return errors;
-  }
-  if (entity == "routes") {
-    v1::Route r;
-    std::optional<std::string> service_name;
-    FieldErrors errors = decodeRoute(input, &r, &service_name);
-    if (service_name) {
-      errors.push_back({"routes", r.id(), "service.id", "missing primary key"});
-    }
-    *out = encodeRoute(r);
-    nullIfUnset(out);
-    return errors;
-  }
   const EntitySchema* schema = findEntitySchema(entity);
   if (schema == nullptr) {
     return {{entity, "", "@entity", "unknown entity"}};

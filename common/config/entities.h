@@ -1,7 +1,6 @@
 // The registry of Kong 3.x entity schemas for the schema engine (schema.h): one description
 // per entity in common/config/entities/<entity>.cc, the bundled plugins' config schemas, and
-// the one entry point that validates and normalizes any entity's Kong JSON (services and
-// routes keep their hand-written codec in kong_json.h).
+// the one entry point that validates and normalizes any entity's Kong JSON.
 #pragma once
 
 #include <string>

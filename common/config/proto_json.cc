@@ -3,20 +3,78 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
 
+#include "portico/config/v1/config.pb.h"
+
 namespace portico::config {
 
 namespace pb = google::protobuf;
+
+namespace {
+
+// Services and routes predate the field-for-field protos: a foreign key is held as a plain id
+// (a service's client_certificate, a route's service_id for `service`), a route's headers are
+// HeaderMatch messages, and a route's stream sources/destinations are not modelled (null).
+const char* foreignIdKey(const pb::FieldDescriptor* f) {
+  if (f->containing_type() == v1::Service::descriptor() && f->name() == "client_certificate") {
+    return "client_certificate";
+  }
+  if (f->containing_type() == v1::Route::descriptor() && f->name() == "service_id") {
+    return "service";
+  }
+  return nullptr;
+}
+
+bool isHeaderMatches(const pb::FieldDescriptor* f) {
+  return f->is_repeated() && f->message_type() == v1::HeaderMatch::descriptor();
+}
+
+bool headersToProto(const Json& headers, const pb::FieldDescriptor* f, pb::Message* out) {
+  if (!headers.is_object()) {
+    return false;
+  }
+  for (auto it = headers.begin(); it != headers.end(); ++it) {
+    auto* m = static_cast<v1::HeaderMatch*>(out->GetReflection()->AddMessage(out, f));
+    m->set_name(it.key());
+    if (!it->is_array()) {
+      return false;
+    }
+    for (const Json& value : *it) {
+      if (!value.is_string()) {
+        return false;
+      }
+      m->add_values(value.get<std::string>());
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 bool jsonToProto(const Json& entity, pb::Message* out) {
   const pb::Descriptor* d = out->GetDescriptor();
   const pb::Reflection* r = out->GetReflection();
   for (int i = 0; i < d->field_count(); ++i) {
     const pb::FieldDescriptor* f = d->field(i);
-    auto it = entity.find(f->name());
+    const char* id_key = foreignIdKey(f);
+    auto it = entity.find(id_key != nullptr ? id_key : f->name());
     if (it == entity.end() || it->is_null()) {
       continue;
     }
     const Json& v = *it;
+    if (id_key != nullptr) {
+      auto id = v.find("id");
+      if (!v.is_object() || id == v.end() || !id->is_string()) {
+        return false;
+      }
+      r->SetString(out, f, id->get<std::string>());
+      continue;
+    }
+    if (isHeaderMatches(f)) {
+      if (!headersToProto(v, f, out)) {
+        return false;
+      }
+      continue;
+    }
     if (f->is_repeated()) {
       if (!v.is_array()) {
         return false;
@@ -65,6 +123,20 @@ Json protoToJson(const pb::Message& message) {
   Json out = Json::object();
   for (int i = 0; i < d->field_count(); ++i) {
     const pb::FieldDescriptor* f = d->field(i);
+    if (const char* id_key = foreignIdKey(f)) {
+      out[id_key] = r->HasField(message, f) ? Json{{"id", r->GetString(message, f)}} : Json();
+      continue;
+    }
+    if (isHeaderMatches(f)) {
+      const int n = r->FieldSize(message, f);
+      Json headers = n == 0 ? Json() : Json::object();
+      for (int k = 0; k < n; ++k) {
+        const auto& m = static_cast<const v1::HeaderMatch&>(r->GetRepeatedMessage(message, f, k));
+        headers[m.name()] = Json(std::vector<std::string>(m.values().begin(), m.values().end()));
+      }
+      out[f->name()] = std::move(headers);
+      continue;
+    }
     if (f->is_repeated()) {
       const int n = r->FieldSize(message, f);
       if (n == 0) {
@@ -112,6 +184,10 @@ Json protoToJson(const pb::Message& message) {
       default:
         break;
     }
+  }
+  if (d == v1::Route::descriptor()) {
+    out["sources"] = nullptr;
+    out["destinations"] = nullptr;
   }
   return out;
 }

@@ -63,13 +63,23 @@ Field Field::range(double lo, double hi) const {
 }
 PORTICO_FIELD_SETTER(lenMin, int64_t n, f.len_min = n)
 PORTICO_FIELD_SETTER(lenMax, int64_t n, f.len_max = n)
-PORTICO_FIELD_SETTER(matches, std::string re, f.match = std::move(re))
+Field Field::matches(std::string re) const {
+  Field f = *this;
+  f.match_re = std::make_shared<const RE2>(re);
+  f.match = std::move(re);
+  return f;
+}
 PORTICO_FIELD_SETTER(validator, CustomValidator fn, f.custom = std::move(fn))
 PORTICO_FIELD_SETTER(isUnique, , f.unique = true)
 PORTICO_FIELD_SETTER(cascade, , f.on_delete_cascade = true)
 PORTICO_FIELD_SETTER(isNull, , f.must_be_null = true)
 PORTICO_FIELD_SETTER(autoRandom, , f.auto_random = true)
 PORTICO_FIELD_SETTER(isTransient, , f.transient = true)
+PORTICO_FIELD_SETTER(defaultFrom, DefaultFunction fn, f.default_from = std::move(fn))
+PORTICO_FIELD_SETTER(nullAsDefault, , f.null_as_default = true)
+PORTICO_FIELD_SETTER(emptyAsNull, , f.empty_as_null = true)
+PORTICO_FIELD_SETTER(wrapScalar, , f.wrap_scalar = true)
+PORTICO_FIELD_SETTER(keyedValueErrors, , f.keyed_value_errors = true)
 #undef PORTICO_FIELD_SETTER
 
 const Field* EntitySchema::field(const std::string& n) const {
@@ -211,7 +221,7 @@ class Processor {
           error(path, "expected a string");
           return v;
         }
-        const std::string s = v.get<std::string>();
+        const std::string& s = v.get_ref<const std::string&>();
         const int64_t len_min = f.len_min.value_or(1);
         if (static_cast<int64_t>(s.size()) < len_min) {
           error(path, "length must be at least " + std::to_string(len_min));
@@ -251,6 +261,9 @@ class Processor {
       case FieldType::kArray:
       case FieldType::kSet: {
         const bool is_set = f.type == FieldType::kSet;
+        if (f.wrap_scalar && v.is_string()) {
+          v = Json::array({std::move(v)});
+        }
         if (v.is_object() && v.empty()) {
           v = Json::array();  // Lua's cjson encodes an empty array as {}
         }
@@ -292,12 +305,17 @@ class Processor {
         }
         Json out = Json::object();
         for (auto it = v.begin(); it != v.end(); ++it) {
-          // Kong reports a map value's errors at the map's own path (no key in it).
+          // Kong reports a map value's errors at the map's own path (no key in it); a route's
+          // headers name the key.
           Json key = it.key();
           if (f.keys) {
             value(*f.keys, key, path);
           }
-          out[it.key()] = it->is_null() ? Json() : value(*f.elements, *it, path);
+          if (f.keyed_value_errors) {
+            out[it.key()] = value(*f.elements, *it, path + "." + it.key());
+          } else {
+            out[it.key()] = it->is_null() ? Json() : value(*f.elements, *it, path);
+          }
         }
         v = std::move(out);
         if (f.len_min && static_cast<int64_t>(v.size()) < *f.len_min) {
@@ -355,8 +373,9 @@ class Processor {
       return v;
     }
     if (!f.match.empty() && v.is_string()) {
-      RE2 re(f.match);
-      if (!RE2::FullMatch(v.get<std::string>(), re)) {
+      const bool matched = f.match_re != nullptr ? RE2::FullMatch(v.get<std::string>(), *f.match_re)
+                                                 : RE2::FullMatch(v.get<std::string>(), f.match);
+      if (!matched) {
         error(path, "invalid value: " + v.get<std::string>());
         return v;
       }
@@ -376,7 +395,10 @@ class Processor {
     auto it = in.find(f.name);
     const bool absent = it == in.end();
     if (absent || it->is_null()) {
-      if (absent && f.default_value) {
+      if (absent && f.default_from) {
+        return f.default_from(in);
+      }
+      if ((absent || f.null_as_default) && f.default_value) {
         return f.type == FieldType::kRecord && f.default_value->is_object()
                    ? record(f.fields, *f.default_value, path + ".")
                    : *f.default_value;
@@ -394,17 +416,23 @@ class Processor {
 
   Json record(const std::vector<Field>& fields, const Json& in, const std::string& prefix) {
     Json out = Json::object();
-    std::set<std::string> known;
-    for (const auto& f : fields) {
-      known.insert(f.name);
-    }
+    // A scan, not a set of the names: records have a few dozen fields, and building the set
+    // was most of a small entity's cost (the DP checks every route of a snapshot).
     for (auto it = in.begin(); it != in.end(); ++it) {
-      if (known.count(it.key()) == 0) {
+      const bool known = std::any_of(fields.begin(), fields.end(),
+                                     [&](const Field& f) { return f.name == it.key(); });
+      if (!known) {
         error(prefix + it.key(), "unknown field");
       }
     }
+    std::string path = prefix;
     for (const auto& f : fields) {
-      Json v = fieldValue(f, in, prefix + f.name);
+      path.resize(prefix.size());
+      path += f.name;
+      Json v = fieldValue(f, in, path);
+      if (f.empty_as_null && (v.is_array() || v.is_object()) && v.empty()) {
+        v = nullptr;
+      }
       if (!f.transient) {
         out[f.name] = std::move(v);
       }
@@ -412,26 +440,50 @@ class Processor {
     return out;
   }
 
-  void checks(const std::vector<EntityCheck>& checks, const Json& entity, const Json& input) {
-    for (const auto& c : checks) {
-      std::vector<std::string> involved = c.fields;
-      if (!c.if_field.empty()) {
-        involved.push_back(c.if_field);
-        involved.push_back(c.then_field);
-      }
-      bool skip = false;
-      for (const auto& name : involved) {
-        skip = skip || hasError(name);
-      }
-      if (skip) {
+  // Expands `schema`'s shorthands present in `in` (an object). One of the wrong type is
+  // reported and dropped when `report`, else left in place.
+  void shorthands(const EntitySchema& schema, Json* in, bool report) {
+    for (const Shorthand& s : schema.shorthands) {
+      auto it = in->find(s.field.name);
+      if (it == in->end()) {
         continue;
       }
-      auto get = [&](const std::string& name) -> Json {
-        if (entity.contains(name)) {
-          return entity[name];
+      const Json v = *it;
+      const size_t errors_before = errors_->size();
+      if (!v.is_null()) {
+        value(s.field, v, s.field.name);
+      }
+      const bool ok = errors_->size() == errors_before;
+      if (!ok && !report) {
+        errors_->resize(errors_before);
+        continue;
+      }
+      in->erase(s.field.name);
+      if (ok && !v.is_null()) {
+        s.expand(v, in);
+      }
+    }
+  }
+
+  void checks(const std::vector<EntityCheck>& checks, const Json& entity, const Json& input) {
+    for (const auto& c : checks) {
+      // Nothing to skip for when no field failed: the common case, for every entity of a
+      // snapshot the DP applies.
+      if (!errors_->empty()) {
+        bool skip = !c.if_field.empty() && (hasError(c.if_field) || hasError(c.then_field));
+        for (const auto& name : c.fields) {
+          skip = skip || hasError(name);
         }
-        if (input.contains(name)) {
-          return input[name];
+        if (skip) {
+          continue;
+        }
+      }
+      auto get = [&](const std::string& name) -> Json {
+        if (auto it = entity.find(name); it != entity.end()) {
+          return *it;
+        }
+        if (auto it = input.find(name); it != input.end()) {
+          return *it;
         }
         // A dotted path into records ("config.redis.host"), as Kong's entity checks allow.
         if (name.find('.') != std::string::npos) {
@@ -486,11 +538,24 @@ class Processor {
         }
         case EntityCheck::Kind::kConditional: {
           const Json v = get(c.if_field);
-          if (std::find(c.if_one_of.begin(), c.if_one_of.end(), v) != c.if_one_of.end() &&
-              isEmptyValue(get(c.then_field))) {
-            error(c.then_field, "required field missing");
+          const bool listed = std::find(c.if_one_of.begin(), c.if_one_of.end(), v) !=
+                              c.if_one_of.end();
+          if (listed == c.if_not_one_of) {
+            break;
+          }
+          const bool then_empty = isEmptyValue(get(c.then_field));
+          if (c.then_null ? !then_empty : then_empty) {
+            error(c.then_field, c.then_null ? "value must be null" : "required field missing");
             error("@entity", "failed conditional validation given value of field '" +
                                  c.if_field + "'");
+          }
+          break;
+        }
+        case EntityCheck::Kind::kCustomFields: {
+          for (auto& [field, reason] : c.field_fn(entity)) {
+            if (field == "@entity" || !hasError(field)) {
+              error(field, reason);
+            }
           }
           break;
         }
@@ -529,7 +594,13 @@ FieldErrors processEntity(const EntitySchema& schema, const Json& input, Json* o
     *out = Json::object();
     return errors;
   }
-  *out = p.record(schema.fields, input, "");
+  if (schema.shorthands.empty()) {
+    *out = p.record(schema.fields, input, "");
+  } else {
+    Json expanded = input;
+    p.shorthands(schema, &expanded, true);
+    *out = p.record(schema.fields, expanded, "");
+  }
   p.checks(schema.checks, *out, input);
   for (auto& e : errors) {
     e.entity_type = schema.name;
@@ -538,6 +609,17 @@ FieldErrors processEntity(const EntitySchema& schema, const Json& input, Json* o
     }
   }
   return errors;
+}
+
+Json expandShorthands(const EntitySchema& schema, const Json& patch) {
+  if (schema.shorthands.empty() || !patch.is_object()) {
+    return patch;
+  }
+  FieldErrors ignored;
+  Processor p(ProcessOptions{}, &ignored);
+  Json out = patch;
+  p.shorthands(schema, &out, false);
+  return out;
 }
 
 FieldErrors processRecord(const Field& record, const Json& input, Json* out,
@@ -620,13 +702,15 @@ Json schemaToJson(const EntitySchema& schema) {
         checks.push_back(Json{{"mutually_exclusive", c.fields}});
         break;
       case EntityCheck::Kind::kConditional:
-        checks.push_back(Json{{"conditional",
-                               {{"if_field", c.if_field},
-                                {"if_match", {{"one_of", c.if_one_of}}},
-                                {"then_field", c.then_field},
-                                {"then_match", {{"required", true}}}}}});
+        checks.push_back(Json{
+            {"conditional",
+             {{"if_field", c.if_field},
+              {"if_match", {{c.if_not_one_of ? "not_one_of" : "one_of", c.if_one_of}}},
+              {"then_field", c.then_field},
+              {"then_match", c.then_null ? Json{{"eq", nullptr}} : Json{{"required", true}}}}}});
         break;
       case EntityCheck::Kind::kCustom:
+      case EntityCheck::Kind::kCustomFields:
         checks.push_back(Json{{"custom_entity_check", {{"field_sources", c.fields}}}});
         break;
     }
@@ -634,6 +718,85 @@ Json schemaToJson(const EntitySchema& schema) {
   Json out{{"fields", std::move(fields)}};
   if (!checks.empty()) {
     out["entity_checks"] = std::move(checks);
+  }
+  return out;
+}
+
+namespace {
+
+// Splits "paths.1" into ["paths", "1"].
+std::vector<std::string> splitErrorPath(const std::string& field) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = field.find('.', start);
+    parts.push_back(field.substr(start, dot == std::string::npos ? std::string::npos
+                                                                 : dot - start));
+    if (dot == std::string::npos) {
+      return parts;
+    }
+    start = dot + 1;
+  }
+}
+
+bool isErrorIndex(const std::string& s) {
+  return !s.empty() && s.size() < 7 && std::all_of(s.begin(), s.end(), ::isdigit) &&
+         s != "0";
+}
+
+}  // namespace
+
+Json fieldsObject(const FieldErrors& errors) {
+  Json fields = Json::object();
+  for (const auto& e : errors) {
+    if (e.field == "@entity") {
+      fields["@entity"].push_back(e.reason);
+      continue;
+    }
+    const std::vector<std::string> parts = splitErrorPath(e.field);
+    Json* node = &fields;
+    bool conflict = false;
+    for (size_t i = 0; i < parts.size() && !conflict; ++i) {
+      const bool last = i + 1 == parts.size();
+      if (isErrorIndex(parts[i]) && (node->is_array() || node->is_null())) {
+        const size_t idx = std::stoul(parts[i]) - 1;
+        if (node->is_null()) {
+          *node = Json::array();
+        }
+        while (node->size() <= idx) {
+          node->push_back(nullptr);
+        }
+        node = &(*node)[idx];
+      } else if (node->is_object() || node->is_null()) {
+        node = &(*node)[parts[i]];
+      } else {
+        conflict = true;  // e.g. "headers" already holds a message; keep the first one
+        break;
+      }
+      if (last) {
+        if (node->is_null()) {
+          *node = e.reason;
+        }
+      }
+    }
+  }
+  return fields;
+}
+
+std::string errorSummary(const FieldErrors& errors) {
+  std::vector<const FieldError*> fields;
+  std::string out;
+  for (const FieldError& e : errors) {
+    if (e.field == "@entity") {
+      out += (out.empty() ? "" : "; ") + e.reason;
+    } else {
+      fields.push_back(&e);
+    }
+  }
+  std::stable_sort(fields.begin(), fields.end(),
+                   [](const FieldError* a, const FieldError* b) { return a->field < b->field; });
+  for (const FieldError* e : fields) {
+    out += (out.empty() ? "" : "; ") + e->field + ": " + e->reason;
   }
   return out;
 }

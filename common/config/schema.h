@@ -14,6 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+namespace re2 {
+class RE2;
+}  // namespace re2
 
 namespace portico::config {
 
@@ -48,6 +51,9 @@ enum class FieldType {
 // A field-level custom validator: returns Kong's reason text, empty when valid. It may
 // normalize the value in place (e.g. a target's default port).
 using CustomValidator = std::function<std::string(Json& value)>;
+// A default computed from the rest of the input record (Kong's subschema defaults: a gRPC
+// route's strip_path is false).
+using DefaultFunction = std::function<Json(const Json& input)>;
 
 // One field of an entity or record. Built with the fluent helpers below:
 //   Field::string("username").unique()
@@ -67,7 +73,13 @@ struct Field {
   std::optional<int64_t> len_min;  // strings default to 1 (Kong), arrays to none
   std::optional<int64_t> len_max;
   std::string match;           // RE2, full match; failure: "invalid value: <v>"
+  std::shared_ptr<const re2::RE2> match_re;  // `match` compiled once, by matches()
   CustomValidator custom;
+  DefaultFunction default_from;  // overrides default_value when the field is absent
+  bool null_as_default = false;  // an explicit null takes the default (not required, not null)
+  bool empty_as_null = false;    // an empty array, set or map is stored as null
+  bool wrap_scalar = false;      // array/set: a lone string is a one-element array
+  bool keyed_value_errors = false;  // map: value errors at "<map>.<key>", not at "<map>"
   std::shared_ptr<const Field> elements;  // array/set elements, map values
   std::shared_ptr<const Field> keys;      // map keys
   std::vector<Field> fields;              // record fields
@@ -99,7 +111,15 @@ struct Field {
   Field isNull() const;
   Field autoRandom() const;
   Field isTransient() const;
+  Field defaultFrom(DefaultFunction fn) const;
+  Field nullAsDefault() const;
+  Field emptyAsNull() const;
+  Field wrapScalar() const;
+  Field keyedValueErrors() const;
 };
+
+// Field-level results of an entity check: (field, reason), "@entity" for the entity.
+using FieldReasons = std::vector<std::pair<std::string, std::string>>;
 
 // Kong's entity_checks. Each names the fields it reads; it is skipped when one of them
 // already failed field validation.
@@ -108,15 +128,29 @@ struct EntityCheck {
     kAtLeastOneOf,       // "at least one of these fields must be non-empty: 'a', 'b'"
     kMutuallyRequired,   // "all or none of these fields must be set: 'a', 'b'"
     kMutuallyExclusive,  // "only one or none of these fields must be set: 'a', 'b'"
-    kConditional,        // if if_field is one of if_one_of then then_field must be set
-    kCustom              // fn returns an @entity reason ("" = ok)
+    kConditional,        // if if_field is (not_) one of if_one_of then then_field must be
+                         // set (or, then_null, must be null)
+    kCustom,             // fn returns an @entity reason ("" = ok)
+    kCustomFields        // field_fn returns reasons by field (Kong's custom_entity_check
+                         // returning a field table); a field that already failed keeps its
+                         // first error, as Kong keeps one error per field
   };
   Kind kind = Kind::kCustom;
   std::vector<std::string> fields;
   std::string if_field;
   std::vector<Json> if_one_of;
+  bool if_not_one_of = false;  // if_match = { not_one_of = ... }
   std::string then_field;
+  bool then_null = false;      // then_match = { eq = null }: "value must be null"
   std::function<std::string(const Json& entity)> fn;
+  std::function<FieldReasons(const Json& entity)> field_fn;
+};
+
+// Kong's shorthand_fields: an input-only field (a service's `url`) that is type-checked as
+// `field` and then expanded into the entity's own fields by `expand`.
+struct Shorthand {
+  Field field;
+  std::function<void(const Json& value, Json* entity)> expand;
 };
 
 // A unique key: `fields` (sorted by name in messages) must be unique among entities that
@@ -132,6 +166,7 @@ struct EntitySchema {
   std::string admin_path;       // collection path when different from name ("key-auths")
   std::vector<Field> fields;
   std::vector<EntityCheck> checks;
+  std::vector<Shorthand> shorthands;
   std::vector<UniqueKey> unique_keys;  // besides single `unique` fields
   bool float_timestamps = false;       // targets: created_at/updated_at in float seconds
 
@@ -154,6 +189,21 @@ struct ProcessOptions {
 // resolved to {"id"} by the caller (else "missing primary key").
 FieldErrors processEntity(const EntitySchema& schema, const Json& input, Json* out,
                           const ProcessOptions& options = {});
+
+// PATCH: `patch` with its shorthands expanded (a service's `url` becomes protocol, host, port
+// and path, so it overrides the stored ones). A shorthand of the wrong type is left in place
+// for processEntity to report.
+Json expandShorthands(const EntitySchema& schema, const Json& patch);
+
+// The `fields` tree of a list of errors, mirroring the input's shape: {"paths": [null,
+// "reason"], "@entity": ["..."]} (1-based indexes in paths become array positions). Where two
+// errors claim the same place the first is kept.
+Json fieldsObject(const FieldErrors& errors);
+
+// Kong's one-line summary of a list of errors: entity-level reasons first, then
+// "field: reason" by field name, joined by "; " (a boundary wraps it: the Admin API's
+// "N schema violations (...)", the declarative loader's per-entity messages).
+std::string errorSummary(const FieldErrors& errors);
 
 // Validates one record value against a record field (plugin configs). `path` prefixes error
 // fields ("config").

@@ -603,6 +603,12 @@ std::vector<Json> jsonList(std::initializer_list<const char*> items) {
   return out;
 }
 
+const std::vector<Json>& allProtocols() {
+  static const auto* const kProtocols = new std::vector<Json>(
+      jsonList({"grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp"}));
+  return *kProtocols;
+}
+
 const std::vector<Json>& httpProtocols() {
   static const auto* const kProtocols =
       new std::vector<Json>(jsonList({"grpc", "grpcs", "http", "https"}));

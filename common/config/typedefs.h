@@ -69,5 +69,7 @@ bool splitNameValue(std::string_view entry, std::string_view* name, std::string_
 Field headerNameField(const std::string& name);
 std::vector<Json> jsonList(std::initializer_list<const char*> items);
 const std::vector<Json>& httpProtocols();  // typedefs.protocols_http
+// typedefs.protocols: grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp.
+const std::vector<Json>& allProtocols();
 
 }  // namespace portico::config

@@ -9,7 +9,6 @@
 #include "absl/container/flat_hash_set.h"
 #include "common/config/entities.h"
 #include "common/config/key_auth_table.h"
-#include "common/config/kong_json.h"
 #include "common/config/proto_json.h"
 #include "common/config/typedefs.h"
 
@@ -106,19 +105,24 @@ void validateKeyAuthTable(const KeyAuthTable& table,
 FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* key_auth,
                              bool check_entities) {
   FieldErrors out;
-  auto append = [&out](FieldErrors&& more) {
-    out.insert(out.end(), std::make_move_iterator(more.begin()),
-               std::make_move_iterator(more.end()));
-  };
   // Hash sets of views into `snapshot` (no copies): at 10k services + 10k routes + 10k
   // consumers, ordered sets of copied strings were a third of validateSnapshot's time.
   using ViewSet = absl::flat_hash_set<std::string_view>;
   ViewSet service_ids, service_names, route_ids, route_names;
   service_ids.reserve(static_cast<size_t>(snapshot.services_size()));
   route_ids.reserve(static_cast<size_t>(snapshot.routes_size()));
+  // The schema's rules on an entity's Kong JSON, as the Admin API ran them on write.
+  auto checkEntity = [&out](const std::string& type, const Json& entity, const std::string& id) {
+    Json normalized;
+    for (auto& e : processEntityJson(type, entity, &normalized)) {
+      e.entity_type = type;
+      e.entity_id = id;
+      out.push_back(std::move(e));
+    }
+  };
   for (const auto& s : snapshot.services()) {
     if (check_entities) {
-      append(validateService(s));
+      checkEntity("services", protoToJson(s), s.id());
     }
     if (s.id().empty()) {
       out.push_back({"services", s.id(), "id", "required field missing"});
@@ -131,7 +135,7 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
   }
   for (const auto& r : snapshot.routes()) {
     if (check_entities) {
-      append(validateRoute(r));
+      checkEntity("routes", protoToJson(r), r.id());
     }
     if (r.id().empty()) {
       out.push_back({"routes", r.id(), "id", "required field missing"});
@@ -201,12 +205,7 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
     {
       const std::string id = entity.value("id", "");
       if (check_entities) {
-        Json normalized;
-        for (auto& e : processEntityJson(schema->name, entity, &normalized)) {
-          e.entity_type = schema->name;
-          e.entity_id = id;
-          out.push_back(std::move(e));
-        }
+        checkEntity(schema->name, entity, id);
       }
       if (id.empty()) {
         out.push_back({schema->name, id, "id", "required field missing"});

@@ -17,7 +17,6 @@
 #include <absl/synchronization/mutex.h>
 
 #include "common/config/entities.h"
-#include "common/config/kong_json.h"
 #include "common/config/schema.h"
 #include "common/config/validate.h"
 #include "common/declarative/yaml_json.h"
@@ -68,9 +67,7 @@ struct Item {
   int parent = -1;            // index into items
   std::string parent_field;   // the foreign field that points at the parent
   std::string id;
-  Json normalized;             // schema entities; services and routes are decoded instead
-  std::unique_ptr<v1::Service> service;
-  std::unique_ptr<v1::Route> route;
+  Json normalized;            // as validated: what the snapshot holds
   bool has_errors = false;
 };
 
@@ -781,8 +778,7 @@ class Loader {
     return out;
   }
 
-  // Each entity through the Admin API's own rules. Services and routes decode straight into
-  // their protos (the decoder is their validator), the others through processEntityJson.
+  // Each entity through the Admin API's own rules (its schema).
   void validateEntities() {
     for (size_t i = 0; i < items_.size(); ++i) {
       Item& item = items_[i];
@@ -790,31 +786,12 @@ class Loader {
         continue;
       }
       const std::string& type = item.schema->name;
-      FieldErrors errors;
-      Json sized;
-      if (type == "services") {
-        item.service = std::make_unique<v1::Service>();
-        errors = config::decodeService(item.input, item.service.get());
-        if (errors.empty()) {
-          errors = explicitServiceFieldErrors(item.input);
-        }
-        if (errors.empty()) {
-          errors = config::checkEntitySize(type, config::encodeService(*item.service));
-        }
-        item.service->set_id(item.id);
-      } else if (type == "routes") {
-        item.route = std::make_unique<v1::Route>();
-        std::optional<std::string> service_name;
-        errors = config::decodeRoute(item.input, item.route.get(), &service_name);
-        if (errors.empty()) {
-          errors = config::checkEntitySize(type, config::encodeRoute(*item.route));
-        }
-        item.route->set_id(item.id);
-      } else {
-        errors = config::processEntityJson(type, item.input, &item.normalized);
-        if (errors.empty()) {
-          errors = config::checkEntitySize(type, item.normalized);
-        }
+      FieldErrors errors = config::processEntityJson(type, item.input, &item.normalized);
+      if (errors.empty() && type == "services") {
+        errors = explicitServiceFieldErrors(item.input);
+      }
+      if (errors.empty()) {
+        errors = config::checkEntitySize(type, item.normalized);
       }
       for (const config::FieldError& e : errors) {
         entityProblem(i, e.field, e.reason);
@@ -833,12 +810,6 @@ class Loader {
 
   // A unique field's value as validated, when it is a string.
   static const std::string* uniqueValue(const Item& item, const std::string& field) {
-    if (item.service != nullptr) {
-      return field == "name" && item.service->has_name() ? &item.service->name() : nullptr;
-    }
-    if (item.route != nullptr) {
-      return field == "name" && item.route->has_name() ? &item.route->name() : nullptr;
-    }
     auto v = item.normalized.find(field);
     return v != item.normalized.end() && v->is_string() ? &v->get_ref<const std::string&>()
                                                          : nullptr;
@@ -942,11 +913,7 @@ class Loader {
     const google::protobuf::Reflection* refl = snap.GetReflection();
     for (Item& item : items_) {
       const std::string& type = item.schema->name;
-      if (item.service != nullptr) {
-        *snap.add_services() = std::move(*item.service);
-      } else if (item.route != nullptr) {
-        *snap.add_routes() = std::move(*item.route);
-      } else if (const auto* f = d->FindFieldByName(type); f != nullptr) {
+      if (const auto* f = d->FindFieldByName(type); f != nullptr) {
         config::jsonToProto(item.normalized, refl->AddMessage(&snap, f));
       }
     }

@@ -10,7 +10,7 @@
 #include "common/clock.h"
 #include "common/config/entities.h"
 #include "common/config/json_limits.h"
-#include "common/config/kong_json.h"
+#include "common/config/proto_json.h"
 #include "common/declarative/declarative.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/form.h"
@@ -187,17 +187,7 @@ std::vector<TypedEntities> storedForm(v1::Snapshot& snap) {
   const google::protobuf::Reflection* refl = snap.GetReflection();
   for (const std::string& type : PgConfigStore::typesParentsFirst()) {
     TypedEntities t{type, {}};
-    if (type == "services") {
-      t.entities.reserve(snap.services_size());
-      for (const v1::Service& s : snap.services()) {
-        t.entities.push_back(config::encodeService(s));
-      }
-    } else if (type == "routes") {
-      t.entities.reserve(snap.routes_size());
-      for (const v1::Route& r : snap.routes()) {
-        t.entities.push_back(config::encodeRoute(r));
-      }
-    } else if (const google::protobuf::FieldDescriptor* f = d->FindFieldByName(type)) {
+    if (const google::protobuf::FieldDescriptor* f = d->FindFieldByName(type)) {
       const int n = refl->FieldSize(snap, f);
       t.entities.reserve(static_cast<size_t>(n));
       for (int i = 0; i < n; ++i) {

@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/entities.h"
-#include "common/config/kong_json.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 
@@ -25,17 +24,6 @@ const pb::FieldDescriptor* snapshotList(const std::string& entity_type) {
   return f;
 }
 
-bool decodeInto(const std::string& entity_type, const Json& j, pb::Message* out) {
-  // Services and routes keep their hand-written Kong codec; the others map field for field.
-  if (entity_type == "services") {
-    return config::decodeService(j, static_cast<v1::Service*>(out)).empty();
-  }
-  if (entity_type == "routes") {
-    std::optional<std::string> ignored;
-    return config::decodeRoute(j, static_cast<v1::Route*>(out), &ignored).empty();
-  }
-  return config::jsonToProto(j, out);
-}
 
 }  // namespace
 
@@ -116,7 +104,7 @@ absl::StatusOr<ChangeSet> PgChangeLogStore::loadChanges(const std::string& group
       std::set<std::string> found;
       for (const auto& row : rows) {
         pb::Message* m = out.upserts.GetReflection()->AddMessage(&out.upserts, list);
-        if (!decodeInto(type, Json::parse(row[0].c_str()), m)) {
+        if (!config::jsonToProto(Json::parse(row[0].c_str()), m)) {
           return absl::InternalError(absl::StrCat("cannot decode stored ", type, " ",
                                                   row[1].as<std::string>()));
         }

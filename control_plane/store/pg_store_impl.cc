@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "common/config/kong_json.h"
+#include "common/config/proto_json.h"
 #include "common/config/validate.h"
 #include "common/logging.h"
 #include "control_plane/store/pg_store_internal.h"
@@ -94,10 +94,10 @@ struct Entity<v1::Service> {
       "ON CONFLICT (group_name, id) DO UPDATE SET name = EXCLUDED.name, "
       "entity = EXCLUDED.entity, updated_at = EXCLUDED.updated_at";
   static const char* serviceId(const v1::Service&) { return nullptr; }
-  static Json encode(const v1::Service& s) { return config::encodeService(s); }
+  static Json encode(const v1::Service& s) { return config::protoToJson(s); }
   static v1::Service decode(const Json& j) {
     v1::Service s;
-    config::decodeService(j, &s);  // stored entities were validated on write
+    config::jsonToProto(j, &s);  // stored entities were validated on write
     return s;
   }
 };
@@ -114,11 +114,10 @@ struct Entity<v1::Route> {
   static const char* serviceId(const v1::Route& r) {
     return r.has_service_id() ? r.service_id().c_str() : nullptr;
   }
-  static Json encode(const v1::Route& r) { return config::encodeRoute(r); }
+  static Json encode(const v1::Route& r) { return config::protoToJson(r); }
   static v1::Route decode(const Json& j) {
     v1::Route r;
-    std::optional<std::string> ignored;
-    config::decodeRoute(j, &r, &ignored);
+    config::jsonToProto(j, &r);
     return r;
   }
 };

@@ -28,9 +28,7 @@ EntitySchema pluginsSchema() {
               Field::foreign("service", "services").cascade(),
               Field::foreign("consumer", "consumers").cascade(),
               Field::record("config", {}).req(),
-              Field::set("protocols",
-                         Field::string("p").oneOf(jsonList({"grpc", "grpcs", "http", "https", "tcp",
-                                                            "tls", "tls_passthrough", "udp"})))
+              Field::set("protocols", Field::string("p").oneOf(allProtocols()))
                   .req()
                   .def(Json::array({"grpc", "grpcs", "http", "https"})),
               Field::boolean("enabled").req().def(true),

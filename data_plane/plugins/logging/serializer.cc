@@ -9,7 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "common/config/entities.h"
-#include "common/config/kong_json.h"
+#include "common/config/proto_json.h"
 #include "data_plane/plugins/consumers.h"
 
 namespace portico::dp::plugins::logging {
@@ -397,13 +397,13 @@ void serialize(const RequestContext& ctx, uint64_t cache_serial, std::string* ou
   if (const config::v1::Route* r = ctx.route()) {
     out->append(",\"route\":");
     out->append(cachedEntity(cache_serial, *r, [](const config::v1::Route& m) {
-      return config::encodeRoute(m);
+      return config::protoToJson(m);
     }));
   }
   if (const config::v1::Service* s = ctx.service()) {
     out->append(",\"service\":");
     out->append(cachedEntity(cache_serial, *s, [](const config::v1::Service& m) {
-      return config::encodeService(m);
+      return config::protoToJson(m);
     }));
   }
   if (const Consumer* c = ctx.consumer(); c != nullptr && c->entity != nullptr) {

@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "common/config/entities.h"
-#include "common/config/kong_json.h"
 #include "common/config/schema.h"
+#include "tests/unit/common/config/config_test_util.h"
 
 namespace portico::config {
 namespace {
@@ -12,7 +12,7 @@ namespace {
 std::string message(const std::string& entity, const Json& input) {
   Json out;
   const FieldErrors errors = processEntityJson(entity, input, &out);
-  return errors.empty() ? "" : schemaViolationMessage(errors);
+  return errors.empty() ? "" : testing::violation(errors);
 }
 
 const char* kConsumer = R"({"id":"6b1c2a5e-6d7e-4c5e-8a1b-0f0e0d0c0b0a"})";
@@ -150,7 +150,7 @@ TEST_CASE("engine: mutually_required names every field") {
   s.checks = {c};
   Json out;
   const FieldErrors errors = processEntity(s, Json{{"a", "x"}}, &out);
-  CHECK(schemaViolationMessage(errors) ==
+  CHECK(testing::violation(errors) ==
         "schema violation (all or none of these fields must be set: 'a', 'b')");
   CHECK(out == Json{{"a", "x"}, {"b", nullptr}});
 }

@@ -3,7 +3,7 @@
 #include <ctime>
 #include <optional>
 
-#include "common/config/kong_json.h"
+#include "common/config/proto_json.h"
 #include "data_plane/status/status_server.h"
 #include <random>
 
@@ -48,15 +48,6 @@ config::Json PluginFixture::add(const std::string& entity, config::Json input) {
   if (entity == "basicauth_credentials") {
     out["password"] = config::basicAuthHash(out["password"].get<std::string>(),
                                             out["consumer"]["id"].get<std::string>());
-  }
-  if (entity == "services") {
-    REQUIRE(config::decodeService(out, cfg_.add_services()).empty());
-    return out;
-  }
-  if (entity == "routes") {
-    std::optional<std::string> service_name;
-    REQUIRE(config::decodeRoute(out, cfg_.add_routes(), &service_name).empty());
-    return out;
   }
   const google::protobuf::FieldDescriptor* f = cfg_.GetDescriptor()->FindFieldByName(entity);
   REQUIRE(f != nullptr);
