@@ -8,7 +8,6 @@
 
 #include "common/config/entities.h"
 #include "common/config/json_limits.h"
-#include "common/config/kong_json.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/form.h"
 
@@ -40,6 +39,15 @@ constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 ApiResponse json(int status, const Json& body) { return {status, body.dump()}; }
 ApiResponse message(int status, const std::string& text) {
   return json(status, Json{{"message", text}});
+}
+
+ApiResponse schemaViolation(const config::FieldErrors& errors) {
+  const std::string summary = config::errorSummary(errors);
+  return kongError(kSchemaViolation, "schema violation",
+                   errors.size() == 1
+                       ? "schema violation (" + summary + ")"
+                       : std::to_string(errors.size()) + " schema violations (" + summary + ")",
+                   config::fieldsObject(errors));
 }
 
 ApiResponse kongError(int code, const std::string& name, const std::string& msg,
@@ -227,7 +235,7 @@ std::optional<ApiResponse> bodyError(const Body& b) {
     return message(400, invalidBodyMessage(b));
   }
   if (b.kind == BodyKind::kRefused) {
-    return json(400, config::schemaViolationBody(b.refused));
+    return schemaViolation(b.refused);
   }
   if (b.kind == BodyKind::kUnsupported) {
     return message(415, "Unsupported Media Type");
@@ -241,7 +249,7 @@ std::optional<ApiResponse> processEntity(const std::string& type, const Json& in
     errors = config::checkEntitySize(type, *out);
   }
   if (!errors.empty()) {
-    return json(400, config::schemaViolationBody(errors));
+    return schemaViolation(errors);
   }
   return std::nullopt;
 }

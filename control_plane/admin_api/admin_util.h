@@ -46,6 +46,10 @@ ApiResponse message(int status, const std::string& text);
 // Kong's {code, name, message[, fields]} body; the status follows the code.
 ApiResponse kongError(int code, const std::string& name, const std::string& msg,
                       std::optional<Json> fields = std::nullopt);
+// The one place the schema engine's errors become an Admin API body: Kong's schema violation
+// (code 2, 400) with "schema violation (f: reason)" or "N schema violations (a; b)" and the
+// `fields` tree mirroring the input.
+ApiResponse schemaViolation(const config::FieldErrors& errors);
 // Any store status a handler does not turn into a Kong-specific error: 404, 503 or 500 with
 // a fixed message (the detail goes to the log).
 ApiResponse statusResponse(const absl::Status& st);

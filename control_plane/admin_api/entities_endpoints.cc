@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "common/config/entities.h"
-#include "common/config/kong_json.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/admin_util.h"
 #include "control_plane/admin_api/config_endpoint.h"
@@ -343,13 +342,13 @@ class EntityHandler {
   }
 
   static Json merge(Json current, const Json& patch, const std::string& type) {
-    if (type == "services" || type == "routes") {
-      return config::mergePatch(std::move(current), patch, type == "services");
-    }
     if (!patch.is_object()) {
       return patch;
     }
-    for (auto it = patch.begin(); it != patch.end(); ++it) {
+    // Shorthands first: a service's `url` overrides the stored protocol/host/port/path.
+    const config::EntitySchema* schema = config::findEntitySchema(type);
+    const Json expanded = schema != nullptr ? config::expandShorthands(*schema, patch) : patch;
+    for (auto it = expanded.begin(); it != expanded.end(); ++it) {
       Json& slot = current[it.key()];
       // Records merge field by field, as Kong's PATCH does for a plugin's config.
       if ((it.key() == "config" || it.key() == "healthchecks") && slot.is_object() &&
@@ -428,7 +427,7 @@ class EntityHandler {
         config::FieldErrors sni_errors = config::processEntityJson(
             "snis", Json{{"name", name}, {"certificate", {{"id", entity["id"]}}}}, &sni);
         if (!sni_errors.empty()) {
-          return json(400, config::schemaViolationBody(sni_errors));
+          return schemaViolation(sni_errors);
         }
         sni["id"] = newUuid();
         children->entities.push_back(std::move(sni));

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "common/config/entities.h"
-#include "common/config/kong_json.h"
 #include "common/flags.h"
 #include "common/metrics/metrics.h"
 #include "control_plane/admin_api/admin_util.h"
