@@ -12,20 +12,20 @@
 namespace portico::config {
 namespace {
 
-// The strings of a set value (a route's protocols), skipping anything else.
-std::vector<std::string> routeStrings(const Json& v) {
-  std::vector<std::string> out;
+// The strings of a set value (a route's protocols), skipping anything else; views into `v`.
+std::vector<std::string_view> routeStrings(const Json& v) {
+  std::vector<std::string_view> out;
   if (v.is_array()) {
     for (const Json& e : v) {
       if (e.is_string()) {
-        out.push_back(e.get<std::string>());
+        out.push_back(e.get_ref<const std::string&>());
       }
     }
   }
   return out;
 }
 
-bool hasProtocol(const std::vector<std::string>& protocols, std::string_view p) {
+bool hasProtocol(const std::vector<std::string_view>& protocols, std::string_view p) {
   return std::find(protocols.begin(), protocols.end(), p) != protocols.end();
 }
 
@@ -33,7 +33,7 @@ bool hasProtocol(const std::vector<std::string>& protocols, std::string_view p) 
 std::string protocolFamilies(Json& v) {
   static const std::vector<std::vector<std::string>> kFamilies = {
       {"http", "https"}, {"tcp", "tls", "udp"}, {"tls_passthrough"}, {"grpc", "grpcs"}};
-  const std::vector<std::string> protocols = routeStrings(v);
+  const std::vector<std::string_view> protocols = routeStrings(v);
   for (const Json& p : v) {
     if (std::find(allProtocols().begin(), allProtocols().end(), p) == allProtocols().end()) {
       return "";
@@ -74,8 +74,8 @@ std::string saturateInt32(Json& v) {
   return "";
 }
 
-bool isGrpc(const std::string& p) { return p == "grpc" || p == "grpcs"; }
-bool isStream(const std::string& p) {
+bool isGrpc(std::string_view p) { return p == "grpc" || p == "grpcs"; }
+bool isStream(std::string_view p) {
   return p == "tcp" || p == "tls" || p == "udp" || p == "tls_passthrough";
 }
 
@@ -89,11 +89,11 @@ bool isSet(const Json& r, const char* field) {
 // subschemas declare these fields `eq = null` / `ne = true` with these messages).
 FieldReasons routeSubschemaRules(const Json& r) {
   FieldReasons out;
-  const std::vector<std::string> protocols = routeStrings(r["protocols"]);
+  const std::vector<std::string_view> protocols = routeStrings(r["protocols"]);
   if (protocols.empty()) {
     return out;
   }
-  const std::string& first = protocols[0];
+  const std::string_view first = protocols[0];
   if (isGrpc(first)) {
     if (r["strip_path"] == true) {
       out.emplace_back("strip_path", "cannot set 'strip_path' when 'protocols' is 'grpc' or 'grpcs'");
@@ -114,7 +114,7 @@ FieldReasons routeSubschemaRules(const Json& r) {
 }
 
 FieldReasons routeSnisRule(const Json& r) {
-  const std::vector<std::string> protocols = routeStrings(r["protocols"]);
+  const std::vector<std::string_view> protocols = routeStrings(r["protocols"]);
   const bool sni_capable = hasProtocol(protocols, "grpcs") || hasProtocol(protocols, "https") ||
                            hasProtocol(protocols, "tls") ||
                            hasProtocol(protocols, "tls_passthrough");
@@ -128,7 +128,7 @@ FieldReasons routeSnisRule(const Json& r) {
 }
 
 FieldReasons routePassthroughSnis(const Json& r) {
-  const std::vector<std::string> protocols = routeStrings(r["protocols"]);
+  const std::vector<std::string_view> protocols = routeStrings(r["protocols"]);
   if (protocols.empty() || protocols[0] != "tls_passthrough" || isSet(r, "snis")) {
     return {};
   }
@@ -137,14 +137,14 @@ FieldReasons routePassthroughSnis(const Json& r) {
 
 // Kong's conditional_at_least_one_of on protocols: when `applies` to the route's protocols,
 // one of `fields` must be set ("must set one of 'a', 'b' when 'protocols' is <when>").
-EntityCheck atLeastOneWhen(bool (*applies)(const std::vector<std::string>&), const char* when,
+EntityCheck atLeastOneWhen(bool (*applies)(const std::vector<std::string_view>&), const char* when,
                            std::vector<std::string> fields) {
   EntityCheck c;
   c.kind = EntityCheck::Kind::kCustomFields;
   c.fields = fields;
   c.fields.insert(c.fields.begin(), "protocols");
   c.field_fn = [applies, when, fields](const Json& r) -> FieldReasons {
-    const std::vector<std::string> protocols = routeStrings(r["protocols"]);
+    const std::vector<std::string_view> protocols = routeStrings(r["protocols"]);
     if (protocols.empty() || !applies(protocols)) {
       return {};
     }
@@ -163,7 +163,7 @@ EntityCheck atLeastOneWhen(bool (*applies)(const std::vector<std::string>&), con
 // Stream routing's sources/destinations are not modelled yet: refused whenever given.
 FieldReasons unmodelledRouteFields(const Json& r) {
   FieldReasons out;
-  const std::vector<std::string> protocols = routeStrings(r["protocols"]);
+  const std::vector<std::string_view> protocols = routeStrings(r["protocols"]);
   const bool http = protocols.empty() || protocols[0] == "http" || protocols[0] == "https";
   for (const char* key : {"sources", "destinations"}) {
     if (!r[key].is_null()) {
@@ -212,8 +212,8 @@ EntitySchema routesSchema() {
       Field::integer("regex_priority").def(0).nullAsDefault().validator(saturateInt32),
       Field::boolean("strip_path").req().def(true).defaultFrom([](const Json& in) {
         auto p = in.find("protocols");
-        const std::vector<std::string> protocols =
-            p == in.end() ? std::vector<std::string>() : routeStrings(*p);
+        const std::vector<std::string_view> protocols =
+            p == in.end() ? std::vector<std::string_view>() : routeStrings(*p);
         return Json(protocols.empty() || !isGrpc(protocols[0]));
       }),
       Field::string("path_handling").def("v0").nullAsDefault().oneOf(jsonList({"v0", "v1"})),
@@ -225,7 +225,7 @@ EntitySchema routesSchema() {
       })).emptyAsNull(),
       Field::set("sources", Field::json("s")), Field::set("destinations", Field::json("d")),
       tagsField().emptyAsNull(), Field::foreign("service", "services")};
-  using Protocols = const std::vector<std::string>&;
+  using Protocols = const std::vector<std::string_view>&;
   s.checks = {
       fieldsCheck({"protocols"}, routeSubschemaRules),
       fieldsCheck({"protocols", "snis"}, routeSnisRule),
