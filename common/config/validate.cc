@@ -1,5 +1,6 @@
 #include "common/config/validate.h"
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -7,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "common/config/entities.h"
 #include "common/config/key_auth_table.h"
 #include "common/config/proto_json.h"
@@ -100,6 +102,35 @@ void validateKeyAuthTable(const KeyAuthTable& table,
   }
 }
 
+// Services and routes that passed their schema in the latest validateSnapshot, keyed by type
+// and the entity's serialized bytes. A DP validates its whole snapshot on every apply, deltas
+// included, and the schema path (proto -> JSON -> engine) costs ~9 us per entity, ~185 ms at
+// 10k services + 10k routes + 10k consumers; an unchanged entity is now one serialization
+// and a lookup. Only entities that passed are kept, so errors are always recomputed, and
+// equal bytes mean equal content under the same rules: a hit can never pass anything the
+// engine would refuse. Each call replaces the set (memory: one snapshot's entities).
+class SchemaMemo {
+ public:
+  using Set = absl::flat_hash_set<std::string>;
+  std::shared_ptr<const Set> current() const {
+    absl::MutexLock lock(&mu_);
+    return passed_;
+  }
+  void replace(std::shared_ptr<const Set> next) {
+    absl::MutexLock lock(&mu_);
+    passed_ = std::move(next);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Set> passed_ ABSL_GUARDED_BY(mu_) = std::make_shared<Set>();
+};
+
+SchemaMemo& schemaMemo() {
+  static SchemaMemo* const memo = new SchemaMemo;
+  return *memo;
+}
+
 }  // namespace
 
 FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* key_auth,
@@ -111,18 +142,32 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
   ViewSet service_ids, service_names, route_ids, route_names;
   service_ids.reserve(static_cast<size_t>(snapshot.services_size()));
   route_ids.reserve(static_cast<size_t>(snapshot.routes_size()));
-  // The schema's rules on an entity's Kong JSON, as the Admin API ran them on write.
+  // The schema's rules on an entity's Kong JSON, as the Admin API ran them on write; skipped
+  // for an entity whose exact bytes passed in the previous call (SchemaMemo).
+  const std::shared_ptr<const SchemaMemo::Set> passed_before = schemaMemo().current();
+  auto passed_now = std::make_shared<SchemaMemo::Set>();
   auto checkEntity = [&out](const std::string& type, const Json& entity, const std::string& id) {
     Json normalized;
-    for (auto& e : processEntityJson(type, entity, &normalized)) {
+    FieldErrors errors = processEntityJson(type, entity, &normalized);
+    for (auto& e : errors) {
       e.entity_type = type;
       e.entity_id = id;
       out.push_back(std::move(e));
     }
+    return errors.empty();
+  };
+  auto checkMessage = [&](const std::string& type, const google::protobuf::Message& m,
+                          const std::string& id) {
+    std::string key = type;
+    key += '\0';
+    m.AppendToString(&key);
+    if (passed_before->contains(key) || checkEntity(type, protoToJson(m), id)) {
+      passed_now->insert(std::move(key));
+    }
   };
   for (const auto& s : snapshot.services()) {
     if (check_entities) {
-      checkEntity("services", protoToJson(s), s.id());
+      checkMessage("services", s, s.id());
     }
     if (s.id().empty()) {
       out.push_back({"services", s.id(), "id", "required field missing"});
@@ -135,7 +180,7 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
   }
   for (const auto& r : snapshot.routes()) {
     if (check_entities) {
-      checkEntity("routes", protoToJson(r), r.id());
+      checkMessage("routes", r, r.id());
     }
     if (r.id().empty()) {
       out.push_back({"routes", r.id(), "id", "required field missing"});
@@ -251,6 +296,9 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
   validateKeyAuthCredentials(snapshot, ids["consumers"], &out);
   if (key_auth != nullptr) {
     validateKeyAuthTable(*key_auth, ids["consumers"], &out);
+  }
+  if (check_entities) {
+    schemaMemo().replace(std::move(passed_now));
   }
   return out;
 }
