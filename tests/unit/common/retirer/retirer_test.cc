@@ -45,7 +45,8 @@ TEST_CASE("retirer: an object nobody else holds is destroyed on the retirer's th
   REQUIRE(waitFor([&] { return released.load() == 1; }));
   CHECK(destroyed.load() >= 1);
   CHECK(on.load() != std::this_thread::get_id());
-  CHECK(retirer.pending() == 0);
+  // after_release runs before the retirer updates its count: wait, do not race it.
+  CHECK(waitFor([&] { return retirer.pending() == 0; }));
 }
 
 TEST_CASE("retirer: an object still in use waits for its last user, then dies on the retirer") {
