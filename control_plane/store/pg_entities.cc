@@ -128,6 +128,13 @@ bool constraintsCoverUniques(const std::string& table) {
   return false;
 }
 
+// Foreign keys that are also database constraints (migrations 0001/0002): an optimistic
+// create skips its own check, as for unique keys. A certificate reference from a service or
+// an upstream (client_certificate) has no constraint, so it is always checked here.
+bool constraintCoversForeignKey(const std::string& table, const config::Field& fk) {
+  return fk.name != "client_certificate" && constraintsCoverUniques(table);
+}
+
 absl::Status writeOne(pqxx::work& txn, const std::string& group, const EntitySchema& schema,
                       Json& entity, WriteMode mode, std::vector<detail::Change>* changes,
                       bool careful) {
@@ -169,6 +176,9 @@ absl::Status writeOne(pqxx::work& txn, const std::string& group, const EntitySch
     }
   }
   for (const config::Field* fk : schema.foreignFields()) {
+    if (optimistic && constraintCoversForeignKey(table, *fk)) {
+      continue;
+    }
     const Json& ref = entity[fk->name];
     if (!ref.is_object() || !ref.contains("id")) {
       continue;

@@ -853,7 +853,7 @@ bool SyncServerImpl::admit(SyncStream* stream, const std::string& group, uint64_
   }
   absl::MutexLock lock(&mu_);
   auto g = groups_.find(group);
-  if (g != groups_.end() && g->second.current != nullptr &&
+  if (g != groups_.end() && g->second.current != nullptr && g->second.deferred == 0 &&
       g->second.current->generation() == generation && g->second.current->hash() == hash) {
     return true;  // already current: an idle stream costs no sync
   }
@@ -890,8 +890,11 @@ void SyncServerImpl::attach(SyncStream* stream) {
   g.streams.insert(stream);
   if (g.current != nullptr) {
     stream->offer(g.current);
-  } else {
-    requestLoadLocked(stream->group(), 0);
+  }
+  if (g.current == nullptr || g.deferred > g.current->generation()) {
+    const uint64_t wanted = g.deferred;
+    g.deferred = 0;
+    requestLoadLocked(stream->group(), wanted);
   }
 }
 
@@ -1043,7 +1046,8 @@ void SyncServerImpl::writeMetrics(metrics::Writer& w) const {
   {
     absl::MutexLock lock(&mu_);
     w.beginGauge("portico_cp_config_generation",
-                 "The newest config generation this control plane serves, per group.");
+                 "The newest config generation this control plane has read, per group (read while a "
+                 "data plane of the group is connected to it).");
     for (const auto& [group, state] : groups_) {
       if (state.current != nullptr) {
         w.sample(static_cast<double>(state.current->generation()), {{"group", group}});
@@ -1068,6 +1072,14 @@ void SyncServerImpl::requestLoadLocked(const std::string& group, uint64_t genera
   if (g != groups_.end() && g->second.current != nullptr &&
       g->second.current->generation() >= generation) {
     return;  // already have it (a late or duplicate notification, or a Hello)
+  }
+  if (generation > 0 && (g == groups_.end() || g->second.streams.empty())) {
+    // No DP of this group is connected here: a read, hash and encode per commit would serve
+    // nobody (during a sync tool's burst into a CP without DPs that was a third of the CP's
+    // CPU and five statements per commit). The first DP to attach asks for it.
+    uint64_t& deferred = groups_[group].deferred;
+    deferred = std::max(deferred, generation);
+    return;
   }
   auto [it, inserted] = loads_.try_emplace(group);
   it->second.wanted_generation = std::max(it->second.wanted_generation, generation);
@@ -1437,6 +1449,9 @@ void SyncServerImpl::publishLocked(const std::string& group, TargetSharedPtr tar
     }
   }
   g.current = target;
+  if (g.deferred <= target->generation()) {
+    g.deferred = 0;
+  }
   g.window.emplace_back(target->generation(), target->hash());
   while (g.window.size() > std::max<uint32_t>(1, options_.delta_window)) {
     g.window.pop_front();

@@ -217,6 +217,9 @@ class SyncServerImpl final : public SyncServer {
     std::deque<std::pair<uint64_t, std::string>> window;
     std::set<SyncStream*> streams;
     absl::Time last_load = absl::InfinitePast();  // when configLoop last started reading it
+    // The newest generation committed while no DP of this group was connected here, not
+    // read yet (0: none). attach() asks for it.
+    uint64_t deferred = 0;
   };
   struct PrepKey {
     std::string group;

@@ -258,6 +258,40 @@ TEST_CASE("sync: a burst of writes is read as one generation, not one read per w
   CHECK(rec.total() <= 3);  // generation 1, maybe one in the middle, and 21
 }
 
+TEST_CASE("sync: commits while no DP of the group is connected are read when one attaches") {
+  FakeConfigStore store;
+  store.commit("default", [](auto& s) { addService(s, "svc-0"); });
+  auto server = startServer(store);
+  ApplyRecorder rec;
+  auto first = startClient(clientOptions(server->port()), rec);
+  REQUIRE(waitFor([&] { return first->state().generation == 1; }, kWait));
+  first->stop();
+  REQUIRE(waitFor([&] {
+    auto n = node(*server, first->nodeId());
+    return n && !n->connected;
+  }, kWait));
+  const auto before = server->stats();
+
+  // Nobody listens: ten commits cost no read, hash or encode.
+  for (int i = 1; i <= 10; ++i) {
+    store.commit("default", [i](auto& s) { addService(s, "svc-" + std::to_string(i)); });
+  }
+  std::this_thread::sleep_for(300ms);
+  CHECK(server->stats().snapshot_loads == before.snapshot_loads);
+  CHECK(server->stats().delta_loads == before.delta_loads);
+  CHECK(server->stats().encodes == before.encodes);
+
+  // A DP that attaches gets the newest generation, read once.
+  ApplyRecorder rec2;
+  auto second = startClient(clientOptions(server->port()), rec2);
+  REQUIRE(waitFor([&] { return second->state().generation == 11; }, kWait));
+  CHECK(server->stats().snapshot_loads + server->stats().delta_loads -
+            before.snapshot_loads - before.delta_loads == 1);
+  // And a commit while it is connected is read at once, as always.
+  store.commit("default", [](auto& s) { addService(s, "svc-11"); });
+  REQUIRE(waitFor([&] { return second->state().generation == 12; }, kWait));
+}
+
 TEST_CASE("sync: a DP that reconnects with the current generation gets nothing new") {
   TempDir dir;
   FakeConfigStore store;
