@@ -305,6 +305,8 @@ class PgConfigStore final : public ConfigStore {
   explicit PgConfigStore(const Options& options);
   // Runs `batch` (all of one group) in one transaction and fills in every request's answer.
   void runWriteBatch(const std::string& group, const std::vector<PendingWrite*>& batch);
+  // Queues `w` in its group's batch and returns once it has its answer (w.status, w.out).
+  void runInBatch(const std::string& group, PendingWrite& w);
   // After a COMMIT that got no answer (`lost`): on fresh connections, until
   // Options::commit_resolve_timeout, asks PostgreSQL what became of the transaction. OK if it
   // committed; `lost` (kUnavailable, nothing written) if it provably did not;

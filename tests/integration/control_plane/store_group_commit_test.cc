@@ -4,6 +4,7 @@
 // than the writer's previous one, and every generation has its change_log rows.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -191,6 +192,79 @@ TEST_CASE("group commit: concurrent creates, some conflicting, each get their ow
   }
   std::lock_guard<std::mutex> lock(notified_mu);
   CHECK(notified.count(max_generation) == 1);
+  store.stop();
+}
+
+TEST_CASE("group commit: concurrent deletes share batches and each get their own answer") {
+  testing::TestPostgres pg;
+  REQUIRE(migrateUp(pg.dsn()).ok());
+  auto opened = PgConfigStore::open({pg.dsn(), 4});
+  REQUIRE(opened.ok());
+  PgConfigStore& store = **opened;
+  constexpr int kThreads = 8;
+  constexpr int kEach = 15;
+  // Per thread and step: a service with one route, and a plugin on the route (cascades).
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kEach; ++i) {
+      const int n = 1000 * (t + 1) + i;
+      REQUIRE(store.writeJson("default", "services",
+                              processed("services", {{"name", absl::StrCat("s", n)},
+                                                     {"host", "h.test"}}, uuidFor(n)),
+                              WriteMode::kCreate).ok());
+      REQUIRE(store.writeJson("default", "routes",
+                              processed("routes", {{"name", absl::StrCat("r", n)},
+                                                   {"paths", {"/x"}},
+                                                   {"service", {{"id", uuidFor(n)}}}},
+                                        uuidFor(n + 500)),
+                              WriteMode::kCreate).ok());
+      REQUIRE(store.writeJson("default", "plugins",
+                              processed("plugins", {{"name", "cors"},
+                                                    {"route", {{"id", uuidFor(n + 500)}}}},
+                                        uuidFor(n + 700)),
+                              WriteMode::kCreate).ok());
+    }
+  }
+  const uint64_t initial = *store.currentGeneration("default");
+  const PgConfigStore::WriteBatchStats before = store.writeBatchStats();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const int n = 1000 * (t + 1) + i;
+        // The service first: its route still holds it (Kong refuses, nothing is deleted).
+        auto refused = store.deleteJson("default", "services", uuidFor(n));
+        if (!absl::IsFailedPrecondition(refused.status()) ||
+            json::parse(std::string(refused.status().message())) !=
+                json{{"referenced_by", "routes"}}) {
+          ++failures;
+        }
+        // The route, taking its plugin with it; then the service; then nothing left.
+        auto route = store.deleteJson("default", "routes", uuidFor(n + 500));
+        auto service = store.deleteJson("default", "services", uuidFor(n));
+        auto again = store.deleteJson("default", "services", uuidFor(n));
+        if (!route.ok() || !route->has_value() || **route <= initial || !service.ok() ||
+            !service->has_value() || **service <= **route || !again.ok() ||
+            again->has_value()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  CHECK(failures == 0);
+  CHECK(pg.psql("SELECT count(*) FROM services") == "0\n");
+  CHECK(pg.psql("SELECT count(*) FROM routes") == "0\n");
+  CHECK(pg.psql("SELECT count(*) FROM plugins") == "0\n");
+  // Each deleted entity logged once, the cascaded plugins included.
+  CHECK(pg.psql("SELECT count(*) FROM change_log WHERE op = 'delete' AND generation > " +
+                std::to_string(initial)) ==
+        std::to_string(3 * kThreads * kEach) + "\n");
+  const PgConfigStore::WriteBatchStats after = store.writeBatchStats();
+  CHECK(after.writes - before.writes == static_cast<uint64_t>(4 * kThreads * kEach));
+  CHECK(after.batches - before.batches < after.writes - before.writes);
   store.stop();
 }
 
