@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "common/config/entities.h"
+#include "common/config/proto_json.h"
 #include "control_plane/store/pg_copy.h"
 #include "control_plane/store/pg_store_impl.h"
 #include "control_plane/store/pg_store_internal.h"
@@ -17,6 +20,7 @@
 namespace portico::cp {
 namespace {
 
+namespace v1 = config::v1;
 using config::EntitySchema;
 using config::Json;
 
@@ -79,6 +83,26 @@ std::string deleteSql(const std::string& table) {
          "generation, entity_type, entity_id, op) SELECT $1, $2, '" + table +
          "', id, 'delete' FROM d RETURNING entity_id) SELECT count(*), min(entity_id::text) "
          "FROM l";
+}
+
+// From this many entities written, a replace keeps its decoded snapshot for the sync module
+// (whose deltas stop at a few thousand changes: sync_server.h's max_delta_entities).
+constexpr size_t kDecodeFrom = 1000;
+
+// `entities` as loadSnapshot() decodes the rows it reads (each type's JSON through
+// jsonToProto; the order does not matter, the sync module sorts by id).
+void decodeSnapshot(const std::vector<TypedEntities>& entities, v1::Snapshot* out) {
+  const google::protobuf::Descriptor* d = out->GetDescriptor();
+  const google::protobuf::Reflection* refl = out->GetReflection();
+  for (const TypedEntities& t : entities) {
+    const google::protobuf::FieldDescriptor* f = d->FindFieldByName(t.type);
+    if (f == nullptr) {
+      continue;
+    }
+    for (const Json& e : t.entities) {
+      config::jsonToProto(e, refl->AddMessage(out, f));
+    }
+  }
 }
 
 // What one type's part of the replace found.
@@ -148,11 +172,12 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
       // finishWrite, deletes in bumpGeneration) queues behind this replace, so what it reads
       // below is what it replaces, and its generation is the next one.
       const pqxx::result g = detail::execPrepared(
-          txn, "SELECT generation FROM groups WHERE name = $1 FOR UPDATE", group);
+          txn, "SELECT generation, epoch::text FROM groups WHERE name = $1 FOR UPDATE", group);
       if (g.empty()) {
         return detail::groupNotFound(group);
       }
       out.generation = g[0][0].as<uint64_t>();
+      const std::string epoch = g[0][1].as<std::string>();
       const uint64_t next = out.generation + 1;
       const auto now = std::chrono::system_clock::now().time_since_epoch();
       const Json now_int =
@@ -301,6 +326,28 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
                              group, uuidArray(plan.rewrite_ids));
       }
 
+      // Every entity's JSON is final now. When the replace rewrites enough of the config that
+      // the sync module will read it whole rather than as a delta, another thread decodes it
+      // as loadSnapshot() decodes rows while PostgreSQL runs the statements below.
+      size_t writes = 0;
+      for (const TypePlan& plan : plans) {
+        writes += plan.rewrite.size() +
+                  static_cast<size_t>(std::count(plan.is_new.begin(), plan.is_new.end(), 1));
+      }
+      std::unique_ptr<v1::Snapshot> committed;
+      std::thread decoder;
+      if (writes >= kDecodeFrom) {
+        committed = std::make_unique<v1::Snapshot>();
+        decoder = std::thread([&committed, entities] {
+          decodeSnapshot(*entities, committed.get());
+        });
+      }
+      absl::Cleanup join_decoder = [&decoder] {
+        if (decoder.joinable()) {
+          decoder.join();
+        }
+      };
+
       // 3. Entities the new config lacks, children first (the database's ON DELETE CASCADE
       // would take some along, but every one needs its change_log row); 4. new and different
       // ones, parents first. Each statement logs its own changes under the next generation.
@@ -346,9 +393,21 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
       const int backend_pid = conn.backendpid();
       out.changed = true;
       out.generation = next;
+      std::move(join_decoder).Invoke();
+      if (committed != nullptr) {
+        committed->set_generation(next);
+        committed->set_epoch(epoch);
+        committed->set_group(group);
+      }
       if (absl::Status c = detail::commitOrDoubt(txn, pool_.dsn()); !c.ok()) {
         doubt = detail::CommitProbe{txid, backend_pid, group, next, *probe_change};
         return c;
+      }
+      absl::MutexLock lock(&committed_mu_);
+      if (committed != nullptr) {
+        committed_[group] = std::move(committed);
+      } else {
+        committed_.erase(group);  // an older generation's: never served, only memory
       }
       return absl::OkStatus();
     });

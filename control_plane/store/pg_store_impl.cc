@@ -263,6 +263,21 @@ absl::StatusOr<v1::Snapshot> PgConfigStore::loadSnapshot(const std::string& grou
     snap.set_generation(g[0][0].as<uint64_t>());
     snap.set_epoch(g[0][1].as<std::string>());
     snap.set_group(group);
+    {
+      // What this CP's replaceConfig() committed, if the group is still at that generation:
+      // the same entities a read would decode, without reading 20,000 rows back (~350 ms).
+      absl::MutexLock lock(&committed_mu_);
+      auto it = committed_.find(group);
+      if (it != committed_.end()) {
+        std::unique_ptr<v1::Snapshot> kept = std::move(it->second);
+        committed_.erase(it);
+        if (kept->generation() == snap.generation() && kept->epoch() == snap.epoch()) {
+          snap = std::move(*kept);
+          kept_snapshot_reads_.fetch_add(1, std::memory_order_relaxed);
+          return absl::OkStatus();
+        }
+      }
+    }
     for (const auto& row :
          txn.exec_params("SELECT entity FROM services WHERE group_name = $1 ORDER BY id", group)) {
       *snap.add_services() = Entity<v1::Service>::decode(Json::parse(row[0].c_str()));

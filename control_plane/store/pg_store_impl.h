@@ -236,13 +236,18 @@ class PgConfigStore final : public ConfigStore {
   // stored entity when it exists, else the given one or now). Serialized with every other
   // writer of the group by its row lock, taken first. kNotFound for an unknown group,
   // kInvalidArgument for an unknown type, kAlreadyExists/kFailedPrecondition when a database
-  // constraint still refuses it (nothing written). Blocks.
+  // constraint still refuses it (nothing written). The committed config is also kept in
+  // memory as a snapshot, which the next loadSnapshot() of that very generation and epoch
+  // returns instead of reading it back. Blocks.
   absl::StatusOr<ReplaceOutcome> replaceConfig(const std::string& group,
                                                std::vector<TypedEntities>* entities);
   // The group's every entity, for GET /config. kNotFound for an unknown group. Blocks.
   absl::StatusOr<ConfigExport> exportConfig(const std::string& group);
   // Entity types with every type a type references before it (the order inserts need).
   static const std::vector<std::string>& typesParentsFirst();
+
+  // How many loadSnapshot() calls a replaceConfig()'s kept snapshot answered (tests).
+  uint64_t keptSnapshotReads() const { return kept_snapshot_reads_.load(); }
 
   // How many group-commit transactions ran and how many writes they carried (tests, metrics).
   struct WriteBatchStats {
@@ -319,6 +324,12 @@ class PgConfigStore final : public ConfigStore {
   PgPool pool_;
   absl::Mutex callback_mu_;
   ChangeCallback callback_ ABSL_GUARDED_BY(callback_mu_);
+  // The config the last replaceConfig() of a group committed, decoded as loadSnapshot()
+  // decodes rows (generation, epoch and group set), until loadSnapshot() takes it.
+  std::atomic<uint64_t> kept_snapshot_reads_{0};
+  absl::Mutex committed_mu_;
+  std::map<std::string, std::unique_ptr<config::v1::Snapshot>> committed_
+      ABSL_GUARDED_BY(committed_mu_);
   absl::Mutex batch_mu_;
   std::map<std::string, WriteQueue> write_queues_ ABSL_GUARDED_BY(batch_mu_);  // by group
   std::atomic<uint64_t> batches_{0};

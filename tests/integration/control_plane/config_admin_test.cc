@@ -15,6 +15,7 @@
 
 #include "common/config/validate.h"
 #include "common/declarative/declarative.h"
+#include "common/sync/delta.h"
 #include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/admin_api/http_server.h"
 #include "control_plane/store/migrations.h"
@@ -168,11 +169,23 @@ TEST_CASE("config: burst.yml replaces the config in one generation; GET round tr
               std::to_string(g0 + 1)) == std::to_string(entities + 1));
   CHECK(f.sql("SELECT count(*) FROM change_log WHERE generation = " + std::to_string(g0 + 1) +
               " AND op = 'delete'") == "1");
-  // What the DPs get passes their own check.
+  // What the DPs get passes their own check. The first read after the replace is the
+  // snapshot the replace kept in memory; it hashes exactly as a read from the database does
+  // (a replica reading the same generation offers the same config_hash).
   auto snap = f.store->loadSnapshot("default");
   REQUIRE(snap.ok());
+  CHECK(f.store->keptSnapshotReads() == 1);
   CHECK(config::validateSnapshot(*snap).empty());
   CHECK(snap->routes_size() == expected.snapshot.routes_size());
+  auto reread = f.store->loadSnapshot("default");
+  REQUIRE(reread.ok());
+  CHECK(f.store->keptSnapshotReads() == 1);  // taken once; this one read the database
+  CHECK(reread->generation() == snap->generation());
+  CHECK(reread->epoch() == snap->epoch());
+  sync::canonicalize(&*snap);
+  sync::canonicalize(&*reread);
+  CHECK(sync::hashSnapshot(*snap).value() == sync::hashSnapshot(*reread).value());
+  CHECK(snap->SerializeAsString() == reread->SerializeAsString());
 
   // The same file again: nothing to change, no generation. With check_hash: 304.
   f.callJson("POST", "/config", file, 201, "text/yaml");
