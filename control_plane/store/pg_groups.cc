@@ -12,11 +12,6 @@ constexpr char kGroupColumns[] =
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), generation";
 
-constexpr const char* kDeleteOrder[] = {
-    "plugins",  "keyauth_credentials", "basicauth_credentials", "jwt_secrets",
-    "hmacauth_credentials", "acls", "targets", "snis", "routes", "services", "consumers",
-    "upstreams", "certificates", "ca_certificates"};
-
 GroupRecord groupFromRow(const pqxx::row& row) {
   GroupRecord g;
   g.id = row[0].as<std::string>();
@@ -152,13 +147,14 @@ absl::Status PgConfigStore::deleteGroup(const std::string& name) {
   return pool_.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::work txn(conn);
     // The group's row lock first (as every writer takes it), then its rows, children before
-    // parents: routes -> services is ON DELETE RESTRICT, so leaving the order to the
-    // groups cascade could fail. Tables missing here still go by that cascade.
+    // parents (routes -> services is ON DELETE RESTRICT). Every entity table: since migration
+    // 0012 they have no foreign key to groups that would cascade.
     if (txn.exec_params("SELECT 1 FROM groups WHERE name = $1 FOR UPDATE", name).empty()) {
       return absl::NotFoundError("group not found");
     }
-    for (const char* table : kDeleteOrder) {
-      txn.exec_params(std::string("DELETE FROM ") + table + " WHERE group_name = $1", name);
+    const std::vector<std::string>& parents_first = typesParentsFirst();
+    for (auto table = parents_first.rbegin(); table != parents_first.rend(); ++table) {
+      txn.exec_params("DELETE FROM " + *table + " WHERE group_name = $1", name);
     }
     txn.exec_params("DELETE FROM change_log WHERE group_name = $1", name);
     txn.exec_params("DELETE FROM groups WHERE name = $1", name);
