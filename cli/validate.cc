@@ -2,7 +2,9 @@
 
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/declarative/declarative.h"
@@ -32,6 +34,14 @@ std::string summary(const config::v1::Snapshot& s) {
   return out.empty() ? "no entities" : out;
 }
 
+// A loaded file is not freed: the process exits right after (as compilers skip freeing
+// their trees), and freeing a file's JSON trees and snapshot was ~14% of a validate. Held
+// through a never-destroyed static, so leak checkers see it reachable.
+void keepUntilExit(declarative::LoadResult result) {
+  static auto* const kept = new std::vector<std::shared_ptr<declarative::LoadResult>>;
+  kept->push_back(std::make_shared<declarative::LoadResult>(std::move(result)));
+}
+
 }  // namespace
 
 int runValidate(const ValidateOptions& options, FILE* out, FILE* err) {
@@ -40,6 +50,8 @@ int runValidate(const ValidateOptions& options, FILE* out, FILE* err) {
     return 1;
   }
   int status = 0;
+  declarative::LoadOptions load_options;
+  load_options.keep_scratch = true;
   for (const std::string& state : options.states) {
     declarative::LoadResult r;
     std::string name = state;
@@ -54,15 +66,16 @@ int runValidate(const ValidateOptions& options, FILE* out, FILE* err) {
              text.size() <= declarative::kMaxFileBytes) {
         text.append(buf, n);
       }
-      r = declarative::loadDeclarative(text);
+      r = declarative::loadDeclarative(text, load_options);
     } else {
-      r = declarative::loadDeclarativeFile(state);
+      r = declarative::loadDeclarativeFile(state, load_options);
     }
     if (r.ok()) {
       if (!options.quiet) {
         std::fprintf(out, "%s: valid (_format_version %s; %s)\n", name.c_str(),
                      r.format_version.c_str(), summary(r.snapshot).c_str());
       }
+      keepUntilExit(std::move(r));
       continue;
     }
     status = 1;

@@ -1055,9 +1055,9 @@ std::string migrateRoutePath(const std::string& path) {
 
 LoadResult loadDeclarative(std::string_view text, const LoadOptions& options) {
   LoadResult result;
-  Loader loader(options, &result);
+  auto loader = std::make_shared<Loader>(options, &result);
   try {
-    loader.run(text);
+    loader->run(text);
   } catch (const std::exception& e) {
     // A bug of ours, not of the file: the DP keeps its running config (and its process)
     // rather than stopping on a reload. The fuzz target treats this message as a failure.
@@ -1066,6 +1066,9 @@ LoadResult loadDeclarative(std::string_view text, const LoadOptions& options) {
   }
   if (!result.ok()) {
     result.snapshot.Clear();
+  }
+  if (options.keep_scratch) {
+    result.scratch = std::move(loader);  // its reference to `result` is never used again
   }
   return result;
 }

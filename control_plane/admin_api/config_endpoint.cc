@@ -4,8 +4,10 @@
 #include <cctype>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "common/clock.h"
 #include "common/config/entities.h"
@@ -209,6 +211,7 @@ ApiResponse postConfig(PgConfigStore& store, const ApiRequest& req,
   const uint64_t t0 = steadyMs();
   declarative::LoadOptions options;
   options.group = group;
+  options.keep_scratch = true;
   declarative::LoadResult loaded = declarative::loadDeclarative(up.text, options);
   if (!loaded.ok()) {
     Json body = loaded.errorBody();
@@ -221,7 +224,13 @@ ApiResponse postConfig(PgConfigStore& store, const ApiRequest& req,
   up.text.shrink_to_fit();
   const uint64_t t1 = steadyMs();
   std::vector<TypedEntities> entities = storedForm(loaded.snapshot);
-  loaded.snapshot.Clear();
+  // The loader's trees and snapshot are freed on another thread while the store runs (on the
+  // critical path they were ~100 ms of a 10,000-route file).
+  std::thread freer([done = std::move(loaded)]() mutable {
+    done.snapshot.Clear();
+    done.scratch.reset();
+  });
+  absl::Cleanup join_freer = [&freer] { freer.join(); };
   const uint64_t t2 = steadyMs();
   absl::StatusOr<ReplaceOutcome> outcome = store.replaceConfig(group, &entities);
   const uint64_t t3 = steadyMs();
