@@ -404,10 +404,12 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
         return c;
       }
       absl::MutexLock lock(&committed_mu_);
+      // One kept snapshot in all, the newest: a group without connected DPs is not read
+      // (its kept snapshot would wait), and one per group could hold a 32 MiB file's config
+      // for each of many groups. An older generation's is never served, only memory.
+      committed_.clear();
       if (committed != nullptr) {
         committed_[group] = std::move(committed);
-      } else {
-        committed_.erase(group);  // an older generation's: never served, only memory
       }
       return absl::OkStatus();
     });

@@ -324,8 +324,9 @@ class PgConfigStore final : public ConfigStore {
   PgPool pool_;
   absl::Mutex callback_mu_;
   ChangeCallback callback_ ABSL_GUARDED_BY(callback_mu_);
-  // The config the last replaceConfig() of a group committed, decoded as loadSnapshot()
-  // decodes rows (generation, epoch and group set), until loadSnapshot() takes it.
+  // The config the last replaceConfig() committed (of whichever group: at most one entry),
+  // decoded as loadSnapshot() decodes rows (generation, epoch and group set), until
+  // loadSnapshot() takes it.
   std::atomic<uint64_t> kept_snapshot_reads_{0};
   absl::Mutex committed_mu_;
   std::map<std::string, std::unique_ptr<config::v1::Snapshot>> committed_
