@@ -387,9 +387,11 @@ TEST_CASE("config: per group, body forms, size limits") {
   CHECK(f.call("POST", "/config?check_hash=1", doc).status == 304);
   CHECK(f.list("/services").size() == 2);
 
-  // The Admin listener's body limit (1 MiB) does not apply to /config, its own does.
-  std::string big = "_format_version: \"3.0\"\nservices:\n";
-  for (int i = 0; big.size() < 1500000; ++i) {
+  // The Admin listener's body limit (1 MiB) does not apply to /config, its own does. The
+  // 1.5 MB are mostly a `_comment`: 34,000 entities took over the client's 10 s under ASan.
+  std::string big = "_format_version: \"3.0\"\n_comment: \"" + std::string(1500000, 'x') +
+                    "\"\nservices:\n";
+  for (int i = 0; i < 50; ++i) {
     big += "- name: s" + std::to_string(i) + "\n  host: s" + std::to_string(i) +
            ".example.test\n  routes:\n  - name: r" + std::to_string(i) + "\n    paths: [/r" +
            std::to_string(i) + "]\n";
