@@ -80,6 +80,7 @@ admin::EndpointTable buildTable(const admin::EndpointDeps& deps) {
   admin::EndpointTable table;
   admin::addFleetEndpoints(table, deps);
   admin::addControlPlanesEndpoints(table, deps);
+  admin::addCatalogEndpoints(table, deps);
   admin::addInfoEndpoints(table, deps);
   admin::addDataPlaneEndpoints(table, deps);
   admin::addEntitiesEndpoints(table, deps);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <tuple>
 
 #include "common/config/entities.h"
 #include "common/config/json_limits.h"
@@ -241,6 +242,31 @@ std::optional<ApiResponse> bodyError(const Body& b) {
     return message(415, "Unsupported Media Type");
   }
   return std::nullopt;
+}
+
+std::optional<config::FieldError> readPageRequest(
+    const std::map<std::string, std::string>& query, PageRequest* page) {
+  PageRequest read = *page;
+  for (auto [key, out, max] : {std::tuple<const char*, int*, int>{"page[size]", &read.size, 1000},
+                               {"page[number]", &read.number, 1 << 30}}) {
+    if (auto it = query.find(key); it != query.end()) {
+      char* end = nullptr;
+      const long v = std::strtol(it->second.c_str(), &end, 10);
+      if (it->second.empty() || *end != '\0' || v < 1 || v > max) {
+        return config::FieldError{"", "", key,
+                                  "must be an integer between 1 and " + std::to_string(max)};
+      }
+      *out = static_cast<int>(v);
+    }
+  }
+  *page = read;
+  return std::nullopt;
+}
+
+Json pageBody(Json data, const PageRequest& page, uint64_t total) {
+  return Json{{"data", std::move(data)},
+              {"meta",
+               {{"page", {{"number", page.number}, {"size", page.size}, {"total", total}}}}}};
 }
 
 std::optional<ApiResponse> processEntity(const std::string& type, const Json& input, Json* out) {

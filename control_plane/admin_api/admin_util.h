@@ -85,6 +85,18 @@ std::string invalidBodyMessage(const Body& b);
 // Kong's answer to a body an entity endpoint cannot take (400, or 415), or nullopt.
 std::optional<ApiResponse> bodyError(const Body& b);
 
+// Konnect's list paging (/control-planes, /service-catalog/...): page[size] (1-1000, default
+// 100) and page[number] (1-based, default 1) from `query`. A bad value leaves *page as it was
+// and returns the parameter and why ("must be an integer between 1 and 1000").
+struct PageRequest {
+  int size = 100;
+  int number = 1;
+};
+std::optional<config::FieldError> readPageRequest(const std::map<std::string, std::string>& query,
+                                                  PageRequest* page);
+// Konnect's list body: {"data": data, "meta": {"page": {"number", "size", "total"}}}.
+Json pageBody(Json data, const PageRequest& page, uint64_t total);
+
 // Validates `input` as a `type` entity (the schema, then the size cap) into *out; Kong's
 // schema-violation answer when it is not one.
 std::optional<ApiResponse> processEntity(const std::string& type, const Json& input, Json* out);

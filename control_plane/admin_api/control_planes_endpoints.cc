@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "control_plane/admin_api/admin_util.h"
@@ -97,32 +96,20 @@ ApiResponse answer(PgConfigStore& store, const EndpointCall& call) {
   const std::vector<std::string>& seg = call.segments;
   const std::string& m = req.method;
   if (seg.size() == 1 && m == "GET") {
-    int size = 100, number = 1;
-    for (auto [key, out, max] : {std::tuple<const char*, int*, int>{"page[size]", &size, 1000},
-                                 {"page[number]", &number, 1 << 30}}) {
-      if (auto it = call.query.find(key); it != call.query.end()) {
-        char* end = nullptr;
-        const long v = std::strtol(it->second.c_str(), &end, 10);
-        if (it->second.empty() || *end != '\0' || v < 1 || v > max) {
-          return konnectError(400, std::string(key) + " must be an integer between 1 and " +
-                                       std::to_string(max));
-        }
-        *out = static_cast<int>(v);
-      }
+    PageRequest page;
+    if (std::optional<config::FieldError> bad = readPageRequest(call.query, &page)) {
+      return konnectError(400, bad->field + " " + bad->reason);
     }
     auto groups = store.listGroups();
     if (!groups.ok()) {
       return statusResponse(groups.status());
     }
     Json data = Json::array();
-    const size_t first = static_cast<size_t>(number - 1) * static_cast<size_t>(size);
-    for (size_t i = first; i < groups->size() && i < first + size; ++i) {
+    const size_t first = static_cast<size_t>(page.number - 1) * static_cast<size_t>(page.size);
+    for (size_t i = first; i < groups->size() && i < first + page.size; ++i) {
       data.push_back(groupJson((*groups)[i]));
     }
-    return json(200, Json{{"data", std::move(data)},
-                          {"meta",
-                           {{"page",
-                             {{"number", number}, {"size", size}, {"total", groups->size()}}}}}});
+    return json(200, pageBody(std::move(data), page, groups->size()));
   }
   Body body;
   if (m == "POST" || m == "PATCH") {

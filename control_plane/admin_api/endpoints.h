@@ -4,8 +4,10 @@
 // themselves), then the Kong endpoints every control plane has.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "control_plane/admin_api/admin_api.h"
 #include "control_plane/admin_api/endpoint_table.h"
@@ -35,6 +37,14 @@ void addInfoEndpoints(EndpointTable& table, const EndpointDeps& deps);
 // data_plane_endpoints.cc: what portico-cp answers by way of its data planes or their
 // credentials: /proxy-cache..., /vitals/..., /data-plane-certificates, /data-plane-tokens.
 void addDataPlaneEndpoints(EndpointTable& table, const EndpointDeps& deps);
+// catalog_endpoints.cc: ServiceHub's catalog, /service-catalog/... (root only: the catalog
+// spans control planes).
+void addCatalogEndpoints(EndpointTable& table, const EndpointDeps& deps);
+// A catalog version's body carries an OpenAPI document of up to 10 MiB, JSON-escaped inside
+// it: POST/PATCH .../service-catalog/services/{svc}/versions[/{ver}] may be this large, so
+// the endpoint, not the transport, says the document is too large.
+inline constexpr uint64_t kMaxCatalogBodyBytes = 24ull << 20;
+bool isCatalogSpecUpload(std::string_view method, std::string_view target);
 // entities_endpoints.cc: Kong's entities (/services, /services/{id}/routes, ...), /tags and
 // /config.
 void addEntitiesEndpoints(EndpointTable& table, const EndpointDeps& deps);

@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/config_endpoint.h"
+#include "control_plane/admin_api/endpoints.h"
 
 namespace portico::cp {
 namespace {
@@ -152,8 +154,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->header_limit(state_.options.max_header_bytes);
     // The larger of the two limits while the head is read (beast checks a Content-Length
     // against it as soon as the head is complete); onHead applies the request's own.
-    parser_->body_limit(std::max<uint64_t>(state_.options.max_body_bytes,
-                                           state_.options.max_config_body_bytes));
+    parser_->body_limit(std::max({state_.options.max_body_bytes,
+                                  state_.options.max_config_body_bytes,
+                                  admin::kMaxCatalogBodyBytes}));
     tcpOf(stream_).expires_after(state_.options.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
@@ -190,14 +193,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const auto& head = parser_->get();
     origin_ = std::string(head[http::field::origin]);
     // A declarative file may be far larger than any entity body (10,000 routes are ~5 MB):
-    // POST .../config gets the loader's own bound, every other request the usual one. Either
-    // body is read only once the token check below passed.
-    const uint64_t limit =
-        isConfigUpload(std::string_view(head.method_string().data(), head.method_string().size()),
-                       std::string_view(head.target().data(), head.target().size()))
-            ? std::max<uint64_t>(state_.options.max_body_bytes,
-                                 state_.options.max_config_body_bytes)
-            : state_.options.max_body_bytes;
+    // POST .../config gets the loader's own bound, a catalog version (an OpenAPI document of
+    // up to 10 MiB) the catalog's, every other request the usual one. Either body is read only
+    // once the token check below passed.
+    const std::string_view head_method(head.method_string().data(),
+                                       head.method_string().size());
+    const std::string_view head_target(head.target().data(), head.target().size());
+    uint64_t limit = state_.options.max_body_bytes;
+    if (isConfigUpload(head_method, head_target)) {
+      limit = std::max(limit, state_.options.max_config_body_bytes);
+    } else if (admin::isCatalogSpecUpload(head_method, head_target)) {
+      limit = std::max(limit, admin::kMaxCatalogBodyBytes);
+    }
     if (const auto length = parser_->content_length(); length && *length > limit) {
       closedOrFailed(http::error::body_limit);
       return;

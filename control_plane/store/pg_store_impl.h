@@ -266,6 +266,8 @@ class PgConfigStore final : public ConfigStore {
   };
   // The connection pool's state (metrics).
   PgPool::Stats poolStats() const { return pool_.stats(); }
+  // The connection pool, shared with the stores beside this one (the catalog, pg_catalog.h).
+  PgPool& pool() { return pool_; }
   InDoubtStats inDoubtStats() const {
     return {in_doubt_committed_.load(std::memory_order_relaxed),
             in_doubt_aborted_.load(std::memory_order_relaxed),

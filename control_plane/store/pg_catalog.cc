@@ -1,0 +1,590 @@
+#include "control_plane/store/pg_catalog.h"
+
+#include <pqxx/pqxx>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/config/typedefs.h"
+#include "common/vitals/latency_bins.h"
+
+namespace portico::cp {
+namespace pg_catalog {
+namespace {
+
+using config::Json;
+
+constexpr char kTimestamp[] = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
+
+const std::string& serviceColumns() {
+  static const auto* const kColumns = new std::string(
+      std::string("s.id::text, s.name, s.display_name, s.description, s.owner_team, "
+                  "s.labels::text, s.repository_url, s.runbook_url, "
+                  "to_char(s.created_at AT TIME ZONE 'UTC', ") +
+      kTimestamp + "), to_char(s.updated_at AT TIME ZONE 'UTC', " + kTimestamp + ")");
+  return *kColumns;
+}
+constexpr int kServiceColumnCount = 10;
+
+const std::string& versionColumns() {
+  static const auto* const kColumns = new std::string(
+      std::string("v.id::text, v.service_id::text, v.version, v.state, v.spec_format, "
+                  "coalesce(octet_length(v.spec), 0), "
+                  "to_char(v.created_at AT TIME ZONE 'UTC', ") +
+      kTimestamp + "), to_char(v.updated_at AT TIME ZONE 'UTC', " + kTimestamp + ")");
+  return *kColumns;
+}
+constexpr int kVersionColumnCount = 8;
+
+std::optional<std::string> optionalText(const pqxx::field& f) {
+  if (f.is_null()) {
+    return std::nullopt;
+  }
+  return f.as<std::string>();
+}
+
+const char* orNull(const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; }
+
+CatalogService serviceFromRow(const pqxx::row& row) {
+  CatalogService s;
+  s.id = row[0].as<std::string>();
+  s.name = row[1].as<std::string>();
+  s.display_name = optionalText(row[2]);
+  s.description = optionalText(row[3]);
+  s.owner_team = optionalText(row[4]);
+  s.labels = Json::parse(row[5].c_str());
+  s.repository_url = optionalText(row[6]);
+  s.runbook_url = optionalText(row[7]);
+  s.created_at = row[8].as<std::string>();
+  s.updated_at = row[9].as<std::string>();
+  return s;
+}
+
+CatalogVersion versionFromRow(const pqxx::row& row, bool with_spec) {
+  CatalogVersion v;
+  v.id = row[0].as<std::string>();
+  v.service_id = row[1].as<std::string>();
+  v.version = row[2].as<std::string>();
+  v.state = row[3].as<std::string>();
+  v.spec_format = row[4].is_null() ? "" : row[4].as<std::string>();
+  v.spec_bytes = row[5].as<uint64_t>();
+  v.created_at = row[6].as<std::string>();
+  v.updated_at = row[7].as<std::string>();
+  if (with_spec) {
+    v.spec = optionalText(row[kVersionColumnCount]);
+  }
+  return v;
+}
+
+// The service's full-text document, rebuilt from its row and its versions' terms in the
+// transaction of every write that changes one of them. Weights: names A, description and
+// owner B, labels C, spec operations D, so a name match outranks a word deep in a spec.
+// 'english' stems ("payments" finds "payment"); the app splits what the parser would keep
+// whole (camelCase operationIds, paths) when it extracts a spec's terms. The spec part is
+// capped: a tsvector holds at most 1 MB, and 256 KiB of words stays well under it.
+void refreshSearch(pqxx::work& txn, const std::string& service_id) {
+  txn.exec_params(
+      "UPDATE catalog_services s SET search = "
+      "setweight(to_tsvector('english', s.name || ' ' || coalesce(s.display_name, '')), 'A') || "
+      "setweight(to_tsvector('english', coalesce(s.description, '') || ' ' || "
+      "coalesce(s.owner_team, '')), 'B') || "
+      "setweight(to_tsvector('english', coalesce((SELECT string_agg(key || ' ' || value, ' ') "
+      "FROM jsonb_each_text(s.labels)), '')), 'C') || "
+      "setweight(to_tsvector('english', left(coalesce((SELECT string_agg(v.spec_terms, ' ' "
+      "ORDER BY v.created_at) FROM catalog_versions v WHERE v.service_id = s.id), ''), "
+      "262144)), 'D') WHERE s.id = $1::uuid",
+      service_id);
+}
+
+std::string pageClause(int size, int number) {
+  return absl::StrCat(" LIMIT ", size, " OFFSET ", static_cast<int64_t>(number - 1) * size);
+}
+
+// Fills each version's bindings, one statement for all of them.
+void loadBindings(pqxx::transaction_base& txn, std::vector<CatalogVersion>* versions) {
+  if (versions->empty()) {
+    return;
+  }
+  std::string ids = "{";
+  for (const CatalogVersion& v : *versions) {
+    if (ids.size() > 1) {
+      ids += ',';
+    }
+    ids += v.id;  // UUIDs: nothing to quote
+  }
+  ids += "}";
+  for (const auto& row : txn.exec_params(
+           "SELECT b.version_id::text, b.control_plane_id::text, g.name, "
+           "b.gateway_service_id::text FROM catalog_version_bindings b JOIN groups g ON g.id = "
+           "b.control_plane_id WHERE b.version_id = ANY($1::uuid[]) ORDER BY g.name, "
+           "b.gateway_service_id",
+           ids)) {
+    const std::string version_id = row[0].as<std::string>();
+    for (CatalogVersion& v : *versions) {
+      if (v.id == version_id) {
+        v.bindings.push_back(
+            {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>()});
+      }
+    }
+  }
+}
+
+void insertBindings(pqxx::work& txn, const std::string& version_id,
+                    const std::vector<CatalogBinding>& bindings) {
+  for (const CatalogBinding& b : bindings) {
+    txn.exec_params(
+        "INSERT INTO catalog_version_bindings (version_id, control_plane_id, "
+        "gateway_service_id) VALUES ($1::uuid, $2::uuid, $3::uuid) ON CONFLICT DO NOTHING",
+        version_id, b.control_plane_id, b.gateway_service_id);
+  }
+}
+
+std::optional<CatalogVersion> readVersion(pqxx::transaction_base& txn,
+                                          const std::string& service_id, const std::string& ref,
+                                          bool with_spec) {
+  const pqxx::result r =
+      txn.exec_params("SELECT " + pg_catalog::versionColumns() + (with_spec ? ", v.spec" : "") +
+                          " FROM catalog_versions v WHERE v.service_id = $1::uuid AND " +
+                          (config::isUuid(ref) ? "v.id = $2::uuid" : "v.version = $2"),
+                      service_id, ref);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  std::vector<CatalogVersion> one{versionFromRow(r[0], with_spec)};
+  loadBindings(txn, &one);
+  return std::move(one[0]);
+}
+
+std::optional<CatalogService> readService(pqxx::transaction_base& txn, const std::string& ref) {
+  const pqxx::result r =
+      txn.exec_params("SELECT " + pg_catalog::serviceColumns() + " FROM catalog_services s WHERE " +
+                          (config::isUuid(ref) ? "s.id = $1::uuid" : "s.name = $1"),
+                      ref);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  return serviceFromRow(r[0]);
+}
+
+}  // namespace
+}  // namespace pg_catalog
+
+absl::StatusOr<CatalogPage<CatalogService>> PgCatalogStore::listServices(
+    const CatalogServiceQuery& q) {
+  CatalogPage<CatalogService> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    // Only the filters asked for are in the statement, so PostgreSQL plans each shape for what
+    // it is (a generic "$1 = '' OR ..." plan would not use the GIN index).
+    std::vector<std::string> params;
+    const auto param = [&params](std::string value) {
+      params.push_back(std::move(value));
+      return absl::StrCat("$", params.size());
+    };
+    std::string from = " FROM catalog_services s";
+    std::string where = " WHERE TRUE";
+    std::string order = " ORDER BY s.name";
+    if (!q.text.empty()) {
+      absl::StrAppend(&from, ", websearch_to_tsquery('english', ", param(q.text), ") AS query");
+      where += " AND s.search @@ query";
+      order = " ORDER BY ts_rank(s.search, query) DESC, s.name";
+    }
+    if (!q.labels_contain.empty()) {
+      absl::StrAppend(&where, " AND s.labels @> ", param(q.labels_contain.dump()), "::jsonb");
+    }
+    for (const std::string& key : q.label_keys) {
+      absl::StrAppend(&where, " AND s.labels ? ", param(key));
+    }
+    if (q.owner_team) {
+      absl::StrAppend(&where, " AND s.owner_team = ", param(*q.owner_team));
+    }
+    const pqxx::result r =
+        txn.exec_params("SELECT " + pg_catalog::serviceColumns() + ", count(*) OVER ()" + from +
+                            where + order + pg_catalog::pageClause(q.size, q.number),
+                        pqxx::prepare::make_dynamic_params(params));
+    for (const auto& row : r) {
+      out.items.push_back(pg_catalog::serviceFromRow(row));
+      out.total = row[pg_catalog::kServiceColumnCount].as<uint64_t>();
+    }
+    if (r.empty() && q.number > 1) {  // past the last page: the window counted nothing
+      out.total = txn.exec_params("SELECT count(*)" + from + where,
+                                  pqxx::prepare::make_dynamic_params(params))[0][0]
+                      .as<uint64_t>();
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return out;
+}
+
+absl::StatusOr<CatalogService> PgCatalogStore::getService(const std::string& ref) {
+  std::optional<CatalogService> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    out = pg_catalog::readService(txn, ref);
+    return out ? absl::OkStatus() : absl::NotFoundError("catalog service not found");
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return *std::move(out);
+}
+
+absl::StatusOr<CatalogService> PgCatalogStore::createService(const CatalogService& s) {
+  std::optional<CatalogService> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    // ON CONFLICT DO NOTHING: a taken name answers no row instead of aborting, so racing
+    // creators get one success and clean conflicts.
+    const pqxx::result r = txn.exec_params(
+        "INSERT INTO catalog_services (id, name, display_name, description, owner_team, labels, "
+        "repository_url, runbook_url) VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, "
+        "$4, $5, $6::jsonb, $7, $8) ON CONFLICT DO NOTHING RETURNING id::text",
+        s.id.empty() ? nullptr : s.id.c_str(), s.name, pg_catalog::orNull(s.display_name),
+        pg_catalog::orNull(s.description), pg_catalog::orNull(s.owner_team), s.labels.dump(),
+        pg_catalog::orNull(s.repository_url), pg_catalog::orNull(s.runbook_url));
+    if (r.empty()) {
+      const bool id_taken =
+          !s.id.empty() &&
+          !txn.exec_params("SELECT 1 FROM catalog_services WHERE id = $1::uuid", s.id).empty();
+      return absl::AlreadyExistsError(id_taken ? "id" : "name");
+    }
+    const std::string id = r[0][0].as<std::string>();
+    pg_catalog::refreshSearch(txn, id);
+    out = pg_catalog::readService(txn, id);
+    txn.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return *std::move(out);
+}
+
+absl::StatusOr<CatalogService> PgCatalogStore::updateService(const CatalogService& s) {
+  std::optional<CatalogService> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    pqxx::result r;
+    try {
+      r = txn.exec_params(
+          "UPDATE catalog_services SET name = $2, display_name = $3, description = $4, "
+          "owner_team = $5, labels = $6::jsonb, repository_url = $7, runbook_url = $8, "
+          "updated_at = now() WHERE id = $1::uuid RETURNING 1",
+          s.id, s.name, pg_catalog::orNull(s.display_name), pg_catalog::orNull(s.description),
+          pg_catalog::orNull(s.owner_team), s.labels.dump(), pg_catalog::orNull(s.repository_url),
+          pg_catalog::orNull(s.runbook_url));
+    } catch (const pqxx::unique_violation&) {
+      return absl::AlreadyExistsError("name");
+    }
+    if (r.empty()) {
+      return absl::NotFoundError("catalog service not found");
+    }
+    pg_catalog::refreshSearch(txn, s.id);
+    out = pg_catalog::readService(txn, s.id);
+    txn.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return *std::move(out);
+}
+
+absl::Status PgCatalogStore::deleteService(const std::string& id) {
+  return pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    if (txn.exec_params("DELETE FROM catalog_services WHERE id = $1::uuid RETURNING 1", id)
+            .empty()) {
+      return absl::NotFoundError("catalog service not found");
+    }
+    txn.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<CatalogPage<CatalogVersion>> PgCatalogStore::listVersions(
+    const std::string& service_id, int size, int number) {
+  CatalogPage<CatalogVersion> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    const pqxx::result r = txn.exec_params(
+        "SELECT " + pg_catalog::versionColumns() +
+            ", count(*) OVER () FROM catalog_versions v WHERE v.service_id = $1::uuid "
+            "ORDER BY v.created_at DESC, v.id" +
+            pg_catalog::pageClause(size, number),
+        service_id);
+    for (const auto& row : r) {
+      out.items.push_back(pg_catalog::versionFromRow(row, false));
+      out.total = row[pg_catalog::kVersionColumnCount].as<uint64_t>();
+    }
+    if (r.empty() && number > 1) {
+      out.total = txn.exec_params(
+                         "SELECT count(*) FROM catalog_versions WHERE service_id = "
+                         "$1::uuid",
+                         service_id)[0][0]
+                      .as<uint64_t>();
+    }
+    pg_catalog::loadBindings(txn, &out.items);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return out;
+}
+
+absl::StatusOr<CatalogVersion> PgCatalogStore::getVersion(const std::string& service_id,
+                                                          const std::string& ref, bool with_spec) {
+  std::optional<CatalogVersion> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    out = pg_catalog::readVersion(txn, service_id, ref, with_spec);
+    return out ? absl::OkStatus() : absl::NotFoundError("catalog version not found");
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return *std::move(out);
+}
+
+absl::StatusOr<CatalogVersion> PgCatalogStore::createVersion(const CatalogVersion& v) {
+  std::optional<CatalogVersion> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    pqxx::result r;
+    try {
+      r = txn.exec_params(
+          "INSERT INTO catalog_versions (id, service_id, version, state, spec, spec_format, "
+          "spec_terms) VALUES (COALESCE($1::uuid, gen_random_uuid()), $2::uuid, $3, $4, $5, $6, "
+          "$7) ON CONFLICT DO NOTHING RETURNING id::text",
+          v.id.empty() ? nullptr : v.id.c_str(), v.service_id, v.version, v.state,
+          pg_catalog::orNull(v.spec), v.spec ? v.spec_format.c_str() : nullptr, v.spec_terms);
+    } catch (const pqxx::foreign_key_violation&) {
+      return absl::NotFoundError("catalog service not found");
+    }
+    if (r.empty()) {
+      const bool id_taken =
+          !v.id.empty() &&
+          !txn.exec_params("SELECT 1 FROM catalog_versions WHERE id = $1::uuid", v.id).empty();
+      return absl::AlreadyExistsError(id_taken ? "id" : "version");
+    }
+    const std::string id = r[0][0].as<std::string>();
+    try {
+      pg_catalog::insertBindings(txn, id, v.bindings);
+    } catch (const pqxx::foreign_key_violation&) {
+      return absl::NotFoundError("control plane not found");  // deleted since it was checked
+    }
+    pg_catalog::refreshSearch(txn, v.service_id);
+    out = pg_catalog::readVersion(txn, v.service_id, id, false);
+    txn.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return *std::move(out);
+}
+
+absl::StatusOr<CatalogVersion> PgCatalogStore::updateVersion(const std::string& service_id,
+                                                             const std::string& version_id,
+                                                             const CatalogVersionUpdate& u) {
+  std::optional<CatalogVersion> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    pqxx::result r;
+    try {
+      r = txn.exec_params(
+          "UPDATE catalog_versions SET version = COALESCE($3, version), "
+          "state = COALESCE($4, state), "
+          "spec = CASE WHEN $5::boolean THEN $6 ELSE spec END, "
+          "spec_format = CASE WHEN $5::boolean THEN $7 ELSE spec_format END, "
+          "spec_terms = CASE WHEN $5::boolean THEN $8 ELSE spec_terms END, "
+          "updated_at = now() WHERE service_id = $1::uuid AND id = $2::uuid RETURNING 1",
+          service_id, version_id, pg_catalog::orNull(u.version), pg_catalog::orNull(u.state),
+          u.set_spec, pg_catalog::orNull(u.spec), u.spec ? u.spec_format.c_str() : nullptr,
+          u.spec ? u.spec_terms : std::string());
+    } catch (const pqxx::unique_violation&) {
+      return absl::AlreadyExistsError("version");
+    }
+    if (r.empty()) {
+      return absl::NotFoundError("catalog version not found");
+    }
+    if (u.bindings) {
+      txn.exec_params("DELETE FROM catalog_version_bindings WHERE version_id = $1::uuid",
+                      version_id);
+      try {
+        pg_catalog::insertBindings(txn, version_id, *u.bindings);
+      } catch (const pqxx::foreign_key_violation&) {
+        return absl::NotFoundError("control plane not found");
+      }
+    }
+    if (u.set_spec) {
+      pg_catalog::refreshSearch(txn, service_id);
+    }
+    out = pg_catalog::readVersion(txn, service_id, version_id, false);
+    txn.commit();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return *std::move(out);
+}
+
+absl::Status PgCatalogStore::deleteVersion(const std::string& service_id,
+                                           const std::string& version_id) {
+  return pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    if (txn.exec_params("DELETE FROM catalog_versions WHERE service_id = $1::uuid AND id = "
+                        "$2::uuid RETURNING 1",
+                        service_id, version_id)
+            .empty()) {
+      return absl::NotFoundError("catalog version not found");
+    }
+    pg_catalog::refreshSearch(txn, service_id);
+    txn.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<CatalogPage<CatalogService>> PgCatalogStore::listDependencies(
+    const std::string& service_id, bool dependents, int size, int number) {
+  CatalogPage<CatalogService> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    const std::string join = dependents ? "s.id = d.service_id WHERE d.depends_on_id = $1::uuid"
+                                        : "s.id = d.depends_on_id WHERE d.service_id = $1::uuid";
+    const pqxx::result r = txn.exec_params(
+        "SELECT " + pg_catalog::serviceColumns() +
+            ", count(*) OVER () FROM catalog_dependencies d JOIN catalog_services s ON " + join +
+            " ORDER BY s.name" + pg_catalog::pageClause(size, number),
+        service_id);
+    for (const auto& row : r) {
+      out.items.push_back(pg_catalog::serviceFromRow(row));
+      out.total = row[pg_catalog::kServiceColumnCount].as<uint64_t>();
+    }
+    if (r.empty() && number > 1) {
+      out.total = txn.exec_params(
+                         "SELECT count(*) FROM catalog_dependencies d JOIN "
+                         "catalog_services s ON " +
+                             join,
+                         service_id)[0][0]
+                      .as<uint64_t>();
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return out;
+}
+
+absl::Status PgCatalogStore::addDependency(const std::string& service_id,
+                                           const std::string& depends_on_id) {
+  return pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    pqxx::result r;
+    try {
+      r = txn.exec_params(
+          "INSERT INTO catalog_dependencies (service_id, depends_on_id) VALUES ($1::uuid, "
+          "$2::uuid) ON CONFLICT DO NOTHING RETURNING 1",
+          service_id, depends_on_id);
+    } catch (const pqxx::foreign_key_violation&) {
+      return absl::NotFoundError("catalog service not found");
+    } catch (const pqxx::check_violation&) {
+      return absl::InvalidArgumentError("a service cannot depend on itself");
+    }
+    if (r.empty()) {
+      return absl::AlreadyExistsError("dependency");
+    }
+    txn.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::Status PgCatalogStore::hasDependency(const std::string& service_id,
+                                           const std::string& depends_on_id) {
+  return pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::nontransaction txn(conn);
+    return txn.exec_params(
+                  "SELECT 1 FROM catalog_dependencies WHERE service_id = $1::uuid AND "
+                  "depends_on_id = $2::uuid",
+                  service_id, depends_on_id)
+                   .empty()
+               ? absl::NotFoundError("dependency not found")
+               : absl::OkStatus();
+  });
+}
+
+absl::Status PgCatalogStore::removeDependency(const std::string& service_id,
+                                              const std::string& depends_on_id) {
+  return pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::work txn(conn);
+    if (txn.exec_params("DELETE FROM catalog_dependencies WHERE service_id = $1::uuid AND "
+                        "depends_on_id = $2::uuid RETURNING 1",
+                        service_id, depends_on_id)
+            .empty()) {
+      return absl::NotFoundError("dependency not found");
+    }
+    txn.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<CatalogUsageRow>> PgCatalogStore::usage(const std::string& service_id,
+                                                                   const std::string& version_id,
+                                                                   int granularity, int64_t start,
+                                                                   int64_t end) {
+  static const auto* const kSql = [] {
+    std::string bins, sums;
+    for (size_t i = 0; i < portico::vitals::kLatencyBins; ++i) {
+      const std::string t = absl::StrCat("t", i);
+      sums += ", sum(r." + t + ") AS " + t;
+      bins += ", coalesce(u." + t + ", 0)";
+    }
+    // vitals_routes (every route of a service, consumers added) per bound gateway service;
+    // its key starts (granularity, group_name, ts), so each binding reads its window only.
+    return new std::string(
+        "SELECT b.version_id::text, g.name, b.gateway_service_id::text, "
+        "coalesce(u.requests, 0), coalesce(u.errors, 0), coalesce(u.max_total, 0)" +
+        bins +
+        " FROM catalog_version_bindings b JOIN catalog_versions v ON v.id = b.version_id "
+        "JOIN groups g ON g.id = b.control_plane_id CROSS JOIN LATERAL (SELECT "
+        "sum(r.requests) AS requests, sum(r.requests) FILTER (WHERE r.status BETWEEN 500 AND "
+        "599) AS errors, max(r.max_total) AS max_total" +
+        sums +
+        " FROM vitals_routes r WHERE r.granularity = $2 AND r.group_name = g.name AND "
+        "r.service = b.gateway_service_id::text AND r.ts >= $3 AND r.ts < $4) u "
+        "WHERE v.service_id = $1::uuid AND ($5::uuid IS NULL OR v.id = $5::uuid) "
+        "ORDER BY g.name, b.gateway_service_id, b.version_id");
+  }();
+  std::vector<CatalogUsageRow> out;
+  const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::read_transaction txn(conn);
+    for (const auto& row : txn.exec_params(*kSql, service_id, granularity, start, end,
+                                           version_id.empty() ? nullptr : version_id.c_str())) {
+      CatalogUsageRow u;
+      u.version_id = row[0].as<std::string>();
+      u.control_plane_name = row[1].as<std::string>();
+      u.gateway_service_id = row[2].as<std::string>();
+      u.requests = row[3].as<int64_t>();
+      u.errors_5xx = row[4].as<int64_t>();
+      u.max_latency_ms = row[5].as<int64_t>();
+      for (size_t i = 0; i < portico::vitals::kLatencyBins; ++i) {
+        u.latency_bins.push_back(row[static_cast<int>(6 + i)].as<int64_t>());
+      }
+      out.push_back(std::move(u));
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    return st;
+  }
+  return out;
+}
+
+}  // namespace portico::cp
