@@ -5,7 +5,8 @@
 --                          full-text document of the service (its own fields and its versions'
 --                          spec operations), kept by the control plane in the transaction of
 --                          every write that changes one of them (control_plane/store/
---                          pg_catalog.cc says which parts weigh what);
+--                          pg_catalog.cc says which parts weigh what); `search_rank` is its
+--                          part without the specs, small enough to rank every match;
 --   catalog_versions       a service's versions: state, the OpenAPI document as given (text;
 --                          JSON or YAML) and the terms searched for in it;
 --   catalog_version_bindings  the gateway services a version runs as, per control plane;
@@ -24,6 +25,7 @@ CREATE TABLE IF NOT EXISTS catalog_services (
   repository_url  text,
   runbook_url     text,
   search          tsvector NOT NULL DEFAULT ''::tsvector,
+  search_rank     tsvector NOT NULL DEFAULT ''::tsvector,
   created_at      timestamptz NOT NULL DEFAULT now(),
   updated_at      timestamptz NOT NULL DEFAULT now()
 );

@@ -89,7 +89,8 @@ class PgCatalogStore {
   explicit PgCatalogStore(PgPool& pool) : pool_(pool) {}
 
   // ---- services: `ref` is an id (UUID) or a name; kNotFound when none matches ------------
-  // Ordered by relevance (ts_rank) when the query has text, then by name.
+  // Ordered by relevance when the query has text (ts_rank over names, descriptions, owners
+  // and labels; services matched by their specs alone follow), then by name.
   absl::StatusOr<CatalogPage<CatalogService>> listServices(const CatalogServiceQuery& query);
   absl::StatusOr<CatalogService> getService(const std::string& ref);
   // kAlreadyExists("name") when the name is taken (or "id" for a given id that is).
