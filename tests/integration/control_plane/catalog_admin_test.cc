@@ -235,6 +235,7 @@ TEST_CASE("catalog: search ranks names over descriptions over specs, and filters
   CHECK(without_ledger == std::vector<std::string>{"billing", "payments-gateway"});
   CHECK(f.names(q + "%22sends%20invoices%22") == std::vector<std::string>{"billing"});
   CHECK(f.names(q + "nonexistent").empty());
+  CHECK(f.names(q + "the").empty());  // only a stop word: nothing to look for
   json counted = f.callJson("GET", q + "payment&page[size]=1", json(), 200);
   CHECK(counted["meta"]["page"]["total"] == 3);
 
