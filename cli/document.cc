@@ -19,8 +19,7 @@ absl::StatusOr<Document> parseDocument(std::string name, std::string_view text) 
     return absl::InvalidArgumentError(absl::StrCat(name, ": the file is more than the limit of ",
                                                    limits.max_bytes, " bytes"));
   }
-  declarative::YamlParse parsed =
-      declarative::parseYaml(text, declarative::YamlLimits{limits.max_depth, limits.max_nodes});
+  declarative::YamlParse parsed = declarative::parseYaml(text, limits.yamlLimits());
   if (!parsed.ok) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, ":", parsed.error_line, ": ", parsed.error));

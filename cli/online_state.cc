@@ -273,7 +273,8 @@ std::optional<Desired> loadDesired(
     const std::string& path = options.states[f];
     const std::string name = path == "-" ? "<stdin>" : path;
     std::optional<std::string> text(std::move(raw[f]));
-    declarative::YamlParse parsed = declarative::parseYaml(*text);
+    declarative::YamlParse parsed =
+        declarative::parseYaml(*text, declarative::LoadOptions{}.yamlLimits());
     if (!parsed.ok) {
       std::fprintf(err, "%s:%d: %s\n", name.c_str(), parsed.error_line, parsed.error.c_str());
       return std::nullopt;

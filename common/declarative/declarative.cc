@@ -300,10 +300,7 @@ class Loader {
       fileProblem(why, line);
       return;
     }
-    YamlLimits limits;
-    limits.max_depth = options_.max_depth;
-    limits.max_nodes = options_.max_nodes;
-    YamlParse parsed = parseYaml(text, limits);
+    YamlParse parsed = parseYaml(text, options_.yamlLimits());
     if (!parsed.ok) {
       fileProblem("failed parsing declarative configuration: " + parsed.error, parsed.error_line);
       return;

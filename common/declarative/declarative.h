@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/declarative/yaml_json.h"
 #include "portico/config/v1/config.pb.h"
 
 namespace portico::declarative {
@@ -35,12 +36,15 @@ struct LoadOptions {
   uint64_t max_bytes = kMaxFileBytes;
   int max_depth = 64;                  // nested maps/sequences in the file
   uint64_t max_nodes = 4'000'000;      // values after YAML alias expansion
+  uint64_t max_alias_ratio = 10;       // YamlLimits::max_alias_ratio
   std::string group = "default";       // the snapshot's group
   uint64_t generation = 0;             // the snapshot's generation
   // Hand the loader's working state (the parsed file, two JSON trees per entity) to the
   // caller in LoadResult::scratch instead of freeing it before returning: freeing it is ~14%
   // of a load, which a caller may do on another thread or skip at exit.
   bool keep_scratch = false;
+
+  YamlLimits yamlLimits() const { return YamlLimits{max_depth, max_nodes, max_alias_ratio}; }
 };
 
 // One error, in the file's terms.

@@ -159,6 +159,14 @@ class Builder {
       return;
     }
     place(mark, it->second.value, nullptr, it->second.nodes);
+    alias_nodes_ += it->second.nodes;
+    const uint64_t own = nodes_ - alias_nodes_;
+    if (limits_.max_alias_ratio != 0 && alias_nodes_ > kAliasValuesFloor &&
+        alias_nodes_ / limits_.max_alias_ratio > own) {
+      fail(mark, "aliases expand the document's " + std::to_string(own) + " values more than " +
+                     std::to_string(limits_.max_alias_ratio) + " times (" +
+                     std::to_string(nodes_) + " values (aliases included))");
+    }
   }
   void onStart(const Mark& mark, const char* anchor, bool map) {
     if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
@@ -278,6 +286,7 @@ class Builder {
   std::string path_;
   absl::flat_hash_map<std::string, Anchored> anchors_;
   uint64_t nodes_ = 0;
+  uint64_t alias_nodes_ = 0;  // of nodes_, the values aliases added
 };
 
 // libyaml's parser and its current event, released on every path out.

@@ -41,9 +41,16 @@ class LineMap {
   absl::flat_hash_map<uint64_t, int> lines_;
 };
 
+// Values aliases may add before max_alias_ratio applies.
+inline constexpr uint64_t kAliasValuesFloor = 10'000;
+
 struct YamlLimits {
   int max_depth = 64;                 // nested maps and sequences
   uint64_t max_nodes = 4'000'000;     // values in the document after alias expansion
+  // Past kAliasValuesFloor, aliases may add at most this many times the values the text
+  // itself holds (0: only max_nodes). Without it a 300-byte billion-laughs body cost 2 s of
+  // CPU and ~350 MB before max_nodes stopped it. LoadOptions::yamlLimits() sets it.
+  uint64_t max_alias_ratio = 0;
 };
 
 struct YamlParse {

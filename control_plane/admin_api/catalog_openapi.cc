@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "common/declarative/declarative.h"
 #include "common/declarative/yaml_json.h"
 
 namespace portico::cp::catalog {
@@ -420,7 +421,8 @@ SpecRead readSpec(const Json& value) {
     r.too_large = true;
     return r;
   }
-  declarative::YamlParse parsed = declarative::parseYaml(text);
+  declarative::YamlParse parsed =
+      declarative::parseYaml(text, declarative::LoadOptions{}.yamlLimits());
   if (!parsed.ok) {
     r.issues.push_back({"", "not a JSON or YAML document: " + parsed.error, 0});
     return r;

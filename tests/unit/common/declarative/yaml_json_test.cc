@@ -63,6 +63,35 @@ TEST_CASE("yaml: a billion-laughs file is refused while expanding") {
   CHECK(p.error.find("expands to more than 4000000 values") != std::string::npos);
 }
 
+TEST_CASE("yaml: with an alias ratio, a small bomb stops early and shared anchors still load") {
+  YamlLimits limits;
+  limits.max_alias_ratio = 10;
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) {
+      bomb += (k ? ", *a" : "*a") + std::to_string(i - 1);
+    }
+    bomb += "]\n";
+  }
+  YamlParse p = parseYaml(bomb, limits);
+  REQUIRE_FALSE(p.ok);
+  CHECK(p.error.find("more than 10 times") != std::string::npos);
+  CHECK(p.error.find("values (aliases included)") != std::string::npos);
+
+  // decK-style sharing: one 21-value plugin config aliased by 2,000 routes (42,000 values
+  // from aliases, ~8,000 of the text's own) is well within the ratio.
+  std::string shared = "conf: &c {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10}\n"
+                       "routes:\n";
+  for (int i = 0; i < 2000; ++i) {
+    shared += "- {name: r" + std::to_string(i) + ", paths: [/r" + std::to_string(i) +
+              "], config: *c}\n";
+  }
+  YamlParse ok = parseYaml(shared, limits);
+  REQUIRE(ok.ok);
+  CHECK(ok.value["routes"][1999]["config"]["j"] == 10);
+}
+
 TEST_CASE("yaml: nesting past the limit is refused, also far past it") {
   YamlParse p = parseYaml(std::string(65, '[') + std::string(65, ']'));
   REQUIRE_FALSE(p.ok);
