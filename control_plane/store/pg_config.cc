@@ -85,8 +85,10 @@ std::string deleteSql(const std::string& table) {
          "FROM l";
 }
 
-// From this many entities written, a replace keeps its decoded snapshot for the sync module
-// (whose deltas stop at a few thousand changes: sync_server.h's max_delta_entities).
+// From this many changes a replace keeps its decoded snapshot for the sync module. Below
+// SyncServerOptions::max_delta_entities (5,000) DPs at the previous generation get a delta,
+// but new DPs and DPs further behind get the whole config; a decode of a few thousand
+// entities (~5 ms per 1,000, on another thread) is cheap beside reading them back.
 constexpr size_t kDecodeFrom = 1000;
 
 // `entities` as loadSnapshot() decodes the rows it reads (each type's JSON through
@@ -326,28 +328,6 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
                              group, uuidArray(plan.rewrite_ids));
       }
 
-      // Every entity's JSON is final now. When the replace rewrites enough of the config that
-      // the sync module will read it whole rather than as a delta, another thread decodes it
-      // as loadSnapshot() decodes rows while PostgreSQL runs the statements below.
-      size_t writes = 0;
-      for (const TypePlan& plan : plans) {
-        writes += plan.rewrite.size() +
-                  static_cast<size_t>(std::count(plan.is_new.begin(), plan.is_new.end(), 1));
-      }
-      std::unique_ptr<v1::Snapshot> committed;
-      std::thread decoder;
-      if (writes >= kDecodeFrom) {
-        committed = std::make_unique<v1::Snapshot>();
-        decoder = std::thread([&committed, entities] {
-          decodeSnapshot(*entities, committed.get());
-        });
-      }
-      absl::Cleanup join_decoder = [&decoder] {
-        if (decoder.joinable()) {
-          decoder.join();
-        }
-      };
-
       // 3. Entities the new config lacks, children first (the database's ON DELETE CASCADE
       // would take some along, but every one needs its change_log row); 4. new and different
       // ones, parents first. Each statement logs its own changes under the next generation.
@@ -364,6 +344,28 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
         out.deleted += count(detail::execPrepared(txn, deleteSql(table), group, next), table,
                              "delete");
       }
+
+      // Every entity's JSON is final. When the replace changes more than the sync module sends
+      // as a delta, another thread decodes the new config as loadSnapshot() decodes rows,
+      // while PostgreSQL runs the inserts below (the longest statements).
+      size_t changes = out.deleted;
+      for (const TypePlan& plan : plans) {
+        changes += plan.rewrite.size() +
+                   static_cast<size_t>(std::count(plan.is_new.begin(), plan.is_new.end(), 1));
+      }
+      std::unique_ptr<v1::Snapshot> committed;
+      std::thread decoder;
+      if (changes >= kDecodeFrom) {
+        committed = std::make_unique<v1::Snapshot>();
+        decoder = std::thread([&committed, entities] {
+          decodeSnapshot(*entities, committed.get());
+        });
+      }
+      absl::Cleanup join_decoder = [&decoder] {
+        if (decoder.joinable()) {
+          decoder.join();
+        }
+      };
       for (TypePlan& plan : plans) {
         if (plan.given == nullptr || plan.given->entities.empty()) {
           continue;
