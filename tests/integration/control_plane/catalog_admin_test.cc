@@ -355,6 +355,27 @@ TEST_CASE("catalog: versions hold OpenAPI documents and gateway service bindings
   CHECK(f.callJson("POST", versions, {{"version", "bad\nversion"}}, 400)["message"] ==
         "schema violation (version: must not contain control characters)");
   f.callJson("POST", std::string(kServices) + "/nope/versions", {{"version", "1"}}, 404);
+  // Hostile documents: a billion-laughs spec stops at the alias ratio (it had taken 2 s and
+  // ~350 MB before the 4,000,000-value cap), past-limit nesting and truncated text are named.
+  std::string bomb = "openapi: 3.0.0\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) {
+      bomb += (k ? ", *a" : "*a") + std::to_string(i - 1);
+    }
+    bomb += "]\n";
+  }
+  CHECK(f.callJson("POST", versions, {{"version", "3"}, {"spec", bomb}}, 400)["message"]
+            .get<std::string>()
+            .find("aliases expand the document's") != std::string::npos);
+  CHECK(f.callJson("POST", versions,
+                   {{"version", "3"}, {"spec", "x: " + std::string(100, '[')}}, 400)["message"]
+            .get<std::string>()
+            .find("nesting deeper than 64 levels") != std::string::npos);
+  CHECK(f.callJson("POST", versions, {{"version", "3"}, {"spec", "openapi: 3.0.0\npaths: {"}},
+                   400)["message"]
+            .get<std::string>()
+            .find("not a JSON or YAML document: line") != std::string::npos);
 
   // 10 MiB is the limit, with a message saying so; the transport lets it reach the endpoint.
   std::string huge = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\n#";
