@@ -19,6 +19,11 @@ BUILD_PACKAGES=(
   # the cluster listener's HPACK decoder (nghttp2's inflater)
   libnghttp2-dev
 )
+# The web console's bundle (web/console/build.sh: npm ci + esbuild) needs Node.js and npm:
+# Debian's, unless a node is already on the PATH (a NodeSource or nvm one would conflict).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  BUILD_PACKAGES+=(nodejs npm)
+fi
 RUNTIME_PACKAGES=(
   # the quickstart's private PostgreSQL, and curl for its demo
   postgresql-15 postgresql-client-15 curl ca-certificates procps util-linux
@@ -33,6 +38,8 @@ TEST_PACKAGES=(
   deck
   # small scripts in tests/deploy and the benchmark harnesses
   python3
+  # the browser tests (tests/browser/: puppeteer-core drives it headless)
+  chromium
 )
 BENCH_PACKAGES=(
   # micro-benchmarks (built as bench-smoke tests too), and the reference proxies and load
