@@ -20,8 +20,8 @@ namespace portico {
 
 namespace {
 
-// --help: this binary's own flags (those defined in its main.cc, and the cluster-TLS flags
-// of common/sync/cluster_flags.cc), each with the environment
+// --help: this binary's own flags (those defined in its main.cc and in *_flags.cc files such
+// as common/sync/cluster_flags.cc), each with the environment
 // variable that also sets it. Abseil's own --help lists flags by file name matching the
 // program name, which for "portico-dp" matched none.
 void printHelp(const char* usage) {
@@ -34,7 +34,7 @@ void printHelp(const char* usage) {
       return file.size() >= tail.size() &&
              file.compare(file.size() - tail.size(), tail.size(), tail) == 0;
     };
-    if (endsWith("main.cc") || endsWith("cluster_flags.cc")) {
+    if (endsWith("main.cc") || endsWith("_flags.cc")) {
       own.emplace(std::string(name), flag);
     }
   }

@@ -25,6 +25,7 @@
 #include "control_plane/sync/sync_metrics.h"
 #include "control_plane/sync/sync_server.h"
 #include "control_plane/fleet/fleet_registry.h"
+#include "control_plane/portal/portal_server.h"
 #include "control_plane/provisioning/credentials.h"
 #include "control_plane/provisioning/keyring.h"
 #include "control_plane/provisioning/pki.h"
@@ -459,11 +460,18 @@ int serve(const std::string& dsn) {
   if (!admin.ok()) {
     return fail(std::string(admin.status().message()));
   }
+  auto portal = portal::PortalServer::startFromFlags(**store);  // null with --portal_listen=off
+  if (!portal.ok()) {
+    return fail(std::string(portal.status().message()));
+  }
   LOG_INFO("cp", "portico-cp ready (admin %s)", admin_options.listen_address);
 
   int signal = 0;
   sigwait(&signals, &signal);
   LOG_INFO("cp", "received %s, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (*portal != nullptr) {
+    (*portal)->shutdown();
+  }
   (*admin)->shutdown();
   change_log_pruner.stop();
   (*sync)->shutdown();

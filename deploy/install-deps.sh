@@ -19,7 +19,8 @@ BUILD_PACKAGES=(
   # the cluster listener's HPACK decoder (nghttp2's inflater)
   libnghttp2-dev
 )
-# The web console's bundle (web/console/build.sh: npm ci + esbuild) needs Node.js and npm:
+# The web console's bundle (web/console/build.sh: npm ci + esbuild) and the Dev Portal's
+# assets (web/portal/build.sh: npm ci, Redoc), built by the CMake build, need Node.js and npm:
 # Debian's, unless a node is already on the PATH (a NodeSource or nvm one would conflict).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   BUILD_PACKAGES+=(nodejs npm)

@@ -81,6 +81,7 @@ admin::EndpointTable buildTable(const admin::EndpointDeps& deps) {
   admin::addFleetEndpoints(table, deps);
   admin::addControlPlanesEndpoints(table, deps);
   admin::addCatalogEndpoints(table, deps);
+  admin::addPortalEndpoints(table, deps);
   admin::addInfoEndpoints(table, deps);
   admin::addDataPlaneEndpoints(table, deps);
   admin::addEntitiesEndpoints(table, deps);

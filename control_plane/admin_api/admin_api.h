@@ -41,6 +41,19 @@ struct ApiRequest {
   std::string admin_token;  // the Kong-Admin-Token header, if any
   // A CORS preflight's Access-Control-Request-Headers, echoed as Kong does.
   std::string access_control_request_headers;
+  // Filled only for a listener with its own handler (AdminServerOptions::handler): every
+  // request header (names lower-cased), the client's address, and whether it came over TLS.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string client_address;
+  bool tls = false;
+
+  // The first header named `lower_name` (lower-case), or "".
+  std::string header(std::string_view lower_name) const {
+    for (const auto& [name, value] : headers) {
+      if (name == lower_name) return value;
+    }
+    return "";
+  }
 };
 
 struct ApiResponse {

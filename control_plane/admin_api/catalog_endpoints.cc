@@ -21,10 +21,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/vitals/latency_bins.h"
 #include "control_plane/admin_api/admin_util.h"
 #include "control_plane/admin_api/catalog_openapi.h"
 #include "control_plane/admin_api/endpoints.h"
+#include "control_plane/portal/provisioning.h"
 #include "control_plane/store/pg_catalog.h"
 
 namespace portico::cp::admin {
@@ -415,6 +417,7 @@ class CatalogApi {
     if (!created.ok()) {
       return statusResponse(created.status());
     }
+    securePublished(*created);
     return json(201, versionJson(*created));
   }
 
@@ -462,6 +465,7 @@ class CatalogApi {
     if (!updated.ok()) {
       return statusResponse(updated.status());
     }
+    securePublished(*updated);
     return json(200, versionJson(*updated));
   }
 
@@ -795,6 +799,20 @@ class CatalogApi {
       return errors.response();
     }
     return std::nullopt;
+  }
+
+  // A published version's gateway services admit only applications the Dev Portal registered
+  // for it (key-auth + acl; control_plane/portal/provisioning.h), from the moment it is
+  // published. A failure (an acl plugin with a deny list) is logged; approvals retry it and
+  // report it.
+  void securePublished(const CatalogVersion& v) {
+    if (v.state != "published") {
+      return;
+    }
+    if (absl::Status st = portal::Provisioner(store_).secureVersion(v); !st.ok()) {
+      LOG_WARN("catalog", "version %s published but not secured for the portal: %s", v.id,
+               st.ToString());
+    }
   }
 
   PgConfigStore& store_;

@@ -45,6 +45,9 @@ void addCatalogEndpoints(EndpointTable& table, const EndpointDeps& deps);
 // the endpoint, not the transport, says the document is too large.
 inline constexpr uint64_t kMaxCatalogBodyBytes = 24ull << 20;
 bool isCatalogSpecUpload(std::string_view method, std::string_view target);
+// portal_endpoints.cc: the Dev Portal's admin side, /portal/... (root only): developers,
+// applications, registrations and their approval, portal settings.
+void addPortalEndpoints(EndpointTable& table, const EndpointDeps& deps);
 // entities_endpoints.cc: Kong's entities (/services, /services/{id}/routes, ...), /tags and
 // /config.
 void addEntitiesEndpoints(EndpointTable& table, const EndpointDeps& deps);

@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -154,9 +155,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->header_limit(state_.options.max_header_bytes);
     // The larger of the two limits while the head is read (beast checks a Content-Length
     // against it as soon as the head is complete); onHead applies the request's own.
-    parser_->body_limit(std::max({state_.options.max_body_bytes,
-                                  state_.options.max_config_body_bytes,
-                                  admin::kMaxCatalogBodyBytes}));
+    parser_->body_limit(state_.options.handler
+                            ? state_.options.max_body_bytes
+                            : std::max({state_.options.max_body_bytes,
+                                        state_.options.max_config_body_bytes,
+                                        admin::kMaxCatalogBodyBytes}));
     tcpOf(stream_).expires_after(state_.options.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
@@ -200,7 +203,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                        head.method_string().size());
     const std::string_view head_target(head.target().data(), head.target().size());
     uint64_t limit = state_.options.max_body_bytes;
-    if (isConfigUpload(head_method, head_target)) {
+    if (state_.options.handler) {
+      // Another listener's own handler: its one body limit, no admin token.
+    } else if (isConfigUpload(head_method, head_target)) {
       limit = std::max(limit, state_.options.max_config_body_bytes);
     } else if (admin::isCatalogSpecUpload(head_method, head_target)) {
       limit = std::max(limit, admin::kMaxCatalogBodyBytes);
@@ -210,7 +215,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return;
     }
     parser_->body_limit(limit);  // chunked bodies: counted as they arrive
-    if (!state_.api->requiresAuth() || parser_->is_done()) {
+    if (state_.api == nullptr || !state_.api->requiresAuth() || parser_->is_done()) {
       readBody();
       return;
     }
@@ -267,6 +272,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                        std::string(req[http::field::content_type]), std::move(req.body()),
                        std::move(token),
                        std::string(req[http::field::access_control_request_headers])};
+    if (state_.options.handler) {
+      for (const auto& field : req) {
+        std::string name(field.name_string());
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        api_req.headers.emplace_back(std::move(name), std::string(field.value()));
+      }
+      api_req.client_address = client_;
+      api_req.tls = std::is_same_v<Stream, SslStream>;
+    }
     const bool keep_alive = req.keep_alive();
     version_ = req.version();
     // Blocking DB work leaves the I/O thread; the response comes back to it to be written.
@@ -281,7 +296,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                read_at, streams]() {
       ApiResponse resp;
       try {
-        resp = self->state_.api->handle(api_req);
+        resp = self->state_.options.handler ? self->state_.options.handler(api_req)
+                                            : self->state_.api->handle(api_req);
       } catch (const std::exception& e) {
         // Nothing should throw past the store; if something does, the client still gets an
         // answer and the worker thread survives.
@@ -345,8 +361,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // Every answer, errors included, carries Kong's CORS pair (cors.h), then the answer's own.
   template <class Message>
   void setHeaders(Message& m, const ApiResponse& resp) const {
-    m.set(http::field::access_control_allow_origin, state_.options.cors.allowOrigin(origin_));
-    m.set(http::field::access_control_allow_credentials, "true");
+    if (!state_.options.handler) {
+      m.set(http::field::access_control_allow_origin, state_.options.cors.allowOrigin(origin_));
+      m.set(http::field::access_control_allow_credentials, "true");
+    }
     for (const auto& [name, value] : resp.headers) {
       m.set(name, value);
     }
@@ -527,7 +545,9 @@ class AdminHttpServerImpl final : public AdminHttpServer {
     api_options.vitals = options.vitals;
     api_options.provisioning = options.provisioning;
     api_options.fleet = options.fleet;
-    state_.api = std::make_unique<AdminApi>(store, state_.counters, api_options);
+    if (!options.handler) {
+      state_.api = std::make_unique<AdminApi>(store, state_.counters, api_options);
+    }
     const int readers = options.db_workers < 1 ? 1 : options.db_workers;
     state_.workers = std::make_unique<net::thread_pool>(static_cast<size_t>(readers));
     state_.write_workers = std::make_unique<net::thread_pool>(
@@ -563,7 +583,8 @@ class AdminHttpServerImpl final : public AdminHttpServer {
   absl::Status listen(const std::string& address) {
     const size_t colon = address.rfind(':');
     if (colon == std::string::npos) {
-      return absl::InvalidArgumentError("--admin_listen must be host:port, got '" + address + "'");
+      return absl::InvalidArgumentError(state_.options.listen_flag + " must be host:port, got '" +
+                                        address + "'");
     }
     std::string host = address.substr(0, colon);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
@@ -573,12 +594,14 @@ class AdminHttpServerImpl final : public AdminHttpServer {
     try {
       port = std::stoi(address.substr(colon + 1));
     } catch (const std::exception&) {
-      return absl::InvalidArgumentError("--admin_listen has a bad port: '" + address + "'");
+      return absl::InvalidArgumentError(state_.options.listen_flag + " has a bad port: '" +
+                                        address + "'");
     }
     beast::error_code ec;
     const net::ip::address ip = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
     if (ec || port < 0 || port > 65535) {
-      return absl::InvalidArgumentError("--admin_listen must be ip:port, got '" + address + "'");
+      return absl::InvalidArgumentError(state_.options.listen_flag + " must be ip:port, got '" +
+                                        address + "'");
     }
     const tcp::endpoint endpoint(ip, static_cast<unsigned short>(port));
     acceptor_.open(endpoint.protocol(), ec);
@@ -681,8 +704,9 @@ absl::StatusOr<std::unique_ptr<AdminHttpServer>> AdminHttpServer::start(
   if (!st.ok()) {
     return st;
   }
-  LOG_INFO("admin", "Admin API listening on %s (port %d, %s%s)", options.listen_address,
-           server->port(), options.ssl_cert_path.empty() ? "http" : "https",
+  LOG_INFO("admin", "%s listening on %s (port %d, %s%s)",
+           options.handler ? options.listen_flag : std::string("Admin API"),
+           options.listen_address, server->port(), options.ssl_cert_path.empty() ? "http" : "https",
            options.require_auth ? ", tokens required" : "");
   return server;
 }

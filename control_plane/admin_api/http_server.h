@@ -44,6 +44,12 @@ struct AdminServerOptions {
   fleet::FleetEndpoints* fleet = nullptr;  // see AdminApiOptions::fleet
   // Access-Control-Allow-Origin on every answer (--admin_gui_url); default: any origin.
   CorsOrigins cors;
+  // Set: this listener is not the Admin API but serves `handler` on the same transport (the
+  // Dev Portal): no admin tokens, no CORS headers, no larger bodies for /config or catalog
+  // uploads, and ApiRequest::headers, client_address and tls are filled. Called on a worker
+  // thread; must be thread-safe. `listen_flag` names the flag in listen errors.
+  std::function<ApiResponse(const ApiRequest&)> handler;
+  std::string listen_flag = "--admin_listen";
 };
 
 class AdminHttpServer {
