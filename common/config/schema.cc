@@ -208,13 +208,22 @@ class Processor {
     }
   }
 
-  // Processes a present, non-null value. Returns the normalized value.
+  // Processes a present, non-null value. Returns the normalized value. Containers are
+  // built from the input element by element; only scalars are copied whole (arrays, maps and
+  // records were copied whole first, then rebuilt: twice the allocations).
   Json value(const Field& f, const Json& raw, const std::string& path) {
-    Json v = coerce(f, raw);
+    Json coerced;
+    if (options_.coerce_strings) {
+      coerced = coerce(f, raw);
+    }
+    const Json& in = options_.coerce_strings ? coerced : raw;
     if (f.must_be_null) {
       error(path, "value must be null");
-      return v;
+      return in;
     }
+    const bool container = f.type == FieldType::kArray || f.type == FieldType::kSet ||
+                           f.type == FieldType::kMap || f.type == FieldType::kRecord;
+    Json v = container ? Json() : in;
     switch (f.type) {
       case FieldType::kString: {
         if (!v.is_string()) {
@@ -261,28 +270,33 @@ class Processor {
       case FieldType::kArray:
       case FieldType::kSet: {
         const bool is_set = f.type == FieldType::kSet;
-        if (f.wrap_scalar && v.is_string()) {
-          v = Json::array({std::move(v)});
+        Json wrapped;
+        const Json* a = &in;
+        if (f.wrap_scalar && a->is_string()) {
+          wrapped = Json::array({*a});
+          a = &wrapped;
         }
-        if (v.is_object() && v.empty()) {
-          v = Json::array();  // Lua's cjson encodes an empty array as {}
+        if (a->is_object() && a->empty()) {
+          wrapped = Json::array();  // Lua's cjson encodes an empty array as {}
+          a = &wrapped;
         }
-        if (!v.is_array()) {
+        if (!a->is_array()) {
           error(path, is_set ? "expected a set" : "expected an array");
-          return v;
+          return *a;
         }
         Json out = Json::array();
+        out.get_ref<Json::array_t&>().reserve(a->size());
         // Sets of strings (tags, allow lists) are checked against a hash set: the linear scan
         // took ~12 s of CPU for the 110,000 short tags a 1 MiB body holds (measured 1.6 s
         // for 40,000, quadratic).
         absl::flat_hash_set<std::string> strings;
-        for (size_t i = 0; i < v.size(); ++i) {
+        for (size_t i = 0; i < a->size(); ++i) {
           const std::string epath = path + "." + std::to_string(i + 1);
-          if (v[i].is_null()) {
+          if ((*a)[i].is_null()) {
             error(epath, "required field missing");
             continue;
           }
-          Json e = value(*f.elements, v[i], epath);
+          Json e = value(*f.elements, (*a)[i], epath);
           if (is_set && (e.is_string() ? !strings.insert(e.get<std::string>()).second
                                        : std::find(out.begin(), out.end(), e) != out.end())) {
             continue;
@@ -299,12 +313,12 @@ class Processor {
         break;
       }
       case FieldType::kMap: {
-        if (!v.is_object()) {
+        if (!in.is_object()) {
           error(path, "expected a map");
-          return v;
+          return in;
         }
         Json out = Json::object();
-        for (auto it = v.begin(); it != v.end(); ++it) {
+        for (auto it = in.begin(); it != in.end(); ++it) {
           // Kong reports a map value's errors at the map's own path (no key in it); a route's
           // headers name the key.
           Json key = it.key();
@@ -327,11 +341,11 @@ class Processor {
         break;
       }
       case FieldType::kRecord: {
-        if (!v.is_object()) {
+        if (!in.is_object()) {
           error(path, "expected a record");
-          return v;
+          return in;
         }
-        v = record(f.fields, v, path + ".");
+        v = record(f.fields, in, path + ".");
         break;
       }
       case FieldType::kForeign: {

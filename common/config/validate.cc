@@ -13,6 +13,7 @@
 #include "common/config/key_auth_table.h"
 #include "common/config/proto_json.h"
 #include "common/config/typedefs.h"
+#include "common/parallel.h"
 
 namespace portico::config {
 
@@ -126,6 +127,9 @@ class SchemaMemo {
   std::shared_ptr<const Set> passed_ ABSL_GUARDED_BY(mu_) = std::make_shared<Set>();
 };
 
+// Large snapshots' service and route checks run on two threads from this many per thread.
+constexpr size_t kChecksPerThread = 2000;
+
 SchemaMemo& schemaMemo() {
   static SchemaMemo* const memo = new SchemaMemo;
   return *memo;
@@ -156,18 +160,58 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
     }
     return errors.empty();
   };
-  auto checkMessage = [&](const std::string& type, const google::protobuf::Message& m,
-                          const std::string& id) {
-    std::string key = type;
-    key += '\0';
-    m.AppendToString(&key);
-    if (passed_before->contains(key) || checkEntity(type, protoToJson(m), id)) {
-      passed_now->insert(std::move(key));
+  // Services' and routes' schema checks, computed up front on two threads for large
+  // snapshots (each entity on its own: ~9 us each, 20,000 in a 10,000-route config), then
+  // reported below in the order they always were.
+  struct Checked {
+    std::string key;  // type, NUL, the entity's serialized bytes (SchemaMemo's key)
+    FieldErrors errors;
+    bool passed = false;
+  };
+  const size_t n_services = static_cast<size_t>(snapshot.services_size());
+  std::vector<Checked> checked(check_entities
+                                   ? n_services + static_cast<size_t>(snapshot.routes_size())
+                                   : 0);
+  parallelFor(checked.size(), kChecksPerThread, 2, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const bool service = i < n_services;
+      const char* type = service ? "services" : "routes";
+      const google::protobuf::Message& m =
+          service ? static_cast<const google::protobuf::Message&>(
+                        snapshot.services(static_cast<int>(i)))
+                  : snapshot.routes(static_cast<int>(i - n_services));
+      Checked& c = checked[i];
+      c.key = type;
+      c.key += '\0';
+      m.AppendToString(&c.key);
+      if (passed_before->contains(c.key)) {
+        c.passed = true;
+        continue;
+      }
+      Json normalized;
+      c.errors = processEntityJson(type, protoToJson(m), &normalized);
+      const std::string& id = service ? snapshot.services(static_cast<int>(i)).id()
+                                      : snapshot.routes(static_cast<int>(i - n_services)).id();
+      for (auto& e : c.errors) {
+        e.entity_type = type;
+        e.entity_id = id;
+      }
+      c.passed = c.errors.empty();
+    }
+  });
+  auto report = [&](size_t i) {
+    Checked& c = checked[i];
+    for (auto& e : c.errors) {
+      out.push_back(std::move(e));
+    }
+    if (c.passed) {
+      passed_now->insert(std::move(c.key));
     }
   };
-  for (const auto& s : snapshot.services()) {
+  for (int i = 0; i < snapshot.services_size(); ++i) {
+    const v1::Service& s = snapshot.services(i);
     if (check_entities) {
-      checkMessage("services", s, s.id());
+      report(static_cast<size_t>(i));
     }
     if (s.id().empty()) {
       out.push_back({"services", s.id(), "id", "required field missing"});
@@ -178,9 +222,10 @@ FieldErrors validateSnapshot(const v1::Snapshot& snapshot, const KeyAuthTable* k
       out.push_back({"services", s.id(), "name", "duplicate name: " + s.name()});
     }
   }
-  for (const auto& r : snapshot.routes()) {
+  for (int i = 0; i < snapshot.routes_size(); ++i) {
+    const v1::Route& r = snapshot.routes(i);
     if (check_entities) {
-      checkMessage("routes", r, r.id());
+      report(n_services + static_cast<size_t>(i));
     }
     if (r.id().empty()) {
       out.push_back({"routes", r.id(), "id", "required field missing"});

@@ -43,6 +43,10 @@ struct LoadOptions {
   // caller in LoadResult::scratch instead of freeing it before returning: freeing it is ~14%
   // of a load, which a caller may do on another thread or skip at exit.
   bool keep_scratch = false;
+  // Threads for the per-entity work of large files (from 2,000 entities per thread): 10,000
+  // routes load in 320 ms instead of 430 in porticoctl. 1 where every thread shares one
+  // malloc arena (portico-cp): the two threads then queue on its lock and lose.
+  size_t max_threads = 2;
 
   YamlLimits yamlLimits() const { return YamlLimits{max_depth, max_nodes, max_alias_ratio}; }
 };

@@ -209,6 +209,7 @@ ApiResponse postConfig(PgConfigStore& store, const ApiRequest& req,
   const uint64_t t0 = steadyMs();
   declarative::LoadOptions options;
   options.group = group;
+  options.max_threads = 1;  // main.cc: one malloc arena for all threads
   declarative::LoadResult loaded = declarative::loadDeclarative(up.text, options);
   if (!loaded.ok()) {
     Json body = loaded.errorBody();

@@ -188,3 +188,29 @@ TEST_CASE("basic-auth hash: sha1(password .. consumer_id)") {
 
 }  // namespace
 }  // namespace portico::config
+
+TEST_CASE("entity size: the exact text length decides where the quick bound cannot") {
+  using portico::config::checkEntitySize;
+  using portico::config::kMaxEntityBytes;
+  using Json = portico::config::Json;
+  const std::string overhead = R"({"name":""})";
+  // Plain text just under and just over the limit: the bound (6 bytes a character) is past
+  // the limit for both, so the written length decides.
+  const Json under = {{"name", std::string(kMaxEntityBytes - overhead.size(), 'a')}};
+  const Json over = {{"name", std::string(kMaxEntityBytes - overhead.size() + 1, 'a')}};
+  CHECK(checkEntitySize("services", under).empty());
+  const auto errors = checkEntitySize("services", over);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].field == "@entity");
+  CHECK(errors[0].reason == "entity size must be at most 65536 bytes (got 65537)");
+  // Escapes count as written: 11,000 control characters are 66,000 bytes of \u00XX.
+  const Json escaped = {{"name", std::string(11000, '\x01')}};
+  CHECK(checkEntitySize("services", escaped).size() == 1);
+  // Deep and wide values under the limit pass; so does a small entity (the quick path).
+  Json wide = Json::array();
+  for (int i = 0; i < 1000; ++i) {
+    wide.push_back(Json{{"k", i}, {"v", Json::array({true, nullptr, 1.5})}});
+  }
+  CHECK(checkEntitySize("services", Json{{"tags", wide}}).empty());
+  CHECK(checkEntitySize("services", Json{{"name", "a"}}).empty());
+}
