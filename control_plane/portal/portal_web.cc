@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/declarative/declarative.h"
+#include "common/declarative/yaml_json.h"
 #include "common/logging.h"
 #include "control_plane/admin_api/admin_util.h"
 #include "control_plane/portal/portal_assets.h"
@@ -150,6 +152,49 @@ ApiResponse asset(std::string_view name) {
   return r;
 }
 
+// Markdown descriptions with their HTML tags made text: '<' becomes "&lt;", which Markdown
+// renders as a literal '<'. Redoc renders `description` fields as Markdown, and Markdown
+// passes HTML through; its own sanitizing (untrustedSpec) still let an <img onerror> reach
+// the page (the CSP blocked it, which is the second line, not the first).
+void neutralizeDescriptions(Json& node) {
+  if (node.is_array()) {
+    for (Json& item : node) neutralizeDescriptions(item);
+    return;
+  }
+  if (!node.is_object()) return;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (it.key() == "description" && it->is_string()) {
+      std::string& text = it->get_ref<std::string&>();
+      std::string out;
+      out.reserve(text.size());
+      for (char c : text) {
+        if (c == '<') {
+          out += "&lt;";
+        } else {
+          out += c;
+        }
+      }
+      text = std::move(out);
+    } else {
+      neutralizeDescriptions(*it);
+    }
+  }
+}
+
+// The document as the docs page renders it: parsed (JSON or YAML, with the loader's limits),
+// descriptions neutralized, served as JSON.
+ApiResponse docsSpec(const std::string& text) {
+  declarative::YamlParse parsed =
+      declarative::parseYaml(text, declarative::LoadOptions{}.yamlLimits());
+  if (!parsed.ok) {
+    return messageAnswer(422, "The OpenAPI document cannot be read");
+  }
+  neutralizeDescriptions(parsed.value);
+  ApiResponse r = jsonAnswer(200, parsed.value);
+  r.content_type = "application/json";
+  return r;
+}
+
 }  // namespace
 
 struct PortalWeb::Caller {
@@ -223,8 +268,10 @@ ApiResponse PortalWeb::route(const ApiRequest& request, Caller& caller) {
   }
   const std::string what = seg.size() >= 2 ? seg[1] : "";
   if (what == "csrf" && seg.size() == 2 && get) {
+    // With the developer when logged in, so a page learns both in one request.
     if (caller.session) {
-      return jsonAnswer(200, Json{{"csrf_token", caller.session->csrf_token}});
+      return jsonAnswer(200, Json{{"csrf_token", caller.session->csrf_token},
+                                  {"developer", developerJson(caller.session->developer)}});
     }
     std::string token = caller.csrf_cookie;
     ApiResponse r;
@@ -232,7 +279,7 @@ ApiResponse PortalWeb::route(const ApiRequest& request, Caller& caller) {
       token = randomHex(kTokenBytes);
       r.headers.emplace_back("Set-Cookie", setCookie(kCsrfCookie, token, 86400, caller.tls));
     }
-    r.body = Json{{"csrf_token", token}}.dump();
+    r.body = Json{{"csrf_token", token}, {"developer", nullptr}}.dump();
     return r;
   }
   if (what == "apis" && get) {
@@ -249,6 +296,9 @@ ApiResponse PortalWeb::route(const ApiRequest& request, Caller& caller) {
       if (!api.ok()) return admin::statusResponse(api.status());
       if (!spec) return jsonAnswer(200, apiJson(*api));
       if (!api->spec) return messageAnswer(404, "This version has no OpenAPI document");
+      if (target.query.count("render") != 0 && target.query.at("render") == "docs") {
+        return docsSpec(*api->spec);
+      }
       // Served as data, never as a page: a document cannot run as HTML on this origin.
       ApiResponse r{200, *std::move(api->spec)};
       r.content_type = api->spec_format == "yaml" ? "application/yaml" : "application/json";

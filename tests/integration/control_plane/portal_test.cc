@@ -184,6 +184,12 @@ TEST_CASE("portal: published versions are listed with their documents, others ar
   CHECK(spec.status == 200);
   CHECK(hasHeader(spec, "content-type", "application/json"));
   CHECK(json::parse(spec.body) == kSpec);
+  // As the docs page renders it: HTML in descriptions (Markdown) made text, the rest as is.
+  HttpResponse docs = c.call("GET", "/api/apis/orders/v1/spec?render=docs");
+  CHECK(docs.status == 200);
+  json rendered = json::parse(docs.body);
+  CHECK(rendered["info"]["description"] == "&lt;script>alert('spec')&lt;/script> Orders.");
+  CHECK(rendered["paths"] == kSpec["paths"]);
   CHECK(c.call("GET", "/api/apis/orders/v2-draft/spec").status == 404);
   CHECK(c.call("GET", "/api/apis/orders/v2-draft").status == 404);
   CHECK(c.callJson("GET", "/api/apis/orders/" + v1, json(), 200)["version"]["version"] == "v1");
@@ -261,6 +267,9 @@ TEST_CASE("portal: sign-up, approval by an admin, login, session and logout") {
   CHECK(f.pg.psql("SELECT count(*) FROM portal_sessions WHERE token_hash = '" + token + "'")
             .find('0') != std::string::npos);
   CHECK(c.callJson("GET", "/api/me", json(), 200)["email"] == "ada@example.com");
+  json csrf = c.callJson("GET", "/api/csrf", json(), 200);
+  CHECK(csrf["csrf_token"] == c.csrf);  // the session's, not the anonymous cookie's
+  CHECK(csrf["developer"]["email"] == "ada@example.com");
 
   // Revoking the developer ends the session at once.
   f.admin("PATCH", "/portal/developers/" + id, {{"status", "revoked"}}, 200);

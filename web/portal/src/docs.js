@@ -21,7 +21,8 @@
       status.textContent = 'This version has no OpenAPI document yet.';
       return;
     }
-    Redoc.init(base + '/spec', {untrustedSpec: true, hideDownloadButton: false, disableSearch: false},
+    // render=docs: the document as JSON with its descriptions' HTML made text.
+    Redoc.init(base + '/spec?render=docs', {untrustedSpec: true, hideDownloadButton: false, disableSearch: false},
                document.getElementById('redoc'), (err) => {
                  status.textContent = err ? 'The OpenAPI document could not be rendered.' : '';
                });

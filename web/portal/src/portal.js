@@ -1,7 +1,7 @@
 // The Dev Portal's pages: published APIs, sign-up, login and a developer's applications, on
 // the portal's JSON API (/api/...). Every value from the server is inserted as text (el()
 // never parses HTML), and every state-changing request carries the CSRF token the server
-// handed out (GET /api/csrf, or the login answer).
+// handed out (GET /api/csrf, with the developer when logged in).
 'use strict';
 (function () {
   const view = document.getElementById('view');
@@ -46,14 +46,9 @@
   }
 
   async function refreshSession() {
-    const r = await api('GET', 'me');
-    me = r.ok ? r.data : null;
-    if (me) {
-      csrf = me.csrf_token;
-    } else {
-      const t = await api('GET', 'csrf');
-      csrf = t.ok ? t.data.csrf_token : '';
-    }
+    const t = await api('GET', 'csrf');
+    me = t.ok ? t.data.developer : null;
+    csrf = t.ok ? t.data.csrf_token : '';
     document.getElementById('nav-apps').hidden = !me;
     document.getElementById('nav-logout').hidden = !me;
     document.getElementById('nav-login').hidden = !!me;
