@@ -27,6 +27,7 @@
 #include "control_plane/sync/sync_server.h"
 #include "control_plane/fleet/fleet_registry.h"
 #include "control_plane/portal/portal_server.h"
+#include "control_plane/console/console_server.h"
 #include "control_plane/provisioning/credentials.h"
 #include "control_plane/provisioning/keyring.h"
 #include "control_plane/provisioning/pki.h"
@@ -465,6 +466,11 @@ int serve(const std::string& dsn) {
   if (!portal.ok()) {
     return fail(std::string(portal.status().message()));
   }
+  // null with --console_listen=off
+  auto console = console::ConsoleServer::startFromFlags(**store, admin_options, (*admin)->port());
+  if (!console.ok()) {
+    return fail(std::string(console.status().message()));
+  }
   LOG_INFO("cp", "portico-cp ready (admin %s)", admin_options.listen_address);
 
   int signal = 0;
@@ -472,6 +478,9 @@ int serve(const std::string& dsn) {
   LOG_INFO("cp", "received %s, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
   if (*portal != nullptr) {
     (*portal)->shutdown();
+  }
+  if (*console != nullptr) {
+    (*console)->shutdown();
   }
   (*admin)->shutdown();
   change_log_pruner.stop();

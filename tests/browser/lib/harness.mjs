@@ -276,6 +276,12 @@ export class TestEnv {
     }, 'portico-cp to answer /status', 30000).catch((e) => {
       throw new Error(`${e.message}\ncp log:\n${child.log()}`);
     });
+    // The web listeners start after the Admin API: any HTTP answer says they are up.
+    for (const url of [urls.console, urls.portal].filter(Boolean)) {
+      await waitFor(async () => (await http('GET', `${url}/`)).status > 0, `${url} to answer`).catch((e) => {
+        throw new Error(`${e.message}\ncp log:\n${child.log()}`);
+      });
+    }
     return cp;
   }
 
@@ -380,13 +386,24 @@ export class TestEnv {
     }
   }
 
-  // Runs `fn`; if it throws, the error's message gets every process's log appended, so a
-  // failure in CI shows what the CP and DP said.
+  // Runs `fn`; if it throws, every open tab is saved as <env name>-failure-<n>.png and the
+  // error's message gets every process's log appended, so a failure in CI shows what the CP
+  // and DP said.
   async withLogs(fn) {
     try {
       return await fn();
     } catch (e) {
-      e.message = `${e.message}\n${this.logs()}`;
+      // What each open tab showed, for the failure's reader.
+      const shots = [];
+      for (const [i, page] of this.pages.entries()) {
+        if (page.isClosed()) continue;
+        try {
+          shots.push(await this.screenshot(page, `failure-${i}`));
+        } catch {
+          /* a crashed tab */
+        }
+      }
+      e.message = `${e.message}\nscreenshots: ${shots.join(' ')}\n${this.logs()}`;
       throw e;
     }
   }

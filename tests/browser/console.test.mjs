@@ -1,0 +1,337 @@
+// The web console (--console_listen) in headless chromium against a real PostgreSQL-backed
+// portico-cp with --admin_auth=on and a connected portico-dp: login, the generated forms
+// (a service and a route created, Kong's error beside a bad field), the Runtime Manager
+// listing the DP, a catalog search, XSS payloads shown as text, the read-only role without
+// edit controls, keyboard access, and axe-core on every page (no serious or critical
+// violation). Screenshots: <build>/tests/browser/screenshots/console-*.png.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { TestEnv, http, waitFor } from './lib/harness.mjs';
+
+let env;
+let cp;
+let adminToken;
+let readOnlyToken;
+
+const XSS_DISPLAY = '<img src=x onerror="window.__xss=1">Payments';
+const XSS_DESCRIPTION = '<script>window.__xss=2</script> Takes card payments & refunds.';
+
+async function adminApi(method, path, body) {
+  return http(method, `${cp.urls.admin}${path}`, { body, headers: { 'Kong-Admin-Token': adminToken } });
+}
+
+async function open(page, hash) {
+  await page.goto(`${cp.urls.console}/${hash}`);
+  await page.waitForSelector('main h1');
+}
+
+// The heading text once it is `text` (pages load asynchronously).
+async function heading(page, text) {
+  await page.waitForFunction((t) => document.querySelector('main h1')?.textContent.includes(t), {}, text);
+}
+
+async function noSeriousViolations(page, name) {
+  const violations = await env.axe(page);
+  assert.deepEqual(violations, [], `axe on ${name}: ${JSON.stringify(violations, null, 2)}`);
+}
+
+async function signIn(page, token) {
+  await open(page, '');
+  await page.waitForSelector('#admin-token');
+  await page.type('#admin-token', token);
+  await page.click('button[type=submit]');
+}
+
+before(async () => {
+  env = await TestEnv.create('console');
+  adminToken = env.adminToken('alice', 'admin');
+  readOnlyToken = env.adminToken('grafana', 'read-only');
+  cp = await env.startCp({ args: ['--admin_auth=on'] });
+  assert.ok(cp.urls.console, 'this portico-cp has --console_listen');
+  await env.startDp(cp);
+});
+
+after(async () => {
+  await env?.close();
+});
+
+test('the console listener serves the app, its config and nothing else', async () => {
+  await env.withLogs(async () => {
+    const index = await http('GET', `${cp.urls.console}/`);
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get('content-type'), /text\/html/);
+    assert.match(index.headers.get('content-security-policy'), /script-src 'self'/);
+    const config = await http('GET', `${cp.urls.console}/config.json`);
+    assert.deepEqual(config.json, {
+      admin_api_url: '',
+      admin_api_port: cp.adminPort,
+      admin_api_scheme: 'http',
+      admin_auth: true,
+    });
+    const etag = (await http('GET', `${cp.urls.console}/app.js`)).headers.get('etag');
+    assert.equal((await http('GET', `${cp.urls.console}/app.js`, { headers: { 'If-None-Match': etag } })).status, 304);
+    assert.equal((await http('GET', `${cp.urls.console}/services`)).status, 404);
+    assert.equal((await http('POST', `${cp.urls.console}/`, { body: {} })).status, 405);
+    // Nothing of the Admin API is reachable through the console's listener.
+    assert.equal((await http('GET', `${cp.urls.console}/status`)).status, 404);
+  });
+});
+
+test('login: a bad token is refused beside the input, a good one opens the console', async () => {
+  await env.withLogs(async () => {
+    const page = await env.newPage();
+    await open(page, '');
+    await heading(page, 'Sign in');
+    await noSeriousViolations(page, 'login');
+    await page.type('#admin-token', 'ptk_not_a_token');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#admin-token-error');
+    assert.equal(await page.$eval('#admin-token', (e) => e.getAttribute('aria-invalid')), 'true');
+    await env.screenshot(page, 'login-refused');
+
+    await page.click('#admin-token', { count: 3 });
+    await page.keyboard.press('Backspace');
+    await page.type('#admin-token', adminToken);
+    await page.keyboard.press('Enter');
+    await heading(page, 'Control planes');
+    await page.waitForSelector('table.list tbody tr');
+    assert.ok((await page.$eval('main', (e) => e.textContent)).includes('default'));
+    await noSeriousViolations(page, 'control planes');
+    await env.screenshot(page, 'control-planes');
+    assert.deepEqual(page.problems.filter((p) => !p.includes('401')), []);
+  });
+});
+
+test('a service and a route through the generated forms; Kong errors beside the bad field', async () => {
+  await env.withLogs(async () => {
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+
+    await open(page, '#/cp/default/services/new');
+    await heading(page, 'New service');
+    await page.waitForSelector('#services-form-host');
+    await noSeriousViolations(page, 'new service form');
+    await page.type('#services-form-name', 'orders');
+    await page.type('#services-form-host', 'orders.internal');
+    // Replace the default port with one out of range: the Admin API's message shows beside it.
+    await page.click('#services-form-port', { count: 3 });
+    await page.type('#services-form-port', '99999');
+    await page.click('#services-form button[type=submit]');
+    await page.waitForSelector('#services-form-port-error');
+    const expected = await adminApi('POST', '/schemas/services/validate', { host: 'orders.internal', port: 99999 });
+    assert.equal(await page.$eval('#services-form-port-error', (e) => e.textContent), expected.json.fields.port);
+    assert.equal(await page.$eval('#services-form-port', (e) => e.getAttribute('aria-invalid')), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'services-form-port');
+    assert.match(await page.$eval('.form-error', (e) => e.textContent), /schema violation/);
+    await noSeriousViolations(page, 'service form with an error');
+    await env.screenshot(page, 'service-port-error');
+
+    await page.click('#services-form-port', { count: 3 });
+    await page.type('#services-form-port', '8080');
+    await page.click('#services-form button[type=submit]');
+    await page.waitForFunction(() => location.hash.includes('created=1'));
+    await heading(page, 'Service orders');
+    const svc = await adminApi('GET', '/services/orders');
+    assert.equal(svc.status, 200);
+    assert.equal(svc.json.port, 8080);
+    assert.equal(svc.json.host, 'orders.internal');
+    assert.equal(svc.json.retries, 5, 'defaults left alone are the Admin API\'s');
+
+    // A route for it, from the service's page (its `service` field filled in).
+    await page.click('a[href*="routes/new?service="]');
+    await heading(page, 'New route');
+    await page.waitForSelector('#routes-form-paths');
+    assert.equal(await page.$eval('#routes-form-service', (e) => e.value), svc.json.id);
+    await page.type('#routes-form-name', 'orders');
+    await page.type('#routes-form-paths', 'orders');  // not a path: Kong's message
+    await page.click('#routes-form button[type=submit]');
+    await page.waitForSelector('#routes-form-paths-error');
+    assert.match(await page.$eval('#routes-form-paths-error', (e) => e.textContent), /should start with: \//);
+    await env.screenshot(page, 'route-paths-error');
+    await page.click('#routes-form-paths', { count: 3 });
+    await page.type('#routes-form-paths', '/orders, /v2/orders');
+    await page.click('#routes-form button[type=submit]');
+    await page.waitForFunction(() => location.hash.includes('created=1'));
+    const route = await adminApi('GET', '/routes/orders');
+    assert.equal(route.status, 200);
+    assert.deepEqual(route.json.paths, ['/orders', '/v2/orders']);
+    assert.equal(route.json.service.id, svc.json.id);
+
+    // Edit: PATCH only what changed.
+    await page.waitForSelector('#routes-form-strip_path');
+    await page.click('#routes-form-strip_path');
+    await page.click('#routes-form button[type=submit]');
+    await page.waitForFunction(() => [...document.querySelectorAll('.notice')].some((n) => n.textContent.startsWith('Saved route orders')));
+    assert.equal((await adminApi('GET', '/routes/orders')).json.strip_path, false);
+
+    // The list: the service, found by name and by tag.
+    await adminApi('PATCH', '/services/orders', { tags: ['team-a'] });
+    await open(page, '#/cp/default/services');
+    await page.waitForSelector('table.list tbody tr a');
+    await noSeriousViolations(page, 'services list');
+    for (const q of ['orders', 'team-a']) {
+      await page.click('#entity-search', { count: 3 });
+      await page.type('#entity-search', q);
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(
+        (query) => location.hash.endsWith(`q=${query}`) && document.querySelector('table.list tbody a')?.textContent === 'orders',
+        {},
+        q,
+      );
+    }
+    await env.screenshot(page, 'services-search');
+    assert.deepEqual(page.problems.filter((p) => !p.includes('status of 4')), []);
+  });
+});
+
+test('Runtime Manager lists the connected DP with its sync status and config hash', async () => {
+  await env.withLogs(async () => {
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    const node = await waitFor(async () => {
+      const r = await adminApi('GET', '/clustering/data-planes');
+      return r.json?.data?.find((n) => n.connected && n.sync_status === 'normal' && n.config_hash);
+    }, 'the DP to report its config');
+    await open(page, '#/runtime');
+    await heading(page, 'Runtime Manager');
+    const row = await page.waitForSelector(`tr.node.status-normal`);
+    const cells = await row.$$eval('td', (tds) => Object.fromEntries(tds.map((td) => [td.dataset.col || 'id', td.textContent])));
+    assert.equal(cells.id, node.id);
+    assert.equal(cells.connected, 'yes');
+    assert.equal(cells.sync_status, 'normal');
+    assert.equal(cells.config_hash, node.config_hash);
+    assert.equal(cells.control_plane, 'default');
+    assert.equal(cells.compatibility_issues, 'none');
+    assert.match(cells.last_seen, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
+    await noSeriousViolations(page, 'runtime manager');
+    await env.screenshot(page, 'runtime-manager');
+  });
+});
+
+test('catalog search, a service\'s versions, and XSS payloads shown as text', async () => {
+  await env.withLogs(async () => {
+    for (const s of [
+      { name: 'payments', display_name: XSS_DISPLAY, description: XSS_DESCRIPTION, owner_team: 'money', labels: { tier: '1' } },
+      { name: 'shipping', display_name: 'Shipping', description: 'Ships parcels.', owner_team: 'logistics' },
+    ]) {
+      assert.equal((await adminApi('POST', '/service-catalog/services', s)).status, 201);
+    }
+    assert.equal((await adminApi('POST', '/service-catalog/services/payments/versions', { version: '1.0.0', state: 'published' })).status, 201);
+
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    await open(page, '#/catalog');
+    await heading(page, 'Service catalog');
+    await page.waitForSelector('#catalog-search');
+    await page.type('#catalog-search', 'refunds');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('[role=status]')?.textContent.startsWith('1 service'));
+    const names = await page.$$eval('table.list tbody tr td:first-child', (tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(names, ['payments']);
+    // The payloads are text: shown as typed, nothing ran, no element was made of them.
+    const row = await page.$eval('table.list tbody tr', (tr) => tr.textContent);
+    assert.ok(row.includes(XSS_DISPLAY) && row.includes(XSS_DESCRIPTION), row);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.equal(await page.$$eval('main img, main script', (els) => els.length), 0);
+    await noSeriousViolations(page, 'catalog search');
+    await env.screenshot(page, 'catalog-search');
+
+    await page.click('table.list tbody a');
+    await heading(page, XSS_DISPLAY);
+    await page.waitForFunction(() => document.querySelector('table[aria-label=Versions] tbody td')?.textContent === '1.0.0');
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    await noSeriousViolations(page, 'catalog service');
+    await env.screenshot(page, 'catalog-service');
+  });
+});
+
+test('control planes: create and delete through the console; vitals and the other lists pass axe', async () => {
+  await env.withLogs(async () => {
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    await page.waitForSelector('#cp-name');
+    await page.type('#cp-name', 'eu-west');
+    await page.type('#cp-description', '<b>EU</b> gateways');
+    await page.click('form.inline-form button[type=submit]');
+    await page.waitForFunction(() => [...document.querySelectorAll('table.list td')].some((td) => td.textContent === '<b>EU</b> gateways'));
+    // A name the API refuses: its reason beside the input.
+    await page.type('#cp-name', 'a/b');
+    await page.click('form.inline-form button[type=submit]');
+    await page.waitForSelector('#cp-name-error');
+    assert.match(await page.$eval('#cp-name-error', (e) => e.textContent), /without '\/'/);
+    await env.screenshot(page, 'control-plane-error');
+    await page.click('button[aria-label="Delete control plane eu-west"]');
+    await page.click('button[aria-label="Confirm delete control plane eu-west"]');
+    await page.waitForFunction(() => ![...document.querySelectorAll('table.list td a')].some((a) => a.textContent === 'eu-west'));
+    assert.equal((await adminApi('GET', '/control-planes/eu-west')).status, 404);
+
+    for (const [hash, title] of [
+      ['#/cp/default/routes', 'Routes'],
+      ['#/cp/default/consumers', 'Consumers'],
+      ['#/cp/default/plugins', 'Plugins'],
+      ['#/cp/default/plugins/new?plugin=key-auth', 'New plugin'],
+      ['#/cp/default/upstreams', 'Upstreams'],
+      ['#/cp/default/certificates', 'Certificates'],
+      ['#/vitals?cp=default', 'Vitals'],
+    ]) {
+      await open(page, hash);
+      await heading(page, title);
+      await page.waitForFunction(() => !document.querySelector('main')?.textContent.includes('Loading…'));
+      await noSeriousViolations(page, hash);
+    }
+    await env.screenshot(page, 'vitals');
+  });
+});
+
+test('keyboard: the skip link comes first and moves focus to the page heading', async () => {
+  await env.withLogs(async () => {
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    // The skip link is the first stop: Shift+Tab from the first navigation link reaches it.
+    await page.focus('header nav a');
+    await page.keyboard.down('Shift');
+    await page.keyboard.press('Tab');
+    await page.keyboard.up('Shift');
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1');
+    // Every navigation link is reachable by Tab.
+    const reached = new Set();
+    await page.evaluate(() => document.querySelector('.skip').focus());
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press('Tab');
+      reached.add(await page.evaluate(() => document.activeElement.textContent));
+    }
+    for (const link of ['Control planes', 'Runtime Manager', 'Services', 'Service catalog', 'Vitals']) {
+      assert.ok(reached.has(link), `${link} not reached by Tab: ${[...reached]}`);
+    }
+  });
+});
+
+test('a read-only token sees no edit controls', async () => {
+  await env.withLogs(async () => {
+    const page = await env.newPage();
+    await signIn(page, readOnlyToken);
+    await heading(page, 'Control planes');
+    assert.equal(await page.$('#cp-name'), null);
+    assert.equal(await page.$('button.danger'), null);
+    await open(page, '#/cp/default/services');
+    await page.waitForSelector('table.list tbody tr a');
+    assert.equal(await page.$('a.button.primary'), null, 'no "New service"');
+    assert.equal(await page.$('button.danger'), null, 'no "Delete"');
+    await page.click('table.list tbody a');
+    await heading(page, 'Service orders');
+    await page.waitForSelector('#services-form-host');
+    assert.equal(await page.$eval('#services-form-host', (e) => e.disabled), true);
+    assert.equal(await page.$('#services-form button[type=submit]'), null);
+    assert.match(await page.$eval('.role', (e) => e.textContent), /read-only/);
+    await noSeriousViolations(page, 'read-only service');
+    await env.screenshot(page, 'read-only-service');
+  });
+});
