@@ -332,6 +332,14 @@ class Loader {
       return;
     }
     generateIds();
+    if (options_.on_ids) {
+      std::vector<std::pair<std::string, std::string>> ids;
+      ids.reserve(items_.size());
+      for (const Item& item : items_) {
+        ids.emplace_back(item.schema->name, item.id);
+      }
+      options_.on_ids(std::move(ids));
+    }
     indexEntities();
     std::vector<Problem> reference_problems = resolveReferences();
     validateEntities();

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "common/clock.h"
 #include "common/config/entities.h"
@@ -210,8 +213,32 @@ ApiResponse postConfig(PgConfigStore& store, const ApiRequest& req,
   declarative::LoadOptions options;
   options.group = group;
   options.max_threads = 1;  // main.cc: one malloc arena for all threads
+  // The replace starts on its own thread as soon as the file's ids are known: it takes the
+  // group's lock and deletes what the new config lacks while this thread validates, then
+  // waits for the entities (or null: the file was invalid, and it rolls back).
+  std::promise<std::vector<TypedEntities>*> ready;
+  std::shared_future<std::vector<TypedEntities>*> validated = ready.get_future().share();
+  bool ready_set = false;
+  std::thread replace;
+  absl::StatusOr<ReplaceOutcome> outcome = absl::UnknownError("not run");
+  options.on_ids = [&](PgConfigStore::EntityIds ids) {
+    replace = std::thread([&store, &group, &outcome, &validated, ids = std::move(ids)] {
+      outcome = store.replaceConfigEarly(group, ids, [&validated] { return validated.get(); });
+    });
+  };
+  const auto finish = [&](std::vector<TypedEntities>* entities) {
+    if (!ready_set) {
+      ready_set = true;
+      ready.set_value(entities);
+    }
+    if (replace.joinable()) {
+      replace.join();
+    }
+  };
+  absl::Cleanup never_leave_it_waiting = [&] { finish(nullptr); };
   declarative::LoadResult loaded = declarative::loadDeclarative(up.text, options);
   if (!loaded.ok()) {
+    finish(nullptr);
     Json body = loaded.errorBody();
     if (!up.flatten_errors) {
       body.erase("flattened_errors");  // Kong 3.x adds it only when asked
@@ -227,7 +254,11 @@ ApiResponse postConfig(PgConfigStore& store, const ApiRequest& req,
   // the store +200 ms for 10,000 routes).
   loaded.snapshot.Clear();
   const uint64_t t2 = steadyMs();
-  absl::StatusOr<ReplaceOutcome> outcome = store.replaceConfig(group, &entities);
+  if (replace.joinable()) {
+    finish(&entities);
+  } else {
+    outcome = store.replaceConfig(group, &entities);  // a file with no entities
+  }
   const uint64_t t3 = steadyMs();
   if (!outcome.ok()) {
     const absl::Status& st = outcome.status();

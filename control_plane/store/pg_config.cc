@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "common/config/entities.h"
 #include "common/config/proto_json.h"
+#include "common/config/typedefs.h"
 #include "control_plane/store/pg_copy.h"
 #include "control_plane/store/pg_store_impl.h"
 #include "control_plane/store/pg_store_internal.h"
@@ -46,6 +47,12 @@ constexpr char kCreateStage[] =
     "CREATE TEMP TABLE portico_config_stage (type text NOT NULL, i int NOT NULL, "
     "w boolean NOT NULL, n boolean NOT NULL, e jsonb NOT NULL, id uuid GENERATED ALWAYS AS ((e->>'id')::uuid) "
     "STORED) ON COMMIT DROP";
+
+// The new config's entity ids, by one COPY before anything else: the deletes below need no
+// more than these.
+constexpr char kCreateIds[] =
+    "CREATE TEMP TABLE portico_config_ids (type text NOT NULL, idt text NOT NULL, id uuid "
+    "GENERATED ALWAYS AS (idt::uuid) STORED) ON COMMIT DROP";
 
 // The statements that write `table`'s staged rows for group $1, each with its change_log
 // rows (generation $3); $2 is updated_at for entities without one. Each answers the number
@@ -94,7 +101,7 @@ WriteSql writeSql(const std::string& table) {
 // (generation $2): the number deleted and one id. An anti-join, hashed.
 std::string deleteSql(const std::string& table) {
   return "WITH d AS (DELETE FROM " + table + " t WHERE group_name = $1 AND NOT EXISTS "
-         "(SELECT 1 FROM portico_config_stage s WHERE s.type = '" + table +
+         "(SELECT 1 FROM portico_config_ids s WHERE s.type = '" + table +
          "' AND s.id = t.id) RETURNING id), l AS (INSERT INTO change_log (group_name, "
          "generation, entity_type, entity_id, op) SELECT $1, $2, '" + table +
          "', id, 'delete' FROM d RETURNING entity_id) SELECT count(*), min(entity_id::text) "
@@ -172,11 +179,21 @@ const std::vector<std::string>& PgConfigStore::typesParentsFirst() {
 
 absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
     const std::string& group, std::vector<TypedEntities>* entities) {
+  EntityIds ids;
   for (const TypedEntities& t : *entities) {
-    if (config::findEntitySchema(t.type) == nullptr) {
-      return absl::InvalidArgumentError("unknown entity type '" + t.type + "'");
+    for (const Json& e : t.entities) {
+      auto id = e.find("id");
+      if (id != e.end() && id->is_string()) {
+        ids.emplace_back(t.type, id->get<std::string>());
+      }
     }
   }
+  return replaceConfigEarly(group, ids, [entities] { return entities; });
+}
+
+absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfigEarly(const std::string& group,
+                                                                 const EntityIds& ids,
+                                                                 const EntitiesSource& source) {
   ReplaceOutcome out;
   absl::Status st;
   std::optional<detail::CommitProbe> doubt;  // the COMMIT got no answer
@@ -202,6 +219,46 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
           static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(now).count());
       const Json now_float = std::floor(std::chrono::duration<double>(now).count() * 1000) / 1000;
 
+      // 1. Entities the new config lacks, children first (the database's ON DELETE CASCADE
+      // would take some along, but every one needs its change_log row), found by id alone:
+      // with replaceConfigEarly() this runs while the caller still validates the new config.
+      // 4. below writes new and different ones, parents first. Each statement logs its own
+      // changes under the next generation.
+      std::optional<detail::Change> probe_change;
+      const auto count = [&](const pqxx::result& r, const std::string& table, const char* op) {
+        const uint64_t n = r[0][0].as<uint64_t>();
+        if (n > 0 && !probe_change) {
+          probe_change = detail::Change{table, r[0][1].as<std::string>(), op};
+        }
+        return n;
+      };
+      txn.exec(kCreateIds);
+      {
+        detail::BinaryCopy copy(txn, "portico_config_ids (type, idt)");
+        for (const auto& [type, id] : ids) {
+          if (config::isUuid(id)) {  // any other can match no stored row (and the load fails)
+            copy.row(2);
+            copy.text(type);
+            copy.text(id);
+          }
+        }
+        copy.complete();
+      }
+      const std::vector<std::string>& order = typesParentsFirst();
+      for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        out.deleted +=
+            count(detail::execPrepared(txn, deleteSql(*it), group, next), *it, "delete");
+      }
+      std::vector<TypedEntities>* entities = source();
+      if (entities == nullptr) {
+        return absl::CancelledError("the new config was not valid");  // rolled back
+      }
+      for (const TypedEntities& t : *entities) {
+        if (config::findEntitySchema(t.type) == nullptr) {
+          return absl::InvalidArgumentError("unknown entity type '" + t.type + "'");
+        }
+      }
+
       std::vector<TypePlan> plans;
       for (const std::string& type : typesParentsFirst()) {
         TypePlan plan;
@@ -217,7 +274,7 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
         plans.push_back(std::move(plan));
       }
 
-      // 1. Timestamps: an entity that exists keeps its created_at (and, if it turns out
+      // 2. Timestamps: an entity that exists keeps its created_at (and, if it turns out
       // unchanged, its updated_at); a new one takes the file's created_at or now. Then each
       // entity's JSON text, as it will be stored, staged by one COPY.
       for (TypePlan& plan : plans) {
@@ -284,7 +341,7 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
       // No ANALYZE (80 ms for 20,000 rows): a never-analyzed table's row count is estimated
       // from its size, enough for the hash joins below.
 
-      // 2. Existing entities that differ (jsonb compares content: key order, 1 and 1.0 alike),
+      // 3. Existing entities that differ (jsonb compares content: key order, 1 and 1.0 alike),
       // timestamps left out. They get updated_at now, and are emptied down to their id before
       // anything is written: their unique keys and references (generated columns, routes' key
       // columns) become NULL, so the new contents can take keys another row gives up in the
@@ -343,23 +400,6 @@ absl::StatusOr<ReplaceOutcome> PgConfigStore::replaceConfig(
                                  " WHERE group_name = $1 AND id IN "
                                  "(SELECT unnest($2::uuid[]))",
                              group, uuidArray(plan.rewrite_ids));
-      }
-
-      // 3. Entities the new config lacks, children first (the database's ON DELETE CASCADE
-      // would take some along, but every one needs its change_log row); 4. new and different
-      // ones, parents first. Each statement logs its own changes under the next generation.
-      std::optional<detail::Change> probe_change;
-      const auto count = [&](const pqxx::result& r, const std::string& table, const char* op) {
-        const uint64_t n = r[0][0].as<uint64_t>();
-        if (n > 0 && !probe_change) {
-          probe_change = detail::Change{table, r[0][1].as<std::string>(), op};
-        }
-        return n;
-      };
-      for (auto it = plans.rbegin(); it != plans.rend(); ++it) {
-        const std::string& table = it->schema->name;
-        out.deleted += count(detail::execPrepared(txn, deleteSql(table), group, next), table,
-                             "delete");
       }
 
       // Every entity's JSON is final. When the replace changes more than the sync module sends

@@ -269,6 +269,9 @@ routes:
   CHECK(f.generation() == g);
   CHECK(f.sql("SELECT count(*) FROM services") + "/" + f.sql("SELECT count(*) FROM routes") ==
         before);
+  // The replace began deleting svc-a's and svc-b's rows as soon as the bad file's ids were
+  // known (replaceConfigEarly); the failed validation rolled that back, logs included.
+  CHECK(f.sql("SELECT count(*) FROM change_log WHERE generation > " + std::to_string(g)) == "0");
   CHECK(f.call("PUT", "/config", "{}").status == 405);
 }
 
