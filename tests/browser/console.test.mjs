@@ -2,8 +2,8 @@
 // portico-cp with --admin_auth=on and a connected portico-dp: login, the generated forms
 // (a service and a route created, Kong's error beside a bad field), the Runtime Manager
 // listing the DP, a catalog search, XSS payloads shown as text, the read-only role without
-// edit controls, keyboard access, and axe-core on every page (no serious or critical
-// violation). Screenshots: <build>/tests/browser/screenshots/console-*.png.
+// edit controls, keyboard access, vitals charts of real traffic, and axe-core on every page
+// (no serious or critical violation). Screenshots: <build>/tests/browser/screenshots/console-*.png.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -47,9 +47,16 @@ before(async () => {
   env = await TestEnv.create('console');
   adminToken = env.adminToken('alice', 'admin');
   readOnlyToken = env.adminToken('grafana', 'read-only');
-  cp = await env.startCp({ args: ['--admin_auth=on'] });
+  // Vitals sent every second (closed 10 s buckets), so the charts have data within ~11 s.
+  cp = await env.startCp({ args: ['--admin_auth=on', '--vitals_flush_interval_s=1'] });
   assert.ok(cp.urls.console, 'this portico-cp has --console_listen');
-  await env.startDp(cp);
+  const dp = await env.startDp(cp);
+  // Traffic for the vitals charts: a route to an upstream that refuses connections (502s).
+  await adminApi('POST', '/services', { name: 'vitals-probe', url: 'http://127.0.0.1:1' });
+  await adminApi('POST', '/services/vitals-probe/routes', { name: 'vitals-probe', paths: ['/probe'] });
+  await waitFor(async () => (await http('GET', `http://127.0.0.1:${dp.proxyPort}/probe`)).status === 502,
+    'the DP to route /probe');
+  for (let i = 0; i < 20; i++) await http('GET', `http://127.0.0.1:${dp.proxyPort}/probe`);
 });
 
 after(async () => {
@@ -270,6 +277,19 @@ test('control planes: create and delete through the console; vitals and the othe
     await page.waitForFunction(() => ![...document.querySelectorAll('table.list td a')].some((a) => a.textContent === 'eu-west'));
     assert.equal((await adminApi('GET', '/control-planes/eu-west')).status, 404);
 
+    // Vitals: the probe's requests and 502s, charted (and the figures in text for readers).
+    await waitFor(async () => {
+      const r = await adminApi('GET', '/vitals/requests?granularity=1m&service=vitals-probe');
+      return r.json?.data?.length > 0;
+    }, 'vitals of the probe\'s requests', 40000);
+    await open(page, '#/vitals?cp=default&service=vitals-probe');
+    await heading(page, 'Vitals');
+    await page.waitForFunction(() => document.querySelectorAll('.chart canvas').length === 3);
+    const captions = await page.$$eval('.chart figcaption', (fs) => fs.map((f) => f.textContent));
+    assert.deepEqual(captions.map((c) => c.split(':')[0]), ['Requests per minute', '5xx errors per minute', 'p99 latency']);
+    await noSeriousViolations(page, 'vitals charts');
+    await env.screenshot(page, 'vitals');
+
     for (const [hash, title] of [
       ['#/cp/default/routes', 'Routes'],
       ['#/cp/default/consumers', 'Consumers'],
@@ -277,14 +297,13 @@ test('control planes: create and delete through the console; vitals and the othe
       ['#/cp/default/plugins/new?plugin=key-auth', 'New plugin'],
       ['#/cp/default/upstreams', 'Upstreams'],
       ['#/cp/default/certificates', 'Certificates'],
-      ['#/vitals?cp=default', 'Vitals'],
+      ['#/vitals?cp=default&service=nothing-here', 'Vitals'],
     ]) {
       await open(page, hash);
       await heading(page, title);
       await page.waitForFunction(() => !document.querySelector('main')?.textContent.includes('Loading…'));
       await noSeriousViolations(page, hash);
     }
-    await env.screenshot(page, 'vitals');
   });
 });
 
@@ -325,7 +344,7 @@ test('a read-only token sees no edit controls', async () => {
     await page.waitForSelector('table.list tbody tr a');
     assert.equal(await page.$('a.button.primary'), null, 'no "New service"');
     assert.equal(await page.$('button.danger'), null, 'no "Delete"');
-    await page.click('table.list tbody a');
+    await open(page, '#/cp/default/services/orders');
     await heading(page, 'Service orders');
     await page.waitForSelector('#services-form-host');
     assert.equal(await page.$eval('#services-form-host', (e) => e.disabled), true);

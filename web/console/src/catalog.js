@@ -27,7 +27,7 @@ export function Catalog({ query }) {
     </form>
     <${ErrorBox} error=${list.error} />
     ${list.data
-      ? html`<p class="sub" role="status">${total} service${total === 1 ? '' : 's'}${q ? ` matching “${q}”` : ''}</p>
+      ? html`<div><p class="sub" role="status">${total} service${total === 1 ? '' : 's'}${q ? ` matching “${q}”` : ''}</p>
         <table class="list" aria-label="Catalog services">
           <thead><tr><th scope="col">name</th><th scope="col">display name</th><th scope="col">owner team</th><th scope="col">description</th><th scope="col">labels</th></tr></thead>
           <tbody>
@@ -46,7 +46,7 @@ export function Catalog({ query }) {
           ${page > 1 ? html`<a class="button" href=${link(page - 1)}>Previous page</a>` : null}
           <span>Page ${page} of ${Math.max(1, Math.ceil(total / 50))}</span>
           ${page * 50 < total ? html`<a class="button" href=${link(page + 1)}>Next page</a>` : null}
-        </nav>`
+        </nav></div>`
       : html`<p>Loading…</p>`}
   </section>`;
 }

@@ -70,7 +70,7 @@ export function EntityList({ cp, entity, query }) {
     <${ErrorBox} error=${list.error || error} />
     ${list.loading && !list.data ? html`<p aria-live="polite">Loading…</p>` : null}
     ${list.data
-      ? html`<table class="list" aria-label=${spec.title}>
+      ? html`<div><table class="list" aria-label=${spec.title}>
           <thead><tr>${spec.columns.map((c) => html`<th scope="col" key=${c}>${c}</th>`)}${session.canWrite ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : null}</tr></thead>
           <tbody>
             ${rows.length === 0
@@ -102,7 +102,7 @@ export function EntityList({ cp, entity, query }) {
           <button type="button" disabled=${offsets.length === 0} onClick=${() => setOffsets(offsets.slice(0, -1))}>Previous page</button>
           <span>Page ${offsets.length + 1}</span>
           <button type="button" disabled=${!list.data.offset} onClick=${() => setOffsets([...offsets, list.data.offset])}>Next page</button>
-        </nav>`
+        </nav></div>`
       : null}
   </section>`;
 }

@@ -44,8 +44,8 @@ export function ControlPlanes() {
   return html`<section>
     <${Heading}>Control planes<//>
     <${ErrorBox} error=${list.error || error} />
-    ${list.data
-      ? html`<table class="list" aria-label="Control planes">
+    <div class="list-area">${list.data
+      ? html`<div><table class="list" aria-label="Control planes">
           <thead><tr><th scope="col">name</th><th scope="col">description</th><th scope="col">labels</th><th scope="col">created</th><th scope="col"><span class="sr-only">Links and actions</span></th></tr></thead>
           <tbody>
             ${list.data.data.map(
@@ -75,14 +75,14 @@ export function ControlPlanes() {
           <button type="button" disabled=${page <= 1} onClick=${() => setPage(page - 1)}>Previous page</button>
           <span>Page ${page} of ${Math.max(1, Math.ceil(total / 100))}</span>
           <button type="button" disabled=${page * 100 >= total} onClick=${() => setPage(page + 1)}>Next page</button>
-        </nav>`
-      : html`<p>Loading…</p>`}
+        </nav></div>`
+      : html`<p>Loading…</p>`}</div>
     ${session.canWrite
-      ? html`<h2>New control plane</h2>
+      ? html`<div><h2>New control plane</h2>
         <form class="inline-form" onSubmit=${create} novalidate>
           ${input('name', 'Name')} ${input('description', 'Description')}
           <div class="actions"><button type="submit" class="primary">Create control plane</button></div>
-        </form>`
+        </form></div>`
       : null}
   </section>`;
 }

@@ -109,11 +109,11 @@ function App() {
       <div class="session">
         ${segments[0] === 'cp' ? html`<${ControlPlanePicker} cp=${cp} rest=${entity} />` : null}
         ${session.config.admin_auth
-          ? html`<span class="role">${session.role === 'read-only' ? 'read-only' : 'admin'}</span>
+          ? html`<span class="signed-in"><span class="role">${session.role === 'read-only' ? 'read-only' : 'admin'}</span>
             <button type="button" onClick=${() => {
               session.forget();
               setAuthTick((t) => t + 1);
-            }}>Sign out</button>`
+            }}>Sign out</button></span>`
           : null}
       </div>
     </header>

@@ -15,7 +15,7 @@ function Chart({ title, x, y, unit }) {
         title,
         width: Math.min(900, ref.current.clientWidth || 900),
         height: 220,
-        series: [{}, { label: unit, stroke: '#1f5fbf', width: 2 }],
+        series: [{}, { label: unit, stroke: '#1f5fbf', width: 2, points: { show: true, size: 4 } }],
         axes: [{}, { label: unit }],
       },
       [x, y],
@@ -26,7 +26,7 @@ function Chart({ title, x, y, unit }) {
   // The figures as a table too: a chart alone says nothing to a screen reader.
   return html`<figure class="chart">
     <div ref=${ref} aria-hidden="true"></div>
-    <figcaption class="sr-only">${title}: ${x.length} points</figcaption>
+    <figcaption class="sr-only">${title}: ${y.filter((v) => v).length} minutes with data of ${x.length}</figcaption>
   </figure>`;
 }
 
@@ -42,16 +42,21 @@ export function Vitals({ query }) {
       api('GET', `${prefix}/vitals/requests?${params}`),
       api('GET', `${prefix}/vitals/requests?${params}&group_by=status_code`),
     ]);
-    const times = all.data.map((r) => r.timestamp);
+    // Every minute of the range on the x axis: minutes without traffic (absent from the
+    // answer) are 0 requests and no latency.
+    const byTime = new Map(all.data.map((r) => [r.timestamp, r]));
     const errors = new Map();
     for (const r of byStatus.data) {
       if (r.status_code >= 500) errors.set(r.timestamp, (errors.get(r.timestamp) || 0) + r.requests);
     }
+    const x = [];
+    for (let t = Math.floor(all.meta.start / 60) * 60; t < all.meta.end; t += 60) x.push(t);
     return {
-      x: times,
-      requests: all.data.map((r) => r.requests),
-      errors: times.map((t) => errors.get(t) || 0),
-      p99: all.data.map((r) => r.latency_ms?.total?.p99 ?? null),
+      x,
+      traffic: all.data.length > 0,
+      requests: x.map((t) => byTime.get(t)?.requests ?? 0),
+      errors: x.map((t) => errors.get(t) || 0),
+      p99: x.map((t) => byTime.get(t)?.latency_ms?.total?.p99 ?? null),
     };
   }, [cp, filters.service, filters.route, filters.consumer]);
 
@@ -73,12 +78,12 @@ export function Vitals({ query }) {
       <div class="actions"><button type="submit">Show</button></div>
     </form>
     <${ErrorBox} error=${data.error} />
-    ${data.data && data.data.x.length === 0 ? html`<p class="empty" role="status">No traffic in the last hour.</p>` : null}
-    ${data.data && data.data.x.length > 0
-      ? html`<${Chart} title="Requests per minute" x=${data.data.x} y=${data.data.requests} unit="requests" />
+    ${data.data && !data.data.traffic ? html`<p class="empty" role="status">No traffic in the last hour.</p>` : null}
+    ${data.data && data.data.traffic
+      ? html`<div><${Chart} title="Requests per minute" x=${data.data.x} y=${data.data.requests} unit="requests" />
         <${Chart} title="5xx errors per minute" x=${data.data.x} y=${data.data.errors} unit="errors" />
         <${Chart} title="p99 latency" x=${data.data.x} y=${data.data.p99} unit="ms" />
-        <p class="sub"><a href=${`#/cp/${enc(cp)}/services`}>Services of ${cp}</a></p>`
+        <p class="sub"><a href=${`#/cp/${enc(cp)}/services`}>Services of ${cp}</a></p></div>`
       : null}
   </section>`;
 }
