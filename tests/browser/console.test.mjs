@@ -5,6 +5,9 @@
 // edit controls, keyboard access, vitals charts of real traffic, and axe-core on every page
 // (no serious or critical violation). Screenshots: <build>/tests/browser/screenshots/console-*.png.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { TestEnv, http, waitFor } from './lib/harness.mjs';
@@ -352,5 +355,62 @@ test('a read-only token sees no edit controls', async () => {
     assert.match(await page.$eval('.role', (e) => e.textContent), /read-only/);
     await noSeriousViolations(page, 'read-only service');
     await env.screenshot(page, 'read-only-service');
+  });
+});
+
+test('every enabled plugin gets a generated form; a plugin and a certificate created through theirs', async () => {
+  await env.withLogs(async () => {
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    const enabled = (await adminApi('GET', '/plugins/enabled')).json.enabled_plugins;
+    assert.ok(enabled.length > 10);
+    for (const name of enabled) {
+      await open(page, `#/cp/default/plugins/new?plugin=${name}`);
+      await heading(page, 'New plugin');
+      await page.waitForSelector('#plugins-form fieldset.record legend');
+      assert.equal(await page.$eval('#plugins-form fieldset.record legend', (e) => e.textContent), 'config', name);
+      assert.equal(await page.$eval('#plugin-name', (e) => e.value), name);
+    }
+    await noSeriousViolations(page, `new ${enabled[enabled.length - 1]} plugin form`);
+
+    // rate-limiting on the probe's service; a record field's error beside its input.
+    await open(page, '#/cp/default/plugins/new?plugin=rate-limiting');
+    await page.waitForSelector('#plugins-form-config-minute');
+    await page.type('#plugins-form-service', 'vitals-probe');
+    await page.type('#plugins-form-config-minute', '-5');
+    await page.click('#plugins-form button[type=submit]');
+    await page.waitForSelector('#plugins-form-config-minute-error');
+    assert.match(await page.$eval('#plugins-form-config-minute-error', (e) => e.textContent), /greater than|between|positive|at least/);
+    await env.screenshot(page, 'plugin-config-error');
+    await page.click('#plugins-form-config-minute', { count: 3 });
+    await page.type('#plugins-form-config-minute', '100');
+    await page.click('#plugins-form button[type=submit]');
+    await page.waitForFunction(() => location.hash.includes('created=1'));
+    const plugins = (await adminApi('GET', '/services/vitals-probe/plugins')).json.data;
+    assert.equal(plugins.length, 1);
+    assert.equal(plugins[0].name, 'rate-limiting');
+    assert.equal(plugins[0].config.minute, 100);
+
+    // A certificate: PEM text in textareas, SNIs as a list.
+    const dir = fs.mkdtempSync(path.join(env.tmp, 'cert-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`, '-subj', '/CN=shop.example.test', '-days', '2'], { stdio: 'ignore' });
+    await open(page, '#/cp/default/certificates/new');
+    await page.waitForSelector('textarea#certificates-form-cert');
+    for (const [field, file] of [['cert', 'cert.pem'], ['key', 'key.pem']]) {
+      await page.$eval(`#certificates-form-${field}`, (e, v) => {
+        e.value = v;
+        e.dispatchEvent(new Event('input', { bubbles: true }));
+      }, fs.readFileSync(`${dir}/${file}`, 'utf8'));
+    }
+    await page.type('#certificates-form-snis', 'shop.example.test');
+    await noSeriousViolations(page, 'certificate form');
+    await page.click('#certificates-form button[type=submit]');
+    await page.waitForFunction(() => location.hash.includes('created=1'));
+    const certs = (await adminApi('GET', '/certificates')).json.data;
+    assert.equal(certs.length, 1);
+    assert.deepEqual(certs[0].snis, ['shop.example.test']);
+    await env.screenshot(page, 'certificate');
   });
 });

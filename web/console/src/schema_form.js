@@ -17,6 +17,9 @@ export function fieldList(fields) {
 }
 
 const SCALARS = new Set(['string', 'integer', 'number', 'boolean']);
+// String fields that hold several lines (PEM certificates and keys, a response body): a
+// textarea. Schemas do not say so; Kong Manager lists them too.
+const MULTILINE = new Set(['cert', 'key', 'cert_alt', 'key_alt', 'body', 'rsa_public_key']);
 
 function isScalarList(def) {
   return (def.type === 'array' || def.type === 'set') && SCALARS.has(def.elements?.type);
@@ -25,12 +28,12 @@ function isScalarList(def) {
 // How a field is edited: 'text', 'number', 'select', 'checkbox', 'tristate', 'list' (comma-
 // separated scalars), 'foreign' (an id or a name), 'record' (a fieldset) or 'json' (anything
 // else, as JSON text).
-export function widgetOf(def) {
+export function widgetOf(def, name = '') {
   if (def.type === 'record') return 'record';
   if (def.type === 'foreign') return 'foreign';
   if (def.type === 'boolean') return def.default === undefined ? 'tristate' : 'checkbox';
   if (def.type === 'string' && Array.isArray(def.one_of)) return 'select';
-  if (def.type === 'string') return 'text';
+  if (def.type === 'string') return MULTILINE.has(name) ? 'multiline' : 'text';
   if (def.type === 'integer' || def.type === 'number') return 'number';
   if (isScalarList(def)) return 'list';
   return 'json';
@@ -168,7 +171,7 @@ function hint(def) {
 }
 
 function Field({ formId, path, name, def, texts, setText, errors, readOnly }) {
-  const w = widgetOf(def);
+  const w = widgetOf(def, name);
   if (w === 'record') {
     return html`<fieldset class="record">
       <legend>${name}</legend>
@@ -205,8 +208,8 @@ function Field({ formId, path, name, def, texts, setText, errors, readOnly }) {
       <option value="">(unset)</option>
       ${def.one_of.map((o) => html`<option key=${o} value=${o}>${o}</option>`)}
     </select>`;
-  } else if (w === 'json') {
-    input = html`<textarea ...${common} rows="3" value=${value} onInput=${onInput}></textarea>`;
+  } else if (w === 'json' || w === 'multiline') {
+    input = html`<textarea ...${common} rows=${w === 'json' ? 3 : 6} value=${value} onInput=${onInput}></textarea>`;
   } else {
     input = html`<input type="text" ...${common} inputmode=${w === 'number' ? 'decimal' : undefined}
       value=${value} onInput=${onInput} autocomplete="off" />`;
