@@ -414,3 +414,45 @@ test('every enabled plugin gets a generated form; a plugin and a certificate cre
     await env.screenshot(page, 'certificate');
   });
 });
+
+test('Dev Portal admin view: a signed-up developer approved from the console; settings', async () => {
+  await env.withLogs(async () => {
+    assert.ok(cp.urls.portal, 'this portico-cp has --portal_listen');
+    // A developer signs up on the portal (its CSRF cookie, then the form's JSON).
+    const csrf = await http('GET', `${cp.urls.portal}/api/csrf`);
+    const cookie = csrf.headers.get('set-cookie').split(';')[0];
+    const name = '<img src=x onerror="window.__xss=3">Dev';
+    const signup = await http('POST', `${cp.urls.portal}/api/signup`, {
+      body: { email: 'dev@example.test', password: 'correct horse battery', name },
+      headers: { Cookie: cookie, 'X-CSRF-Token': csrf.json.csrf_token },
+    });
+    assert.ok(signup.status < 300, `sign-up: ${signup.status} ${signup.body}`);
+
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    await open(page, '#/portal?tab=developers&status=pending');
+    await heading(page, 'Dev Portal');
+    await page.waitForFunction(() => document.querySelector('table[aria-label=Developers] tbody td')?.textContent === 'dev@example.test');
+    assert.ok((await page.$eval('table[aria-label=Developers] tbody tr', (tr) => tr.textContent)).includes(name));
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    await noSeriousViolations(page, 'portal developers');
+    await env.screenshot(page, 'portal-developers');
+    await page.click('button[aria-label="Approve dev@example.test"]');
+    await page.waitForFunction(() => document.querySelector('table[aria-label=Developers] tbody td.empty'));
+    const devs = (await adminApi('GET', '/portal/developers')).json.data;
+    assert.equal(devs.find((d) => d.email === 'dev@example.test').status, 'approved');
+
+    await open(page, '#/portal?tab=settings');
+    await page.waitForSelector('#portal-auto_approve_registrations');
+    await page.click('#portal-auto_approve_registrations');
+    await page.waitForSelector('.notice[role=status]');
+    assert.equal((await adminApi('GET', '/portal/settings')).json.auto_approve_registrations, true);
+    await noSeriousViolations(page, 'portal settings');
+    for (const tab of ['registrations', 'applications']) {
+      await open(page, `#/portal?tab=${tab}`);
+      await page.waitForSelector(`table.list`);
+      await noSeriousViolations(page, `portal ${tab}`);
+    }
+  });
+});

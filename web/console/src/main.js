@@ -7,6 +7,7 @@ import { api, loadConfig, session, signIn } from './api.js';
 import { Catalog, CatalogService } from './catalog.js';
 import { ENTITIES, EntityForm, EntityList } from './entities.js';
 import { ControlPlanes, RuntimeManager } from './fleet.js';
+import { PortalAdmin } from './portal_admin.js';
 import { Heading, enc, html, navigate, parseHash, useLoad } from './ui.js';
 import { Vitals } from './vitals.js';
 
@@ -60,6 +61,7 @@ function Page({ segments, query }) {
   if (first === 'runtime') return html`<${RuntimeManager} query=${query} />`;
   if (first === 'catalog') return second ? html`<${CatalogService} name=${second} />` : html`<${Catalog} query=${query} />`;
   if (first === 'vitals') return html`<${Vitals} query=${query} />`;
+  if (first === 'portal') return html`<${PortalAdmin} query=${query} />`;
   if (first === 'cp' && second && ENTITIES[third]) {
     if (fourth === 'new') return html`<${EntityForm} key=${`${second}/${third}/new`} cp=${second} entity=${third} query=${query} />`;
     if (fourth) return html`<${EntityForm} key=${`${second}/${third}/${fourth}`} cp=${second} entity=${third} id=${fourth} query=${query} />`;
@@ -104,6 +106,7 @@ function App() {
           )}
           <li><a href="#/catalog" aria-current=${here('#/catalog')}>Service catalog</a></li>
           <li><a href=${`#/vitals?cp=${enc(cp)}`} aria-current=${here('#/vitals')}>Vitals</a></li>
+          <li><a href="#/portal" aria-current=${here('#/portal')}>Dev Portal</a></li>
         </ul>
       </nav>
       <div class="session">
