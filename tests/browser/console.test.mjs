@@ -8,9 +8,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 
 import { TestEnv, http, waitFor } from './lib/harness.mjs';
+
+// Each test stops at 2 minutes with its logs and screenshots, before CTest's 5 would kill it.
+const T = { timeout: 120000 };
 
 let env;
 let cp;
@@ -62,11 +65,15 @@ before(async () => {
   for (let i = 0; i < 20; i++) await http('GET', `http://127.0.0.1:${dp.proxyPort}/probe`);
 });
 
+afterEach(async () => {
+  await env?.closePages();
+});
+
 after(async () => {
   await env?.close();
 });
 
-test('the console listener serves the app, its config and nothing else', async () => {
+test('the console listener serves the app, its config and nothing else', T, async () => {
   await env.withLogs(async () => {
     const index = await http('GET', `${cp.urls.console}/`);
     assert.equal(index.status, 200);
@@ -88,7 +95,7 @@ test('the console listener serves the app, its config and nothing else', async (
   });
 });
 
-test('login: a bad token is refused beside the input, a good one opens the console', async () => {
+test('login: a bad token is refused beside the input, a good one opens the console', T, async () => {
   await env.withLogs(async () => {
     const page = await env.newPage();
     await open(page, '');
@@ -113,7 +120,7 @@ test('login: a bad token is refused beside the input, a good one opens the conso
   });
 });
 
-test('a service and a route through the generated forms; Kong errors beside the bad field', async () => {
+test('a service and a route through the generated forms; Kong errors beside the bad field', T, async () => {
   await env.withLogs(async () => {
     const page = await env.newPage();
     await signIn(page, adminToken);
@@ -196,7 +203,7 @@ test('a service and a route through the generated forms; Kong errors beside the 
   });
 });
 
-test('Runtime Manager lists the connected DP with its sync status and config hash', async () => {
+test('Runtime Manager lists the connected DP with its sync status and config hash', T, async () => {
   await env.withLogs(async () => {
     const page = await env.newPage();
     await signIn(page, adminToken);
@@ -221,7 +228,7 @@ test('Runtime Manager lists the connected DP with its sync status and config has
   });
 });
 
-test('catalog search, a service\'s versions, and XSS payloads shown as text', async () => {
+test('catalog search, a service\'s versions, and XSS payloads shown as text', T, async () => {
   await env.withLogs(async () => {
     for (const s of [
       { name: 'payments', display_name: XSS_DISPLAY, description: XSS_DESCRIPTION, owner_team: 'money', labels: { tier: '1' } },
@@ -259,7 +266,7 @@ test('catalog search, a service\'s versions, and XSS payloads shown as text', as
   });
 });
 
-test('control planes: create and delete through the console; vitals and the other lists pass axe', async () => {
+test('control planes: create and delete through the console; vitals and the other lists pass axe', T, async () => {
   await env.withLogs(async () => {
     const page = await env.newPage();
     await signIn(page, adminToken);
@@ -310,7 +317,7 @@ test('control planes: create and delete through the console; vitals and the othe
   });
 });
 
-test('keyboard: the skip link comes first and moves focus to the page heading', async () => {
+test('keyboard: the skip link comes first and moves focus to the page heading', T, async () => {
   await env.withLogs(async () => {
     const page = await env.newPage();
     await signIn(page, adminToken);
@@ -336,7 +343,7 @@ test('keyboard: the skip link comes first and moves focus to the page heading', 
   });
 });
 
-test('a read-only token sees no edit controls', async () => {
+test('a read-only token sees no edit controls', T, async () => {
   await env.withLogs(async () => {
     const page = await env.newPage();
     await signIn(page, readOnlyToken);
@@ -358,7 +365,7 @@ test('a read-only token sees no edit controls', async () => {
   });
 });
 
-test('every enabled plugin gets a generated form; a plugin and a certificate created through theirs', async () => {
+test('every enabled plugin gets a generated form; a plugin and a certificate created through theirs', T, async () => {
   await env.withLogs(async () => {
     const page = await env.newPage();
     await signIn(page, adminToken);
@@ -415,7 +422,7 @@ test('every enabled plugin gets a generated form; a plugin and a certificate cre
   });
 });
 
-test('Dev Portal admin view: a signed-up developer approved from the console; settings', async () => {
+test('Dev Portal admin view: a signed-up developer approved from the console; settings', T, async () => {
   await env.withLogs(async () => {
     assert.ok(cp.urls.portal, 'this portico-cp has --portal_listen');
     // A developer signs up on the portal (its CSRF cookie, then the form's JSON).
@@ -454,5 +461,55 @@ test('Dev Portal admin view: a signed-up developer approved from the console; se
       await page.waitForSelector(`table.list`);
       await noSeriousViolations(page, `portal ${tab}`);
     }
+  });
+});
+
+test('a consumer\'s credentials and an upstream\'s targets through their nested forms', T, async () => {
+  await env.withLogs(async () => {
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    await open(page, '#/cp/default/consumers/new');
+    await page.waitForSelector('#consumers-form-username');
+    await page.type('#consumers-form-username', 'mobile-app');
+    await page.click('#consumers-form button[type=submit]');
+    await page.waitForFunction(() => location.hash.includes('created=1'));
+    await heading(page, 'Consumer mobile-app');
+
+    // A key-auth credential with a key of our own, then an ACL group.
+    await page.waitForSelector('#child-key-auth-title');
+    await page.click('#child-key-auth-title ~ p button');
+    await page.waitForSelector('#child-key-auth-form-key');
+    await page.type('#child-key-auth-form-key', 'mobile-secret-key');
+    await page.click('#child-key-auth-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('table[aria-label="Key-auth credentials"] tbody td')?.textContent === 'mobile-secret-key');
+    await page.click('#child-acls-title ~ p button');
+    await page.waitForSelector('#child-acls-form-group');
+    await page.click('#child-acls-form button[type=submit]');  // no group: Kong's error beside it
+    await page.waitForSelector('#child-acls-form-group-error');
+    await page.type('#child-acls-form-group', 'partners');
+    await page.click('#child-acls-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('table[aria-label="ACL groups"] tbody td')?.textContent === 'partners');
+    await noSeriousViolations(page, 'consumer with credentials');
+    await env.screenshot(page, 'consumer-credentials');
+    assert.equal((await adminApi('GET', '/consumers/mobile-app/key-auth')).json.data[0].key, 'mobile-secret-key');
+    assert.equal((await adminApi('GET', '/consumers/mobile-app/acls')).json.data[0].group, 'partners');
+
+    // Deleting the credential from its row.
+    await page.click('button[aria-label="Delete Key-auth credentials mobile-secret-key"]');
+    await page.click('button[aria-label="Confirm delete Key-auth credentials mobile-secret-key"]');
+    await page.waitForFunction(() => document.querySelector('table[aria-label="Key-auth credentials"] tbody td.empty'));
+    assert.equal((await adminApi('GET', '/consumers/mobile-app/key-auth')).json.data.length, 0);
+
+    // An upstream and a target.
+    assert.equal((await adminApi('POST', '/upstreams', { name: 'orders-pool' })).status, 201);
+    await open(page, '#/cp/default/upstreams/orders-pool');
+    await page.waitForSelector('#child-targets-title');
+    await page.click('#child-targets-title ~ p button');
+    await page.waitForSelector('#child-targets-form-target');
+    await page.type('#child-targets-form-target', '10.0.0.7:8080');
+    await page.click('#child-targets-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('table[aria-label=Targets] tbody td')?.textContent === '10.0.0.7:8080');
+    assert.equal((await adminApi('GET', '/upstreams/orders-pool/targets')).json.data[0].weight, 100);
   });
 });

@@ -343,6 +343,15 @@ export class TestEnv {
     return page;
   }
 
+  // Closes every tab newPage() opened (the browser stays): between tests, so tabs of earlier
+  // tests do not keep polling and rendering.
+  async closePages() {
+    for (const page of this.pages) {
+      if (!page.isClosed()) await page.close().catch(() => {});
+    }
+    this.pages = [];
+  }
+
   // Saves a full-page PNG as <build>/tests/browser/screenshots/<env name>-<name>.png.
   async screenshot(page, name) {
     const file = path.join(screenshotsDir, `${this.name}-${name}.png`);
@@ -397,11 +406,12 @@ export class TestEnv {
       const shots = [];
       for (const [i, page] of this.pages.entries()) {
         if (page.isClosed()) continue;
-        try {
-          shots.push(await this.screenshot(page, `failure-${i}`));
-        } catch {
-          /* a crashed tab */
-        }
+        // A tab that does not answer (a busy or crashed page) must not hold the failure up.
+        const shot = await Promise.race([
+          this.screenshot(page, `failure-${i}`).catch(() => null),
+          sleep(5000, { unref: true }).then(() => null),
+        ]);
+        if (shot) shots.push(shot);
       }
       e.message = `${e.message}\nscreenshots: ${shots.join(' ')}\n${this.logs()}`;
       throw e;

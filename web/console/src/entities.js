@@ -163,13 +163,98 @@ export function EntityForm({ cp, entity, id, query }) {
       ? html`<${SchemaForm} key=${`${entity}-${id || 'new'}-${name || ''}-${current.data?.updated_at || ''}`}
           formId=${`${entity}-form`} schema=${schema.data} entity=${current.data}
           hidden=${entity === 'plugins' ? ['name'] : []} readOnly=${readOnly}
-          preset=${!id && query.service ? { service: query.service } : {}}
+          preset=${id ? {} : Object.fromEntries(['service', 'route', 'consumer'].filter((k) => query[k]).map((k) => [k, query[k]]))}
           submitLabel=${id ? 'Save' : `Create ${spec.one}`} onSubmit=${submit} />`
       : schema.loading || current.loading
         ? html`<p>Loading…</p>`
         : null}
-    ${id && entity === 'services' && current.data
-      ? html`<p><a href=${`#/cp/${enc(cp)}/routes/new?service=${enc(current.data.id)}`}>Add a route to this service</a></p>`
+    ${id && current.data
+      ? html`<div>${(CHILDREN[entity] || []).map(
+          (c) => html`<${Children} key=${c.path} cp=${cp} entity=${entity} parent=${current.data} child=${c} />`,
+        )}</div>`
       : null}
+  </section>`;
+}
+
+// What an entity's page lists under it: nested collections of the Admin API
+// (/consumers/{c}/key-auth, /upstreams/{u}/targets, /services/{s}/routes, ...). `schema`:
+// created here with its own generated form (the parent field hidden); without one, rows
+// link to their own pages and "Add" opens the full form with the parent filled in.
+const CHILDREN = {
+  services: [
+    { path: 'routes', title: 'Routes', link: 'routes', columns: ['name', 'paths', 'hosts'] },
+    { path: 'plugins', title: 'Plugins', link: 'plugins', columns: ['name', 'enabled'] },
+  ],
+  routes: [{ path: 'plugins', title: 'Plugins', link: 'plugins', columns: ['name', 'enabled'] }],
+  consumers: [
+    { path: 'key-auth', title: 'Key-auth credentials', schema: 'keyauth_credentials', columns: ['key', 'ttl', 'tags'] },
+    { path: 'basic-auth', title: 'Basic-auth credentials', schema: 'basicauth_credentials', columns: ['username', 'tags'] },
+    { path: 'acls', title: 'ACL groups', schema: 'acls', columns: ['group', 'tags'] },
+    { path: 'jwt', title: 'JWT credentials', schema: 'jwt_secrets', columns: ['key', 'algorithm', 'tags'] },
+    { path: 'hmac-auth', title: 'HMAC credentials', schema: 'hmacauth_credentials', columns: ['username', 'tags'] },
+    { path: 'plugins', title: 'Plugins', link: 'plugins', columns: ['name', 'enabled'] },
+  ],
+  upstreams: [{ path: 'targets', title: 'Targets', schema: 'targets', columns: ['target', 'weight', 'tags'] }],
+};
+
+function Children({ cp, entity, parent, child }) {
+  const prefix = cpPrefix(cp);
+  const base = `${prefix}/${entity}/${enc(parent.id)}/${child.path}`;
+  const parentField = ENTITIES[entity].one;
+  const list = useLoad(() => api('GET', `${base}?size=${PAGE_SIZE}`), [base]);
+  const schema = useLoad(() => (child.schema && session.canWrite ? api('GET', `/schemas/${child.schema}`) : Promise.resolve(null)), [child.schema]);
+  const [error, setError] = useState(null);
+  const [adding, setAdding] = useState(false);
+  const [formKey, setFormKey] = useState(0);
+  const id = `child-${child.path}`;
+  return html`<section class="children" aria-labelledby=${`${id}-title`}>
+    <h2 id=${`${id}-title`}>${child.title}</h2>
+    <${ErrorBox} error=${list.error || error} />
+    ${list.data
+      ? html`<table class="list" aria-label=${child.title}>
+          <thead><tr>${child.columns.map((c) => html`<th scope="col" key=${c}>${c}</th>`)}${session.canWrite && child.schema ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : null}</tr></thead>
+          <tbody>
+            ${list.data.data.length === 0
+              ? html`<tr><td colspan=${child.columns.length + 1} class="empty">None.</td></tr>`
+              : list.data.data.map(
+                  (row) => html`<tr key=${row.id}>
+                    ${child.columns.map((c, i) =>
+                      i === 0 && child.link
+                        ? html`<td key=${c}><a href=${`#/cp/${enc(cp)}/${child.link}/${enc(row.id)}`}>${cellText(row[c]) || row.id}</a></td>`
+                        : html`<td key=${c}>${cellText(row[c])}</td>`,
+                    )}
+                    ${session.canWrite && child.schema
+                      ? html`<td class="row-actions"><${DeleteButton} label=${`${child.title} ${cellText(row[child.columns[0]]) || row.id}`}
+                          onDelete=${async () => {
+                            setError(null);
+                            try {
+                              await api('DELETE', `${base}/${enc(row.id)}`);
+                              list.reload();
+                            } catch (e) {
+                              setError(e);
+                            }
+                          }} /></td>`
+                      : null}
+                  </tr>`,
+                )}
+          </tbody>
+        </table>`
+      : html`<p>Loading…</p>`}
+    ${!session.canWrite
+      ? null
+      : child.link
+        ? html`<p><a href=${`#/cp/${enc(cp)}/${child.link}/new?${parentField}=${enc(parent.id)}`}>Add ${child.title.toLowerCase()}</a></p>`
+        : !adding
+          ? html`<p><button type="button" onClick=${() => setAdding(true)}>Add ${child.title.toLowerCase()}</button></p>`
+          : schema.data
+            ? html`<${SchemaForm} key=${formKey} formId=${`${id}-form`} schema=${schema.data} entity=${null}
+                hidden=${[parentField]} submitLabel="Add"
+                onSubmit=${async (body) => {
+                  await api('POST', base, body);
+                  setFormKey((k) => k + 1);
+                  setAdding(false);
+                  list.reload();
+                }} />`
+            : html`<${ErrorBox} error=${schema.error} />`}
   </section>`;
 }

@@ -164,6 +164,7 @@ function hint(def) {
   if (w === 'foreign') bits.push(`id or name of one of the ${def.reference}`);
   if (w === 'json') bits.push('JSON');
   if (def.between) bits.push(`${def.between[0]}–${def.between[1]}`);
+  if (def.auto) bits.push('generated when left empty');
   if (def.default !== undefined && w !== 'checkbox' && w !== 'select') {
     bits.push(`default ${JSON.stringify(def.default)}`);
   }
@@ -227,9 +228,13 @@ function Field({ formId, path, name, def, texts, setText, errors, readOnly }) {
 // returns a promise; an ApiError with Kong's `fields` is shown field by field.
 // `preset`: path → text filled in on create (sent, unlike defaults).
 export function SchemaForm({ formId, schema, entity, hidden = [], preset = {}, readOnly, submitLabel, onSubmit, extra }) {
+  // `auto` fields the server always fills (ids, timestamps) are not shown; others (a
+  // credential's key) are optional inputs, generated when left empty.
   const visible = (schema.fields || []).filter((f) => {
     const name = Object.keys(f)[0];
-    return !f[name].auto && !hidden.includes(name);
+    const def = f[name];
+    const serverOnly = def.auto && (def.uuid || name === 'created_at' || name === 'updated_at');
+    return !serverOnly && !hidden.includes(name);
   });
   const [initial] = useState(() => initialTexts(visible, entity));
   const [texts, setTexts] = useState(() => ({ ...initial, ...preset }));
