@@ -513,3 +513,30 @@ test('a consumer\'s credentials and an upstream\'s targets through their nested 
     assert.equal((await adminApi('GET', '/upstreams/orders-pool/targets')).json.data[0].weight, 100);
   });
 });
+
+test('a catalog service\'s usage: the vitals of the gateway service its version runs as', T, async () => {
+  await env.withLogs(async () => {
+    // The probe's 502s (sent at start, in the vitals since the control plane test).
+    await waitFor(async () => (await adminApi('GET', '/vitals/requests?service=vitals-probe')).json?.data?.length > 0,
+      'vitals of the probe', 40000);
+    assert.equal((await adminApi('POST', '/service-catalog/services', { name: 'probe-api' })).status, 201);
+    const v = await adminApi('POST', '/service-catalog/services/probe-api/versions', {
+      version: '2.0.0', gateway_services: [{ control_plane_id: 'default', service_id: 'vitals-probe' }],
+    });
+    assert.equal(v.status, 201, v.body);
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    await open(page, '#/catalog/probe-api');
+    await page.waitForSelector('table[aria-label="Usage in the last hour"] tbody tr');
+    const rows = await page.$$eval('table[aria-label="Usage in the last hour"] tbody tr',
+      (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+    assert.equal(rows.length, 2);
+    assert.deepEqual([rows[0][0], rows[1][0]], ['all versions', '2.0.0']);
+    assert.ok(Number(rows[0][1]) >= 20, rows[0].join(' '));
+    assert.equal(rows[0][1], rows[0][2], 'every probe request was a 502');
+    assert.equal(rows[0][3], '100.0%');
+    await noSeriousViolations(page, 'catalog usage');
+    await env.screenshot(page, 'catalog-usage');
+  });
+});

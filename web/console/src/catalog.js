@@ -51,6 +51,36 @@ export function Catalog({ query }) {
   </section>`;
 }
 
+function percent(rate) {
+  return `${(rate * 100).toFixed(rate > 0 && rate < 0.001 ? 3 : 1)}%`;
+}
+
+// Requests, 5xx errors and latency of the gateway services the versions are bound to, over
+// the last hour (GET .../usage): the service as a whole (a gateway service two versions
+// share counted once), then each version.
+function Usage({ name, versions }) {
+  // 10 s rows: the 1 min ones are rolled up a minute after their period, the 10 s ones are
+  // stored as they arrive (kept an hour, the window shown).
+  const usage = useLoad(() => api('GET', `/service-catalog/services/${enc(name)}/usage?granularity=10s`), [name]);
+  if (!usage.data) return html`<div><${ErrorBox} error=${usage.error} /></div>`;
+  const u = usage.data.data;
+  const label = new Map((versions || []).map((v) => [v.id, v.version]));
+  const rows = [['all versions', u], ...u.versions.map((v) => [label.get(v.id) || v.id, v])];
+  return html`<div>
+    <table class="list" aria-label="Usage in the last hour">
+      <thead><tr><th scope="col">version</th><th scope="col">requests</th><th scope="col">5xx errors</th><th scope="col">error rate</th><th scope="col">p50 ms</th><th scope="col">p99 ms</th></tr></thead>
+      <tbody>
+        ${rows.map(
+          ([v, t]) => html`<tr key=${v}>
+            <td>${v}</td><td>${t.requests}</td><td>${t.errors_5xx}</td><td>${percent(t.error_rate)}</td>
+            <td>${t.latency_ms.p50}</td><td>${t.latency_ms.p99}</td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
+}
+
 export function CatalogService({ name }) {
   const svc = useLoad(() => api('GET', `/service-catalog/services/${enc(name)}`), [name]);
   const versions = useLoad(() => api('GET', `/service-catalog/services/${enc(name)}/versions?page[size]=100`), [name]);
@@ -88,5 +118,7 @@ export function CatalogService({ name }) {
           </tbody>
         </table>`
       : html`<p>Loading…</p>`}
+    <h2>Usage in the last hour</h2>
+    ${versions.data ? html`<${Usage} name=${name} versions=${versions.data.data} />` : html`<p>Loading…</p>`}
   </section>`;
 }
