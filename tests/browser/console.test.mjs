@@ -282,8 +282,11 @@ test('control planes: create and delete through the console; vitals and the othe
     await page.waitForSelector('#cp-name-error');
     assert.match(await page.$eval('#cp-name-error', (e) => e.textContent), /without '\/'/);
     await env.screenshot(page, 'control-plane-error');
-    await page.click('button[aria-label="Delete control plane eu-west"]');
-    await page.click('button[aria-label="Confirm delete control plane eu-west"]');
+    // By keyboard: Enter on Delete moves focus to its confirmation, Enter again deletes.
+    await page.focus('button[aria-label="Delete control plane eu-west"]');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') === 'Confirm delete control plane eu-west');
+    await page.keyboard.press('Enter');
     await page.waitForFunction(() => ![...document.querySelectorAll('table.list td a')].some((a) => a.textContent === 'eu-west'));
     assert.equal((await adminApi('GET', '/control-planes/eu-west')).status, 404);
 

@@ -70,15 +70,24 @@ export function useLoad(load, deps) {
 }
 
 // A delete button that asks once more in place (no modal: keyboard users stay in the row).
+// Focus follows the question and its answer, so a keyboard user never lands on <body>.
 export function DeleteButton({ label, onDelete }) {
   const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
+  const confirmRef = useRef(null);
+  const deleteRef = useRef(null);
+  const wasAsking = useRef(false);
+  useEffect(() => {
+    if (asking) confirmRef.current?.focus();
+    else if (wasAsking.current) deleteRef.current?.focus();
+    wasAsking.current = asking;
+  }, [asking]);
   if (!asking) {
-    return html`<button type="button" class="danger" aria-label=${`Delete ${label}`}
+    return html`<button type="button" class="danger" ref=${deleteRef} aria-label=${`Delete ${label}`}
       onClick=${() => setAsking(true)}>Delete</button>`;
   }
   return html`<span class="confirm">
-    <button type="button" class="danger" disabled=${busy} aria-label=${`Confirm delete ${label}`}
+    <button type="button" class="danger" ref=${confirmRef} disabled=${busy} aria-label=${`Confirm delete ${label}`}
       onClick=${async () => {
         setBusy(true);
         try {
