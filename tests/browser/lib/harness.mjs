@@ -10,6 +10,8 @@
 //   await page.goto(cp.urls.console);
 //   await env.screenshot(page, 'services');             // <build>/tests/browser/screenshots/
 //   assert.deepEqual(await env.axe(page), []);          // serious and critical violations
+//   await env.withLogs(async () => { ... });            // a failure carries logs + screenshots
+//   await env.closePages();                             // between tests (afterEach)
 //   await env.close();
 //
 // Environment: PORTICO_BUILD_DIR (default <source>/build), PORTICO_TEST_PG_DSN (a server to
