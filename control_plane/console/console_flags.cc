@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "common/logging.h"
 
 constexpr char kDefaultConsoleListen[] = "127.0.0.1:8002";
@@ -61,6 +62,23 @@ absl::StatusOr<std::unique_ptr<ConsoleServer>> ConsoleServer::startFromFlags(
   console.admin_tls = !admin.ssl_cert_path.empty();
   console.admin_auth = admin.require_auth;
   auto started = start(store, server, console);
+  // With --admin_gui_url set, the Admin API answers only the origins listed: the console's
+  // calls fail in the browser unless it is one of them. Its host cannot be known here (the
+  // browser's), its port can.
+  if (started.ok() && !admin.cors.origins().empty()) {
+    const std::string port = absl::StrCat(":", (*started)->port());
+    bool listed = false;
+    for (const std::string& origin : admin.cors.origins()) {
+      listed = listed || (origin.size() > port.size() &&
+                          origin.compare(origin.size() - port.size(), port.size(), port) == 0);
+    }
+    if (!listed) {
+      LOG_WARN("console",
+               "--admin_gui_url lists no origin on the console's port %d: browsers will refuse "
+               "the Admin API's answers to the console (add e.g. http://127.0.0.1%s)",
+               (*started)->port(), port);
+    }
+  }
   // Several control planes on one host (replicas, tests) cannot all have the default port:
   // only a port asked for is worth failing over.
   if (absl::IsUnavailable(started.status()) && listen == kDefaultConsoleListen) {
