@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -400,6 +401,17 @@ ApiResponse PortalWeb::login(const ApiRequest& request, Caller& caller) {
   }
   if (!caller.token_hash.empty()) {
     (void)actions_.db().deleteSession(caller.token_hash);  // a new session replaces it
+  }
+  // Expired sessions are never read again (getSession checks the expiry); a login now and
+  // then deletes them, so the table holds live sessions and at most a minute of others.
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+  int64_t last = last_sweep_s_.load();
+  if (now_s - last >= 60 && last_sweep_s_.compare_exchange_strong(last, now_s)) {
+    if (auto swept = actions_.db().deleteExpiredSessions(); !swept.ok()) {
+      LOG_WARN("portal", "deleting expired sessions: %s", swept.status().ToString());
+    }
   }
   const std::string token = randomHex(kTokenBytes);
   const std::string csrf = randomHex(kTokenBytes);

@@ -14,6 +14,7 @@
 // PostgreSQL: the transport calls it on a worker thread. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -49,6 +50,7 @@ class PortalWeb {
   PortalActions actions_;
   RateLimiter login_per_email_, login_per_address_, signup_per_email_, signup_per_address_;
   const std::string dummy_hash_;  // verified against for unknown emails (same timing)
+  std::atomic<int64_t> last_sweep_s_{0};  // expired sessions deleted at most once a minute
 };
 
 }  // namespace portico::cp::portal

@@ -24,7 +24,10 @@ bool RateLimiter::allow(const std::string& key) {
     }
     it = keys_.emplace(key, Entry{now, 0}).first;
   }
-  return ++it->second.hits <= limit_;
+  if (it->second.hits <= limit_) {  // stops counting past the limit (no wrap-around)
+    ++it->second.hits;
+  }
+  return it->second.hits <= limit_;
 }
 
 }  // namespace portico::cp::portal
