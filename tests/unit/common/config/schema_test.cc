@@ -206,6 +206,17 @@ TEST_CASE("entity size: the exact text length decides where the quick bound cann
   // Escapes count as written: 11,000 control characters are 66,000 bytes of \u00XX.
   const Json escaped = {{"name", std::string(11000, '\x01')}};
   CHECK(checkEntitySize("services", escaped).size() == 1);
+  // Invalid UTF-8 is measured as written (each bad byte as U+FFFD, 3 bytes), never refused
+  // for its encoding here and never a crash: 21,000 bytes are 63,000 written, 22,000 are
+  // 66,000.
+  CHECK(checkEntitySize("services", Json{{"name", std::string(21000, '\xff')}}).empty());
+  CHECK(checkEntitySize("services", Json{{"name", std::string(22000, '\xff')}}).size() == 1);
+  // Nesting far deeper than any parser lets through (64 levels) is still only measured.
+  Json deep = "x";
+  for (int i = 0; i < 2000; ++i) {
+    deep = Json::array({deep});
+  }
+  CHECK(checkEntitySize("services", Json{{"tags", deep}}).empty());
   // Deep and wide values under the limit pass; so does a small entity (the quick path).
   Json wide = Json::array();
   for (int i = 0; i < 1000; ++i) {
