@@ -257,7 +257,7 @@ ApiResponse postConfig(PgConfigStore& store, const ApiRequest& req,
   if (replace.joinable()) {
     finish(&entities);
   } else {
-    outcome = store.replaceConfig(group, &entities);  // a file with no entities
+    outcome = store.replaceConfig(group, &entities);  // a loader that never reported ids
   }
   const uint64_t t3 = steadyMs();
   if (!outcome.ok()) {
