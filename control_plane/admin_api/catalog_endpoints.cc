@@ -5,9 +5,13 @@
 //   /service-catalog/services/{svc}/versions                                 GET, POST
 //   /service-catalog/services/{svc}/versions/{id or version}                 GET, PATCH, DELETE
 //   /service-catalog/services/{svc}/versions/{ver}/spec                      GET (the document)
-//   /service-catalog/services/{svc}/dependencies[?direction=dependents]      GET, POST
+//   /service-catalog/services/{svc}/dependencies[?direction=&source=&start=&end=&granularity=]
+//                                                                            GET, POST
 //   /service-catalog/services/{svc}/dependencies/{id or name}                GET, DELETE
 //   /service-catalog/services/{svc}/usage, .../versions/{ver}/usage          GET
+// Dependencies are declared (POST) or observed: a service's `calls_as` names the gateway
+// consumers it calls other services as, and the vitals' per-consumer counts show which
+// gateway services, bound to which other catalog services' versions, those consumers call.
 // Lists have Konnect's shape; bad input gets Kong's schema-violation body naming the field.
 // Text is stored as given (rendering it safely is the reader's job) but control characters
 // are refused, and links must be http(s) URLs (a javascript: link would run in a console).
@@ -39,7 +43,7 @@ constexpr size_t kMaxUrlLength = 2048;
 constexpr size_t kMaxLabels = 50;
 constexpr size_t kMaxLabelLength = 63;
 constexpr size_t kMaxVersionLength = 100;
-constexpr size_t kMaxBindings = 100;
+constexpr size_t kMaxBindings = 100;  // gateway_services of a version, calls_as of a service
 constexpr size_t kMaxQueryLength = 1000;
 
 class Errors {
@@ -112,6 +116,16 @@ bool isWebUrl(const std::string& s) {
 
 Json optionalJson(const std::optional<std::string>& s) { return s ? Json(*s) : Json(); }
 
+Json callersJson(const std::vector<CatalogCaller>& callers) {
+  Json out = Json::array();
+  for (const CatalogCaller& c : callers) {
+    out.push_back(Json{{"control_plane_id", c.control_plane_id},
+                       {"control_plane_name", c.control_plane_name},
+                       {"consumer_id", c.consumer_id}});
+  }
+  return out;
+}
+
 Json serviceJson(const CatalogService& s) {
   return Json{
       {"id", s.id},
@@ -122,6 +136,7 @@ Json serviceJson(const CatalogService& s) {
       {"labels", s.labels},
       {"links",
        {{"repository", optionalJson(s.repository_url)}, {"runbook", optionalJson(s.runbook_url)}}},
+      {"calls_as", callersJson(s.calls_as)},
       {"created_at", s.created_at},
       {"updated_at", s.updated_at}};
 }
@@ -166,8 +181,9 @@ std::optional<ApiResponse> readObject(const ApiRequest& req, Json* out) {
 
 const std::set<std::string>& serviceFields() {
   static const auto* const kFields =
-      new std::set<std::string>{"id",     "name",  "display_name", "description", "owner_team",
-                                "labels", "links", "created_at",   "updated_at"};
+      new std::set<std::string>{"id",         "name",       "display_name", "description",
+                                "owner_team", "labels",     "links",        "calls_as",
+                                "created_at", "updated_at"};
   return *kFields;
 }
 
@@ -252,6 +268,11 @@ void applyServiceBody(const Json& body, bool create, CatalogService* s, Errors* 
   }
 }
 
+// An entity of a control plane, by ids.
+struct GroupEntity {
+  std::string control_plane_id, control_plane_name, id;
+};
+
 class CatalogApi {
  public:
   explicit CatalogApi(PgConfigStore& store) : store_(store), catalog_(store.pool()) {}
@@ -266,13 +287,15 @@ class CatalogApi {
       CatalogService s;
       Errors errors;
       applyServiceBody(body, true, &s, &errors);
+      if (auto answer = readCallers(body, &s, &errors)) {
+        return *std::move(answer);
+      }
       if (!errors.empty()) {
         return errors.response();
       }
       auto created = catalog_.createService(s);
       if (absl::IsAlreadyExists(created.status())) {
-        return created.status().message() == "id" ? uniqueViolation(Json{{"id", s.id}})
-                                                  : uniqueViolation(Json{{"name", s.name}});
+        return serviceConflict(created.status(), s);
       }
       if (!created.ok()) {
         return statusResponse(created.status());
@@ -353,12 +376,15 @@ class CatalogApi {
     }
     Errors errors;
     applyServiceBody(body, false, &*s, &errors);
+    if (auto answer = readCallers(body, &*s, &errors)) {
+      return *std::move(answer);
+    }
     if (!errors.empty()) {
       return errors.response();
     }
     auto updated = catalog_.updateService(*s);
     if (absl::IsAlreadyExists(updated.status())) {
-      return uniqueViolation(Json{{"name", s->name}});
+      return serviceConflict(updated.status(), *s);
     }
     if (!updated.ok()) {
       return statusResponse(updated.status());
@@ -470,6 +496,9 @@ class CatalogApi {
   }
 
   // ---- dependencies --------------------------------------------------------------------------
+  // GET lists declared and observed ones (source=declared|observed|all, default all) in one
+  // direction (direction=dependencies|dependents), observed over the usage window
+  // (start, end, granularity); POST declares one.
   ApiResponse dependencies(const EndpointCall& call) {
     auto s = catalog_.getService(call.params[0]);
     if (!s.ok()) {
@@ -481,25 +510,30 @@ class CatalogApi {
       if (std::optional<config::FieldError> bad = readPageRequest(call.query, &page)) {
         errors.add(bad->field, bad->reason);
       }
-      bool dependents = false;
-      if (auto it = call.query.find("direction"); it != call.query.end()) {
-        dependents = it->second == "dependents";
-        if (!dependents && it->second != "dependencies") {
-          errors.add("direction", "expected one of: dependencies, dependents");
+      CatalogDependencyQuery q = dependencyQuery(call, s->id, &errors);
+      if (auto it = call.query.find("source"); it != call.query.end()) {
+        q.declared = it->second != "observed";
+        q.observed = it->second != "declared";
+        if (it->second != "all" && it->second != "declared" && it->second != "observed") {
+          errors.add("source", "expected one of: all, declared, observed");
         }
       }
       if (!errors.empty()) {
         return errors.response();
       }
-      auto list = catalog_.listDependencies(s->id, dependents, page.size, page.number);
+      q.size = page.size;
+      q.number = page.number;
+      auto list = catalog_.listDependencies(q);
       if (!list.ok()) {
         return statusResponse(list.status());
       }
       Json data = Json::array();
-      for (const CatalogService& d : list->items) {
-        data.push_back(serviceJson(d));
+      for (const CatalogDependency& d : list->items) {
+        data.push_back(dependencyJson(d));
       }
-      return json(200, pageBody(std::move(data), page, list->total));
+      Json body = pageBody(std::move(data), page, list->total);
+      body["meta"]["window"] = windowJson(q);
+      return json(200, std::move(body));
     }
     Json body;
     if (auto bad = readObject(call.request, &body)) {
@@ -543,6 +577,8 @@ class CatalogApi {
     return json(201, serviceJson(*dep));
   }
 
+  // GET: the dependency on one service, declared or observed in the window (404: neither).
+  // DELETE: removes the declaration (an observed dependency stays as long as the traffic).
   ApiResponse dependency(const EndpointCall& call) {
     auto s = catalog_.getService(call.params[0]);
     if (!s.ok()) {
@@ -559,8 +595,20 @@ class CatalogApi {
       const absl::Status st = catalog_.removeDependency(s->id, dep->id);
       return st.ok() || absl::IsNotFound(st) ? ApiResponse{204, ""} : statusResponse(st);
     }
-    const absl::Status st = catalog_.hasDependency(s->id, dep->id);
-    return st.ok() ? json(200, serviceJson(*dep)) : statusResponse(st);
+    Errors errors;
+    CatalogDependencyQuery q = dependencyQuery(call, s->id, &errors);
+    if (!errors.empty()) {
+      return errors.response();
+    }
+    q.other_id = dep->id;
+    auto list = catalog_.listDependencies(q);
+    if (!list.ok()) {
+      return statusResponse(list.status());
+    }
+    if (list->items.empty()) {
+      return message(404, "Not found");
+    }
+    return json(200, dependencyJson(list->items[0]));
   }
 
   // ---- usage ---------------------------------------------------------------------------------
@@ -578,38 +626,11 @@ class CatalogApi {
       only = *std::move(v);
     }
     Errors errors;
-    int granularity = 60;
-    std::string granularity_name = "1m";
-    if (auto it = call.query.find("granularity"); it != call.query.end()) {
-      granularity_name = it->second;
-      granularity = it->second == "10s"  ? 10
-                    : it->second == "1m" ? 60
-                    : it->second == "1h" ? 3600
-                                         : 0;
-      if (granularity == 0) {
-        errors.add("granularity", "expected one of: 10s, 1m, 1h");
-      }
-    }
-    const int64_t now = static_cast<int64_t>(std::time(nullptr));
-    int64_t end = now, start = now - 3600;
-    for (auto [key, out] : {std::pair<const char*, int64_t*>{"start", &start}, {"end", &end}}) {
-      if (auto it = call.query.find(key); it != call.query.end()) {
-        char* stop = nullptr;
-        const long long v = std::strtoll(it->second.c_str(), &stop, 10);
-        if (it->second.empty() || *stop != '\0' || v < 0 || v > (int64_t{1} << 40)) {
-          errors.add(key, "expected epoch seconds");
-        } else {
-          *out = v;
-        }
-      }
-    }
-    if (errors.empty() && start >= end) {
-      errors.add("end", "must be after start");
-    }
+    const Window w = readWindow(call, &errors);
     if (!errors.empty()) {
       return errors.response();
     }
-    auto rows = catalog_.usage(s->id, only ? only->id : "", granularity, start, end);
+    auto rows = catalog_.usage(s->id, only ? only->id : "", w.granularity, w.start, w.end);
     if (!rows.ok()) {
       return statusResponse(rows.status());
     }
@@ -630,7 +651,7 @@ class CatalogApi {
       b["service_id"] = r.gateway_service_id;
       bindings_by_version[r.version_id].push_back(std::move(b));
     }
-    const Json meta{{"start", start}, {"end", end}, {"granularity", granularity_name}};
+    const Json meta = w.json();
     if (only) {
       Json data = by_version[only->id].json();
       data["gateway_services"] =
@@ -650,6 +671,80 @@ class CatalogApi {
   }
 
  private:
+  // The traffic window of usage and observed dependencies: start and end in epoch seconds
+  // (default: the last hour), granularity 10s, 1m (default) or 1h.
+  struct Window {
+    int granularity = 60;
+    int64_t start = 0, end = 0;
+    Json json() const {
+      return Json{{"start", start},
+                  {"end", end},
+                  {"granularity", granularity == 10 ? "10s" : granularity == 60 ? "1m" : "1h"}};
+    }
+  };
+  static Window readWindow(const EndpointCall& call, Errors* errors) {
+    Window w;
+    if (auto it = call.query.find("granularity"); it != call.query.end()) {
+      w.granularity = it->second == "10s"  ? 10
+                      : it->second == "1m" ? 60
+                      : it->second == "1h" ? 3600
+                                           : 0;
+      if (w.granularity == 0) {
+        errors->add("granularity", "expected one of: 10s, 1m, 1h");
+      }
+    }
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    w.end = now;
+    w.start = now - 3600;
+    for (auto [key, out] : {std::pair<const char*, int64_t*>{"start", &w.start}, {"end", &w.end}}) {
+      if (auto it = call.query.find(key); it != call.query.end()) {
+        char* stop = nullptr;
+        const long long v = std::strtoll(it->second.c_str(), &stop, 10);
+        if (it->second.empty() || *stop != '\0' || v < 0 || v > (int64_t{1} << 40)) {
+          errors->add(key, "expected epoch seconds");
+        } else {
+          *out = v;
+        }
+      }
+    }
+    if (errors->empty() && w.start >= w.end) {
+      errors->add("end", "must be after start");
+    }
+    return w;
+  }
+
+  // The direction and window of a dependency read.
+  static CatalogDependencyQuery dependencyQuery(const EndpointCall& call,
+                                                const std::string& service_id, Errors* errors) {
+    CatalogDependencyQuery q;
+    q.service_id = service_id;
+    if (auto it = call.query.find("direction"); it != call.query.end()) {
+      q.dependents = it->second == "dependents";
+      if (!q.dependents && it->second != "dependencies") {
+        errors->add("direction", "expected one of: dependencies, dependents");
+      }
+    }
+    const Window w = readWindow(call, errors);
+    q.granularity = w.granularity;
+    q.start = w.start;
+    q.end = w.end;
+    return q;
+  }
+  static Json windowJson(const CatalogDependencyQuery& q) {
+    return Window{q.granularity, q.start, q.end}.json();
+  }
+
+  // The other service, whether the dependency is declared, and its traffic when observed.
+  static Json dependencyJson(const CatalogDependency& d) {
+    Json j = serviceJson(d.service);
+    j["declared"] = d.declared;
+    j["observed"] = d.observed ? Json{{"requests", d.requests},
+                                      {"errors_5xx", d.errors_5xx},
+                                      {"last_seen", d.last_seen}}
+                               : Json();
+    return j;
+  }
+
   struct Totals {
     int64_t requests = 0, errors_5xx = 0, max_ms = 0;
     portico::vitals::LatencyCounts bins{};
@@ -747,56 +842,122 @@ class CatalogApi {
     if (bindings->is_null()) {
       return std::nullopt;
     }
-    for (size_t i = 0; i < bindings->size(); ++i) {
-      const Json& b = (*bindings)[i];
-      const std::string at = absl::StrCat("gateway_services.", i + 1);
+    std::vector<GroupEntity> refs;
+    if (auto answer = resolveRefs(*bindings, "gateway_services", "service_id", "services",
+                                  "service", &errors, &refs)) {
+      return answer;
+    }
+    for (GroupEntity& r : refs) {
+      u->bindings->push_back(
+          {std::move(r.control_plane_id), std::move(r.control_plane_name), std::move(r.id)});
+    }
+    if (!errors.empty()) {
+      return errors.response();
+    }
+    return std::nullopt;
+  }
+
+  // `calls_as` of a service body into s->calls_as (absent: left alone; null: none). Only a
+  // storage failure is answered; what is wrong goes to *errors.
+  std::optional<ApiResponse> readCallers(const Json& body, CatalogService* s, Errors* errors) {
+    auto it = body.find("calls_as");
+    if (it == body.end()) {
+      return std::nullopt;
+    }
+    if (it->is_null()) {
+      s->calls_as.clear();
+      return std::nullopt;
+    }
+    if (!it->is_array() || it->size() > kMaxBindings) {
+      errors->add("calls_as", "expected an array of at most 100 objects");
+      return std::nullopt;
+    }
+    std::vector<GroupEntity> refs;
+    if (auto answer =
+            resolveRefs(*it, "calls_as", "consumer_id", "consumers", "consumer", errors, &refs)) {
+      return answer;
+    }
+    s->calls_as.clear();
+    for (GroupEntity& r : refs) {
+      s->calls_as.push_back(
+          {std::move(r.control_plane_id), std::move(r.control_plane_name), std::move(r.id)});
+    }
+    return std::nullopt;
+  }
+
+  // A consumer another catalog service calls as: 409, naming it.
+  static ApiResponse serviceConflict(const absl::Status& st, const CatalogService& s) {
+    const std::string what(st.message());
+    if (what == "id") {
+      return uniqueViolation(Json{{"id", s.id}});
+    }
+    if (what == "name") {
+      return uniqueViolation(Json{{"name", s.name}});
+    }
+    for (const CatalogCaller& c : s.calls_as) {
+      if (what == c.control_plane_id + "/" + c.consumer_id) {
+        return uniqueViolation(Json{{"calls_as", {{"control_plane_id", c.control_plane_id},
+                                                  {"consumer_id", c.consumer_id}}}});
+      }
+    }
+    return uniqueViolation(Json{{"calls_as", callersJson(s.calls_as)}});
+  }
+
+  // Each object of `list` names a control plane (`control_plane_id`: id or name) and an entity
+  // of `type` in it (`key`: id, or the type's endpoint key), resolved to ids into *out; what
+  // does not resolve is an error naming "<field>.N.<key>".
+  // Only a storage failure is answered.
+  std::optional<ApiResponse> resolveRefs(const Json& list, const std::string& field,
+                                         const std::string& key, const std::string& type,
+                                         const std::string& noun, Errors* errors,
+                                         std::vector<GroupEntity>* out) {
+    for (size_t i = 0; i < list.size(); ++i) {
+      const Json& b = list[i];
+      const std::string at = absl::StrCat(field, ".", i + 1);
       if (!b.is_object()) {
-        errors.add(at, "expected an object");
+        errors->add(at, "expected an object");
         continue;
       }
       for (auto it = b.begin(); it != b.end(); ++it) {
-        if (it.key() != "control_plane_id" && it.key() != "service_id" &&
+        if (it.key() != "control_plane_id" && it.key() != key &&
             it.key() != "control_plane_name") {
-          errors.add(at + "." + it.key(), "unknown field");
+          errors->add(at + "." + it.key(), "unknown field");
         }
       }
-      const auto ref = [&](const char* key) -> const std::string* {
-        auto it = b.find(key);
+      const auto ref = [&](const std::string& name) -> const std::string* {
+        auto it = b.find(name);
         if (it == b.end()) {
-          errors.add(at + "." + key, "required field missing");
+          errors->add(at + "." + name, "required field missing");
         } else if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
-          errors.add(at + "." + key, "expected an id or a name");
+          errors->add(at + "." + name, "expected an id or a name");
         } else {
           return &it->get_ref<const std::string&>();
         }
         return nullptr;
       };
       const std::string* cp = ref("control_plane_id");
-      const std::string* svc = ref("service_id");
-      if (cp == nullptr || svc == nullptr) {
+      const std::string* entity = ref(key);
+      if (cp == nullptr || entity == nullptr) {
         continue;
       }
       auto group = store_.getGroup(*cp);
       if (absl::IsNotFound(group.status())) {
-        errors.add(at + ".control_plane_id", "control plane '" + *cp + "' not found");
+        errors->add(at + ".control_plane_id", "control plane '" + *cp + "' not found");
         continue;
       }
       if (!group.ok()) {
         return statusResponse(group.status());
       }
-      auto gateway = store_.getJson(group->name, "services", *svc);
-      if (absl::IsNotFound(gateway.status())) {
-        errors.add(at + ".service_id",
-                   "service '" + *svc + "' not found in control plane '" + group->name + "'");
+      auto found = store_.getJson(group->name, type, *entity);
+      if (absl::IsNotFound(found.status())) {
+        errors->add(at + "." + key,
+                    noun + " '" + *entity + "' not found in control plane '" + group->name + "'");
         continue;
       }
-      if (!gateway.ok()) {
-        return statusResponse(gateway.status());
+      if (!found.ok()) {
+        return statusResponse(found.status());
       }
-      u->bindings->push_back({group->id, group->name, (*gateway)["id"].get<std::string>()});
-    }
-    if (!errors.empty()) {
-      return errors.response();
+      out->push_back({group->id, group->name, (*found)["id"].get<std::string>()});
     }
     return std::nullopt;
   }

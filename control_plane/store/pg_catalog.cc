@@ -22,10 +22,13 @@ const std::string& serviceColumns() {
       std::string("s.id::text, s.name, s.display_name, s.description, s.owner_team, "
                   "s.labels::text, s.repository_url, s.runbook_url, "
                   "to_char(s.created_at AT TIME ZONE 'UTC', ") +
-      kTimestamp + "), to_char(s.updated_at AT TIME ZONE 'UTC', " + kTimestamp + ")");
+      kTimestamp + "), to_char(s.updated_at AT TIME ZONE 'UTC', " + kTimestamp +
+      "), coalesce((SELECT json_agg(json_build_array(c.control_plane_id, g.name, "
+      "c.consumer_id) ORDER BY g.name, c.consumer_id) FROM catalog_service_callers c JOIN "
+      "groups g ON g.id = c.control_plane_id WHERE c.service_id = s.id), '[]')::text");
   return *kColumns;
 }
-constexpr int kServiceColumnCount = 10;
+constexpr int kServiceColumnCount = 11;
 
 const std::string& versionColumns() {
   static const auto* const kColumns = new std::string(
@@ -58,6 +61,10 @@ CatalogService serviceFromRow(const pqxx::row& row) {
   s.runbook_url = optionalText(row[7]);
   s.created_at = row[8].as<std::string>();
   s.updated_at = row[9].as<std::string>();
+  for (const Json& c : Json::parse(row[10].c_str())) {
+    s.calls_as.push_back(
+        {c[0].get<std::string>(), c[1].get<std::string>(), c[2].get<std::string>()});
+  }
   return s;
 }
 
@@ -143,6 +150,45 @@ void insertBindings(pqxx::work& txn, const std::string& version_id,
         "gateway_service_id) VALUES ($1::uuid, $2::uuid, $3::uuid) ON CONFLICT DO NOTHING",
         version_id, b.control_plane_id, b.gateway_service_id);
   }
+}
+
+// Replaces the consumers `service_id` calls as. One that another catalog service already
+// calls as is refused: kAlreadyExists naming "<control plane id>/<consumer id>".
+absl::Status writeCallers(pqxx::work& txn, const std::string& service_id,
+                          const std::vector<CatalogCaller>& callers) {
+  std::string control_planes = "{", consumers = "{";
+  for (const CatalogCaller& c : callers) {
+    if (control_planes.size() > 1) {
+      control_planes += ',';
+      consumers += ',';
+    }
+    control_planes += c.control_plane_id;  // UUIDs, checked by the caller: nothing to quote
+    consumers += c.consumer_id;
+  }
+  control_planes += '}';
+  consumers += '}';
+  const pqxx::result taken = txn.exec_params(
+      "SELECT c.control_plane_id::text, c.consumer_id::text FROM catalog_service_callers c "
+      "JOIN unnest($2::uuid[], $3::uuid[]) AS n (control_plane_id, consumer_id) USING "
+      "(control_plane_id, consumer_id) WHERE c.service_id <> $1::uuid LIMIT 1",
+      service_id, control_planes, consumers);
+  if (!taken.empty()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(taken[0][0].c_str(), "/", taken[0][1].c_str()));
+  }
+  txn.exec_params("DELETE FROM catalog_service_callers WHERE service_id = $1::uuid", service_id);
+  try {
+    txn.exec_params(
+        "INSERT INTO catalog_service_callers (service_id, control_plane_id, consumer_id) "
+        "SELECT $1::uuid, n.control_plane_id, n.consumer_id FROM unnest($2::uuid[], "
+        "$3::uuid[]) AS n (control_plane_id, consumer_id) ON CONFLICT DO NOTHING",
+        service_id, control_planes, consumers);
+  } catch (const pqxx::unique_violation&) {  // a racing writer took one since the check
+    return absl::AlreadyExistsError("calls_as");
+  } catch (const pqxx::foreign_key_violation&) {  // its control plane was deleted meanwhile
+    return absl::NotFoundError("control plane not found");
+  }
+  return absl::OkStatus();
 }
 
 std::optional<CatalogVersion> readVersion(pqxx::transaction_base& txn,
@@ -263,6 +309,11 @@ absl::StatusOr<CatalogService> PgCatalogStore::createService(const CatalogServic
       return absl::AlreadyExistsError(id_taken ? "id" : "name");
     }
     const std::string id = r[0][0].as<std::string>();
+    if (!s.calls_as.empty()) {
+      if (absl::Status written = pg_catalog::writeCallers(txn, id, s.calls_as); !written.ok()) {
+        return written;
+      }
+    }
     pg_catalog::refreshSearch(txn, id);
     out = pg_catalog::readService(txn, id);
     txn.commit();
@@ -292,6 +343,9 @@ absl::StatusOr<CatalogService> PgCatalogStore::updateService(const CatalogServic
     }
     if (r.empty()) {
       return absl::NotFoundError("catalog service not found");
+    }
+    if (absl::Status written = pg_catalog::writeCallers(txn, s.id, s.calls_as); !written.ok()) {
+      return written;
     }
     pg_catalog::refreshSearch(txn, s.id);
     out = pg_catalog::readService(txn, s.id);
@@ -461,28 +515,80 @@ absl::Status PgCatalogStore::deleteVersion(const std::string& service_id,
   });
 }
 
-absl::StatusOr<CatalogPage<CatalogService>> PgCatalogStore::listDependencies(
-    const std::string& service_id, bool dependents, int size, int number) {
-  CatalogPage<CatalogService> out;
+absl::StatusOr<CatalogPage<CatalogDependency>> PgCatalogStore::listDependencies(
+    const CatalogDependencyQuery& q) {
+  // Observed: the 10 s / 1 min / 1 h rows of vitals_requests in the window whose consumer is
+  // a caller of one service and whose gateway service is bound to a version of another (a
+  // gateway service bound to two versions of one service counts once: DISTINCT). Read from
+  // the known side: the caller's consumers for dependencies, the bound gateway services for
+  // dependents; each scans its control planes' rows of the window through the primary key
+  // (granularity, group_name, ts, ...). CTEs used once are inlined, so the filters on $1
+  // reach the scans.
+  static const std::string kCallers =
+      "callers AS (SELECT c.service_id, g.name AS group_name, c.consumer_id::text AS consumer "
+      "FROM catalog_service_callers c JOIN groups g ON g.id = c.control_plane_id), "
+      "bound AS (SELECT DISTINCT v.service_id, g.name AS group_name, "
+      "b.gateway_service_id::text AS service FROM catalog_version_bindings b JOIN "
+      "catalog_versions v ON v.id = b.version_id JOIN groups g ON g.id = b.control_plane_id), ";
+  static const std::string kTraffic =
+      " sum(r.requests) AS requests, coalesce(sum(r.requests) FILTER (WHERE r.status BETWEEN "
+      "500 AND 599), 0) AS errors, max(r.ts) AS last_seen FROM ";
+  static const std::string kDependencies =
+      "WITH " + kCallers +
+      "observed AS (SELECT bo.service_id AS other," + kTraffic +
+      "callers ca JOIN vitals_requests r ON r.granularity = $2 AND r.group_name = "
+      "ca.group_name AND r.ts >= $3 AND r.ts < $4 AND r.consumer = ca.consumer JOIN bound bo "
+      "ON bo.group_name = r.group_name AND bo.service = r.service WHERE ca.service_id = "
+      "$1::uuid AND bo.service_id <> ca.service_id GROUP BY bo.service_id), "
+      "declared AS (SELECT depends_on_id AS other FROM catalog_dependencies WHERE service_id = "
+      "$1::uuid), ";
+  static const std::string kDependents =
+      "WITH " + kCallers +
+      "observed AS (SELECT ca.service_id AS other," + kTraffic +
+      "bound bo JOIN vitals_requests r ON r.granularity = $2 AND r.group_name = bo.group_name "
+      "AND r.ts >= $3 AND r.ts < $4 AND r.service = bo.service JOIN callers ca ON "
+      "ca.group_name = r.group_name AND ca.consumer = r.consumer WHERE bo.service_id = "
+      "$1::uuid AND ca.service_id <> bo.service_id GROUP BY ca.service_id), "
+      "declared AS (SELECT service_id AS other FROM catalog_dependencies WHERE depends_on_id = "
+      "$1::uuid), ";
+  static const std::string kTail =
+      "found AS (SELECT coalesce(d.other, o.other) AS other, d.other IS NOT NULL AS declared, "
+      "o.other IS NOT NULL AS observed, coalesce(o.requests, 0) AS requests, "
+      "coalesce(o.errors, 0) AS errors, coalesce(o.last_seen, 0) AS last_seen FROM declared d "
+      "FULL JOIN observed o ON o.other = d.other) ";
+  std::string where = " WHERE ($5::uuid IS NULL OR s.id = $5::uuid)";
+  if (!q.declared) {
+    where += " AND f.observed";
+  }
+  if (!q.observed) {
+    where += " AND f.declared";
+  }
+  const std::string with = (q.dependents ? kDependents : kDependencies) + kTail;
+  const std::string from = " FROM found f JOIN catalog_services s ON s.id = f.other";
+  const char* other = q.other_id.empty() ? nullptr : q.other_id.c_str();
+  CatalogPage<CatalogDependency> out;
   const absl::Status st = pool_.run([&](pqxx::connection& conn) -> absl::Status {
     pqxx::read_transaction txn(conn);
-    const std::string join = dependents ? "s.id = d.service_id WHERE d.depends_on_id = $1::uuid"
-                                        : "s.id = d.depends_on_id WHERE d.service_id = $1::uuid";
     const pqxx::result r = txn.exec_params(
-        "SELECT " + pg_catalog::serviceColumns() +
-            ", count(*) OVER () FROM catalog_dependencies d JOIN catalog_services s ON " + join +
-            " ORDER BY s.name" + pg_catalog::pageClause(size, number),
-        service_id);
+        with + "SELECT " + pg_catalog::serviceColumns() +
+            ", f.declared, f.observed, f.requests, f.errors, f.last_seen, count(*) OVER ()" +
+            from + where + " ORDER BY s.name" + pg_catalog::pageClause(q.size, q.number),
+        q.service_id, q.granularity, q.start, q.end, other);
+    constexpr int kFirst = pg_catalog::kServiceColumnCount;
     for (const auto& row : r) {
-      out.items.push_back(pg_catalog::serviceFromRow(row));
-      out.total = row[pg_catalog::kServiceColumnCount].as<uint64_t>();
+      CatalogDependency d;
+      d.service = pg_catalog::serviceFromRow(row);
+      d.declared = row[kFirst].as<bool>();
+      d.observed = row[kFirst + 1].as<bool>();
+      d.requests = row[kFirst + 2].as<int64_t>();
+      d.errors_5xx = row[kFirst + 3].as<int64_t>();
+      d.last_seen = row[kFirst + 4].as<int64_t>();
+      out.total = row[kFirst + 5].as<uint64_t>();
+      out.items.push_back(std::move(d));
     }
-    if (r.empty() && number > 1) {
-      out.total = txn.exec_params(
-                         "SELECT count(*) FROM catalog_dependencies d JOIN "
-                         "catalog_services s ON " +
-                             join,
-                         service_id)[0][0]
+    if (r.empty() && q.number > 1) {  // past the last page: the window counted nothing
+      out.total = txn.exec_params(with + "SELECT count(*)" + from + where, q.service_id,
+                                  q.granularity, q.start, q.end, other)[0][0]
                       .as<uint64_t>();
     }
     return absl::OkStatus();
@@ -513,20 +619,6 @@ absl::Status PgCatalogStore::addDependency(const std::string& service_id,
     }
     txn.commit();
     return absl::OkStatus();
-  });
-}
-
-absl::Status PgCatalogStore::hasDependency(const std::string& service_id,
-                                           const std::string& depends_on_id) {
-  return pool_.run([&](pqxx::connection& conn) -> absl::Status {
-    pqxx::nontransaction txn(conn);
-    return txn.exec_params(
-                  "SELECT 1 FROM catalog_dependencies WHERE service_id = $1::uuid AND "
-                  "depends_on_id = $2::uuid",
-                  service_id, depends_on_id)
-                   .empty()
-               ? absl::NotFoundError("dependency not found")
-               : absl::OkStatus();
   });
 }
 

@@ -1,7 +1,8 @@
-// PgCatalogStore: ServiceHub's service catalog in PostgreSQL (migrations/0013_service_catalog):
-// catalog services, their versions (state, OpenAPI document, gateway service bindings),
-// declared dependencies, full-text search over all of it, and the usage of the bound gateway
-// services summed from the vitals rollups. The catalog is global (it spans control planes) and
+// PgCatalogStore: ServiceHub's service catalog in PostgreSQL (migrations/0013_service_catalog,
+// 0015_catalog_callers): catalog services, the consumers they call as, their versions (state,
+// OpenAPI document, gateway service bindings), declared dependencies and those the vitals
+// show, full-text search over all of it, and the usage of the bound gateway services summed
+// from the vitals rollups. The catalog is global (it spans control planes) and
 // is not config: no generation, change log or data plane ever sees it. libpqxx stays in
 // pg_catalog.cc; every method returns absl::Status and blocks, so call it from a DB worker
 // thread. Thread-safe (each call takes its own pooled connection).
@@ -18,6 +19,13 @@
 
 namespace portico::cp {
 
+// A gateway consumer a catalog service calls other services as.
+struct CatalogCaller {
+  std::string control_plane_id;
+  std::string control_plane_name;  // filled by reads
+  std::string consumer_id;
+};
+
 // Timestamps are RFC 3339 UTC strings, as control planes'.
 struct CatalogService {
   std::string id;  // empty on create: generated
@@ -25,6 +33,9 @@ struct CatalogService {
   std::optional<std::string> display_name, description, owner_team;
   config::Json labels = config::Json::object();  // string values
   std::optional<std::string> repository_url, runbook_url;
+  // The consumers its calls through the gateway authenticate as: what ties the vitals'
+  // consumer counts to this service as a caller (observed dependencies). Writes replace them.
+  std::vector<CatalogCaller> calls_as;
   std::string created_at, updated_at;
 };
 
@@ -74,6 +85,29 @@ struct CatalogPage {
   uint64_t total = 0;  // every match, all pages
 };
 
+// A read of one service's dependencies (or, with `dependents`, of the services depending on
+// it): declared ones, and observed ones, where vitals_requests shows one of the caller's
+// consumers calling a gateway service bound to a version of the other, at `granularity`
+// seconds in [start, end). Traffic of anonymous and folded ("other") consumers has no caller.
+struct CatalogDependencyQuery {
+  std::string service_id;
+  bool dependents = false;
+  bool declared = true, observed = true;  // which to list; every item carries both facts
+  std::string other_id;                   // only this other service, when set
+  int granularity = 60;
+  int64_t start = 0, end = 0;
+  int size = 100;
+  int number = 1;
+};
+
+struct CatalogDependency {
+  CatalogService service;  // the other service
+  bool declared = false;
+  bool observed = false;
+  int64_t requests = 0, errors_5xx = 0;
+  int64_t last_seen = 0;  // start of the last bucket with traffic, epoch seconds
+};
+
 // One bound gateway service's traffic over a usage window, from vitals_routes.
 struct CatalogUsageRow {
   std::string version_id;
@@ -93,9 +127,11 @@ class PgCatalogStore {
   // and labels; services matched by their specs alone follow), then by name.
   absl::StatusOr<CatalogPage<CatalogService>> listServices(const CatalogServiceQuery& query);
   absl::StatusOr<CatalogService> getService(const std::string& ref);
-  // kAlreadyExists("name") when the name is taken (or "id" for a given id that is).
+  // kAlreadyExists("name") when the name is taken (or "id" for a given id that is), or
+  // kAlreadyExists("<control plane id>/<consumer id>") for a consumer another service calls as.
   absl::StatusOr<CatalogService> createService(const CatalogService& service);
-  // Replaces every field of the service `service.id`; kNotFound, kAlreadyExists("name").
+  // Replaces every field of the service `service.id` (its callers too); kNotFound, and
+  // kAlreadyExists as createService.
   absl::StatusOr<CatalogService> updateService(const CatalogService& service);
   // Its versions, bindings and dependencies (both ways) go with it. kNotFound.
   absl::Status deleteService(const std::string& id);
@@ -112,15 +148,13 @@ class PgCatalogStore {
                                                const CatalogVersionUpdate& update);
   absl::Status deleteVersion(const std::string& service_id, const std::string& version_id);
 
-  // ---- declared dependencies ----------------------------------------------------------------
-  // The services `service_id` depends on, or with `dependents` the ones depending on it.
-  absl::StatusOr<CatalogPage<CatalogService>> listDependencies(const std::string& service_id,
-                                                               bool dependents, int size,
-                                                               int number);
+  // ---- dependencies -------------------------------------------------------------------------
+  // Declared and observed ones, ordered by the other service's name.
+  absl::StatusOr<CatalogPage<CatalogDependency>> listDependencies(
+      const CatalogDependencyQuery& query);
   // kAlreadyExists when declared already; kNotFound when either service is gone.
   absl::Status addDependency(const std::string& service_id, const std::string& depends_on_id);
   // kNotFound when not declared.
-  absl::Status hasDependency(const std::string& service_id, const std::string& depends_on_id);
   absl::Status removeDependency(const std::string& service_id, const std::string& depends_on_id);
 
   // ---- usage --------------------------------------------------------------------------------

@@ -351,3 +351,68 @@ TEST_CASE("e2e vitals: bad parameters get Kong's error JSON naming the field", "
   CHECK(cp.admin("GET", "/control-planes/team-a/vitals/requests").status == 200);
   CHECK(cp.admin("GET", "/control-planes/team-a/vitals/summary").status == 200);
 }
+
+// ServiceHub's observed dependencies, end to end: a catalog service calls as a consumer, that
+// consumer's requests through a real DP reach a gateway service bound to another catalog
+// service's version, and the CP lists the other service as an observed dependency with the
+// requests counted, in both directions.
+TEST_CASE("e2e vitals: a catalog service's calls through the DP show as an observed "
+          "dependency", "[e2e][vitals]") {
+  EchoUpstream upstream(0, /*record=*/false);
+  Postgres pg;
+  migrate(pg.dsn());
+  Cp cp(pg.dsn());
+  TempDir dir;
+  Dp dp(cp.cluster_port, dir.path + "/dp.cache");
+  const int64_t t0 = std::time(nullptr) - 10;
+  cp.adminOk("POST", "/services",
+             {{"name", "payments-gw"},
+              {"url", "http://127.0.0.1:" + std::to_string(upstream.port())}},
+             201);
+  cp.adminOk("POST", "/services/payments-gw/routes", {{"name", "pay"}, {"paths", {"/pay"}}}, 201);
+  cp.adminOk("POST", "/services/payments-gw/plugins", {{"name", "key-auth"}}, 201);
+  cp.adminOk("POST", "/consumers", {{"username", "checkout-bot"}}, 201);
+  cp.adminOk("POST", "/consumers/checkout-bot/key-auth", {{"key", "checkout-key"}}, 201);
+  cp.adminOk("POST", "/service-catalog/services",
+             {{"name", "checkout"},
+              {"calls_as", {{{"control_plane_id", "default"}, {"consumer_id", "checkout-bot"}}}}},
+             201);
+  cp.adminOk("POST", "/service-catalog/services", {{"name", "payments"}}, 201);
+  cp.adminOk("POST", "/service-catalog/services/payments/versions",
+             {{"version", "1.0.0"},
+              {"gateway_services",
+               {{{"control_plane_id", "default"}, {"service_id", "payments-gw"}}}}},
+             201);
+  REQUIRE(waitFor([&] { return dp.get("/pay") == 401; }, 20s));
+  const auto call = [&] {
+    return httpRequest("127.0.0.1", dp.proxy_port, "GET", "/pay/charge", "",
+                       {{"apikey", "checkout-key"}})
+        .status;
+  };
+  int calls = 0;
+  for (int i = 0; i < 12; ++i) {
+    REQUIRE(call() == 200);
+    calls++;
+  }
+  send(dp, "/pay/anonymous", 5);  // 401s without a consumer: no caller
+  const std::string window = "granularity=10s&start=" + std::to_string(t0) +
+                             "&end=" + std::to_string(std::time(nullptr) + 60);
+  const auto observed = [&](const std::string& path) -> json {
+    HttpResponse r = cp.admin("GET", "/service-catalog/services/" + path + "&" + window);
+    if (r.status != 200) return json();
+    json j = json::parse(r.body, nullptr, false);
+    return j.is_object() && j["data"].size() == 1 ? j["data"][0] : json();
+  };
+  REQUIRE(waitFor([&] {
+    json d = observed("checkout/dependencies?source=observed");
+    return d.is_object() && d["observed"]["requests"] == calls;
+  }, 40s));
+  json d = observed("checkout/dependencies?source=observed");
+  CHECK(d["name"] == "payments");
+  CHECK(d["declared"] == false);
+  CHECK(d["observed"]["errors_5xx"] == 0);
+  CHECK(d["observed"]["last_seen"].get<int64_t>() >= t0 - 10);
+  json back = observed("payments/dependencies?direction=dependents");
+  CHECK(back["name"] == "checkout");
+  CHECK(back["observed"]["requests"] == calls);
+}

@@ -1,10 +1,11 @@
 // ServiceHub's catalog API (/service-catalog/...) against a real PostgreSQL: CRUD, Konnect
 // paging, full-text search ranking and filters, versions with OpenAPI documents and gateway
-// service bindings, dependencies, usage from the vitals rollups, bad input, read-only tokens
-// and cascades.
+// service bindings, the consumers a service calls as, declared dependencies and those the
+// vitals show, usage from the vitals rollups, bad input, read-only tokens and cascades.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "control_plane/admin_api/admin_auth.h"
 #include "control_plane/admin_api/catalog_openapi.h"
 #include "control_plane/admin_api/http_server.h"
@@ -441,6 +442,215 @@ TEST_CASE("catalog: declared dependencies") {
   f.callJson("DELETE", deps + "/ledger", json(), 204);
   f.callJson("DELETE", deps + "/ledger", json(), 204);
   CHECK(f.names(deps) == std::vector<std::string>{"payments"});
+}
+
+TEST_CASE("catalog: services name the consumers they call as; bad ones name the field") {
+  Fixture f;
+  GroupRecord eu;
+  eu.name = "eu";
+  const std::string eu_id = f.store->createGroup(eu).value().id;
+  const std::string default_id = f.store->getGroup("default").value().id;
+  json bot = f.callJson("POST", "/consumers", {{"username", "checkout-bot"}}, 201);
+  json bot_eu =
+      f.callJson("POST", "/control-planes/eu/consumers", {{"username", "checkout-bot"}}, 201);
+  json other = f.callJson("POST", "/consumers", {{"username", "other-bot"}}, 201);
+  json created = f.callJson(
+      "POST", kServices,
+      {{"name", "checkout"},
+       {"calls_as",
+        {{{"control_plane_id", "eu"}, {"consumer_id", "checkout-bot"}},
+         {{"control_plane_id", default_id}, {"consumer_id", bot["id"]}}}}},
+      201);
+  const json both = json::array({{{"control_plane_id", default_id},
+                                  {"control_plane_name", "default"},
+                                  {"consumer_id", bot["id"]}},
+                                 {{"control_plane_id", eu_id},
+                                  {"control_plane_name", "eu"},
+                                  {"consumer_id", bot_eu["id"]}}});
+  CHECK(created["calls_as"] == both);
+  CHECK(f.callJson("GET", std::string(kServices) + "/checkout", json(), 200)["calls_as"] == both);
+  // A PATCH without calls_as keeps them; one with them replaces them.
+  CHECK(f.callJson("PATCH", std::string(kServices) + "/checkout", {{"owner_team", "shop"}},
+                   200)["calls_as"] == both);
+  // A consumer identifies one caller: another service cannot call as it.
+  json conflict = f.callJson(
+      "POST", kServices,
+      {{"name", "payments"},
+       {"calls_as", {{{"control_plane_id", "default"}, {"consumer_id", "checkout-bot"}}}}},
+      409);
+  CHECK(conflict["name"] == "unique constraint violation");
+  CHECK(conflict["fields"]["calls_as"]["consumer_id"] == bot["id"]);
+  f.callJson("GET", std::string(kServices) + "/payments", json(), 404);  // nothing half made
+  f.callJson("POST", kServices, {{"name", "payments"}}, 201);
+  f.callJson("PATCH", std::string(kServices) + "/payments",
+             {{"calls_as", {{{"control_plane_id", "eu"}, {"consumer_id", bot_eu["id"]}}}}}, 409);
+  CHECK(f.callJson("GET", std::string(kServices) + "/payments", json(), 200)["calls_as"] ==
+        json::array());
+  // Bad references and shapes name the field.
+  CHECK(f.callJson("PATCH", std::string(kServices) + "/payments",
+                   {{"calls_as", {{{"control_plane_id", "default"}, {"consumer_id", "nope"}},
+                                  {{"control_plane_id", "mars"}, {"consumer_id", "x"}},
+                                  {{"consumer_id", "other-bot"}, {"extra", 1}},
+                                  "text"}}},
+                   400)["fields"] ==
+        json{{"calls_as",
+              {{{"consumer_id", "consumer 'nope' not found in control plane 'default'"}},
+               {{"control_plane_id", "control plane 'mars' not found"}},
+               {{"control_plane_id", "required field missing"}, {"extra", "unknown field"}},
+               "expected an object"}}});
+  CHECK(f.callJson("POST", kServices, {{"name", "x"}, {"calls_as", "checkout-bot"}},
+                   400)["fields"] ==
+        json{{"calls_as", "expected an array of at most 100 objects"}});
+  // Replaced, then cleared with null; a deleted service or control plane takes its callers.
+  CHECK(f.callJson("PATCH", std::string(kServices) + "/checkout",
+                   {{"calls_as", {{{"control_plane_id", "default"}, {"consumer_id", "other-bot"}}}}},
+                   200)["calls_as"][0]["consumer_id"] == other["id"]);
+  CHECK(f.callJson("PATCH", std::string(kServices) + "/payments",
+                   {{"calls_as", {{{"control_plane_id", "eu"}, {"consumer_id", bot_eu["id"]}}}}},
+                   200)["calls_as"][0]["control_plane_name"] == "eu");
+  CHECK(f.callJson("PATCH", std::string(kServices) + "/checkout", {{"calls_as", nullptr}},
+                   200)["calls_as"] == json::array());
+  f.callJson("DELETE", "/control-planes/eu", json(), 204);
+  CHECK(f.callJson("GET", std::string(kServices) + "/payments", json(), 200)["calls_as"] ==
+        json::array());
+  f.callJson("PATCH", std::string(kServices) + "/payments",
+             {{"calls_as", {{{"control_plane_id", "default"}, {"consumer_id", "checkout-bot"}}}}},
+             200);
+  f.callJson("DELETE", std::string(kServices) + "/payments", json(), 204);
+  CHECK(f.pg.psql("SELECT count(*) FROM catalog_service_callers") == "0\n");
+}
+
+TEST_CASE("catalog: observed dependencies come from the callers' consumers in the vitals") {
+  Fixture f;
+  GroupRecord eu;
+  eu.name = "eu";
+  REQUIRE(f.store->createGroup(eu).ok());
+  const auto id = [](const json& j) { return j["id"].get<std::string>(); };
+  json pay = f.callJson("POST", "/services", {{"name", "pay-gw"}, {"url", "http://p.test"}}, 201);
+  json ledger =
+      f.callJson("POST", "/services", {{"name", "ledger-gw"}, {"url", "http://l.test"}}, 201);
+  json pay_eu = f.callJson("POST", "/control-planes/eu/services",
+                           {{"name", "pay-gw"}, {"url", "http://p.eu.test"}}, 201);
+  json checkout_bot = f.callJson("POST", "/consumers", {{"username", "checkout-bot"}}, 201);
+  json checkout_bot_eu =
+      f.callJson("POST", "/control-planes/eu/consumers", {{"username", "checkout-bot"}}, 201);
+  json payments_bot = f.callJson("POST", "/consumers", {{"username", "payments-bot"}}, 201);
+  json stranger = f.callJson("POST", "/consumers", {{"username", "stranger"}}, 201);
+  f.callJson("POST", kServices,
+             {{"name", "checkout"},
+              {"calls_as",
+               {{{"control_plane_id", "default"}, {"consumer_id", "checkout-bot"}},
+                {{"control_plane_id", "eu"}, {"consumer_id", "checkout-bot"}}}}},
+             201);
+  f.callJson("POST", kServices,
+             {{"name", "payments"},
+              {"calls_as", {{{"control_plane_id", "default"}, {"consumer_id", "payments-bot"}}}}},
+             201);
+  f.callJson("POST", kServices, {{"name", "ledger"}}, 201);
+  f.callJson("POST", kServices, {{"name", "idle"}}, 201);
+  // payments runs as pay-gw in both control planes; two of its versions share pay-gw (its
+  // traffic counts once).
+  for (const char* v : {"1", "2"}) {
+    f.callJson("POST", std::string(kServices) + "/payments/versions",
+               {{"version", v},
+                {"gateway_services",
+                 {{{"control_plane_id", "default"}, {"service_id", "pay-gw"}},
+                  {{"control_plane_id", "eu"}, {"service_id", "pay-gw"}}}}},
+               201);
+  }
+  f.callJson("POST", std::string(kServices) + "/ledger/versions",
+             {{"version", "1"},
+              {"gateway_services", {{{"control_plane_id", "default"}, {"service_id", "ledger-gw"}}}}},
+             201);
+  f.callJson("POST", std::string(kServices) + "/checkout/dependencies", {{"service", "ledger"}},
+             201);
+
+  const auto row = [](int granularity, const std::string& group, int64_t ts,
+                      const std::string& service, const std::string& consumer, int status,
+                      int requests) {
+    return absl::StrCat("(", granularity, ", '", group, "', ", ts, ", '", service, "', '', '",
+                        consumer, "', ", status, ", ", requests, ", 0, 0, 1, 0, 0, ", requests,
+                        ")");
+  };
+  const std::string rows[] = {
+      row(60, "default", 600, id(pay), id(checkout_bot), 200, 100),
+      row(60, "default", 660, id(pay), id(checkout_bot), 503, 5),
+      row(60, "eu", 600, id(pay_eu), id(checkout_bot_eu), 200, 7),
+      row(60, "default", 600, id(ledger), id(payments_bot), 200, 40),
+      row(60, "default", 600, id(pay), id(payments_bot), 200, 9),    // itself: not a dependency
+      row(60, "default", 600, id(pay), id(stranger), 200, 1000),     // no catalog service
+      row(60, "default", 600, id(ledger), "", 401, 50),              // anonymous
+      row(60, "default", 600, id(pay), "*", 200, 30),                // folded "other" consumers
+      row(60, "eu", 600, id(pay_eu), id(checkout_bot), 200, 11),     // default's id in eu: no
+      row(60, "default", 7200, id(pay), id(checkout_bot), 200, 500),  // outside the window
+      row(10, "default", 600, id(pay), id(checkout_bot), 200, 3),    // 10 s rows
+  };
+  for (const std::string& r : rows) {
+    f.pg.psql(
+        "INSERT INTO vitals_requests (granularity, group_name, ts, service, route, consumer, "
+        "status, requests, bytes_in, bytes_out, max_total, max_upstream, max_proxy, t2) VALUES " +
+        r);
+  }
+  const std::string window = "start=0&end=3600";
+  const std::string deps = std::string(kServices) + "/checkout/dependencies";
+  json list = f.callJson("GET", deps + "?" + window, json(), 200);
+  CHECK(list["meta"]["window"] == json{{"start", 0}, {"end", 3600}, {"granularity", "1m"}});
+  CHECK(list["meta"]["page"]["total"] == 2);
+  REQUIRE(list["data"].size() == 2);
+  CHECK(list["data"][0]["name"] == "ledger");
+  CHECK(list["data"][0]["declared"] == true);
+  CHECK(list["data"][0]["observed"].is_null());
+  CHECK(list["data"][1]["name"] == "payments");
+  CHECK(list["data"][1]["declared"] == false);
+  CHECK(list["data"][1]["observed"] ==
+        json{{"requests", 112}, {"errors_5xx", 5}, {"last_seen", 660}});
+  CHECK(f.names(deps + "?source=observed&" + window) == std::vector<std::string>{"payments"});
+  CHECK(f.names(deps + "?source=declared&" + window) == std::vector<std::string>{"ledger"});
+  CHECK(f.callJson("GET", deps + "?granularity=10s&source=observed&" + window, json(),
+                   200)["data"][0]["observed"]["requests"] == 3);
+  // Out of the default window (the last hour), only the declared one is left.
+  CHECK(f.names(deps) == std::vector<std::string>{"ledger"});
+  // One dependency: observed in the window, or 404.
+  CHECK(f.callJson("GET", deps + "/payments?" + window, json(), 200)["observed"]["requests"] ==
+        112);
+  f.callJson("GET", deps + "/payments", json(), 404);
+  f.callJson("GET", deps + "/idle?" + window, json(), 404);
+  // The other direction.
+  json on_ledger = f.callJson(
+      "GET", std::string(kServices) + "/ledger/dependencies?direction=dependents&" + window, json(),
+      200);
+  REQUIRE(on_ledger["data"].size() == 2);
+  CHECK(on_ledger["data"][0]["name"] == "checkout");
+  CHECK(on_ledger["data"][0]["observed"].is_null());
+  CHECK(on_ledger["data"][1]["name"] == "payments");
+  CHECK(on_ledger["data"][1]["observed"]["requests"] == 40);
+  CHECK(f.names(std::string(kServices) + "/payments/dependencies?direction=dependents&" +
+                window) == std::vector<std::string>{"checkout"});
+  CHECK(f.names(std::string(kServices) + "/payments/dependencies?" + window) ==
+        std::vector<std::string>{"ledger"});
+  // Declaring an observed one: both facts on one item. Deleting the declaration leaves the
+  // observation.
+  f.callJson("POST", deps, {{"service", "payments"}}, 201);
+  json both = f.callJson("GET", deps + "/payments?" + window, json(), 200);
+  CHECK(both["declared"] == true);
+  CHECK(both["observed"]["requests"] == 112);
+  f.callJson("DELETE", deps + "/payments", json(), 204);
+  CHECK(f.callJson("GET", deps + "/payments?" + window, json(), 200)["declared"] == false);
+  // Paging runs over both kinds.
+  json first = f.callJson("GET", deps + "?page[size]=1&" + window, json(), 200);
+  CHECK(first["data"][0]["name"] == "ledger");
+  CHECK(first["meta"]["page"]["total"] == 2);
+  CHECK(f.names(deps + "?page[size]=1&page[number]=2&" + window) ==
+        std::vector<std::string>{"payments"});
+  CHECK(f.callJson("GET", deps + "?page[size]=1&page[number]=3&" + window, json(),
+                   200)["meta"]["page"]["total"] == 2);
+  // Bad parameters name the field.
+  CHECK(f.callJson("GET", deps + "?source=guessed", json(), 400)["message"] ==
+        "schema violation (source: expected one of: all, declared, observed)");
+  CHECK(f.callJson("GET", deps + "?start=x", json(), 400)["message"] ==
+        "schema violation (start: expected epoch seconds)");
+  CHECK(f.callJson("GET", deps + "?direction=up", json(), 400)["message"] ==
+        "schema violation (direction: expected one of: dependencies, dependents)");
 }
 
 TEST_CASE("catalog: deleting a service takes its versions, bindings and dependencies") {
