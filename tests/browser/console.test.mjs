@@ -19,6 +19,7 @@ let env;
 let cp;
 let adminToken;
 let readOnlyToken;
+let dp;
 
 const XSS_DISPLAY = '<img src=x onerror="window.__xss=1">Payments';
 const XSS_DESCRIPTION = '<script>window.__xss=2</script> Takes card payments & refunds.';
@@ -56,7 +57,7 @@ before(async () => {
   // Vitals sent every second (closed 10 s buckets), so the charts have data within ~11 s.
   cp = await env.startCp({ args: ['--admin_auth=on', '--vitals_flush_interval_s=1'] });
   assert.ok(cp.urls.console, 'this portico-cp has --console_listen');
-  const dp = await env.startDp(cp);
+  dp = await env.startDp(cp);
   // Traffic for the vitals charts: a route to an upstream that refuses connections (502s).
   await adminApi('POST', '/services', { name: 'vitals-probe', url: 'http://127.0.0.1:1' });
   await adminApi('POST', '/services/vitals-probe/routes', { name: 'vitals-probe', paths: ['/probe'] });
@@ -541,5 +542,100 @@ test('a catalog service\'s usage: the vitals of the gateway service its version 
     assert.equal(rows[0][3], '100.0%');
     await noSeriousViolations(page, 'catalog usage');
     await env.screenshot(page, 'catalog-usage');
+  });
+});
+
+test('a catalog service through its form; dependencies declared, and observed in the vitals', T, async () => {
+  await env.withLogs(async () => {
+    // billing calls ledger-gw (key-auth) as the consumer billing-bot; ledger runs as ledger-gw.
+    assert.equal((await adminApi('POST', '/services', { name: 'ledger-gw', url: 'http://127.0.0.1:1' })).status, 201);
+    assert.equal((await adminApi('POST', '/services/ledger-gw/routes', { name: 'ledger', paths: ['/ledger'] })).status, 201);
+    assert.equal((await adminApi('POST', '/services/ledger-gw/plugins', { name: 'key-auth' })).status, 201);
+    assert.equal((await adminApi('POST', '/consumers', { username: 'billing-bot' })).status, 201);
+    assert.equal((await adminApi('POST', '/consumers/billing-bot/key-auth', { key: 'billing-key' })).status, 201);
+    for (const name of ['ledger', 'audit']) {
+      assert.equal((await adminApi('POST', '/service-catalog/services', { name })).status, 201);
+    }
+    const v = await adminApi('POST', '/service-catalog/services/ledger/versions', {
+      version: '1.0.0', gateway_services: [{ control_plane_id: 'default', service_id: 'ledger-gw' }],
+    });
+    assert.equal(v.status, 201, v.body);
+    const proxy = `http://127.0.0.1:${dp.proxyPort}/ledger`;
+    await waitFor(async () => (await http('GET', proxy)).status === 401, 'the DP to guard /ledger');
+    // Identified by its key, refused by the upstream (502): 5 calls billing-bot made.
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await http('GET', proxy, { headers: { apikey: 'billing-key' } })).status, 502);
+    }
+
+    const page = await env.newPage();
+    await signIn(page, adminToken);
+    await heading(page, 'Control planes');
+    await open(page, '#/catalog');
+    await heading(page, 'Service catalog');
+    await page.waitForSelector('main button.primary');
+    await page.click('main button.primary');
+    await page.waitForSelector('#catalog-service-form-name');
+    await page.type('#catalog-service-form-name', 'billing');
+    await page.type('#catalog-service-form-links-repository', 'javascript:alert(1)');
+    await page.type('#catalog-service-form-calls_as', '[{"control_plane_id": "default", "consumer_id": "billing-bot"}]');
+    await page.click('#catalog-service-form button[type=submit]');
+    // The API's message beside the bad link, which is marked invalid.
+    await page.waitForSelector('#catalog-service-form-links-repository-error');
+    assert.match(await page.$eval('#catalog-service-form-links-repository-error', (e) => e.textContent), /http or https URL/);
+    assert.equal(await page.$eval('#catalog-service-form-links-repository', (e) => e.getAttribute('aria-invalid')), 'true');
+    await noSeriousViolations(page, 'catalog service form with an error');
+    await env.screenshot(page, 'catalog-service-form-error');
+    await page.click('#catalog-service-form-links-repository', { count: 3 });
+    await page.keyboard.press('Backspace');
+    await page.type('#catalog-service-form-links-repository', 'https://git.example/billing');
+    await page.click('#catalog-service-form button[type=submit]');
+    await heading(page, 'billing');
+    const service = (await adminApi('GET', '/service-catalog/services/billing')).json;
+    assert.equal(service.links.repository, 'https://git.example/billing');
+    assert.equal(service.calls_as[0].control_plane_name, 'default');
+
+    // Observed: ledger, with the 5 calls, once the DP's vitals are in (1 s flushes of 10 s
+    // buckets; the page reads them when opened). Declared: audit, through the form; a name that
+    // is no service is refused.
+    await waitFor(async () => (await adminApi('GET', '/service-catalog/services/billing/dependencies?granularity=10s'))
+      .json?.data?.[0]?.observed?.requests === 5, 'the calls in the vitals', 60000);
+    await page.reload();  // the page's URL already: goto would not load it again
+    await heading(page, 'billing');
+    await page.waitForFunction(() => {
+      const row = [...document.querySelectorAll('table[aria-label="Depends on"] tbody tr')]
+        .find((tr) => tr.children[0].textContent === 'ledger');
+      return row && row.children[2].textContent === '5';
+    });
+    const ledgerRow = await page.$$eval('table[aria-label="Depends on"] tbody tr',
+      (trs) => trs.map((tr) => [...tr.children].slice(0, 4).map((td) => td.textContent)));
+    assert.deepEqual(ledgerRow, [['ledger', 'no', '5', '5']]);
+    await page.type('#dependencies-add', 'nope');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#dependencies-add-error');
+    assert.match(await page.$eval('#dependencies-add-error', (e) => e.textContent), /catalog service 'nope' not found/);
+    await page.click('#dependencies-add', { count: 3 });
+    await page.keyboard.press('Backspace');
+    await page.type('#dependencies-add', 'audit');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => [...document.querySelectorAll('table[aria-label="Depends on"] tbody tr')]
+      .some((tr) => tr.children[0].textContent === 'audit' && tr.children[1].textContent === 'yes'));
+    await noSeriousViolations(page, 'catalog dependencies');
+    await env.screenshot(page, 'catalog-dependencies');
+
+    // The other side lists billing as observed.
+    await open(page, '#/catalog/ledger');
+    await page.waitForFunction(() => [...document.querySelectorAll('table[aria-label="Used by"] tbody tr')]
+      .some((tr) => tr.children[0].textContent === 'billing' && tr.children[2].textContent === '5'));
+
+    // Edited through the same form.
+    await open(page, '#/catalog/billing');
+    await heading(page, 'billing');
+    await page.waitForSelector('main p.row-actions button');
+    await page.click('main p.row-actions button');
+    await page.waitForSelector('#catalog-service-form-owner_team');
+    await page.type('#catalog-service-form-owner_team', 'finance');
+    await page.click('#catalog-service-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('dl.facts')?.textContent.includes('finance'));
+    assert.equal((await adminApi('GET', '/service-catalog/services/billing')).json.owner_team, 'finance');
   });
 });

@@ -336,6 +336,10 @@ export class TestEnv {
     const browser = await this.browser();
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 800 });
+    // Waits get 60 s, not puppeteer's 30: on a 2-core machine under a parallel build a page's
+    // first load has taken longer than 30 s (a clean-clone run, stop 28). Tests still stop
+    // at their own 2 minutes.
+    page.setDefaultTimeout(60000);
     page.problems = [];
     page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
     page.on('console', (m) => {
