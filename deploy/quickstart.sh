@@ -134,6 +134,7 @@ proxy_port=$(pick_port 8000)
 proxy_ssl_port=$(pick_port 8443)
 status_port=$(pick_port 8100)
 portal_port=$(pick_port 8003)
+console_port=$(pick_port 8002)
 # A free port can be taken by someone else before the upstream binds it: try a few.
 for attempt in 1 2 3 4 5; do
   upstream_port=$(portico_free_port)
@@ -166,7 +167,7 @@ cluster_tls=(--cluster_cert="$STATE/cluster.crt" --cluster_key="$STATE/cluster.k
 say "starting portico-cp (Admin API 127.0.0.1:$admin_port, cluster 127.0.0.1:$cluster_port)"
 start_bg cp "$CP_BIN" --admin_listen="127.0.0.1:$admin_port" \
   --cluster_listen="127.0.0.1:$cluster_port" --portal_listen="127.0.0.1:$portal_port" \
-  "${cluster_tls[@]}"
+  --console_listen="127.0.0.1:$console_port" "${cluster_tls[@]}"
 wait_http "http://127.0.0.1:$admin_port/status" "portico-cp" "$STATE/cp.log"
 
 say "starting portico-dp (proxy 127.0.0.1:$proxy_port, HTTPS 127.0.0.1:$proxy_ssl_port, status 127.0.0.1:$status_port)"
@@ -194,7 +195,7 @@ done
 [[ $ok == 1 ]] || die "the proxied request did not reach the demo upstream (logs in $STATE)"
 
 cat >"$STATE/ports" <<EOF
-pg=$pg_port admin=$admin_port cluster=$cluster_port proxy=$proxy_port proxy_ssl=$proxy_ssl_port status=$status_port portal=$portal_port upstream=$upstream_port
+pg=$pg_port admin=$admin_port cluster=$cluster_port proxy=$proxy_port proxy_ssl=$proxy_ssl_port status=$status_port portal=$portal_port console=$console_port upstream=$upstream_port
 EOF
 
 say "Portico is running. The demo route works:"
@@ -202,6 +203,7 @@ cat <<EOF
 
   Proxy (data plane):   http://127.0.0.1:$proxy_port   https://127.0.0.1:$proxy_ssl_port
   Admin API (control):  http://127.0.0.1:$admin_port
+  Console (web):        http://127.0.0.1:$console_port
   Dev Portal:           http://127.0.0.1:$portal_port
   DP status:            http://127.0.0.1:$status_port/status
 
