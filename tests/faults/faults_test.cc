@@ -437,7 +437,10 @@ TEST_CASE("faults: PostgreSQL stopped fast and immediately under write load") {
       if (w.client_id) {
         body["id"] = w.id;
       }
-      CHECK(cp.admin("POST", "/services", body.dump()).status == 201);
+      const auto replay = cp.admin("POST", "/services", body.dump());
+      INFO("replay of " << w.name << (w.client_id ? " with its id" : "") << ": " << replay.status
+                        << " " << replay.body);
+      CHECK(replay.status == 201);
     } else if (w.status == 503 && w.message == "unknown") {
       // The documented way out: the answer's id; PUT there (or the POST again with that id)
       // completes it whether or not it had committed.
