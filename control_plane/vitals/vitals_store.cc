@@ -15,7 +15,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "control_plane/store/pg_copy.h"
@@ -88,8 +88,8 @@ struct Agg {
   }
 };
 
-// Keys of the three tables. Strings are views into the batches (alive for the whole write)
-// or into the interned group names: merging a fleet's buckets copies no string.
+// Keys of the three tables. Strings are views into the window's own copies (Window::Impl),
+// made once per distinct id: adding a fleet's buckets copies no string per bucket.
 struct Key {
   int granularity = 0;
   int64_t ts = 0;
@@ -159,26 +159,6 @@ std::string upsertSql(const std::string& table, const std::string& staging,
   return absl::StrCat("INSERT INTO ", table, " AS t (", keys, ", ", metricColumns(), ") SELECT ",
                       keys, ", ", metricColumns(), " FROM ", staging, " ORDER BY ", keys,
                       " ON CONFLICT (", keys, ") DO UPDATE SET ", addMetrics());
-}
-
-// Which of a group's ids exist, for one entity table.
-absl::flat_hash_set<std::string> knownIds(pqxx::work& txn, const std::string& table,
-                                          const std::string& group,
-                                          const absl::flat_hash_set<std::string_view>& ids) {
-  absl::flat_hash_set<std::string> known;
-  if (ids.empty()) return known;
-  std::string list = "{";
-  for (std::string_view id : ids) {
-    if (list.size() > 1) list.push_back(',');
-    list.append(id);
-  }
-  list.push_back('}');
-  for (const auto& row : txn.exec_params(
-           "SELECT id::text FROM " + table + " WHERE group_name = $1 AND id = ANY($2::uuid[])",
-           group, list)) {
-    known.insert(row[0].as<std::string>());
-  }
-  return known;
 }
 
 // COPY `rows` into a staging table whose columns are (granularity, group_name, ts, <3 or 2
@@ -454,15 +434,90 @@ void addPacked(pqxx::work& txn, std::string_view group,
 
 }  // namespace
 
-absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
-                    std::vector<BatchResult>* results, IngestStats* stats) {
+struct Window::Impl {
+  // Every id, group and node name the window's keys point into (stable addresses).
+  absl::node_hash_set<std::string> strings;
+  AggMap requests, nodes;  // 10 s rows
+  std::map<Sender, SeqRange> senders;
+  size_t batches = 0;
+
+  std::string_view intern(std::string_view s) {
+    const absl::string_view key(s.data(), s.size());  // absl's own view type here
+    auto it = strings.find(key);
+    if (it == strings.end()) it = strings.emplace(s).first;
+    return *it;
+  }
+};
+
+// writeWindow's view of a Window.
+struct WindowAccess {
+  static const Window::Impl& of(const Window& w) { return *w.impl_; }
+};
+
+Window::Window() : impl_(std::make_unique<Impl>()) {}
+Window::~Window() = default;
+Window::Window(Window&&) noexcept = default;
+Window& Window::operator=(Window&&) noexcept = default;
+
+void Window::add(std::string_view group, const std::string& node_id, const std::string& instance,
+                 const sync::v1::VitalsBatch& batch) {
+  Impl& w = *impl_;
+  const std::string_view g = w.intern(group), node = w.intern(node_id);
+  // A batch's buckets come route by route: most ids repeat the previous bucket's.
+  std::string_view service, route;
+  const std::string* last_service = nullptr;
+  const std::string* last_route = nullptr;
+  for (const sync::v1::VitalsBucket& b : batch.buckets()) {
+    if (last_service == nullptr || *last_service != b.service_id()) {
+      service = w.intern(b.service_id());
+      last_service = &b.service_id();
+    }
+    if (last_route == nullptr || *last_route != b.route_id()) {
+      route = w.intern(b.route_id());
+      last_route = &b.route_id();
+    }
+    const std::string_view consumer = w.intern(b.consumer_id());
+    w.requests[Key{10, b.start(), g, service, route, consumer, b.status_code()}].add(b);
+    w.nodes[Key{10, b.start(), g, node, service, {}, b.status_code()}].add(b);
+  }
+  SeqRange& range = w.senders[{node_id, instance}];
+  range.min = range.max == 0 ? batch.seq() : std::min(range.min, batch.seq());
+  range.max = std::max(range.max, batch.seq());
+  w.batches++;
+}
+
+bool Window::empty() const { return impl_->batches == 0; }
+size_t Window::rows() const { return impl_->requests.size() + impl_->nodes.size(); }
+size_t Window::batches() const { return impl_->batches; }
+const std::map<Window::Sender, Window::SeqRange>& Window::senders() const {
+  return impl_->senders;
+}
+
+absl::Status writeWindow(PgPool& pool, const Window& window, WriteResult* result) {
+  const auto& w = WindowAccess::of(window);
+  if (w.batches == 0) return absl::OkStatus();
   return pool.run([&](pqxx::connection& conn) -> absl::Status {
-    results->assign(batches.size(), BatchResult{});
+    *result = WriteResult{};
     const int64_t now_s = static_cast<int64_t>(std::time(nullptr));
     pqxx::work txn(conn);
     txn.exec("SET LOCAL statement_timeout = '60s'");
     txn.exec("SET LOCAL client_min_messages = warning");
     txn.exec_params("SELECT pg_advisory_xact_lock_shared($1)", kRollupLockKey);
+
+    // 1. Exactly once across replicas: the senders' rows locked in key order, and none may
+    // have stored a seq of this window already.
+    for (const auto& [sender, range] : w.senders) {
+      txn.exec_params("INSERT INTO vitals_senders (node_id, instance, last_seq, updated_at) "
+                      "VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING",
+                      sender.first, sender.second, now_s);
+      const int64_t last = txn.exec_params("SELECT last_seq FROM vitals_senders WHERE node_id = "
+                                           "$1 AND instance = $2 FOR UPDATE",
+                                           sender.first, sender.second)[0][0]
+                               .as<int64_t>();
+      if (last >= static_cast<int64_t>(range.min)) result->conflicts.push_back(sender);
+    }
+    if (!result->conflicts.empty()) return absl::OkStatus();  // rolled back: nothing written
+
     const int64_t rolled_1m = watermark(txn, "rollup_1m");
     const int64_t rolled_1h = watermark(txn, "rollup_1h");
     for (const Table& t : kTables) {
@@ -471,96 +526,9 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
                             " (LIKE ", t.name, ") ON COMMIT DELETE ROWS"));
     }
 
-    // 1. De-duplicate: per sender, in seq order, against the last seq stored (row-locked, so
-    // two replicas given the same batch store it once).
-    std::map<std::pair<std::string, std::string>, std::vector<size_t>> by_sender;
-    for (size_t i = 0; i < batches.size(); ++i) {
-      by_sender[{batches[i].node_id, batches[i].instance}].push_back(i);
-    }
-    std::map<std::pair<std::string, std::string>, int64_t> new_last;
-    for (auto& [sender, idx] : by_sender) {
-      txn.exec_params("INSERT INTO vitals_senders (node_id, instance, last_seq, updated_at) "
-                      "VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING",
-                      sender.first, sender.second, now_s);
-      int64_t last = txn.exec_params("SELECT last_seq FROM vitals_senders WHERE node_id = $1 "
-                                     "AND instance = $2 FOR UPDATE",
-                                     sender.first, sender.second)[0][0]
-                         .as<int64_t>();
-      std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-        return batches[a].batch->seq() < batches[b].batch->seq();
-      });
-      for (size_t i : idx) {
-        const int64_t seq = static_cast<int64_t>(batches[i].batch->seq());
-        if (seq <= last) {
-          (*results)[i].outcome = Outcome::kDuplicate;
-        } else {
-          last = seq;
-        }
-      }
-      new_last[sender] = last;
-    }
-
-    // 2. Entities: every id a batch names must be one of its group's.
-    // Views into the batches: a fleet's buckets name the same few thousand ids millions of
-    // times, so no string is copied per bucket.
-    struct Ids {
-      absl::flat_hash_set<std::string_view> services, routes, consumers;
-    };
-    std::map<std::string, Ids> wanted;
-    for (size_t i = 0; i < batches.size(); ++i) {
-      if ((*results)[i].outcome != Outcome::kStored) continue;
-      Ids& ids = wanted[batches[i].group];
-      for (const auto& b : batches[i].batch->buckets()) {
-        if (!b.service_id().empty()) ids.services.insert(b.service_id());
-        if (!b.route_id().empty()) ids.routes.insert(b.route_id());
-        if (!b.consumer_id().empty() && b.consumer_id() != "*") ids.consumers.insert(b.consumer_id());
-      }
-    }
-    struct Known {
-      absl::flat_hash_set<std::string> services, routes, consumers;
-    };
-    std::map<std::string, Known> known;
-    for (const auto& [group, ids] : wanted) {
-      Known& k = known[group];
-      k.services = knownIds(txn, "services", group, ids.services);
-      k.routes = knownIds(txn, "routes", group, ids.routes);
-      k.consumers = knownIds(txn, "consumers", group, ids.consumers);
-    }
-
-    // 3. Rows, summed over the batches: 10 s rows per table first, the coarser ones from them.
-    AggMap requests, nodes;
-    for (size_t i = 0; i < batches.size(); ++i) {
-      BatchResult& r = (*results)[i];
-      if (r.outcome != Outcome::kStored) continue;
-      const IncomingBatch& in = batches[i];
-      const Known& k = known[in.group];
-      const auto& buckets = in.batch->buckets();
-      for (int j = 0; j < buckets.size() && r.outcome == Outcome::kStored; ++j) {
-        const auto& b = buckets[j];
-        const auto unknown = [&](const char* field, const std::string& id, const char* what) {
-          r.outcome = Outcome::kRefused;
-          r.reason = absl::StrCat("unknown_entity: buckets.", j, ".", field, " ", id,
-                                  " is not a ", what, " of control plane ", in.group);
-        };
-        if (!b.service_id().empty() && !k.services.contains(b.service_id())) {
-          unknown("service_id", b.service_id(), "service");
-        } else if (!b.route_id().empty() && !k.routes.contains(b.route_id())) {
-          unknown("route_id", b.route_id(), "route");
-        } else if (!b.consumer_id().empty() && b.consumer_id() != "*" &&
-                   !k.consumers.contains(b.consumer_id())) {
-          unknown("consumer_id", b.consumer_id(), "consumer");
-        }
-      }
-      if (r.outcome != Outcome::kStored) continue;
-      for (const auto& b : buckets) {
-        requests[Key{10, b.start(), in.group, b.service_id(), b.route_id(), b.consumer_id(),
-                     b.status_code()}]
-            .add(b);
-        nodes[Key{10, b.start(), in.group, in.node_id, b.service_id(), {}, b.status_code()}].add(b);
-      }
-    }
+    // 2. The route rows are the request rows with consumers added.
     AggMap routes;
-    for (const auto& [k, agg] : requests) {
+    for (const auto& [k, agg] : w.requests) {
       Key r = k;
       r.c = {};
       routes[r].add(agg);
@@ -568,9 +536,9 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
     // Only 10 s rows, normally: the rollup job adds them into the 1 min and 1 h rows once their
     // minute is over (one write per row per minute, not one per flush). A late bucket whose
     // minute (hour) was already rolled up goes into those rows here, directly.
-    for (AggMap* m : {&requests, &routes, &nodes}) {
+    const auto lateRows = [&](const AggMap& m) {
       AggMap late;
-      for (const auto& [k, agg] : *m) {
+      for (const auto& [k, agg] : m) {
         if (k.ts >= rolled_1m) continue;
         Key minute = k;
         minute.granularity = 60;
@@ -583,36 +551,78 @@ absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
           late[hour].add(agg);
         }
       }
-      m->merge(late);  // keys differ by granularity: a plain union
-    }
+      return late;
+    };
 
-    // 4. Write: COPY into session staging tables, then one upsert each.
-    if (!requests.empty()) {
-      const AggMap* maps[] = {&requests, &routes, &nodes};
-      for (size_t i = 0; i < std::size(kTables); ++i) {
-        const Table& t = kTables[i];
-        copyRows(txn, stagingName(t), *maps[i], t.text_keys);
-        stats->rows += txn.exec(upsertSql(t.name, stagingName(t),
-                                          absl::StrCat("granularity, group_name, ts, ", t.keys,
-                                                       ", status")))
-                           .affected_rows();
-      }
+    // 3. Write: COPY into session staging tables, then one upsert each.
+    const AggMap* maps[] = {&w.requests, &routes, &w.nodes};
+    for (size_t i = 0; i < std::size(kTables); ++i) {
+      const Table& t = kTables[i];
+      copyRows(txn, stagingName(t), *maps[i], t.text_keys);
+      const AggMap late = lateRows(*maps[i]);
+      if (!late.empty()) copyRows(txn, stagingName(t), late, t.text_keys);
+      result->rows += txn.exec(upsertSql(t.name, stagingName(t),
+                                         absl::StrCat("granularity, group_name, ts, ", t.keys,
+                                                      ", status")))
+                          .affected_rows();
     }
-    // 5. The packed 10 s buckets (what a 10 s read by route answers from), statuses added.
+    // 4. The packed 10 s buckets (what a 10 s read by route answers from), statuses added.
     std::map<std::string_view, std::map<int64_t, PackedBucket>> packed;
     for (const auto& [k, agg] : routes) {
-      if (k.granularity != 10) continue;
       packed[k.group][k.ts][PackedKey{std::string(k.a), std::string(k.b)}].add(agg);
     }
     for (const auto& [group, buckets] : packed) addPacked(txn, group, buckets);
-    for (const auto& [sender, last] : new_last) {
+    for (const auto& [sender, range] : w.senders) {
       txn.exec_params("UPDATE vitals_senders SET last_seq = $3, updated_at = $4 "
                       "WHERE node_id = $1 AND instance = $2",
-                      sender.first, sender.second, last, now_s);
+                      sender.first, sender.second, static_cast<int64_t>(range.max), now_s);
     }
     txn.commit();
     return absl::OkStatus();
   });
+}
+
+absl::StatusOr<uint64_t> storedSeq(PgPool& pool, const std::string& node_id,
+                                   const std::string& instance) {
+  uint64_t seq = 0;
+  absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
+    pqxx::nontransaction txn(conn);
+    const pqxx::result r = txn.exec_params(
+        "SELECT last_seq FROM vitals_senders WHERE node_id = $1 AND instance = $2", node_id,
+        instance);
+    seq = r.empty() ? 0 : r[0][0].as<uint64_t>();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return seq;
+}
+
+absl::StatusOr<std::vector<std::string>> existingIds(PgPool& pool, const std::string& table,
+                                                     const std::string& group,
+                                                     const std::vector<std::string>& ids) {
+  std::vector<std::string> found;
+  if (ids.empty()) return found;
+  if (table != "services" && table != "routes" && table != "consumers") {
+    return absl::InvalidArgumentError(absl::StrCat("no entity table ", table));
+  }
+  absl::Status st = pool.run([&](pqxx::connection& conn) -> absl::Status {
+    found.clear();
+    std::string list = "{";
+    for (const std::string& id : ids) {
+      if (list.size() > 1) list.push_back(',');
+      list.append(id);  // checked UUIDs: nothing to quote
+    }
+    list.push_back('}');
+    pqxx::nontransaction txn(conn);
+    for (const auto& row : txn.exec_params("SELECT id::text FROM " + table +
+                                               " WHERE group_name = $1 AND id = ANY($2::uuid[])",
+                                           group, list)) {
+      found.push_back(row[0].as<std::string>());
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return found;
 }
 
 absl::StatusOr<uint64_t> rollUp(PgPool& pool, int64_t now_s, int64_t grace_s) {

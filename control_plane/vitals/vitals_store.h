@@ -1,13 +1,16 @@
-// Vitals in PostgreSQL (migrations/0008_vitals.up.sql): batch ingest with exactly-once
-// de-duplication, the retention job, and the reads behind GET /vitals/*. libpqxx stays in
+// Vitals in PostgreSQL (migrations/0008_vitals.up.sql): windows of batches written with
+// exactly-once de-duplication, the retention job, and the reads behind GET /vitals/*. libpqxx stays in
 // vitals_store.cc; everything here speaks absl::Status.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -28,32 +31,66 @@ struct Granularity {
 inline constexpr Granularity kGranularities[] = {
     {10, "10s", 3600}, {60, "1m", 48 * 3600}, {3600, "1h", 90 * 24 * 3600}};
 
-// One batch to store, already checked for shape (VitalsIngest::validate).
-struct IncomingBatch {
-  std::string group, node_id, instance;
-  const sync::v1::VitalsBatch* batch = nullptr;
+// Many batches' buckets summed per key, with the senders and seqs they came from: what one
+// write transaction stores. VitalsIngest adds each batch into the open window as it arrives
+// (then drops the parsed batch), so a fleet's flush is upserted once per key and window, not
+// once per batch. Each distinct id string is copied once per window.
+class Window {
+ public:
+  struct SeqRange {
+    uint64_t min = 0, max = 0;
+  };
+  using Sender = std::pair<std::string, std::string>;  // (node_id, instance)
+
+  Window();
+  ~Window();
+  Window(Window&&) noexcept;
+  Window& operator=(Window&&) noexcept;
+
+  // Adds a batch already checked for shape, entities and sequence (VitalsIngest does).
+  void add(std::string_view group, const std::string& node_id, const std::string& instance,
+           const sync::v1::VitalsBatch& batch);
+  bool empty() const;
+  // Keys held: 10 s rows of vitals_requests and vitals_nodes (~600 bytes each).
+  size_t rows() const;
+  size_t batches() const;
+  // The seqs added per sender.
+  const std::map<Sender, SeqRange>& senders() const;
+
+ private:
+  struct Impl;
+  friend struct WindowAccess;
+  std::unique_ptr<Impl> impl_;
 };
 
-enum class Outcome { kStored, kDuplicate, kRefused };
-struct BatchResult {
-  Outcome outcome = Outcome::kStored;
-  std::string reason;  // kRefused: "unknown_entity: buckets.3.route_id ..."
-};
-
-struct IngestStats {
+struct WriteResult {
   uint64_t rows = 0;  // rows inserted or updated, every table and granularity
+  // Senders whose stored seq already reached one of the window's seqs: another replica stored
+  // some of the same batches (a DP that moved to it before this one answered). Then nothing
+  // was written, and the window's batches must be sent again.
+  std::vector<Window::Sender> conflicts;
 };
 
-// Stores `batches` in one transaction: per (node_id, instance) batches at or below the last
-// stored seq are duplicates; a batch naming an entity its group does not have is refused;
-// the rest are added into every granularity of vitals_requests and vitals_nodes, and the
-// senders' last seq moves on, all or nothing. `results` gets one entry per batch.
-absl::Status ingest(PgPool& pool, const std::vector<IncomingBatch>& batches,
-                    std::vector<BatchResult>* results, IngestStats* stats);
+// Stores `window` in one transaction: added into the 10 s rows of vitals_requests,
+// vitals_routes and vitals_nodes (and straight into the 1 min and 1 h rows for a minute the
+// rollup job already did), into the packed 10 s buckets, and the senders' last seq moved on,
+// all or nothing. The senders' rows are locked first, in order, so two replicas never store a
+// seq twice. An empty window writes nothing.
+absl::Status writeWindow(PgPool& pool, const Window& window, WriteResult* result);
+
+// The last seq stored for a sender (0: none yet).
+absl::StatusOr<uint64_t> storedSeq(PgPool& pool, const std::string& node_id,
+                                   const std::string& instance);
+
+// Which of `ids` (UUIDs) are entities of `table` ("services", "routes" or "consumers") in
+// `group`, as lower-case text.
+absl::StatusOr<std::vector<std::string>> existingIds(PgPool& pool, const std::string& table,
+                                                     const std::string& group,
+                                                     const std::vector<std::string>& ids);
 
 // Adds the 10 s rows of every minute that ended more than `grace_s` ago into its 1 min rows,
 // and the 1 min rows of every hour so completed into its 1 h rows, once: watermarks in
-// vitals_jobs say what was rolled up, and ingest() writes a late bucket of a rolled-up
+// vitals_jobs say what was rolled up, and writeWindow() writes a late bucket of a rolled-up
 // minute into the coarse rows itself. Skipped (0) when another replica is at it. Returns the
 // rows written.
 absl::StatusOr<uint64_t> rollUp(PgPool& pool, int64_t now_s, int64_t grace_s = 60);

@@ -110,7 +110,11 @@ void VitalsStream::run() {
         flush_at = nextFlush(absl::Now(), collector_.settings().flush_interval_ms);
       }
       bool write_failed = false;
-      for (const auto& batch : collector_.pending()) {
+      const std::vector<vitals::Collector::BatchPtr> pending = collector_.pending();
+      // Everything below the oldest batch held was answered or dropped: the CP may store a
+      // batch above a gap only when the DP says so (VitalsBatch.first_unacked_seq).
+      const uint64_t first_unacked = pending.empty() ? 0 : pending.front()->seq();
+      for (const auto& batch : pending) {
         {
           absl::MutexLock lock(&shared.mu);
           if (shared.over || absl::Now() < shared.hold_until ||
@@ -122,6 +126,7 @@ void VitalsStream::run() {
         }
         sync::v1::VitalsReport report;
         *report.mutable_batch() = *batch;
+        report.mutable_batch()->set_first_unacked_seq(first_unacked);
         if (!stream->Write(report)) {
           write_failed = true;
           break;

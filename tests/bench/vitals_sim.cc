@@ -498,6 +498,7 @@ bool Node::sendWhatFits(grpc::ClientReaderWriter<VitalsReport, VitalsControl>* s
   const size_t window = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_window)));
   for (;;) {
     Batch next;  // a copy of the cells: the proto is built without the lock
+    uint64_t first_unacked = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stream_over_ || in_flight_ >= window || Clock::now() < hold_until_) return true;
@@ -506,6 +507,7 @@ bool Node::sendWhatFits(grpc::ClientReaderWriter<VitalsReport, VitalsControl>* s
       if (it == pending_.end()) return true;
       it->second.in_flight = true;
       in_flight_++;
+      first_unacked = pending_.begin()->first;  // as portico-dp: the oldest batch held
       next.seq = it->second.seq;
       next.start = it->second.start;
       next.part = it->second.part;
@@ -527,6 +529,7 @@ bool Node::sendWhatFits(grpc::ClientReaderWriter<VitalsReport, VitalsControl>* s
     }
     VitalsReport& report = built != nullptr ? *built : scratch_;
     if (built == nullptr) toReport(shape_, next, &report);
+    report.mutable_batch()->set_first_unacked_seq(first_unacked);
     const size_t bytes = report.ByteSizeLong();
     {
       std::lock_guard<std::mutex> lock(mu_);  // ack latency: from the Write on

@@ -1,17 +1,25 @@
-// control_plane/vitals/vitals_store against a real PostgreSQL: batches are stored exactly once
-// per (node, instance, seq) whether repeated in one write or across writes; each bucket adds
-// into its 10 s, 1 min and 1 h rows (histograms element-wise, max kept) and into the per-node
-// view and, summed over status codes, into the packed 10 s bucket of its route (read back
-// like the summed rows); a batch naming an entity its group lacks is refused alone; the retention job deletes
-// what is past each granularity's window and lets only one replica run per interval.
+// control_plane/vitals (VitalsIngest's fold and write threads, vitals_store) against a real
+// PostgreSQL: batches are stored exactly once per (node, instance, seq) whether repeated in
+// one window or across windows, in seq order per sender (a batch above a missing one waits
+// unless the DP says it dropped it), and once across two replicas given the same batch; each
+// bucket adds into its 10 s, 1 min and 1 h rows (histograms element-wise, max kept) and into
+// the per-node view and, summed over status codes, into the packed 10 s bucket of its route
+// (read back like the summed rows); a batch naming an entity its group lacks is refused
+// alone; the retention job deletes what is past each granularity's window and lets only one
+// replica run per interval.
 #include <ctime>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
 #include "common/vitals/latency_bins.h"
 #include "control_plane/store/migrations.h"
+#include "control_plane/vitals/vitals_ingest.h"
 #include "control_plane/vitals/vitals_store.h"
 #include "tests/support/test_support.h"
 
@@ -66,10 +74,56 @@ sync::v1::VitalsBatch batch(uint64_t seq, std::vector<sync::v1::VitalsBucket> bu
   return b;
 }
 
-std::vector<BatchResult> store(Db& db, std::vector<IncomingBatch> in) {
-  std::vector<BatchResult> results;
-  IngestStats stats;
-  REQUIRE(ingest(db.pool, in, &results, &stats).ok());
+enum class Outcome { kStored, kDuplicate, kRefused, kRetry };
+struct BatchResult {
+  Outcome outcome = Outcome::kRetry;
+  std::string reason;
+};
+struct IncomingBatch {
+  std::string group, node_id, instance;
+  const sync::v1::VitalsBatch* batch = nullptr;
+};
+
+IngestOptions ingestOptions(Db& db) {
+  IngestOptions options;
+  options.dsn = db.pg.dsn();
+  options.rollup_interval_s = 0;
+  options.retention_interval_s = 0;
+  return options;
+}
+
+// Submits `in`, in order, to a running VitalsIngest and returns each batch's answer once every
+// one came: batches submitted together mostly share a window, as a fleet's flush does.
+std::vector<BatchResult> submitAll(VitalsIngest& ingest, const std::vector<IncomingBatch>& in) {
+  std::vector<BatchResult> results(in.size());
+  absl::Mutex mu;
+  size_t answered = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    ingest.submit(in[i].group, in[i].node_id, in[i].instance,
+                  std::make_shared<sync::v1::VitalsBatch>(*in[i].batch),
+                  [&, i](const sync::v1::VitalsAck& ack) {
+                    absl::MutexLock lock(&mu);
+                    using R = sync::v1::VitalsAck;
+                    results[i].outcome = ack.result() == R::STORED      ? Outcome::kStored
+                                         : ack.result() == R::DUPLICATE ? Outcome::kDuplicate
+                                         : ack.result() == R::REFUSED   ? Outcome::kRefused
+                                                                        : Outcome::kRetry;
+                    results[i].reason = ack.reason();
+                    answered++;
+                  });
+  }
+  absl::MutexLock lock(&mu);
+  const auto all = [&] { return answered == in.size(); };
+  REQUIRE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(60)));
+  return results;
+}
+
+// The same through a VitalsIngest of its own (a control plane started for it, jobs off).
+std::vector<BatchResult> store(Db& db, const std::vector<IncomingBatch>& in) {
+  VitalsIngest ingest(ingestOptions(db));
+  ingest.start();
+  auto results = submitAll(ingest, in);
+  ingest.stop();
   return results;
 }
 
@@ -263,6 +317,55 @@ TEST_CASE("vitals store: a batch naming another group's or no entity is refused 
   auto elsewhere = batch(1, {bucket(t, 2, 1)});
   r = store(db, {{"other", "n3", "i", &elsewhere}});
   CHECK(r[0].outcome == Outcome::kRefused);
+}
+
+TEST_CASE("vitals ingest: each sender's batches stored in seq order, exactly once across "
+          "replicas") {
+  Db db;
+  const int64_t now = std::time(nullptr);
+  const int64_t t = now - now % 10 - 20;
+  auto withFirst = [&](uint64_t seq, uint64_t first_unacked, int64_t requests) {
+    auto b = batch(seq, {bucket(t, requests, 1)});
+    b.set_first_unacked_seq(first_unacked);
+    return b;
+  };
+  VitalsIngest a(ingestOptions(db));
+  a.start();
+  // 2 while 1 is still held by the DP (first_unacked 1): it waits for 1.
+  auto s1 = withFirst(1, 1, 1), s2 = withFirst(2, 1, 2);
+  auto r = submitAll(a, {{"default", "n1", "i", &s2}});
+  CHECK(r[0].outcome == Outcome::kRetry);
+  CHECK(r[0].reason.find("batch 1 of this sender is not stored yet") != std::string::npos);
+  r = submitAll(a, {{"default", "n1", "i", &s1}, {"default", "n1", "i", &s2}});
+  CHECK(r[0].outcome == Outcome::kStored);
+  CHECK(r[1].outcome == Outcome::kStored);
+  // The DP dropped 3 and 4 (its buffer was full): 5, the oldest it holds, is taken.
+  auto s5 = withFirst(5, 5, 4);
+  r = submitAll(a, {{"default", "n1", "i", &s5}});
+  CHECK(r[0].outcome == Outcome::kStored);
+  // A first_unacked above the seq is garbage.
+  auto bad = withFirst(6, 7, 1);
+  r = submitAll(a, {{"default", "n1", "i", &bad}});
+  CHECK(r[0].outcome == Outcome::kRefused);
+  CHECK(r[0].reason.rfind("bad_sequence: first_unacked_seq 7", 0) == 0);
+  CHECK(total(db, 10, t, t + 10) == 1 + 2 + 4);
+
+  // Another replica stores 6 (the DP moved to it before `a` answered); then `a` gets 6 too:
+  // its window conflicts, nothing is written twice, and the resend is a duplicate.
+  VitalsIngest b(ingestOptions(db));
+  b.start();
+  auto s6 = withFirst(6, 6, 8);
+  r = submitAll(b, {{"default", "n1", "i", &s6}});
+  CHECK(r[0].outcome == Outcome::kStored);
+  r = submitAll(a, {{"default", "n1", "i", &s6}});
+  CHECK(r[0].outcome == Outcome::kRetry);
+  CHECK(r[0].reason.find("another control plane") != std::string::npos);
+  r = submitAll(a, {{"default", "n1", "i", &s6}});
+  CHECK(r[0].outcome == Outcome::kDuplicate);
+  CHECK(total(db, 10, t, t + 10) == 1 + 2 + 4 + 8);
+  CHECK(db.count("SELECT last_seq FROM vitals_senders WHERE node_id = 'n1'") == 6);
+  b.stop();
+  a.stop();
 }
 
 TEST_CASE("vitals store: retention per granularity, one replica per interval") {
