@@ -132,16 +132,6 @@ void VitalsIngest::submit(std::string group, std::string node_id, std::string in
                           std::shared_ptr<const sync::v1::VitalsBatch> batch, Done done) {
   sync::v1::VitalsAck ack;
   ack.set_seq(batch->seq());
-  const std::string problem = validateBatch(*batch, static_cast<int64_t>(std::time(nullptr)),
-                                            options_.max_batch_buckets);
-  if (!problem.empty()) {
-    countRefused(problem.substr(0, problem.find(':')));
-    LOG_WARN(kLog, "refusing vitals batch %d of node %s: %s", batch->seq(), node_id, problem);
-    ack.set_result(sync::v1::VitalsAck::REFUSED);
-    ack.set_reason(problem);
-    done(ack);
-    return;
-  }
   {
     absl::MutexLock lock(&inbox_mu_);
     // Bounded by count and by bytes: a backlog of full batches (~1 MB each) must not grow
@@ -243,6 +233,14 @@ bool VitalsIngest::checkEntities(const std::string& group, const sync::v1::Vital
 }
 
 void VitalsIngest::fold(Pending p) {
+  // Its shape first, here rather than on the cluster thread that parsed it (which is the
+  // busiest one while a fleet's flush comes in).
+  const std::string problem = validateBatch(*p.batch, static_cast<int64_t>(std::time(nullptr)),
+                                            options_.max_batch_buckets);
+  if (!problem.empty()) {
+    refuse(p, problem);
+    return;
+  }
   const uint64_t seq = p.batch->seq();
   const uint64_t first_unacked = p.batch->first_unacked_seq();
   const Sender sender{p.node_id, p.instance};
@@ -340,6 +338,8 @@ void VitalsIngest::fold(Pending p) {
   open_->data.add(p.group, p.node_id, p.instance, *p.batch);
   s.folded = seq;
   if (open_->answers.empty()) open_->oldest_ms = steadyMs(p.queued);
+  open_->last_ms = steadyMs();
+  if (open_->opened_ms == 0) open_->opened_ms = open_->last_ms;
   Answer a{std::move(p.done), {}};
   a.ack.set_seq(seq);
   a.ack.set_result(sync::v1::VitalsAck::STORED);
@@ -399,12 +399,15 @@ void VitalsIngest::writeLoop() {
         return fold_done_ || !open_->answers.empty();
       };
       window_mu_.AwaitWithDeadline(absl::Condition(&ready), jobsAt());
-      if (!open_->answers.empty() && !fold_done_) {
-        // Let more DPs' batches join a window just opened.
-        const int64_t wait_ms = open_->oldest_ms + options_.coalesce_ms - steadyMs();
-        if (wait_ms > 0) {
-          window_mu_.AwaitWithTimeout(absl::Condition(&fold_done_), absl::Milliseconds(wait_ms));
-        }
+      // Let more DPs' batches join while they keep coming (see IngestOptions::coalesce_ms).
+      while (!open_->answers.empty() && !fold_done_ && open_->opened_ms != 0 &&
+             open_->data.rows() < options_.max_window_rows / 2) {
+        const int64_t now = steadyMs();
+        const int64_t wait_ms =
+            std::min(open_->last_ms + options_.coalesce_ms, open_->opened_ms + options_.max_window_ms) -
+            now;
+        if (wait_ms <= 0) break;
+        window_mu_.AwaitWithTimeout(absl::Condition(&fold_done_), absl::Milliseconds(wait_ms));
       }
       last = fold_done_;
       if (!open_->answers.empty()) {

@@ -1,6 +1,6 @@
-// VitalsIngest: the control plane's VitalsSink. A batch is checked for shape at once (garbage
-// is refused with a reason, counted, and stores nothing) and queued. A fold thread takes the
-// queue in order, puts each sender's batches in seq order (a duplicate is answered as one, a
+// VitalsIngest: the control plane's VitalsSink. A batch is queued (bounded) as it comes. A
+// fold thread takes the queue in order, checks each batch's shape (garbage is refused with a
+// reason, counted, and stores nothing), puts each sender's batches in seq order (a duplicate is answered as one, a
 // batch above a missing lower seq gets RETRY), checks the entities it names (a cache in front
 // of PostgreSQL), and adds it into the open Window (vitals_store.h), then drops it. A writer
 // thread takes the open window whenever it is free and stores it in one transaction while
@@ -41,7 +41,11 @@ struct IngestOptions {
   // Keys one window may hold (~600 bytes each: 240 MB); past it batches get RETRY until the
   // writer takes the window. A fleet's 10 s bucket at the bench's size is ~64k keys.
   size_t max_window_rows = 400000;
-  uint32_t coalesce_ms = 200;          // a window stays open at least this long
+  // The writer takes the open window once no batch joined it for coalesce_ms, or once it is
+  // max_window_ms old (or half full), whichever is first: a fleet's flush arrives over a few
+  // seconds, and each window that touches a 10 s bucket upserts every key of it again.
+  uint32_t coalesce_ms = 200;
+  uint32_t max_window_ms = 4000;
   // How long ids found in PostgreSQL are trusted without asking again (a deleted route's
   // buckets are refused after at most this long).
   int64_t entity_cache_s = 60;
@@ -94,6 +98,7 @@ class VitalsIngest final : public VitalsSink {
     Window data;
     std::vector<Answer> answers;  // STORED for its batches, DUPLICATE for resends of them
     int64_t oldest_ms = 0;        // steady ms the oldest batch answered by it was queued
+    int64_t opened_ms = 0, last_ms = 0;  // steady ms of its first and last batch added
   };
   // A sender's seqs: `folded` added into a window (or refused), `committed` stored.
   struct SenderSeqs {
