@@ -14,7 +14,7 @@ namespace portico::cp::fleet {
 namespace {
 
 using Json = nlohmann::json;
-constexpr char kLog[] = "fleet";
+constexpr char kFleetLog[] = "fleet";
 
 std::string labelsJson(const NodeStatus& n) {
   Json j = Json::object();
@@ -96,14 +96,14 @@ void FleetRegistry::loop() {
   while (!stop_.WaitForNotificationWithTimeout(options_.flush_interval)) {
     absl::StatusOr<int> st = flush();
     if (!st.ok() && !failing) {
-      LOG_WARN(kLog, "cannot write node status: %s; keeping it for the next flush",
+      LOG_WARN(kFleetLog, "cannot write node status: %s; keeping it for the next flush",
                st.status().ToString());
     }
     failing = !st.ok();
     if (absl::Now() >= next_purge) {
       next_purge = absl::Now() + options_.purge_check_interval;
       if (auto n = purge(); n.ok() && *n > 0) {
-        LOG_INFO(kLog, "purged %d data planes not seen for %s", *n,
+        LOG_INFO(kFleetLog, "purged %d data planes not seen for %s", *n,
                  absl::FormatDuration(options_.purge_delay));
       }
     }

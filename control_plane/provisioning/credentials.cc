@@ -18,7 +18,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr char kLog[] = "provisioning";
+constexpr char kProvisioningLog[] = "provisioning";
 constexpr char kCaName[] = "default";
 constexpr int kCaDays = 3650;
 // "pki_ca" in ASCII: the advisory lock that orders replicas creating the CA together.
@@ -69,7 +69,7 @@ absl::StatusOr<pki::KeyPair> ensureClusterCa(PgPool& pool, const pki::Keyring& k
         "INSERT INTO cluster_ca (name, cert_pem, key_sealed, created_at) VALUES ($1, $2, $3, $4)",
         kCaName, ca.cert_pem, keyring.seal(ca.key_pem, kCaName), nowSeconds());
     txn.commit();
-    LOG_INFO(kLog, "created the cluster CA (stored in PostgreSQL, its key sealed by --keyring)");
+    LOG_INFO(kProvisioningLog, "created the cluster CA (stored in PostgreSQL, its key sealed by --keyring)");
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -100,7 +100,7 @@ absl::Status Credentials::start() {
       }
       writeClaims();
       if (absl::Status st = reload(); !st.ok()) {
-        LOG_WARN(kLog, "cannot reload data plane credentials: %s", st.message());
+        LOG_WARN(kProvisioningLog, "cannot reload data plane credentials: %s", st.message());
       }
     }
   });
@@ -386,7 +386,7 @@ Credentials::Answer Credentials::issue(const std::string& group, const std::stri
     out["serial"] = serial;
     out["fingerprint"] = fingerprint;
   }
-  LOG_INFO(kLog, "issued a data plane %s %s for control plane %s (expires %s)", kind, id, group,
+  LOG_INFO(kProvisioningLog, "issued a data plane %s %s for control plane %s (expires %s)", kind, id, group,
            rfc3339(expires_at));
   return {201, out.dump()};
 }
@@ -447,7 +447,7 @@ Credentials::Answer Credentials::revoke(const std::string& group, const std::str
       if (!e.revoked_at) e.revoked_at = now;
     }
   }
-  LOG_INFO(kLog, "revoked data plane %s %s of control plane %s", kind, id, group);
+  LOG_INFO(kProvisioningLog, "revoked data plane %s %s of control plane %s", kind, id, group);
   return {204, ""};
 }
 

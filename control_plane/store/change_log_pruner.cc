@@ -11,7 +11,7 @@
 namespace portico::cp {
 namespace {
 
-constexpr char kLog[] = "change_log";
+constexpr char kPrunerLog[] = "change_log";
 
 // `batch`: the oldest prunable rows, at most $2 over all groups. Each group's part of it is a
 // prefix of that group's log in generation order (the LATERAL forces a nested loop, which
@@ -76,7 +76,7 @@ ChangeLogPruner::ChangeLogPruner(ChangeLogPrunerOptions options)
       keep_generations_(std::max(options_.keep_generations, options_.min_keep_generations)),
       pool_(options_.dsn, 1) {
   if (keep_generations_ != options_.keep_generations) {
-    LOG_WARN(kLog,
+    LOG_WARN(kPrunerLog,
              "change log retention raised from %d to %d generations: it may not be shorter "
              "than the delta window",
              options_.keep_generations, keep_generations_);
@@ -118,7 +118,7 @@ absl::StatusOr<uint64_t> ChangeLogPruner::runRound() {
         pruneChangeLog(pool_, "", keep_generations_, options_.batch_limit);
     if (absl::IsAborted(n.status())) {
       // Another replica holds the prune lock (or a batch deadlocked): its round does the work.
-      LOG_DEBUG(kLog, "prune round ends early: %s", n.status().ToString());
+      LOG_DEBUG(kPrunerLog, "prune round ends early: %s", n.status().ToString());
       break;
     }
     if (!n.ok()) {
@@ -134,7 +134,7 @@ absl::StatusOr<uint64_t> ChangeLogPruner::runRound() {
     }
   }
   if (round_rows > 0) {
-    LOG_INFO(kLog, "pruned %d change log rows older than the newest %d generations in %s",
+    LOG_INFO(kPrunerLog, "pruned %d change log rows older than the newest %d generations in %s",
              round_rows, keep_generations_, absl::FormatDuration(absl::Now() - start));
   }
   if (!failure.ok()) {
@@ -149,7 +149,7 @@ void ChangeLogPruner::loop() {
     wait = options_.interval;
     absl::StatusOr<uint64_t> n = runRound();
     if (!n.ok()) {
-      LOG_WARN(kLog, "cannot prune the change log: %s; retrying in %s", n.status().ToString(),
+      LOG_WARN(kPrunerLog, "cannot prune the change log: %s; retrying in %s", n.status().ToString(),
                absl::FormatDuration(options_.interval));
     }
   }

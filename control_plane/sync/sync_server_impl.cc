@@ -25,7 +25,7 @@ namespace {
 using sync::v1::ControlPlaneMessage;
 using sync::v1::DataPlaneMessage;
 
-constexpr char kLog[] = "sync";
+constexpr char kSyncLog[] = "sync";
 constexpr char kDefaultGroup[] = "default";
 // A NACK with every error of a huge config could be large; chunks are CP->DP only.
 constexpr int kMaxReceiveMessageBytes = 4 << 20;
@@ -161,7 +161,7 @@ void SyncStream::offer(TargetConstSharedPtr target) {
       }
     }
     if (!missing.empty()) {
-      LOG_WARN(kLog, "node %s lacks %d plugin(s) of group %s generation %d; not sending it",
+      LOG_WARN(kSyncLog, "node %s lacks %d plugin(s) of group %s generation %d; not sending it",
                node_id_, missing.size(), group_, target->generation());
       plugin_set_incompatible_ = true;
       server_->registry().setSyncStatus(node_id_, "plugin_set_incompatible", std::move(missing));
@@ -256,7 +256,7 @@ std::optional<SyncStream::Prep> SyncStream::pump() {
           if (!compat_class_.empty() && push_.inFlightTarget() != nullptr) {
             issues = push_.inFlightTarget()->compatIssues(compat_class_);
           }
-          LOG_DEBUG(kLog, "pushing generation %d (%s, %s from %d, %d bytes) to node %s",
+          LOG_DEBUG(kSyncLog, "pushing generation %d (%s, %s from %d, %d bytes) to node %s",
                     sending_->generation, shortHash(sending_->config_hash),
                     sending_->kind == sync::v1::PAYLOAD_KIND_DELTA ? "delta" : "full",
                     sending_->base_generation, sending_->encoded_size, node_id_);
@@ -431,7 +431,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
                                      helloFieldProblem("version", hello.version(), 64)}) {
     if (!problem.empty()) {
       server_->counters().refused++;
-      LOG_WARN(kLog, "refusing a data plane from %s: %s", peerIp(peer_), problem);
+      LOG_WARN(kSyncLog, "refusing a data plane from %s: %s", peerIp(peer_), problem);
       finish(rpcStatus(absl::StatusCode::kInvalidArgument, problem));
       return;
     }
@@ -445,7 +445,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     server_->registry().onRefused(hello.node_id(), hello.hostname(), hello.version(),
                                   groupName(hello.group()), ip, "version_incompatible",
                                   {{"version", "error", *why}});
-    LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
+    LOG_WARN(kSyncLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
              *why);
     finish(rpcStatus(absl::StatusCode::kFailedPrecondition, *why));
     return;
@@ -458,7 +458,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     server_->counters().refused++;
     server_->registry().onRefused(hello.node_id(), hello.hostname(), hello.version(), group,
                                   ip, "group_not_allowed", {{"group", "error", *why}});
-    LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
+    LOG_WARN(kSyncLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(), ip,
              *why);
     finish(rpcStatus(absl::StatusCode::kPermissionDenied, *why));
     return;
@@ -468,7 +468,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
     for (const std::string& id : credentials_) {
       if (std::string why = authority->claimToken(id, hello.node_id()); !why.empty()) {
         server_->counters().refused++;
-        LOG_WARN(kLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(),
+        LOG_WARN(kSyncLog, "refusing node %s (%s) from %s: %s", hello.node_id(), hello.hostname(),
                  ip, why);
         finish(rpcStatus(absl::StatusCode::kPermissionDenied, why));
         return;
@@ -479,7 +479,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
   if (!server_->admit(this, group, hello.generation(), hello.config_hash())) {
     server_->counters().shed++;
     const uint64_t retry_ms = server_->retryAfterMs();
-    LOG_DEBUG(kLog, "shedding node %s: %d initial syncs in progress; retry in %d ms",
+    LOG_DEBUG(kSyncLog, "shedding node %s: %d initial syncs in progress; retry in %d ms",
               hello.node_id(), server_->options().max_concurrent_syncs, retry_ms);
     wire::GrpcStatus status = rpcStatus(absl::StatusCode::kResourceExhausted,
                                         "too many data planes syncing; retry later");
@@ -501,7 +501,7 @@ void SyncStream::onHello(const sync::v1::Hello& hello) {
   std::optional<NodeStatus> before =
       server_->registry().onHello(session_, node_id_, hello.hostname(), hello.version(), group_,
                                   hello.generation(), hello.config_hash(), ip, labels);
-  LOG_INFO(kLog, "node %s (%s, version %s) connected to group %s at generation %d (%s)%s",
+  LOG_INFO(kSyncLog, "node %s (%s, version %s) connected to group %s at generation %d (%s)%s",
            node_id_, hello.hostname(), hello.version(), group_, hello.generation(),
            shortHash(hello.config_hash()),
            compat_class_.empty() ? "" : absl::StrCat("; compatibility rules ", compat_class_));
@@ -545,7 +545,7 @@ void SyncStream::onAck(const sync::v1::Ack& ack) {
     absl::MutexLock lock(&mu_);
     closed = push_.onAck(ack.generation(), ack.config_hash());
   }
-  LOG_DEBUG(kLog, "node %s acked generation %d%s", node_id_, ack.generation(),
+  LOG_DEBUG(kSyncLog, "node %s acked generation %d%s", node_id_, ack.generation(),
             closed ? "" : " (not the push in flight)");
   pumpAndRequest();
 }
@@ -563,7 +563,7 @@ void SyncStream::onNack(const sync::v1::Nack& nack) {
     first = absl::StrCat(" first error: ", errors[0].entity_type, " ", errors[0].entity_id, " ",
                          errors[0].field, ": ", errors[0].reason);
   }
-  LOG_WARN(kLog, "node %s rejected generation %d (%s): %s (%d errors)%s; not resending it",
+  LOG_WARN(kSyncLog, "node %s rejected generation %d (%s): %s (%d errors)%s; not resending it",
            node_id_, nack.generation(), shortHash(nack.config_hash()), nack.message(),
            errors.size(), first);
   server_->registry().onNack(node_id_, nack.generation(), nack.config_hash(), nack.message(),
@@ -677,7 +677,7 @@ absl::Status SyncServerImpl::init() {
     requestLoadLocked(kDefaultGroup, 0);
   }
   config_thread_ = std::thread([this] { configLoop(); });
-  LOG_INFO(kLog, "cluster sync listening on port %d (%s)", port_,
+  LOG_INFO(kSyncLog, "cluster sync listening on port %d (%s)", port_,
            options_.insecure                               ? "plain text (--cluster_insecure)"
            : options_.mtls == sync::ClusterMtls::kShared ? "mTLS, shared certificate pinned"
                                                            : "mTLS, PKI");
@@ -819,7 +819,7 @@ wire::CallHandler* SyncServerImpl::newStream(wire::ServerCall* call,
   std::optional<wire::GrpcStatus> refusal = checkPeer(info, &groups, &credentials);
   if (refusal.has_value()) {
     counters_.refused++;
-    LOG_WARN(kLog, "refusing data plane %s: %s", peerIp(info.peer), refusal->message);
+    LOG_WARN(kSyncLog, "refusing data plane %s: %s", peerIp(info.peer), refusal->message);
   }
   absl::MutexLock lock(&mu_);
   auto* stream = new SyncStream(this, next_session_++, call, info.peer, std::move(groups),
@@ -839,7 +839,7 @@ wire::CallHandler* SyncServerImpl::newReportStream(wire::ServerCall* call,
   std::vector<std::string> groups, credentials;
   std::optional<wire::GrpcStatus> refusal = checkPeer(info, &groups, &credentials);
   if (refusal.has_value()) {
-    LOG_WARN(kLog, "refusing vitals from %s: %s", peerIp(info.peer), refusal->message);
+    LOG_WARN(kSyncLog, "refusing vitals from %s: %s", peerIp(info.peer), refusal->message);
   }
   auto* stream = new ReportStream(options_, *options_.vitals, call, info.peer, std::move(groups));
   stream->begin(std::move(refusal));
@@ -908,7 +908,7 @@ void SyncServerImpl::detach(SyncStream* stream) {
       it->second.streams.erase(stream);
     }
     registry_.onDisconnect(stream->session(), stream->nodeId());
-    LOG_INFO(kLog, "node %s disconnected", stream->nodeId());
+    LOG_INFO(kSyncLog, "node %s disconnected", stream->nodeId());
   }
 }
 
@@ -985,12 +985,12 @@ void SyncServerImpl::resolveAhead(const std::string& group, const std::string& e
   // The database decides: a lagging replica of ours is not a rewound history.
   absl::StatusOr<bool> started = store_.startNewEpochIfBehind(group, epoch, generation);
   if (!started.ok()) {
-    LOG_WARN(kLog, "group %s: cannot check whether a data plane's generation %d is ahead of "
+    LOG_WARN(kSyncLog, "group %s: cannot check whether a data plane's generation %d is ahead of "
              "the database: %s", group, generation, started.status().ToString());
     return;
   }
   if (*started) {
-    LOG_WARN(kLog, "group %s: a data plane runs generation %d of epoch %s, which the database "
+    LOG_WARN(kSyncLog, "group %s: a data plane runs generation %d of epoch %s, which the database "
              "has not reached (restored from a backup?); started a new epoch, every data plane "
              "gets the full config", group, generation, epoch);
   }
@@ -1193,7 +1193,7 @@ void SyncServerImpl::configLoop() {
         // line, and keep retrying with backoff, so they join once it exists.
         auto g = groups_.find(group);
         const size_t n = g == groups_.end() ? 0 : g->second.streams.size();
-        LOG_WARN(kLog, "control plane '%s' does not exist; refusing its %d data plane(s)", group,
+        LOG_WARN(kSyncLog, "control plane '%s' does not exist; refusing its %d data plane(s)", group,
                  n);
         if (g != groups_.end()) {
           for (SyncStream* stream : g->second.streams) {
@@ -1210,7 +1210,7 @@ void SyncServerImpl::configLoop() {
       const uint32_t attempts = request.attempts + 1;
       const absl::Duration delay = retryDelay(attempts);
       if (attempts == 1 || attempts % 10 == 0) {
-        LOG_WARN(kLog, "cannot load group %s (attempt %d): %s; retrying in %s", group, attempts,
+        LOG_WARN(kSyncLog, "cannot load group %s (attempt %d): %s; retrying in %s", group, attempts,
                  st.ToString(), absl::FormatDuration(delay));
       }
       auto [it, inserted] = loads_.try_emplace(group);
@@ -1221,7 +1221,7 @@ void SyncServerImpl::configLoop() {
       continue;
     }
     if (request.attempts > 0) {
-      LOG_INFO(kLog, "loaded group %s after %d failed attempts", group, request.attempts);
+      LOG_INFO(kSyncLog, "loaded group %s after %d failed attempts", group, request.attempts);
     }
   }
 }
@@ -1253,7 +1253,7 @@ absl::Status SyncServerImpl::loadGroup(const std::string& group) {
     const absl::StatusCode code = changes.status().code();
     if (code == absl::StatusCode::kOutOfRange || code == absl::StatusCode::kUnimplemented) {
       if (code == absl::StatusCode::kOutOfRange) {
-        LOG_INFO(kLog, "group %s: no delta from generation %d (%s); reading it in full", group,
+        LOG_INFO(kSyncLog, "group %s: no delta from generation %d (%s); reading it in full", group,
                  base_generation, std::string(changes.status().message()));
       }
       return loadFull(group);
@@ -1262,7 +1262,7 @@ absl::Status SyncServerImpl::loadGroup(const std::string& group) {
   }
   counters_.delta_loads++;
   if (changes->epoch != current.epoch()) {
-    LOG_INFO(kLog, "group %s: new epoch %s; reading it in full", group, changes->epoch);
+    LOG_INFO(kSyncLog, "group %s: new epoch %s; reading it in full", group, changes->epoch);
     return loadFull(group);
   }
   if (changes->generation <= base_generation) {
@@ -1281,7 +1281,7 @@ absl::Status SyncServerImpl::loadGroup(const std::string& group) {
   // The same code the DP runs: our in-memory copy stays exactly a fresh read.
   sync::canonicalize(delta.mutable_upserts());
   if (absl::Status st = sync::applyDelta(&current, delta); !st.ok()) {
-    LOG_ERROR(kLog, "group %s: cannot apply delta %d->%d (%s); reading it in full", group,
+    LOG_ERROR(kSyncLog, "group %s: cannot apply delta %d->%d (%s); reading it in full", group,
               base_generation, changes->generation, st.ToString());
     snapshots_.erase(snap);
     return loadFull(group);
@@ -1297,7 +1297,7 @@ absl::Status SyncServerImpl::loadGroup(const std::string& group) {
     return encoded.status();
   }
   counters_.delta_encodes++;
-  LOG_INFO(kLog, "group %s generation %d: delta from %d, %d entities changed, %d bytes (%s)",
+  LOG_INFO(kSyncLog, "group %s generation %d: delta from %d, %d entities changed, %d bytes (%s)",
            group, changes->generation, base_generation,
            sync::entityCount(delta.upserts()) + delta.deletes_size(), (*encoded)->encoded_size,
            absl::FormatDuration(absl::Now() - start));
@@ -1322,12 +1322,12 @@ absl::Status SyncServerImpl::loadFull(const std::string& group) {
   const absl::Time start = absl::Now();
   auto encoded = sync::encodeSnapshot(*snapshot);
   if (!encoded.ok()) {
-    LOG_ERROR(kLog, "cannot encode group %s generation %d: %s", group, snapshot->generation(),
+    LOG_ERROR(kSyncLog, "cannot encode group %s generation %d: %s", group, snapshot->generation(),
               encoded.status().ToString());
     return absl::OkStatus();  // not retryable; the next change tries again
   }
   counters_.encodes++;
-  LOG_INFO(kLog, "group %s generation %d: %d bytes, %d compressed, %d chunks, hash %s (%s)",
+  LOG_INFO(kSyncLog, "group %s generation %d: %d bytes, %d compressed, %d chunks, hash %s (%s)",
            group, (*encoded)->generation, (*encoded)->payload_size, (*encoded)->encoded_size,
            (*encoded)->messages.size(), shortHash((*encoded)->config_hash),
            absl::FormatDuration(absl::Now() - start));
@@ -1373,12 +1373,12 @@ void SyncServerImpl::prepare(const PrepKey& key) {
         downgradeSnapshot(&copy, key.compat_class, options_.compat_rules, 100, &total));
     auto encoded = sync::encodeSnapshot(copy);
     if (!encoded.ok()) {
-      LOG_ERROR(kLog, "group %s generation %d: cannot encode for compatibility class %s: %s",
+      LOG_ERROR(kSyncLog, "group %s generation %d: cannot encode for compatibility class %s: %s",
                 key.group, key.generation, key.compat_class, encoded.status().ToString());
       return;
     }
     counters_.compat_encodes++;
-    LOG_INFO(kLog, "group %s generation %d for compatibility class %s: %d values stripped",
+    LOG_INFO(kSyncLog, "group %s generation %d for compatibility class %s: %d values stripped",
              key.group, key.generation, key.compat_class, total);
     target->setCompat(key.compat_class, std::move(*encoded), std::move(issues));
   } else if (key.base == 0) {
@@ -1387,7 +1387,7 @@ void SyncServerImpl::prepare(const PrepKey& key) {
     }
     auto encoded = sync::encodeSnapshot(*snap->second);
     if (!encoded.ok() || (*encoded)->config_hash != target->hash()) {
-      LOG_ERROR(kLog, "group %s generation %d: full encoding failed or differs from its hash",
+      LOG_ERROR(kSyncLog, "group %s generation %d: full encoding failed or differs from its hash",
                 key.group, key.generation);
       return;
     }
@@ -1456,7 +1456,7 @@ void SyncServerImpl::publishLocked(const std::string& group, TargetSharedPtr tar
   while (g.window.size() > std::max<uint32_t>(1, options_.delta_window)) {
     g.window.pop_front();
   }
-  LOG_INFO(kLog, "group %s now at generation %d; offering it to %d streams", group,
+  LOG_INFO(kSyncLog, "group %s now at generation %d; offering it to %d streams", group,
            target->generation(), g.streams.size());
   for (SyncStream* stream : g.streams) {
     stream->offer(target);
@@ -1472,7 +1472,7 @@ void SyncServerImpl::sweepLiveness() {
   for (SyncStream* stream : streams_) {
     if (now - stream->lastSeen() > limit) {
       counters_.liveness_drops++;
-      LOG_WARN(kLog, "node %s missed %d heartbeats; dropping its stream (offline)",
+      LOG_WARN(kSyncLog, "node %s missed %d heartbeats; dropping its stream (offline)",
                stream->nodeId().empty() ? "(no hello)" : stream->nodeId(),
                options_.missed_heartbeats_offline);
       stream->finish(rpcStatus(absl::StatusCode::kUnavailable, "missed heartbeats"));
@@ -1484,7 +1484,7 @@ void SyncServerImpl::sweepLiveness() {
       for (const std::string& id : stream->credentials()) {
         if (std::string why = options_.credentials->invalidated(id); !why.empty()) {
           counters_.refused++;
-          LOG_WARN(kLog, "dropping node %s: %s",
+          LOG_WARN(kSyncLog, "dropping node %s: %s",
                    stream->nodeId().empty() ? "(no hello)" : stream->nodeId(), why);
           stream->finish(rpcStatus(absl::StatusCode::kUnauthenticated, why));
           break;
@@ -1522,9 +1522,9 @@ void SyncServerImpl::shutdown() {
   absl::MutexLock lock(&mu_);
   auto no_streams = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
   if (!mu_.AwaitWithTimeout(absl::Condition(&no_streams), absl::Seconds(5))) {
-    LOG_ERROR(kLog, "%d streams still open after shutdown", streams_.size());
+    LOG_ERROR(kSyncLog, "%d streams still open after shutdown", streams_.size());
   }
-  LOG_INFO(kLog, "cluster sync stopped");
+  LOG_INFO(kSyncLog, "cluster sync stopped");
 }
 
 }  // namespace portico::cp

@@ -17,7 +17,7 @@
 namespace portico::cp::vitals {
 namespace {
 
-constexpr char kLog[] = "vitals";
+constexpr char kVitalsLog[] = "vitals";
 constexpr int64_t kMaxRequests = 1'000'000'000'000LL;   // per bucket: far above any real node
 constexpr int64_t kMaxBytes = 1'000'000'000'000'000LL;
 constexpr int64_t kMaxAgeSeconds = 90 * 24 * 3600;       // the longest retention
@@ -178,7 +178,7 @@ void VitalsIngest::retry(Pending& p, const std::string& reason) {
 
 void VitalsIngest::refuse(Pending& p, const std::string& reason) {
   countRefused(reason.substr(0, reason.find(':')));
-  LOG_WARN(kLog, "refusing vitals batch %d of node %s: %s", p.batch->seq(), p.node_id, reason);
+  LOG_WARN(kVitalsLog, "refusing vitals batch %d of node %s: %s", p.batch->seq(), p.node_id, reason);
   sync::v1::VitalsAck ack;
   ack.set_seq(p.batch->seq());
   ack.set_result(sync::v1::VitalsAck::REFUSED);
@@ -216,7 +216,7 @@ bool VitalsIngest::checkEntities(const std::string& group, const sync::v1::Vital
     auto found = existingIds(pool_, kind.table, group,
                              std::vector<std::string>(missing.begin(), missing.end()));
     if (!found.ok()) {
-      LOG_WARN(kLog, "cannot look up vitals %s: %s", kind.table, found.status().message());
+      LOG_WARN(kVitalsLog, "cannot look up vitals %s: %s", kind.table, found.status().message());
       return false;
     }
     for (std::string& id : *found) kind.known->insert(std::move(id));
@@ -427,7 +427,7 @@ void VitalsIngest::writeLoop() {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (!st.ok()) {
         write_failures_++;
-        LOG_WARN(kLog, "cannot store a window of %d vitals batch(es): %s; retrying",
+        LOG_WARN(kVitalsLog, "cannot store a window of %d vitals batch(es): %s; retrying",
                  writing->data.batches(), st.message());
         if (last) return;  // no ack: the DPs send them again
         failures++;
@@ -444,7 +444,7 @@ void VitalsIngest::writeLoop() {
         // the whole window, and the one filling (it may hold later seqs of those senders),
         // is sent again and decided afresh against what is stored.
         conflicts_++;
-        LOG_WARN(kLog, "%d vitals sender(s), first node %s, were stored by another control "
+        LOG_WARN(kVitalsLog, "%d vitals sender(s), first node %s, were stored by another control "
                  "plane meanwhile; %d batch(es) will be sent again",
                  result.conflicts.size(), result.conflicts.front().first, answers.size());
         {
@@ -485,7 +485,7 @@ void VitalsIngest::writeLoop() {
       if (rows.ok()) {
         rows_ += *rows;
       } else {
-        LOG_WARN(kLog, "vitals rollup failed: %s", rows.status().message());
+        LOG_WARN(kVitalsLog, "vitals rollup failed: %s", rows.status().message());
       }
     }
     if (options_.retention_interval_s > 0 && absl::Now() >= next_retention) {
@@ -495,7 +495,7 @@ void VitalsIngest::writeLoop() {
       if (deleted.ok()) {
         retention_rows_ += *deleted;
       } else {
-        LOG_WARN(kLog, "vitals retention failed: %s", deleted.status().message());
+        LOG_WARN(kVitalsLog, "vitals retention failed: %s", deleted.status().message());
       }
     }
   }
