@@ -1,9 +1,5 @@
 #include "common/flags.h"
 
-#ifndef PORTICO_GIT_COMMIT
-#define PORTICO_GIT_COMMIT "unknown"
-#endif
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -49,8 +45,11 @@ void printHelp(const char* usage) {
 
 }  // namespace
 
+// Defined in git_commit.cc, which CMake writes at configure time (common/CMakeLists.txt).
+extern const char kGitCommit[];
+
 std::string versionString(const char* program) {
-  return std::string(program) + " " + kPorticoVersion + " (commit " + PORTICO_GIT_COMMIT +
+  return std::string(program) + " " + kPorticoVersion + " (commit " + kGitCommit +
          "); follows " + kKongApiVersion;
 }
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "tests/support/test_support.h"
+#include "tests/support/echo_upstream.h"
 
 int main(int argc, char** argv) {
   int port = 0;
