@@ -212,16 +212,11 @@ struct EchoUpstream::Impl {
       std::string version;
       request_line >> r.method >> r.target >> version;
       while (std::getline(head, line)) {
-        if (!line.empty() && line.back() == '\r') {
-          line.pop_back();
-        }
-        auto colon = line.find(':');
-        if (colon == std::string::npos) {
+        auto field = headerField(std::move(line));
+        if (!field) {
           continue;
         }
-        std::string value = line.substr(colon + 1);
-        value.erase(0, value.find_first_not_of(" \t"));
-        std::string name = lower(line.substr(0, colon));
+        auto& [name, value] = *field;
         header_lines.emplace_back(name, value);
         if (r.headers.count(name) != 0) {
           r.headers[name] += ", " + value;

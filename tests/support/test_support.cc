@@ -411,16 +411,9 @@ HttpResponse httpRequest(const std::string& host, int port, const std::string& m
   std::string line;
   std::getline(head, line);
   while (std::getline(head, line)) {
-    if (!line.empty() && line.back() == '\r') {
-      line.pop_back();
+    if (auto field = headerField(std::move(line))) {
+      response.headers[field->first] = std::move(field->second);
     }
-    auto colon = line.find(':');
-    if (colon == std::string::npos) {
-      continue;
-    }
-    std::string value = line.substr(colon + 1);
-    value.erase(0, value.find_first_not_of(" \t"));
-    response.headers[lower(line.substr(0, colon))] = value;
   }
   std::string rest = raw.substr(head_end + 4);
   if (lower(response.headers["transfer-encoding"]) == "chunked") {

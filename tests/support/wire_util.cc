@@ -49,4 +49,17 @@ bool dechunk(const std::string& in, std::string* out) {
   }
 }
 
+std::optional<std::pair<std::string, std::string>> headerField(std::string line) {
+  if (!line.empty() && line.back() == '\r') {
+    line.pop_back();
+  }
+  const size_t colon = line.find(':');
+  if (colon == std::string::npos) {
+    return std::nullopt;
+  }
+  std::string value = line.substr(colon + 1);
+  value.erase(0, value.find_first_not_of(" \t"));
+  return std::make_pair(lower(line.substr(0, colon)), std::move(value));
+}
+
 }  // namespace portico::testing
