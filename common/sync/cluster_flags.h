@@ -1,7 +1,6 @@
 // The cluster-TLS flags both binaries take (--cluster_cert, --cluster_key, --cluster_ca,
-// --cluster_mtls, --cluster_insecure), defined once here and read into one struct. Linked
-// only into portico-cp and portico-dp (portico_cluster_flags): a test binary that links the
-// sync libraries does not get these flags.
+// --cluster_mtls, --cluster_insecure), defined once here and read into one struct. In
+// portico_server_flags, which the two planes' libraries link (porticoctl does not).
 #pragma once
 
 #include <string>

@@ -36,6 +36,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/flags.h"
+#include "common/log_flags.h"
 #include "common/logging.h"
 #include "common/sync/cluster_tls.h"
 #include "common/sync/codec.h"
@@ -80,7 +81,6 @@ ABSL_FLAG(int32_t, hold_s, 0, "when current, print HOLDING and keep the streams 
 ABSL_FLAG(bool, inprocess, false, "run an in-process SyncServer on an in-memory store");
 ABSL_FLAG(int32_t, inprocess_routes, 100, "routes of the in-memory config (--inprocess)");
 ABSL_FLAG(int32_t, inprocess_max_syncs, 0, "max_concurrent_syncs of the in-process server");
-ABSL_FLAG(std::string, log_level, "warn", "debug, info, warn or error");
 
 namespace portico::bench {
 namespace {
@@ -948,6 +948,9 @@ int run() {
 }  // namespace portico::bench
 
 int main(int argc, char** argv) {
+  // --log_level is portico-cp's (linked with portico_cp); a simulation of hundreds of DPs
+  // logs warnings only unless asked.
+  absl::SetFlag(&FLAGS_log_level, "warn");
   portico::parseFlagsWithEnv(argc, argv, "fleet_sim: simulated data planes for sync benchmarks");
   portico::LogLevel level;
   if (portico::parseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
