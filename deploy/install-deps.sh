@@ -20,7 +20,7 @@ BUILD_PACKAGES=(
   libnghttp2-dev
 )
 # The web console's bundle (web/console/build.sh: npm ci + esbuild) and the Dev Portal's
-# assets (web/portal/build.sh: npm ci, Redoc), built by the CMake build, need Node.js and npm:
+# assets (web/portal/build.sh: npm pack of Redoc), built by the CMake build, need Node.js and npm:
 # Debian's, unless a node is already on the PATH (a NodeSource or nvm one would conflict).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   BUILD_PACKAGES+=(nodejs npm)

@@ -102,27 +102,44 @@ stop_all
 say "installing missing Debian packages (deploy/install-deps.sh build runtime)"
 "$PORTICO_ROOT/deploy/install-deps.sh" build runtime
 
+# PostgreSQL starts (initdb on the first run) while the programs build: the build is the
+# long part, and the server needs none of it.
+pg_port=$(portico_free_port)
+say "starting PostgreSQL 15 on 127.0.0.1:$pg_port (data in $STATE/pg; log: $STATE/pg-start.log)"
+(
+  portico_pg_start "$STATE/pg" "$pg_port"
+  psql "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" -qAt \
+    -c "SELECT 1 FROM pg_database WHERE datname = 'portico'" | grep -q 1 ||
+    psql "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" -q -c "CREATE DATABASE portico"
+) >"$STATE/pg-start.log" 2>&1 &
+pg_start_pid=$!
+
 # Only the three programs it runs (the tests are tests/run.sh's), with ninja's progress.
 say "building portico-cp, portico-dp and portico-echo (cmake + ninja in $BUILD; log: $STATE/build.log)"
 build_start=$(date +%s)
 portico_build "$BUILD" -- portico-cp portico-dp portico-echo >"$STATE/build.log" 2>&1 &
 build_pid=$!
+# Progress every 5 s; the build's end is noticed within 0.2 s.
+last_report=$SECONDS
 while kill -0 "$build_pid" 2>/dev/null; do
-  sleep 5
-  step=$(grep -o '^\[[0-9]*/[0-9]*\]' "$STATE/build.log" | tail -n 1 || true)
-  if [[ -n $step ]]; then
-    say "  building: step ${step//[\[\]]/} after $(($(date +%s) - build_start)) s"
+  sleep 0.2
+  if ((SECONDS - last_report >= 5)); then
+    last_report=$SECONDS
+    step=$(grep -o '^\[[0-9]*/[0-9]*\]' "$STATE/build.log" | tail -n 1 || true)
+    if [[ -n $step ]]; then
+      say "  building: step ${step//[\[\]]/} after $(($(date +%s) - build_start)) s"
+    fi
   fi
 done
-wait "$build_pid" || { tail -n 40 "$STATE/build.log" >&2; die "build failed (full log: $STATE/build.log)"; }
+if ! wait "$build_pid"; then
+  tail -n 40 "$STATE/build.log" >&2
+  wait "$pg_start_pid" || true
+  portico_pg_stop "$STATE/pg"
+  die "build failed (full log: $STATE/build.log)"
+fi
 say "built in $(($(date +%s) - build_start)) s"
 
-pg_port=$(portico_free_port)
-say "starting PostgreSQL 15 on 127.0.0.1:$pg_port (data in $STATE/pg)"
-portico_pg_start "$STATE/pg" "$pg_port"
-psql "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" -qAt \
-  -c "SELECT 1 FROM pg_database WHERE datname = 'portico'" | grep -q 1 ||
-  psql "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" -q -c "CREATE DATABASE portico"
+wait "$pg_start_pid" || { tail -n 20 "$STATE/pg-start.log" >&2; die "PostgreSQL did not start (log: $STATE/pg-start.log)"; }
 export PORTICO_PG_DSN="host=127.0.0.1 port=$pg_port user=postgres dbname=portico"
 
 say "applying migrations (portico-cp migrations up)"
