@@ -41,7 +41,11 @@ TEST_CASE("retirer: an object nobody else holds is destroyed on the retirer's th
   std::atomic<int> released{0};
   Retirer<Tracked> retirer([&] { released++; });
   retirer.retire(nullptr);  // nothing to do
-  retirer.retire(std::make_shared<const Tracked>(Tracked{&on, &destroyed}));
+  // Made in its own statement: the temporary Tracked dies here, on this thread, before the
+  // retirer can see the object (as an argument of retire() it died after retire() returned,
+  // and could overwrite `on` after the retirer's destruction).
+  auto value = std::make_shared<const Tracked>(Tracked{&on, &destroyed});
+  retirer.retire(std::move(value));
   REQUIRE(waitFor([&] { return released.load() == 1; }));
   CHECK(destroyed.load() >= 1);
   CHECK(on.load() != std::this_thread::get_id());
