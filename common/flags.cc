@@ -16,8 +16,9 @@ namespace portico {
 
 namespace {
 
-// --help: this binary's own flags (those defined in its main.cc and in *_flags.cc files such
-// as common/sync/cluster_flags.cc), each with the environment
+// --help: this binary's own flags (those defined in files ending in main.cc, such as
+// control_plane/control_plane_main.cc, and in *_flags.cc files such as
+// common/sync/cluster_flags.cc), each with the environment
 // variable that also sets it. Abseil's own --help lists flags by file name matching the
 // program name, which for "portico-dp" matched none.
 void printHelp(const char* usage) {
