@@ -104,8 +104,12 @@ say "installing missing Debian packages (deploy/install-deps.sh build runtime)"
 
 # PostgreSQL starts (initdb on the first run) while the programs build: the build is the
 # long part, and the server needs none of it.
+# The PostgreSQL start and the build run as jobs in process groups of their own (set -m), so
+# that stop_starting can end the build's whole tree (cmake, ninja, the compilers): without it
+# they ignore the terminal's Ctrl-C and would go on after the script.
 pg_port=$(portico_free_port)
 say "starting PostgreSQL 15 on 127.0.0.1:$pg_port (data in $STATE/pg; log: $STATE/pg-start.log)"
+set -m
 (
   portico_pg_start "$STATE/pg" "$pg_port"
   psql "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" -qAt \
@@ -119,6 +123,17 @@ say "building portico-cp, portico-dp and portico-echo (cmake + ninja in $BUILD; 
 build_start=$(date +%s)
 portico_build "$BUILD" -- portico-cp portico-dp portico-echo >"$STATE/build.log" 2>&1 &
 build_pid=$!
+set +m
+# A failed or interrupted build stops the build and the PostgreSQL started beside it. The
+# PostgreSQL start is waited for rather than killed: an initdb or pg_ctl cut short can leave a
+# server that no pid file names yet.
+stop_starting() {
+  kill -TERM -- "-$build_pid" 2>/dev/null || true
+  wait "$build_pid" 2>/dev/null || true
+  wait "$pg_start_pid" 2>/dev/null || true
+  portico_pg_stop "$STATE/pg"
+}
+trap 'stop_starting; printf "quickstart: interrupted; the build and PostgreSQL are stopped\n" >&2; exit 130' INT TERM
 # Progress every 5 s; the build's end is noticed within 0.2 s.
 last_report=$SECONDS
 while kill -0 "$build_pid" 2>/dev/null; do
@@ -133,10 +148,10 @@ while kill -0 "$build_pid" 2>/dev/null; do
 done
 if ! wait "$build_pid"; then
   tail -n 40 "$STATE/build.log" >&2
-  wait "$pg_start_pid" || true
-  portico_pg_stop "$STATE/pg"
+  stop_starting
   die "build failed (full log: $STATE/build.log)"
 fi
+trap - INT TERM
 say "built in $(($(date +%s) - build_start)) s"
 
 wait "$pg_start_pid" || { tail -n 20 "$STATE/pg-start.log" >&2; die "PostgreSQL did not start (log: $STATE/pg-start.log)"; }

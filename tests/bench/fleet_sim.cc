@@ -948,8 +948,8 @@ int run() {
 }  // namespace portico::bench
 
 int main(int argc, char** argv) {
-  // --log_level is portico-cp's (linked with portico_cp); a simulation of hundreds of DPs
-  // logs warnings only unless asked.
+  // --log_level is the one both planes share (common/log_flags.h, linked with portico_cp); a
+  // simulation of hundreds of DPs logs warnings only unless asked.
   absl::SetFlag(&FLAGS_log_level, "warn");
   portico::parseFlagsWithEnv(argc, argv, "fleet_sim: simulated data planes for sync benchmarks");
   portico::LogLevel level;
